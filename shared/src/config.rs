@@ -1,0 +1,205 @@
+//! Settings: the campaign file (`infra/campaigns/community.toml`, compiled in
+//! as the default) overridden by environment variables.
+
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// The campaign file shipped with the code; a deployed function uses it
+/// unless `COMMUNITY_CAMPAIGNS_DIR` points elsewhere.
+pub const BUILTIN_CAMPAIGN: &str = include_str!("../../infra/campaigns/community.toml");
+pub const CAMPAIGN_FILE: &str = "community.toml";
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Theme {
+    pub id: String,
+    pub label: String,
+    #[serde(default)]
+    pub description: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CampaignFile {
+    launch: Launch,
+    ideas: IdeasCampaign,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Launch {
+    invite_only: bool,
+    terms_version: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IdeasCampaign {
+    vote_threshold: u64,
+    themes: Vec<Theme>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub invite_only: bool,
+    pub terms_version: String,
+    pub vote_threshold: u64,
+    pub themes: Vec<Theme>,
+    /// Counter shards per idea (see docs/architecture.md, "Counting votes").
+    pub vote_shards: u32,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{file}: {message}")]
+    File { file: String, message: String },
+    #[error("{var}: {message}")]
+    Env { var: &'static str, message: String },
+}
+
+impl Settings {
+    /// Parses a campaign file's text; `file` names it in errors.
+    pub fn from_campaign(text: &str, file: &str) -> Result<Settings, ConfigError> {
+        let err = |message: String| ConfigError::File {
+            file: file.to_owned(),
+            message,
+        };
+        let f: CampaignFile = toml::from_str(text).map_err(|e| err(e.to_string()))?;
+        if f.ideas.vote_threshold == 0 {
+            return Err(err("ideas.vote_threshold: must be at least 1".into()));
+        }
+        if f.launch.terms_version.trim().is_empty() {
+            return Err(err("launch.terms_version: must not be empty".into()));
+        }
+        if f.ideas.themes.is_empty() {
+            return Err(err("ideas.themes: at least one theme".into()));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (i, t) in f.ideas.themes.iter().enumerate() {
+            let ok = !t.id.is_empty()
+                && t.id.len() <= 32
+                && t.id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+            if !ok {
+                return Err(err(format!(
+                    "ideas.themes[{i}].id: {:?} must be 1-32 of a-z, 0-9 and '-'",
+                    t.id
+                )));
+            }
+            if !seen.insert(t.id.clone()) {
+                return Err(err(format!("ideas.themes[{i}].id: duplicate id {:?}", t.id)));
+            }
+            if t.label.trim().is_empty() {
+                return Err(err(format!("ideas.themes[{i}].label: must not be empty")));
+            }
+        }
+        Ok(Settings {
+            invite_only: f.launch.invite_only,
+            terms_version: f.launch.terms_version,
+            vote_threshold: f.ideas.vote_threshold,
+            themes: f.ideas.themes,
+            vote_shards: 16,
+        })
+    }
+
+    /// Loads the campaign from `dir` (or the built-in copy), then applies
+    /// environment overrides.
+    pub fn load(dir: Option<&Path>) -> Result<Settings, ConfigError> {
+        let mut s = match dir {
+            Some(d) => {
+                let path: PathBuf = d.join(CAMPAIGN_FILE);
+                let text = std::fs::read_to_string(&path).map_err(|e| ConfigError::File {
+                    file: path.display().to_string(),
+                    message: e.to_string(),
+                })?;
+                Settings::from_campaign(&text, &path.display().to_string())?
+            }
+            None => Settings::from_campaign(BUILTIN_CAMPAIGN, "infra/campaigns/community.toml")?,
+        };
+        s.apply_env(|k| std::env::var(k).ok())?;
+        Ok(s)
+    }
+
+    /// The campaign directory named by `COMMUNITY_CAMPAIGNS_DIR`, if any.
+    pub fn campaigns_dir_from_env() -> Option<PathBuf> {
+        std::env::var_os("COMMUNITY_CAMPAIGNS_DIR").map(PathBuf::from)
+    }
+
+    pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        if let Some(v) = get("COMMUNITY_INVITE_ONLY") {
+            self.invite_only = match v.trim() {
+                "true" | "1" | "yes" => true,
+                "false" | "0" | "no" => false,
+                other => {
+                    return Err(ConfigError::Env {
+                        var: "COMMUNITY_INVITE_ONLY",
+                        message: format!("{other:?} is not true or false"),
+                    })
+                }
+            };
+        }
+        if let Some(v) = get("COMMUNITY_VOTE_THRESHOLD") {
+            self.vote_threshold = v.trim().parse().ok().filter(|n| *n >= 1).ok_or_else(|| {
+                ConfigError::Env {
+                    var: "COMMUNITY_VOTE_THRESHOLD",
+                    message: format!("{v:?} is not a whole number >= 1"),
+                }
+            })?;
+        }
+        if let Some(v) = get("COMMUNITY_VOTE_SHARDS") {
+            self.vote_shards = v
+                .trim()
+                .parse()
+                .ok()
+                .filter(|n| (1..=64).contains(n))
+                .ok_or_else(|| ConfigError::Env {
+                    var: "COMMUNITY_VOTE_SHARDS",
+                    message: format!("{v:?} is not a whole number from 1 to 64"),
+                })?;
+        }
+        Ok(())
+    }
+
+    pub fn theme(&self, id: &str) -> Option<&Theme> {
+        self.themes.iter().find(|t| t.id == id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_campaign_has_the_five_themes() {
+        let s = Settings::from_campaign(BUILTIN_CAMPAIGN, "builtin").expect("valid");
+        let ids: Vec<_> = s.themes.iter().map(|t| t.id.as_str()).collect();
+        assert_eq!(ids, ["eat-well", "children", "loyalty", "environment", "shopping"]);
+        assert_eq!(s.vote_threshold, 10_000);
+    }
+
+    #[test]
+    fn env_overrides_and_rejects_nonsense() {
+        let mut s = Settings::from_campaign(BUILTIN_CAMPAIGN, "builtin").expect("valid");
+        s.apply_env(|k| match k {
+            "COMMUNITY_INVITE_ONLY" => Some("true".into()),
+            "COMMUNITY_VOTE_THRESHOLD" => Some("5".into()),
+            _ => None,
+        })
+        .expect("valid env");
+        assert!(s.invite_only);
+        assert_eq!(s.vote_threshold, 5);
+        let e = s
+            .apply_env(|k| (k == "COMMUNITY_VOTE_THRESHOLD").then(|| "lots".into()))
+            .expect_err("rejected");
+        assert!(e.to_string().contains("COMMUNITY_VOTE_THRESHOLD"));
+    }
+
+    #[test]
+    fn bad_files_name_the_field() {
+        let bad = BUILTIN_CAMPAIGN.replace("id = \"children\"", "id = \"eat-well\"");
+        let e = Settings::from_campaign(&bad, "x.toml").expect_err("duplicate");
+        assert!(e.to_string().contains("x.toml") && e.to_string().contains("ideas.themes[1].id"));
+        let bad = BUILTIN_CAMPAIGN.replace("vote_threshold = 10000", "vote_threshold = \"many\"");
+        let e = Settings::from_campaign(&bad, "x.toml").expect_err("type");
+        assert!(e.to_string().contains("vote_threshold"), "{e}");
+    }
+}

@@ -1,0 +1,55 @@
+//! The domain's error enum; `crate::http::problem` maps it to HTTP once.
+
+use crate::domain::FieldError;
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Well-formed input with invalid values (422).
+    #[error("invalid input")]
+    Invalid(Vec<FieldError>),
+    /// The object does not exist (or is not visible to the caller) (404).
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// The caller may not do this (403).
+    #[error("{0}")]
+    Forbidden(String),
+    /// The object's state does not allow this (409).
+    #[error("{0}")]
+    Conflict(String),
+    /// The store is too busy right now; retrying later will work (503).
+    #[error("busy, retry later")]
+    Busy,
+    /// The request's `Idempotency-Key` was already used: replay its receipt.
+    #[error("already done")]
+    Replay,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl Error {
+    pub fn invalid(field: &str, message: impl Into<String>) -> Self {
+        Error::Invalid(vec![FieldError::new(field, message)])
+    }
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// Commits `writes` plus the receipt (when there is one) atomically. A failed
+/// condition on the receipt means the same request was already done.
+pub async fn commit<T: crate::store::Table>(
+    table: &T,
+    mut writes: Vec<crate::store::Write>,
+    receipt: Option<(&crate::receipt::Receipt, u16, &serde_json::Value)>,
+) -> Result<()> {
+    let receipt_at = writes.len();
+    if let Some((r, status, body)) = receipt {
+        writes.push(r.write(status, body));
+    }
+    match table.transact(writes).await {
+        Err(StoreError::ConditionFailed { index }) if receipt.is_some() && index == receipt_at => {
+            Err(Error::Replay)
+        }
+        other => Ok(other?),
+    }
+}

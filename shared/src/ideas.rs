@@ -1,0 +1,281 @@
+//! Ideas: posting, reading, listing by theme/status, newest or most voted.
+//!
+//! Keys: `IDEA#{id} / IDEA`. Lists use two sparse indexes partitioned by
+//! `IDEAS#{theme}#{status}`: gsi1 sorted by creation (`{created_at}#{id}`),
+//! gsi2 by the rolled-up vote count (`{votes:010}#{created_at}#{id}`). A list
+//! filtered on both theme and status reads one partition; otherwise the
+//! partitions it covers are queried concurrently and merged (see
+//! docs/architecture.md). No list scans the table.
+
+use crate::app::App;
+use crate::auth::Caller;
+use crate::domain::{now, Errors, FieldError, IdeaBody, IdeaId, IdeaStatus, IdeaTitle};
+use crate::error::{commit, Error, Result};
+use crate::members;
+use crate::receipt::Receipt;
+use crate::store::{cursor, Index, Item, Key, Query, StoreError, Table, Write};
+use crate::votes;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+pub fn key(id: &IdeaId) -> Key {
+    Key::new(format!("IDEA#{}", id.as_str()), "IDEA")
+}
+
+pub fn list_pk(theme: &str, status: IdeaStatus) -> String {
+    format!("IDEAS#{theme}#{}", status.as_str())
+}
+
+pub fn new_sk(created_at: &str, id: &str) -> String {
+    format!("{created_at}#{id}")
+}
+
+pub fn top_sk(votes: i64, created_at: &str, id: &str) -> String {
+    format!("{:010}#{created_at}#{id}", votes.max(0))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewIdea {
+    pub theme: Option<String>,
+    pub title: Option<String>,
+    pub body: Option<String>,
+}
+
+/// An idea as stored (key attributes aside).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IdeaRow {
+    pub id: String,
+    pub theme: String,
+    pub title: String,
+    pub body: String,
+    pub author_id: String,
+    pub author_name: String,
+    pub status: IdeaStatus,
+    /// Rolled-up count for lists (see `votes::rollup`).
+    #[serde(default)]
+    pub votes: i64,
+    #[serde(default)]
+    pub votes_seq: i64,
+    pub created_at: String,
+    #[serde(default)]
+    pub reached_threshold_at: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Author {
+    pub id: String,
+    pub display_name: String,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct IdeaView {
+    pub id: String,
+    pub theme: String,
+    pub title: String,
+    pub body: String,
+    pub author: Author,
+    pub status: IdeaStatus,
+    pub votes: i64,
+    pub created_at: String,
+    pub reached_threshold_at: Option<String>,
+}
+
+impl IdeaRow {
+    pub fn view(self, votes: i64) -> IdeaView {
+        IdeaView {
+            id: self.id,
+            theme: self.theme,
+            title: self.title,
+            body: self.body,
+            author: Author {
+                id: self.author_id,
+                display_name: self.author_name,
+            },
+            status: self.status,
+            votes,
+            created_at: self.created_at,
+            reached_threshold_at: self.reached_threshold_at,
+        }
+    }
+
+    /// The full item, index attributes included.
+    pub fn to_item(&self) -> Result<Item> {
+        let Value::Object(mut item) =
+            serde_json::to_value(self).map_err(|e| Error::Store(StoreError::unavailable(e)))?
+        else {
+            return Err(Error::Store(StoreError::Invalid("idea row".into())));
+        };
+        let id = IdeaId::parse(&self.id).ok_or(Error::NotFound("idea"))?;
+        let k = key(&id);
+        let lp = list_pk(&self.theme, self.status);
+        item.insert("pk".into(), json!(k.pk));
+        item.insert("sk".into(), json!(k.sk));
+        item.insert("gsi1pk".into(), json!(lp));
+        item.insert("gsi1sk".into(), json!(new_sk(&self.created_at, &self.id)));
+        item.insert("gsi2pk".into(), json!(lp));
+        item.insert(
+            "gsi2sk".into(),
+            json!(top_sk(self.votes, &self.created_at, &self.id)),
+        );
+        Ok(item)
+    }
+}
+
+pub fn row_from(item: Item) -> Result<IdeaRow> {
+    serde_json::from_value(Value::Object(item)).map_err(|e| Error::Store(StoreError::unavailable(e)))
+}
+
+pub async fn load<T: Table>(app: &App<T>, id: &IdeaId, consistent: bool) -> Result<IdeaRow> {
+    match app.table.get(&key(id), consistent).await? {
+        Some(item) => row_from(item),
+        None => Err(Error::NotFound("idea")),
+    }
+}
+
+pub async fn create<T: Table>(
+    app: &App<T>,
+    caller: &Caller,
+    req: NewIdea,
+    receipt: Option<&Receipt>,
+) -> Result<IdeaView> {
+    let mut errs = Errors::default();
+    let theme = match req.theme {
+        None => {
+            errs.push(FieldError::new("theme", "is required"));
+            None
+        }
+        Some(t) if app.settings.theme(&t).is_some() => Some(t),
+        Some(_) => {
+            let ids: Vec<&str> = app.settings.themes.iter().map(|t| t.id.as_str()).collect();
+            errs.push(FieldError::new("theme", format!("must be one of {}", ids.join(", "))));
+            None
+        }
+    };
+    let title = errs.take(IdeaTitle::parse(req.title));
+    let body = errs.take(IdeaBody::parse(req.body));
+    let (Some(theme), Some(title), Some(body)) = (theme, title, body) else {
+        return Err(Error::Invalid(errs.0));
+    };
+    let member = members::require(app, caller).await?;
+    let id = IdeaId::new();
+    let row = IdeaRow {
+        id: id.as_str().to_owned(),
+        theme,
+        title: title.as_str().to_owned(),
+        body: body.as_str().to_owned(),
+        author_id: member.id,
+        author_name: member.display_name,
+        status: IdeaStatus::Open,
+        votes: 0,
+        votes_seq: 0,
+        created_at: now(),
+        reached_threshold_at: None,
+    };
+    let item = row.to_item()?;
+    let view = row.view(0);
+    let body = serde_json::to_value(&view).map_err(|e| Error::Store(StoreError::unavailable(e)))?;
+    commit(&app.table, vec![Write::put_new(item)], receipt.map(|r| (r, 201, &body))).await?;
+    Ok(view)
+}
+
+/// One idea with its exact vote count.
+pub async fn get<T: Table>(app: &App<T>, id: &IdeaId) -> Result<IdeaView> {
+    let row = load(app, id, false).await?;
+    let tally = votes::tally(app, id).await?;
+    Ok(row.view(tally.votes))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Sort {
+    #[default]
+    New,
+    Top,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ListRequest {
+    pub theme: Option<String>,
+    pub status: Option<IdeaStatus>,
+    pub sort: Sort,
+    pub limit: u32,
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ListPage<V> {
+    pub items: Vec<V>,
+    pub next_cursor: Option<String>,
+}
+
+pub async fn list<T: Table>(app: &App<T>, req: ListRequest) -> Result<ListPage<IdeaView>> {
+    let themes: Vec<String> = match &req.theme {
+        Some(t) if app.settings.theme(t).is_some() => vec![t.clone()],
+        Some(_) => {
+            let ids: Vec<&str> = app.settings.themes.iter().map(|t| t.id.as_str()).collect();
+            return Err(Error::invalid("theme", format!("must be one of {}", ids.join(", "))));
+        }
+        None => app.settings.themes.iter().map(|t| t.id.clone()).collect(),
+    };
+    let statuses: Vec<IdeaStatus> = match req.status {
+        Some(s) => vec![s],
+        None => IdeaStatus::ALL.to_vec(),
+    };
+    let index = match req.sort {
+        Sort::New => Index::Gsi1,
+        Sort::Top => Index::Gsi2,
+    };
+    let partitions: Vec<String> = themes
+        .iter()
+        .flat_map(|t| statuses.iter().map(move |s| list_pk(t, *s)))
+        .collect();
+    let start = match &req.cursor {
+        Some(c) => Some(
+            cursor::decode_where(c, index, |pk| partitions.iter().any(|p| p == pk))
+                .map_err(|e| Error::invalid("cursor", e.to_string()))?,
+        ),
+        None => None,
+    };
+    let (ipk, isk) = index.key_attrs();
+    let limit = req.limit.clamp(1, 100);
+    let queries = partitions.iter().map(|p| {
+        let start_after = start.as_ref().map(|s| {
+            let mut k = s.clone();
+            k.insert(ipk.into(), json!(p));
+            k
+        });
+        let q = Query::new(index, p.clone())
+            .backward()
+            .limit(limit + 1)
+            .start_after(start_after);
+        let table = &app.table;
+        async move { table.query(&q).await }
+    });
+    let pages = futures::future::try_join_all(queries).await?;
+    let mut items: Vec<Item> = pages.into_iter().flat_map(|p| p.items).collect();
+    let sort_key = |i: &Item| {
+        (
+            i.get(isk).and_then(Value::as_str).unwrap_or_default().to_owned(),
+            i.get("pk").and_then(Value::as_str).unwrap_or_default().to_owned(),
+        )
+    };
+    items.sort_by_key(|i| std::cmp::Reverse(sort_key(i)));
+    let more = items.len() > limit as usize;
+    items.truncate(limit as usize);
+    let next_cursor = if more {
+        items
+            .last()
+            .map(|i| cursor::encode(&crate::store::page_key(index, i)))
+    } else {
+        None
+    };
+    let items = items
+        .into_iter()
+        .map(|i| {
+            let row = row_from(i)?;
+            let v = row.votes;
+            Ok(row.view(v))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(ListPage { items, next_cursor })
+}

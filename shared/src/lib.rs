@@ -1,0 +1,16 @@
+//! The community backend's shared crate: domain, ports and adapters, and the
+//! HTTP boundary every function uses. Business logic lives here, once.
+
+pub mod app;
+pub mod auth;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod http;
+pub mod ideas;
+pub mod members;
+pub mod receipt;
+pub mod store;
+pub mod votes;
+
+pub use app::App;

@@ -1,0 +1,321 @@
+//! Members: sign-up (with consent records and soft-launch invites), profile.
+//!
+//! Keys: `MEMBER#{sub} / PROFILE` for the member; `INVITE#{code} / INVITE`
+//! for an invite code.
+
+use crate::app::App;
+use crate::auth::Caller;
+use crate::domain::{now, DisplayName, Email, Errors, FieldError, LoyaltyCard, MemberId};
+use crate::error::{commit, Error, Result};
+use crate::receipt::Receipt;
+use crate::store::{Cond, Item, Key, StoreError, Table, Update, Write};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+pub const PUBLIC_COHORT: &str = "public";
+pub const DEFAULT_LEVEL: &str = "member";
+
+pub fn key(id: &MemberId) -> Key {
+    Key::new(format!("MEMBER#{}", id.as_str()), "PROFILE")
+}
+
+pub fn invite_key(code: &str) -> Key {
+    Key::new(format!("INVITE#{code}"), "INVITE")
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignUp {
+    pub display_name: Option<String>,
+    pub email: Option<String>,
+    pub accept_terms_version: Option<String>,
+    pub email_opt_in: Option<bool>,
+    pub loyalty_card: Option<String>,
+    pub invite_code: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Patch {
+    pub display_name: Option<String>,
+    pub email_opt_in: Option<bool>,
+}
+
+/// A member as stored (key attributes aside).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MemberRow {
+    pub id: String,
+    pub display_name: String,
+    pub email: String,
+    pub email_opt_in: bool,
+    pub email_opt_in_at: String,
+    pub terms_version: String,
+    pub terms_accepted_at: String,
+    #[serde(default)]
+    pub loyalty_card: Option<String>,
+    pub cohort: String,
+    #[serde(default)]
+    pub invite_code: Option<String>,
+    pub joined_at: String,
+    #[serde(default)]
+    pub points_balance: i64,
+    pub level: String,
+    #[serde(default)]
+    pub ambassador: bool,
+}
+
+/// A member as shown to themself.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct MemberView {
+    pub id: String,
+    pub display_name: String,
+    pub email: String,
+    pub email_opt_in: bool,
+    pub points_balance: i64,
+    pub level: String,
+    pub ambassador: bool,
+    pub cohort: String,
+    pub joined_at: String,
+    pub terms_version: String,
+    pub terms_accepted_at: String,
+    /// Masked: only the last four digits are ever shown.
+    pub loyalty_card: Option<String>,
+}
+
+impl From<MemberRow> for MemberView {
+    fn from(r: MemberRow) -> Self {
+        MemberView {
+            id: r.id,
+            display_name: r.display_name,
+            email: r.email,
+            email_opt_in: r.email_opt_in,
+            points_balance: r.points_balance,
+            level: r.level,
+            ambassador: r.ambassador,
+            cohort: r.cohort,
+            joined_at: r.joined_at,
+            terms_version: r.terms_version,
+            terms_accepted_at: r.terms_accepted_at,
+            loyalty_card: r.loyalty_card.as_deref().map(LoyaltyCard::masked),
+        }
+    }
+}
+
+pub fn row_from(item: Item) -> Result<MemberRow> {
+    serde_json::from_value(Value::Object(item))
+        .map_err(|e| Error::Store(StoreError::unavailable(e)))
+}
+
+fn to_item(key: &Key, row: &MemberRow) -> Result<Item> {
+    let Value::Object(mut item) =
+        serde_json::to_value(row).map_err(|e| Error::Store(StoreError::unavailable(e)))?
+    else {
+        return Err(Error::Store(StoreError::Invalid("member row".into())));
+    };
+    item.insert("pk".into(), json!(key.pk));
+    item.insert("sk".into(), json!(key.sk));
+    Ok(item)
+}
+
+/// An invite code: 4 to 32 of `A-Z 0-9 -` (case-insensitive on input).
+fn normalise_code(code: &str) -> Option<String> {
+    let c = code.trim().to_ascii_uppercase();
+    ((4..=32).contains(&c.len()) && c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+        .then_some(c)
+}
+
+pub async fn sign_up<T: Table>(
+    app: &App<T>,
+    caller: &Caller,
+    req: SignUp,
+    receipt: Option<&Receipt>,
+) -> Result<MemberView> {
+    let mut errs = Errors::default();
+    let display_name = errs.take(DisplayName::parse(req.display_name));
+    let email = errs.take(Email::parse(req.email));
+    match req.accept_terms_version.as_deref() {
+        None => errs.push(FieldError::new("accept_terms_version", "is required")),
+        Some(v) if v != app.settings.terms_version => errs.push(FieldError::new(
+            "accept_terms_version",
+            format!(
+                "must be the current terms version {:?}",
+                app.settings.terms_version
+            ),
+        )),
+        Some(_) => {}
+    }
+    if req.email_opt_in.is_none() {
+        errs.push(FieldError::new(
+            "email_opt_in",
+            "is required: true or false, the member's choice",
+        ));
+    }
+    let card = match req.loyalty_card {
+        Some(c) => errs.take(LoyaltyCard::parse(c)),
+        None => None,
+    };
+    let code = match req.invite_code.as_deref() {
+        Some(c) => match normalise_code(c) {
+            Some(c) => Some(c),
+            None => return Err(Error::Forbidden("this invite code is not valid".into())),
+        },
+        None => None,
+    };
+    if !errs.is_empty() {
+        return Err(Error::Invalid(errs.0));
+    }
+    let (Some(display_name), Some(email)) = (display_name, email) else {
+        return Err(Error::Invalid(errs.0));
+    };
+    if app.settings.invite_only && code.is_none() {
+        return Err(Error::Forbidden(
+            "the community is open on invitation only for now: an invite_code is required".into(),
+        ));
+    }
+    let invite = match &code {
+        Some(c) => match app.table.get(&invite_key(c), true).await? {
+            Some(i) => Some(i),
+            None => return Err(Error::Forbidden("this invite code is not valid".into())),
+        },
+        None => None,
+    };
+    let cohort = invite
+        .as_ref()
+        .and_then(|i| i.get("cohort"))
+        .and_then(Value::as_str)
+        .unwrap_or(PUBLIC_COHORT)
+        .to_owned();
+
+    let at = now();
+    let row = MemberRow {
+        id: caller.id.as_str().to_owned(),
+        display_name: display_name.as_str().to_owned(),
+        email: email.as_str().to_owned(),
+        email_opt_in: req.email_opt_in.unwrap_or(false),
+        email_opt_in_at: at.clone(),
+        terms_version: app.settings.terms_version.clone(),
+        terms_accepted_at: at.clone(),
+        loyalty_card: card.map(|c| c.as_str().to_owned()),
+        cohort,
+        invite_code: code.clone(),
+        joined_at: at,
+        points_balance: 0,
+        level: DEFAULT_LEVEL.into(),
+        ambassador: false,
+    };
+    let k = key(&caller.id);
+    let mut writes = vec![Write::put_new(to_item(&k, &row)?)];
+    if let (Some(c), Some(inv)) = (&code, &invite) {
+        let max = inv.get("max_uses").and_then(Value::as_i64).unwrap_or(1);
+        writes.push(
+            Write::update(invite_key(c), Update::default().add("uses", 1))
+                .when(Cond::LessThan("uses".into(), max)),
+        );
+    }
+    let view = MemberView::from(row);
+    let body = serde_json::to_value(&view).map_err(|e| Error::Store(StoreError::unavailable(e)))?;
+    match commit(&app.table, writes, receipt.map(|r| (r, 201, &body))).await {
+        Ok(()) => Ok(view),
+        Err(Error::Store(StoreError::ConditionFailed { index: 0 })) => {
+            Err(Error::Conflict("you are already a member".into()))
+        }
+        Err(Error::Store(StoreError::ConditionFailed { index: 1 })) => Err(Error::Forbidden(
+            "this invite code has been used up".into(),
+        )),
+        Err(e) => Err(e),
+    }
+}
+
+/// The member's stored row, or 404.
+pub async fn get<T: Table>(app: &App<T>, id: &MemberId) -> Result<MemberRow> {
+    match app.table.get(&key(id), true).await? {
+        Some(item) => row_from(item),
+        None => Err(Error::NotFound("member")),
+    }
+}
+
+/// The caller's row, or 403 when they have not signed up (for member-only writes).
+pub async fn require<T: Table>(app: &App<T>, caller: &Caller) -> Result<MemberRow> {
+    match app.table.get(&key(&caller.id), false).await? {
+        Some(item) => row_from(item),
+        None => Err(Error::Forbidden(
+            "sign up first: POST /members makes you a member".into(),
+        )),
+    }
+}
+
+pub async fn update<T: Table>(app: &App<T>, caller: &Caller, p: Patch) -> Result<MemberView> {
+    let mut errs = Errors::default();
+    let mut u = Update::default();
+    if p.display_name.is_some() {
+        if let Some(n) = errs.take(DisplayName::parse(p.display_name)) {
+            u = u.set("display_name", n.as_str());
+        }
+    }
+    if let Some(opt) = p.email_opt_in {
+        u = u.set("email_opt_in", opt).set("email_opt_in_at", now());
+    }
+    if !errs.is_empty() {
+        return Err(Error::Invalid(errs.0));
+    }
+    if u.set.is_empty() {
+        return Ok(get(app, &caller.id).await?.into());
+    }
+    match app
+        .table
+        .transact(vec![Write::update(key(&caller.id), u).when(Cond::Exists)])
+        .await
+    {
+        Ok(()) => Ok(get(app, &caller.id).await?.into()),
+        Err(StoreError::ConditionFailed { .. }) => Err(Error::NotFound("member")),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Creates `count` invite codes for a cohort (soft launch). Each code admits
+/// `max_uses` members.
+pub async fn create_invites<T: Table>(
+    table: &T,
+    cohort: &str,
+    count: usize,
+    max_uses: i64,
+) -> Result<Vec<String>> {
+    let cohort_ok = (1..=32).contains(&cohort.len())
+        && cohort
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if !cohort_ok {
+        return Err(Error::invalid("cohort", "must be 1-32 of a-z, 0-9 and '-'"));
+    }
+    if cohort == PUBLIC_COHORT {
+        return Err(Error::invalid("cohort", "\"public\" is the cohort of members without an invite"));
+    }
+    if max_uses < 1 {
+        return Err(Error::invalid("max_uses", "must be at least 1"));
+    }
+    let mut codes = Vec::with_capacity(count);
+    for _ in 0..count {
+        let code = new_code();
+        let k = invite_key(&code);
+        let item = json!({
+            "pk": k.pk, "sk": k.sk, "code": code, "cohort": cohort,
+            "max_uses": max_uses, "uses": 0, "created_at": now(),
+        });
+        if let Value::Object(item) = item {
+            table.transact(vec![Write::put_new(item)]).await?;
+        }
+        codes.push(code);
+    }
+    Ok(codes)
+}
+
+/// 12 characters from an alphabet without look-alikes, grouped for reading.
+fn new_code() -> String {
+    use rand::Rng;
+    const ALPHABET: &[u8] = b"ABCDEFGHJKMNPQRSTUVWXYZ23456789";
+    let mut rng = rand::rng();
+    let chars: String = (0..12)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect();
+    format!("{}-{}-{}", &chars[0..4], &chars[4..8], &chars[8..12])
+}

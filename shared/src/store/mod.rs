@@ -1,0 +1,400 @@
+//! The storage port: a small single-table model that both adapters implement
+//! with the same semantics (the conformance suite in `shared/tests` proves it).
+//!
+//! Items are JSON maps. The primary key is `(pk, sk)`; the secondary indexes
+//! are `gsi1`..`gsi3`, each keyed by `(gsiNpk, gsiNsk)` and sparse (an item is
+//! in an index only when it carries both attributes). Entity types own their
+//! key layouts (see `crate::domain`); nothing above this module knows which
+//! adapter is in use.
+
+pub mod cursor;
+pub mod dynamo;
+pub mod embedded;
+
+use async_trait::async_trait;
+use serde_json::{Map, Value};
+use std::sync::Arc;
+
+/// One stored item: attribute name → value.
+pub type Item = Map<String, Value>;
+
+pub const PK: &str = "pk";
+pub const SK: &str = "sk";
+/// Epoch-second expiry attribute. DynamoDB's TTL deletes such items some time
+/// after expiry; the embedded store keeps them. Domain code never relies on
+/// an expired item being gone.
+pub const TTL: &str = "ttl";
+
+/// The primary key of an item.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Key {
+    pub pk: String,
+    pub sk: String,
+}
+
+impl Key {
+    pub fn new(pk: impl Into<String>, sk: impl Into<String>) -> Self {
+        Key {
+            pk: pk.into(),
+            sk: sk.into(),
+        }
+    }
+
+    pub fn of(item: &Item) -> Option<Key> {
+        Some(Key::new(
+            item.get(PK)?.as_str()?.to_owned(),
+            item.get(SK)?.as_str()?.to_owned(),
+        ))
+    }
+}
+
+/// An index the table can be queried on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Index {
+    Primary,
+    Gsi1,
+    Gsi2,
+    Gsi3,
+}
+
+impl Index {
+    pub const SECONDARY: [Index; 3] = [Index::Gsi1, Index::Gsi2, Index::Gsi3];
+
+    /// Attribute names of the (partition, sort) key of this index.
+    pub fn key_attrs(self) -> (&'static str, &'static str) {
+        match self {
+            Index::Primary => (PK, SK),
+            Index::Gsi1 => ("gsi1pk", "gsi1sk"),
+            Index::Gsi2 => ("gsi2pk", "gsi2sk"),
+            Index::Gsi3 => ("gsi3pk", "gsi3sk"),
+        }
+    }
+
+    pub fn name(self) -> Option<&'static str> {
+        match self {
+            Index::Primary => None,
+            Index::Gsi1 => Some("gsi1"),
+            Index::Gsi2 => Some("gsi2"),
+            Index::Gsi3 => Some("gsi3"),
+        }
+    }
+}
+
+/// A condition on the current state of one item, evaluated atomically with the
+/// write it guards.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cond {
+    /// The item does not exist.
+    NotExists,
+    /// The item exists.
+    Exists,
+    /// The item exists and the attribute equals the value.
+    Eq(String, Value),
+    /// The item is absent, or exists without this attribute.
+    AttrAbsent(String),
+    /// The item exists and the numeric attribute is strictly less than the value
+    /// (an absent attribute counts as 0).
+    LessThan(String, i64),
+    /// The item exists and the numeric attribute is >= the value
+    /// (an absent attribute counts as 0).
+    AtLeast(String, i64),
+    /// Both conditions hold.
+    And(Box<Cond>, Box<Cond>),
+}
+
+impl Cond {
+    pub fn and(self, other: Cond) -> Cond {
+        Cond::And(Box::new(self), Box::new(other))
+    }
+
+    /// Evaluates the condition against the current item (None = absent).
+    /// The DynamoDB adapter translates the same enum into a condition
+    /// expression; both must agree, which the conformance suite checks.
+    pub fn holds(&self, current: Option<&Item>) -> bool {
+        let num = |item: &Item, attr: &str| item.get(attr).and_then(Value::as_i64).unwrap_or(0);
+        match self {
+            Cond::NotExists => current.is_none(),
+            Cond::Exists => current.is_some(),
+            Cond::Eq(attr, v) => current.and_then(|i| i.get(attr)) == Some(v),
+            Cond::AttrAbsent(attr) => current.is_none_or(|i| !i.contains_key(attr)),
+            Cond::LessThan(attr, n) => current.is_some_and(|i| num(i, attr) < *n),
+            Cond::AtLeast(attr, n) => current.is_some_and(|i| num(i, attr) >= *n),
+            Cond::And(a, b) => a.holds(current) && b.holds(current),
+        }
+    }
+}
+
+/// An update of one item. Creates the item when absent (like DynamoDB's
+/// `UpdateItem`), unless a condition says otherwise.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Update {
+    /// Attributes to set.
+    pub set: Item,
+    /// Numeric attributes to add to (absent counts as 0).
+    pub add: Vec<(String, i64)>,
+    /// Attributes to remove.
+    pub remove: Vec<String>,
+}
+
+impl Update {
+    pub fn set(mut self, attr: &str, v: impl Into<Value>) -> Self {
+        self.set.insert(attr.to_owned(), v.into());
+        self
+    }
+    pub fn add(mut self, attr: &str, n: i64) -> Self {
+        self.add.push((attr.to_owned(), n));
+        self
+    }
+    pub fn remove(mut self, attr: &str) -> Self {
+        self.remove.push(attr.to_owned());
+        self
+    }
+
+    /// Applies the update to an item (None = absent) and returns the new item.
+    pub fn apply(&self, key: &Key, current: Option<&Item>) -> Item {
+        let mut item = current.cloned().unwrap_or_default();
+        item.insert(PK.into(), Value::String(key.pk.clone()));
+        item.insert(SK.into(), Value::String(key.sk.clone()));
+        for (k, v) in &self.set {
+            item.insert(k.clone(), v.clone());
+        }
+        for (k, n) in &self.add {
+            let old = item.get(k).and_then(Value::as_i64).unwrap_or(0);
+            item.insert(k.clone(), Value::from(old + n));
+        }
+        for k in &self.remove {
+            item.remove(k);
+        }
+        item
+    }
+}
+
+/// One write in an atomic group.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Write {
+    Put { item: Item, cond: Option<Cond> },
+    Update { key: Key, update: Update, cond: Option<Cond> },
+    Delete { key: Key, cond: Option<Cond> },
+    /// Fails the group unless the condition holds; writes nothing.
+    Check { key: Key, cond: Cond },
+}
+
+impl Write {
+    pub fn put(item: Item) -> Self {
+        Write::Put { item, cond: None }
+    }
+    pub fn put_new(item: Item) -> Self {
+        Write::Put {
+            item,
+            cond: Some(Cond::NotExists),
+        }
+    }
+    pub fn update(key: Key, update: Update) -> Self {
+        Write::Update {
+            key,
+            update,
+            cond: None,
+        }
+    }
+    pub fn when(self, c: Cond) -> Self {
+        match self {
+            Write::Put { item, .. } => Write::Put {
+                item,
+                cond: Some(c),
+            },
+            Write::Update { key, update, .. } => Write::Update {
+                key,
+                update,
+                cond: Some(c),
+            },
+            Write::Delete { key, .. } => Write::Delete { key, cond: Some(c) },
+            Write::Check { key, .. } => Write::Check { key, cond: c },
+        }
+    }
+
+    pub fn key(&self) -> Option<Key> {
+        match self {
+            Write::Put { item, .. } => Key::of(item),
+            Write::Update { key, .. } | Write::Delete { key, .. } | Write::Check { key, .. } => {
+                Some(key.clone())
+            }
+        }
+    }
+
+    pub fn cond(&self) -> Option<&Cond> {
+        match self {
+            Write::Put { cond, .. } | Write::Update { cond, .. } | Write::Delete { cond, .. } => {
+                cond.as_ref()
+            }
+            Write::Check { cond, .. } => Some(cond),
+        }
+    }
+}
+
+/// Which sort keys a query selects.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum SortKey {
+    #[default]
+    All,
+    BeginsWith(String),
+    /// Inclusive range.
+    Between(String, String),
+}
+
+impl SortKey {
+    pub fn matches(&self, sk: &str) -> bool {
+        match self {
+            SortKey::All => true,
+            SortKey::BeginsWith(p) => sk.starts_with(p.as_str()),
+            SortKey::Between(a, b) => a.as_str() <= sk && sk <= b.as_str(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Query {
+    pub index: Index,
+    pub pk: String,
+    pub sk: SortKey,
+    /// Ascending sort key order when true.
+    pub forward: bool,
+    /// At most this many items (1..=1000).
+    pub limit: u32,
+    /// Resume after this key (a `Page::last_key` from the same query).
+    pub start_after: Option<Item>,
+    /// Strongly consistent read (primary index only).
+    pub consistent: bool,
+}
+
+impl Query {
+    pub fn new(index: Index, pk: impl Into<String>) -> Self {
+        Query {
+            index,
+            pk: pk.into(),
+            sk: SortKey::All,
+            forward: true,
+            limit: 100,
+            start_after: None,
+            consistent: false,
+        }
+    }
+    pub fn sk(mut self, sk: SortKey) -> Self {
+        self.sk = sk;
+        self
+    }
+    pub fn backward(mut self) -> Self {
+        self.forward = false;
+        self
+    }
+    pub fn limit(mut self, n: u32) -> Self {
+        self.limit = n;
+        self
+    }
+    pub fn start_after(mut self, k: Option<Item>) -> Self {
+        self.start_after = k;
+        self
+    }
+}
+
+/// One page of a query: the items, and the key to resume after when more may follow.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Page {
+    pub items: Vec<Item>,
+    pub last_key: Option<Item>,
+}
+
+/// Extracts the key attributes (primary plus the queried index) from an item,
+/// in the shape DynamoDB uses for `LastEvaluatedKey`.
+pub fn page_key(index: Index, item: &Item) -> Item {
+    let mut k = Item::new();
+    let (ipk, isk) = index.key_attrs();
+    for a in [PK, SK, ipk, isk] {
+        if let Some(v) = item.get(a) {
+            k.insert(a.to_owned(), v.clone());
+        }
+    }
+    k
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The condition of the write at this position in the group failed;
+    /// nothing in the group was written.
+    #[error("condition failed on write {index}")]
+    ConditionFailed { index: usize },
+    /// Another transaction touched the same item concurrently; nothing was
+    /// written and the group may be retried.
+    #[error("transaction conflict")]
+    Conflict,
+    /// The store is over its provisioned or partition rate; retry later.
+    #[error("throttled")]
+    Throttled,
+    /// The request itself was invalid (a programming error, not user input).
+    #[error("invalid request: {0}")]
+    Invalid(String),
+    /// Anything else (I/O, network, corrupted data).
+    #[error("storage unavailable")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl StoreError {
+    pub fn unavailable(e: impl std::error::Error + Send + Sync + 'static) -> Self {
+        StoreError::Unavailable(Box::new(e))
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// The single-table port. Both adapters guarantee:
+/// - `transact` is atomic: every write applies, or none does; conditions are
+///   evaluated against the state at commit; at most 100 writes, one per item.
+/// - a write acknowledged with `Ok` is durable.
+/// - `query` returns items in sort-key order (byte order of UTF-8 strings);
+///   ties on an index sort key are broken by the primary key.
+#[async_trait]
+pub trait Table: Send + Sync + 'static {
+    async fn get(&self, key: &Key, consistent: bool) -> StoreResult<Option<Item>>;
+    /// Returns the items that exist, in any order.
+    async fn get_many(&self, keys: &[Key], consistent: bool) -> StoreResult<Vec<Item>>;
+    async fn query(&self, q: &Query) -> StoreResult<Page>;
+    async fn transact(&self, writes: Vec<Write>) -> StoreResult<()>;
+}
+
+#[async_trait]
+impl<T: Table + ?Sized> Table for Arc<T> {
+    async fn get(&self, key: &Key, consistent: bool) -> StoreResult<Option<Item>> {
+        (**self).get(key, consistent).await
+    }
+    async fn get_many(&self, keys: &[Key], consistent: bool) -> StoreResult<Vec<Item>> {
+        (**self).get_many(keys, consistent).await
+    }
+    async fn query(&self, q: &Query) -> StoreResult<Page> {
+        (**self).query(q).await
+    }
+    async fn transact(&self, writes: Vec<Write>) -> StoreResult<()> {
+        (**self).transact(writes).await
+    }
+}
+
+/// Checks the rules both adapters enforce on a write group.
+pub fn validate_group(writes: &[Write]) -> StoreResult<()> {
+    if writes.is_empty() || writes.len() > 100 {
+        return Err(StoreError::Invalid(format!(
+            "a write group holds 1 to 100 writes, not {}",
+            writes.len()
+        )));
+    }
+    let mut seen = std::collections::HashSet::new();
+    for w in writes {
+        let key = w
+            .key()
+            .ok_or_else(|| StoreError::Invalid("an item without a string pk and sk".into()))?;
+        if !seen.insert(key.clone()) {
+            return Err(StoreError::Invalid(format!(
+                "two writes on one item ({}, {})",
+                key.pk, key.sk
+            )));
+        }
+    }
+    Ok(())
+}
