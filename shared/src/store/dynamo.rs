@@ -106,8 +106,9 @@ impl Expr {
                 }
             }
             Cond::AtLeast(a, n) => {
-                let (pk, a, v) = (self.name(PK), self.name(a), self.num(*n));
+                let (a, v) = (self.name(a), self.num(*n));
                 if *n <= 0 {
+                    let pk = self.name(PK);
                     format!("attribute_exists({pk}) AND (attribute_not_exists({a}) OR {a} >= {v})")
                 } else {
                     format!("{a} >= {v}")

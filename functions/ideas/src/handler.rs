@@ -1,0 +1,88 @@
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use community::auth::Caller;
+use community::domain::{IdeaId, IdeaStatus};
+use community::error::Error;
+use community::http::{cacheable, with_receipt, ApiError, IdempotencyKey, JsonBody, ListParams};
+use community::ideas::{self, IdeaView, ListRequest, NewIdea, Sort};
+use community::store::Table;
+use community::App;
+use serde_json::json;
+
+pub async fn themes<T: Table + Clone>(State(app): State<App<T>>) -> Response {
+    let themes: Vec<_> = app
+        .settings
+        .themes
+        .iter()
+        .map(|t| json!({"id": t.id, "label": t.label, "description": t.description}))
+        .collect();
+    cacheable(300, Json(themes))
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn list<T: Table + Clone>(
+    State(app): State<App<T>>,
+    params: ListParams,
+) -> Result<Response, ApiError> {
+    let mut errors = Vec::new();
+    let status = match params.rest.get("status").map(String::as_str) {
+        None | Some("") => None,
+        Some(s) => match IdeaStatus::parse(s) {
+            Some(s) => Some(s),
+            None => {
+                errors.push(community::domain::FieldError::new(
+                    "status",
+                    "must be one of open, under_review, accepted, rejected, in_progress, implemented",
+                ));
+                None
+            }
+        },
+    };
+    let sort = match params.rest.get("sort").map(String::as_str) {
+        None | Some("") | Some("new") => Sort::New,
+        Some("top") => Sort::Top,
+        Some(_) => {
+            errors.push(community::domain::FieldError::new("sort", "must be new or top"));
+            Sort::New
+        }
+    };
+    if !errors.is_empty() {
+        return Err(Error::Invalid(errors).into());
+    }
+    let req = ListRequest {
+        theme: params.rest.get("theme").filter(|t| !t.is_empty()).cloned(),
+        status,
+        sort,
+        limit: params.limit,
+        cursor: params.cursor,
+    };
+    let page = ideas::list(&app, req).await?;
+    Ok(cacheable(5, Json(page)))
+}
+
+#[tracing::instrument(skip_all, fields(member = %caller.id.as_str()))]
+pub async fn create<T: Table + Clone>(
+    State(app): State<App<T>>,
+    caller: Caller,
+    idem: IdempotencyKey,
+    JsonBody(req): JsonBody<NewIdea>,
+) -> Result<Response, ApiError> {
+    let receipt = idem.receipt(&caller, "POST /ideas");
+    let table = app.table.clone();
+    with_receipt(&table, receipt, StatusCode::CREATED, |r| async move {
+        ideas::create(&app, &caller, req, r.as_ref()).await
+    })
+    .await
+}
+
+#[tracing::instrument(skip_all, fields(idea = %id))]
+pub async fn get_one<T: Table + Clone>(
+    State(app): State<App<T>>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = IdeaId::parse(&id).ok_or(Error::NotFound("idea"))?;
+    let idea: IdeaView = ideas::get(&app, &id).await?;
+    Ok(Json(idea).into_response())
+}

@@ -1,0 +1,24 @@
+//! `ideas`: the idea box. `GET /themes`, `GET /ideas`, `POST /ideas`,
+//! `GET /ideas/{id}` (and `GET /health`).
+
+mod handler;
+
+use axum::routing::get;
+use axum::Router;
+use community::store::Table;
+use community::App;
+
+/// The routes, for mounting next to other functions' routes (local server).
+pub fn routes<T: Table + Clone>(app: App<T>) -> Router {
+    Router::new()
+        .route("/health", get(community::http::health))
+        .route("/themes", get(handler::themes::<T>))
+        .route("/ideas", get(handler::list::<T>).post(handler::create::<T>))
+        .route("/ideas/{id}", get(handler::get_one::<T>))
+        .with_state(app)
+}
+
+/// The function's complete Router (what Lambda runs).
+pub fn router<T: Table + Clone>(app: App<T>) -> Router {
+    community::http::finish(routes(app))
+}

@@ -1,0 +1,41 @@
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::Json;
+use community::auth::Caller;
+use community::http::{with_receipt, ApiError, IdempotencyKey, JsonBody};
+use community::members::{self, MemberView, Patch, SignUp};
+use community::store::Table;
+use community::App;
+
+#[tracing::instrument(skip_all, fields(member = %caller.id.as_str()))]
+pub async fn sign_up<T: Table + Clone>(
+    State(app): State<App<T>>,
+    caller: Caller,
+    idem: IdempotencyKey,
+    JsonBody(req): JsonBody<SignUp>,
+) -> Result<Response, ApiError> {
+    let receipt = idem.receipt(&caller, "POST /members");
+    let table = app.table.clone();
+    with_receipt(&table, receipt, StatusCode::CREATED, |r| async move {
+        members::sign_up(&app, &caller, req, r.as_ref()).await
+    })
+    .await
+}
+
+#[tracing::instrument(skip_all, fields(member = %caller.id.as_str()))]
+pub async fn me<T: Table + Clone>(
+    State(app): State<App<T>>,
+    caller: Caller,
+) -> Result<Json<MemberView>, ApiError> {
+    Ok(Json(members::get(&app, &caller.id).await?.into()))
+}
+
+#[tracing::instrument(skip_all, fields(member = %caller.id.as_str()))]
+pub async fn update<T: Table + Clone>(
+    State(app): State<App<T>>,
+    caller: Caller,
+    JsonBody(patch): JsonBody<Patch>,
+) -> Result<Json<MemberView>, ApiError> {
+    Ok(Json(members::update(&app, &caller, patch).await?))
+}

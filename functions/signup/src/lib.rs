@@ -1,0 +1,22 @@
+//! `signup`: becoming a member and managing one's profile.
+//! `POST /members`, `GET /members/me`, `PATCH /members/me`.
+
+mod handler;
+
+use axum::routing::{get, post};
+use axum::Router;
+use community::store::Table;
+use community::App;
+
+/// The routes, for mounting next to other functions' routes (local server).
+pub fn routes<T: Table + Clone>(app: App<T>) -> Router {
+    Router::new()
+        .route("/members", post(handler::sign_up::<T>))
+        .route("/members/me", get(handler::me::<T>).patch(handler::update::<T>))
+        .with_state(app)
+}
+
+/// The function's complete Router (what Lambda runs).
+pub fn router<T: Table + Clone>(app: App<T>) -> Router {
+    community::http::finish(routes(app))
+}

@@ -1,0 +1,157 @@
+//! `cargo run -p local` serves the whole API on one machine.
+//! `cargo run -p local -- token --sub alice --email alice@example.com [--groups committee]`
+//! prints a token the server accepts.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use community::config::Settings;
+use community::store::embedded::EmbeddedTable;
+use community::App;
+use std::path::{Path, PathBuf};
+
+#[derive(Parser)]
+#[command(name = "local", about = "The community API on one machine, no AWS account needed")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve every route (the default).
+    Serve,
+    /// Print a bearer token signed with COMMUNITY_LOCAL_JWT_SECRET.
+    Token {
+        #[arg(long)]
+        sub: String,
+        #[arg(long)]
+        email: Option<String>,
+        /// Comma-separated groups: committee, moderator, marketing.
+        #[arg(long, value_delimiter = ',')]
+        groups: Vec<String>,
+        /// Lifetime in seconds.
+        #[arg(long, default_value_t = 86_400)]
+        ttl: i64,
+    },
+    /// Soft-launch invite codes (written to the local store; stop the server first).
+    Invites {
+        #[command(subcommand)]
+        command: InviteCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum InviteCommand {
+    /// Create invite codes for a cohort and print them, one per line.
+    Create {
+        #[arg(long)]
+        cohort: String,
+        #[arg(long, default_value_t = 1)]
+        count: usize,
+        /// Members each code admits.
+        #[arg(long, default_value_t = 1)]
+        max_uses: i64,
+    },
+}
+
+fn secret() -> String {
+    std::env::var("COMMUNITY_LOCAL_JWT_SECRET").unwrap_or_else(|_| local::auth::DEFAULT_SECRET.into())
+}
+
+fn data_dir() -> PathBuf {
+    std::env::var_os("COMMUNITY_DATA_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(".community"))
+}
+
+fn campaigns_dir() -> Option<PathBuf> {
+    Settings::campaigns_dir_from_env().or_else(|| {
+        let d = Path::new("infra/campaigns");
+        d.join(community::config::CAMPAIGN_FILE).exists().then(|| d.to_path_buf())
+    })
+}
+
+fn open_store() -> anyhow::Result<EmbeddedTable> {
+    let dir = data_dir();
+    EmbeddedTable::open(&dir).with_context(|| {
+        format!(
+            "cannot open the local store in {} (is another local server using it?)",
+            dir.display()
+        )
+    })
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Token { sub, email, groups, ttl } => {
+            println!("{}", local::auth::sign(&secret(), &sub, email.as_deref(), &groups, ttl)?);
+            Ok(())
+        }
+        Command::Invites {
+            command: InviteCommand::Create { cohort, count, max_uses },
+        } => {
+            let table = open_store()?;
+            let codes = community::members::create_invites(&table, &cohort, count, max_uses)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}: {e:?}"))?;
+            for c in codes {
+                println!("{c}");
+            }
+            Ok(())
+        }
+        Command::Serve => serve().await,
+    }
+}
+
+async fn serve() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("COMMUNITY_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let dir = campaigns_dir();
+    let settings = Settings::load(dir.as_deref())?;
+    let table = open_store()?;
+    let addr = std::env::var("COMMUNITY_ADDR").unwrap_or_else(|_| "127.0.0.1:3000".into());
+    let listener = tokio::net::TcpListener::bind(&addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} (set COMMUNITY_ADDR)"))?;
+    let bound = listener.local_addr()?;
+    let invite_only = settings.invite_only;
+    let router = local::app(App::new(table, settings), local::auth::Verifier::new(&secret()));
+    println!("Community API listening on http://{bound}");
+    println!("  API docs: http://{bound}/docs   OpenAPI: http://{bound}/openapi.json");
+    println!(
+        "  data: {}   campaigns: {}   launch: {}",
+        data_dir().display(),
+        dir.map(|d| d.display().to_string()).unwrap_or_else(|| "built-in".into()),
+        if invite_only { "soft launch (invite only)" } else { "public" }
+    );
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown())
+        .await?;
+    Ok(())
+}
+
+async fn shutdown() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

@@ -1,0 +1,372 @@
+//! The storage conformance suite: the same cases on the embedded store and on
+//! DynamoDB (moto's server, at COMMUNITY_TEST_DYNAMODB_ENDPOINT). The README's
+//! test command starts moto and sets COMMUNITY_REQUIRE_MOTO=1, so there the
+//! DynamoDB half fails rather than skips when moto is missing.
+
+mod support;
+
+use community::store::{Cond, Index, Item, Key, Query, SortKey, StoreError, Table, Update, Write};
+use serde_json::{json, Value};
+use std::sync::Arc;
+use support::obj;
+
+type T = Arc<dyn Table>;
+
+fn k(pk: &str, sk: &str) -> Key {
+    Key::new(pk, sk)
+}
+
+async fn round_trips_every_json_type(t: T) {
+    let item = obj(json!({
+        "pk": "A", "sk": "1", "s": "texte accentué ✓", "n": 42, "neg": -7, "f": 1.5,
+        "b": true, "z": null, "l": [1, "deux", false], "m": {"x": {"y": [1, 2]}}, "empty": ""
+    }));
+    t.transact(vec![Write::put(item.clone())]).await.expect("put");
+    let got = t.get(&k("A", "1"), true).await.expect("get").expect("exists");
+    assert_eq!(got, item);
+    assert_eq!(t.get(&k("A", "2"), true).await.expect("get"), None);
+}
+
+async fn put_new_refuses_existing_item(t: T) {
+    let a = obj(json!({"pk": "A", "sk": "1", "v": 1}));
+    t.transact(vec![Write::put_new(a.clone())]).await.expect("first");
+    let b = obj(json!({"pk": "A", "sk": "1", "v": 2}));
+    let e = t.transact(vec![Write::put_new(b)]).await.expect_err("second");
+    assert!(matches!(e, StoreError::ConditionFailed { index: 0 }), "{e:?}");
+    assert_eq!(t.get(&k("A", "1"), true).await.expect("get"), Some(a));
+}
+
+async fn groups_are_all_or_nothing(t: T) {
+    t.transact(vec![Write::put(obj(json!({"pk": "C", "sk": "x", "n": 1})))])
+        .await
+        .expect("seed");
+    let group = vec![
+        Write::put_new(obj(json!({"pk": "A", "sk": "1"}))),
+        Write::update(k("B", "1"), Update::default().add("n", 5)),
+        Write::Check { key: k("C", "x"), cond: Cond::Eq("n".into(), json!(2)) },
+    ];
+    let e = t.transact(group).await.expect_err("check fails");
+    assert!(matches!(e, StoreError::ConditionFailed { index: 2 }), "{e:?}");
+    assert_eq!(t.get(&k("A", "1"), true).await.expect("get"), None);
+    assert_eq!(t.get(&k("B", "1"), true).await.expect("get"), None);
+    let group = vec![
+        Write::put_new(obj(json!({"pk": "A", "sk": "1"}))),
+        Write::update(k("B", "1"), Update::default().add("n", 5)),
+        Write::Check { key: k("C", "x"), cond: Cond::Eq("n".into(), json!(1)) },
+        Write::Delete { key: k("C", "x"), cond: None }.when(Cond::Exists),
+    ];
+    let e = t.transact(group).await.expect_err("two writes on C/x");
+    assert!(matches!(e, StoreError::Invalid(_)), "{e:?}");
+    let group = vec![
+        Write::put_new(obj(json!({"pk": "A", "sk": "1"}))),
+        Write::update(k("B", "1"), Update::default().add("n", 5)),
+        Write::Delete { key: k("C", "x"), cond: Some(Cond::Eq("n".into(), json!(1))) },
+    ];
+    t.transact(group).await.expect("all hold");
+    assert!(t.get(&k("A", "1"), true).await.expect("get").is_some());
+    assert_eq!(
+        t.get(&k("B", "1"), true).await.expect("get").and_then(|i| i.get("n").cloned()),
+        Some(json!(5))
+    );
+    assert_eq!(t.get(&k("C", "x"), true).await.expect("get"), None);
+}
+
+async fn updates_set_add_remove_and_create(t: T) {
+    let key = k("U", "1");
+    t.transact(vec![Write::update(key.clone(), Update::default().add("n", 2).set("s", "a"))])
+        .await
+        .expect("creates");
+    t.transact(vec![Write::update(
+        key.clone(),
+        Update::default().add("n", -5).set("s", "b").set("t", json!({"x": 1})),
+    )])
+    .await
+    .expect("updates");
+    t.transact(vec![Write::update(key.clone(), Update::default().remove("t").add("m", 1))])
+        .await
+        .expect("removes");
+    let got = t.get(&key, true).await.expect("get").expect("exists");
+    assert_eq!(got, obj(json!({"pk": "U", "sk": "1", "n": -3, "s": "b", "m": 1})));
+}
+
+/// Every condition, on an absent item, an item without the attribute, and
+/// items with values around the bound, must agree with `Cond::holds`.
+async fn conditions_agree_with_the_model(t: T) {
+    let states: Vec<Option<Item>> = vec![
+        None,
+        Some(obj(json!({"pk": "P", "sk": "s"}))),
+        Some(obj(json!({"pk": "P", "sk": "s", "n": -1, "e": "x"}))),
+        Some(obj(json!({"pk": "P", "sk": "s", "n": 0, "e": "y"}))),
+        Some(obj(json!({"pk": "P", "sk": "s", "n": 3}))),
+    ];
+    let conds = vec![
+        Cond::NotExists,
+        Cond::Exists,
+        Cond::Eq("e".into(), json!("x")),
+        Cond::AttrAbsent("n".into()),
+        Cond::LessThan("n".into(), 0),
+        Cond::LessThan("n".into(), 3),
+        Cond::AtLeast("n".into(), 0),
+        Cond::AtLeast("n".into(), 3),
+        Cond::Exists.and(Cond::AttrAbsent("e".into())),
+    ];
+    for state in &states {
+        for c in &conds {
+            // Reset the item to the state.
+            let _ = t.transact(vec![Write::Delete { key: k("P", "s"), cond: None }]).await;
+            if let Some(item) = state {
+                t.transact(vec![Write::put(item.clone())]).await.expect("seed");
+            }
+            let r = t
+                .transact(vec![Write::update(k("P", "s"), Update::default().set("w", 1)).when(c.clone())])
+                .await;
+            let want = c.holds(state.as_ref());
+            match r {
+                Ok(()) => assert!(want, "{c:?} held on {state:?} but the model says no"),
+                Err(StoreError::ConditionFailed { index: 0 }) => {
+                    assert!(!want, "{c:?} failed on {state:?} but the model says it holds")
+                }
+                Err(e) => panic!("{c:?} on {state:?}: {e:?}"),
+            }
+        }
+    }
+}
+
+async fn queries_order_filter_and_paginate(t: T) {
+    for i in 0..25 {
+        let item = obj(json!({"pk": "Q", "sk": format!("item#{i:03}"), "i": i}));
+        t.transact(vec![Write::put(item)]).await.expect("put");
+    }
+    t.transact(vec![Write::put(obj(json!({"pk": "Q", "sk": "other"})))]).await.expect("put");
+    t.transact(vec![Write::put(obj(json!({"pk": "Q2", "sk": "item#000"})))]).await.expect("put");
+    for forward in [true, false] {
+        let mut seen = Vec::new();
+        let mut start = None;
+        loop {
+            let mut q = Query::new(Index::Primary, "Q")
+                .sk(SortKey::BeginsWith("item#".into()))
+                .limit(7)
+                .start_after(start.take());
+            q.forward = forward;
+            let page = t.query(&q).await.expect("query");
+            assert!(page.items.len() <= 7);
+            seen.extend(page.items.iter().map(|i| i["i"].as_i64().unwrap_or(-1)));
+            match page.last_key {
+                Some(lk) => start = Some(lk),
+                None => break,
+            }
+        }
+        let mut want: Vec<i64> = (0..25).collect();
+        if !forward {
+            want.reverse();
+        }
+        assert_eq!(seen, want, "forward={forward}");
+    }
+    let page = t
+        .query(&Query::new(Index::Primary, "Q").sk(SortKey::Between("item#010".into(), "item#012".into())))
+        .await
+        .expect("between");
+    let got: Vec<_> = page.items.iter().map(|i| i["i"].clone()).collect();
+    assert_eq!(got, vec![json!(10), json!(11), json!(12)]);
+    let all = t.query(&Query::new(Index::Primary, "Q").limit(100)).await.expect("all");
+    assert_eq!(all.items.len(), 26);
+}
+
+async fn secondary_indexes_are_sparse_and_follow_updates(t: T) {
+    for i in 0..12 {
+        let mut item = obj(json!({"pk": format!("E#{i}"), "sk": "E", "i": i}));
+        if i % 3 != 0 {
+            item.insert("gsi1pk".into(), json!("LIST#a"));
+            item.insert("gsi1sk".into(), json!(format!("{:02}", i % 5)));
+        }
+        t.transact(vec![Write::put(item)]).await.expect("put");
+    }
+    // Ties on the index sort key are broken by the primary key, both ways.
+    let collect = |forward: bool| {
+        let t = t.clone();
+        async move {
+            let mut out = Vec::new();
+            let mut start = None;
+            loop {
+                let mut q = Query::new(Index::Gsi1, "LIST#a").limit(3).start_after(start.take());
+                q.forward = forward;
+                let page = t.query(&q).await.expect("query");
+                out.extend(page.items.iter().map(|i| i["i"].as_i64().unwrap_or(-1)));
+                match page.last_key {
+                    Some(lk) => start = Some(lk),
+                    None => break,
+                }
+            }
+            out
+        }
+    };
+    let fwd = collect(true).await;
+    let mut want: Vec<(String, String, i64)> = (0..12)
+        .filter(|i| i % 3 != 0)
+        .map(|i| (format!("{:02}", i % 5), format!("E#{i}"), i))
+        .collect();
+    want.sort();
+    assert_eq!(fwd, want.iter().map(|w| w.2).collect::<Vec<_>>());
+    let mut back = collect(false).await;
+    back.reverse();
+    assert_eq!(back, fwd);
+    // Moving an item to another index partition removes it from the old one.
+    t.transact(vec![Write::update(k("E#1", "E"), Update::default().set("gsi1pk", "LIST#b"))])
+        .await
+        .expect("move");
+    t.transact(vec![Write::update(k("E#2", "E"), Update::default().remove("gsi1pk"))])
+        .await
+        .expect("drop from index");
+    t.transact(vec![Write::Delete { key: k("E#4", "E"), cond: None }])
+        .await
+        .expect("delete");
+    let a = t.query(&Query::new(Index::Gsi1, "LIST#a").limit(100)).await.expect("a");
+    let ids: Vec<i64> = a.items.iter().map(|i| i["i"].as_i64().unwrap_or(-1)).collect();
+    assert_eq!(ids.len(), 5, "{ids:?}");
+    assert!(!ids.contains(&1) && !ids.contains(&2) && !ids.contains(&4));
+    let b = t.query(&Query::new(Index::Gsi1, "LIST#b").limit(100)).await.expect("b");
+    assert_eq!(b.items.len(), 1);
+    assert_eq!(b.items[0]["i"], json!(1));
+    let between = t
+        .query(&Query::new(Index::Gsi1, "LIST#a").sk(SortKey::Between("01".into(), "02".into())).limit(100))
+        .await
+        .expect("between");
+    assert!(between
+        .items
+        .iter()
+        .all(|i| matches!(i["gsi1sk"].as_str(), Some("01" | "02"))));
+}
+
+async fn get_many_returns_what_exists(t: T) {
+    for i in 0..130 {
+        t.transact(vec![Write::put(obj(json!({"pk": format!("G#{i}"), "sk": "G", "i": i})))])
+            .await
+            .expect("put");
+    }
+    let keys: Vec<Key> = (0..140).map(|i| k(&format!("G#{i}"), "G")).collect();
+    let mut got: Vec<i64> = t
+        .get_many(&keys, true)
+        .await
+        .expect("get_many")
+        .iter()
+        .map(|i| i["i"].as_i64().unwrap_or(-1))
+        .collect();
+    got.sort();
+    assert_eq!(got, (0..130).collect::<Vec<_>>());
+}
+
+/// Concurrent guarded increments: exactly the allowed number succeed.
+async fn concurrent_conditions_never_overshoot(t: T) {
+    t.transact(vec![Write::put(obj(json!({"pk": "CNT", "sk": "c", "n": 0})))])
+        .await
+        .expect("seed");
+    let tasks: Vec<_> = (0..40)
+        .map(|_| {
+            let t = t.clone();
+            tokio::spawn(async move {
+                loop {
+                    let w = Write::update(k("CNT", "c"), Update::default().add("n", 1))
+                        .when(Cond::LessThan("n".into(), 25));
+                    match t.transact(vec![w]).await {
+                        Ok(()) => return true,
+                        Err(StoreError::ConditionFailed { .. }) => return false,
+                        Err(StoreError::Conflict | StoreError::Throttled) => continue,
+                        Err(e) => panic!("{e:?}"),
+                    }
+                }
+            })
+        })
+        .collect();
+    let mut ok = 0;
+    for task in tasks {
+        if task.await.expect("task") {
+            ok += 1;
+        }
+    }
+    assert_eq!(ok, 25);
+    let n = t.get(&k("CNT", "c"), true).await.expect("get").expect("exists")["n"].clone();
+    assert_eq!(n, json!(25));
+}
+
+/// The domain's vote path on this adapter: concurrent distinct voters with
+/// repeats and withdrawals give an exact count.
+async fn votes_are_exact_under_concurrency(t: T) {
+    let app = support::app(t.clone(), |_| {});
+    let author = support::member(&app, "author").await;
+    let idea = support::idea(&app, &author).await;
+    let voters: Vec<_> = futures::future::join_all((0..40).map(|i| {
+        let app = app.clone();
+        async move { support::member(&app, &format!("v{i}")).await }
+    }))
+    .await;
+    let tasks: Vec<_> = voters
+        .iter()
+        .enumerate()
+        .flat_map(|(i, c)| {
+            let times = if i % 4 == 0 { 3 } else { 1 };
+            (0..times).map(move |_| (i, c.clone()))
+        })
+        .map(|(_, c)| {
+            let app = app.clone();
+            let idea = idea.clone();
+            tokio::spawn(async move { community::votes::cast(&app, &c, &idea).await })
+        })
+        .collect();
+    for task in tasks {
+        let v = task.await.expect("task").expect("vote");
+        assert!(v.voted);
+    }
+    for c in voters.iter().take(5) {
+        let v = community::votes::withdraw(&app, c, &idea).await.expect("withdraw");
+        assert!(!v.voted);
+        community::votes::withdraw(&app, c, &idea).await.expect("withdraw twice");
+    }
+    let tally = community::votes::tally(&app, &idea).await.expect("tally");
+    assert_eq!(tally.votes, 35);
+    community::votes::rollup(&app, &idea).await.expect("rollup");
+    let row = community::ideas::load(&app, &idea, true).await.expect("idea");
+    assert_eq!(row.votes, 35);
+    let got = community::ideas::get(&app, &idea).await.expect("get");
+    assert_eq!(got.votes, 35);
+}
+
+macro_rules! conformance {
+    ($($case:ident),* $(,)?) => {
+        mod embedded {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $case() {
+                    let (t, _dir) = super::support::embedded();
+                    super::$case(t).await;
+                }
+            )*
+        }
+        mod dynamodb {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $case() {
+                    let Some(t) = super::support::dynamodb().await else { return };
+                    super::$case(t).await;
+                }
+            )*
+        }
+    };
+}
+
+conformance!(
+    round_trips_every_json_type,
+    put_new_refuses_existing_item,
+    groups_are_all_or_nothing,
+    updates_set_add_remove_and_create,
+    conditions_agree_with_the_model,
+    queries_order_filter_and_paginate,
+    secondary_indexes_are_sparse_and_follow_updates,
+    get_many_returns_what_exists,
+    concurrent_conditions_never_overshoot,
+    votes_are_exact_under_concurrency,
+);
+
+#[test]
+fn value_helper_is_an_object() {
+    assert!(matches!(Value::Object(obj(json!({"a": 1}))), Value::Object(_)));
+}
