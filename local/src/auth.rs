@@ -91,14 +91,19 @@ pub async fn authorize(State(v): State<Verifier>, mut req: Request, next: Next) 
     let claims = match header {
         None => None,
         Some(Err(_)) => {
-            req.extensions_mut()
-                .insert(AuthFailure("the Authorization header is not valid text".into()));
+            req.extensions_mut().insert(AuthFailure(
+                "the Authorization header is not valid text".into(),
+            ));
             None
         }
-        Some(Ok(h)) => match h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")) {
+        Some(Ok(h)) => match h
+            .strip_prefix("Bearer ")
+            .or_else(|| h.strip_prefix("bearer "))
+        {
             None => {
-                req.extensions_mut()
-                    .insert(AuthFailure("the Authorization header must be 'Bearer <token>'".into()));
+                req.extensions_mut().insert(AuthFailure(
+                    "the Authorization header must be 'Bearer <token>'".into(),
+                ));
                 None
             }
             Some(t) => match v.verify(t.trim()) {

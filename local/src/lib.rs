@@ -21,7 +21,9 @@ pub fn app<T: Table + Clone>(app: App<T>, verifier: auth::Verifier) -> Router {
         .merge(votes::routes(app))
         .route(
             "/openapi.json",
-            get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response() }),
+            get(|| async {
+                ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
+            }),
         )
         .route("/docs", get(|| async { Html(DOCS_PAGE) }));
     community::http::finish(routes).layer(axum::middleware::from_fn_with_state(

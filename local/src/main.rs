@@ -10,7 +10,10 @@ use community::App;
 use std::path::{Path, PathBuf};
 
 #[derive(Parser)]
-#[command(name = "local", about = "The community API on one machine, no AWS account needed")]
+#[command(
+    name = "local",
+    about = "The community API on one machine, no AWS account needed"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -55,7 +58,8 @@ enum InviteCommand {
 }
 
 fn secret() -> String {
-    std::env::var("COMMUNITY_LOCAL_JWT_SECRET").unwrap_or_else(|_| local::auth::DEFAULT_SECRET.into())
+    std::env::var("COMMUNITY_LOCAL_JWT_SECRET")
+        .unwrap_or_else(|_| local::auth::DEFAULT_SECRET.into())
 }
 
 fn data_dir() -> PathBuf {
@@ -67,7 +71,9 @@ fn data_dir() -> PathBuf {
 fn campaigns_dir() -> Option<PathBuf> {
     Settings::campaigns_dir_from_env().or_else(|| {
         let d = Path::new("infra/campaigns");
-        d.join(community::config::CAMPAIGN_FILE).exists().then(|| d.to_path_buf())
+        d.join(community::config::CAMPAIGN_FILE)
+            .exists()
+            .then(|| d.to_path_buf())
     })
 }
 
@@ -85,12 +91,25 @@ fn open_store() -> anyhow::Result<EmbeddedTable> {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Serve) {
-        Command::Token { sub, email, groups, ttl } => {
-            println!("{}", local::auth::sign(&secret(), &sub, email.as_deref(), &groups, ttl)?);
+        Command::Token {
+            sub,
+            email,
+            groups,
+            ttl,
+        } => {
+            println!(
+                "{}",
+                local::auth::sign(&secret(), &sub, email.as_deref(), &groups, ttl)?
+            );
             Ok(())
         }
         Command::Invites {
-            command: InviteCommand::Create { cohort, count, max_uses },
+            command:
+                InviteCommand::Create {
+                    cohort,
+                    count,
+                    max_uses,
+                },
         } => {
             let table = open_store()?;
             let codes = community::members::create_invites(&table, &cohort, count, max_uses)
@@ -121,14 +140,22 @@ async fn serve() -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {addr} (set COMMUNITY_ADDR)"))?;
     let bound = listener.local_addr()?;
     let invite_only = settings.invite_only;
-    let router = local::app(App::new(table, settings), local::auth::Verifier::new(&secret()));
+    let router = local::app(
+        App::new(table, settings),
+        local::auth::Verifier::new(&secret()),
+    );
     println!("Community API listening on http://{bound}");
     println!("  API docs: http://{bound}/docs   OpenAPI: http://{bound}/openapi.json");
     println!(
         "  data: {}   campaigns: {}   launch: {}",
         data_dir().display(),
-        dir.map(|d| d.display().to_string()).unwrap_or_else(|| "built-in".into()),
-        if invite_only { "soft launch (invite only)" } else { "public" }
+        dir.map(|d| d.display().to_string())
+            .unwrap_or_else(|| "built-in".into()),
+        if invite_only {
+            "soft launch (invite only)"
+        } else {
+            "public"
+        }
     );
     axum::serve(listener, router)
         .with_graceful_shutdown(shutdown())
@@ -140,13 +167,14 @@ async fn shutdown() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {},
             _ = term.recv() => {},

@@ -78,7 +78,9 @@ impl Settings {
         for (i, t) in f.ideas.themes.iter().enumerate() {
             let ok = !t.id.is_empty()
                 && t.id.len() <= 32
-                && t.id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+                && t.id
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
             if !ok {
                 return Err(err(format!(
                     "ideas.themes[{i}].id: {:?} must be 1-32 of a-z, 0-9 and '-'",
@@ -86,7 +88,10 @@ impl Settings {
                 )));
             }
             if !seen.insert(t.id.clone()) {
-                return Err(err(format!("ideas.themes[{i}].id: duplicate id {:?}", t.id)));
+                return Err(err(format!(
+                    "ideas.themes[{i}].id: duplicate id {:?}",
+                    t.id
+                )));
             }
             if t.label.trim().is_empty() {
                 return Err(err(format!("ideas.themes[{i}].label: must not be empty")));
@@ -138,12 +143,15 @@ impl Settings {
             };
         }
         if let Some(v) = get("COMMUNITY_VOTE_THRESHOLD") {
-            self.vote_threshold = v.trim().parse().ok().filter(|n| *n >= 1).ok_or_else(|| {
-                ConfigError::Env {
-                    var: "COMMUNITY_VOTE_THRESHOLD",
-                    message: format!("{v:?} is not a whole number >= 1"),
-                }
-            })?;
+            self.vote_threshold =
+                v.trim()
+                    .parse()
+                    .ok()
+                    .filter(|n| *n >= 1)
+                    .ok_or_else(|| ConfigError::Env {
+                        var: "COMMUNITY_VOTE_THRESHOLD",
+                        message: format!("{v:?} is not a whole number >= 1"),
+                    })?;
         }
         if let Some(v) = get("COMMUNITY_VOTE_SHARDS") {
             self.vote_shards = v
@@ -172,7 +180,10 @@ mod tests {
     fn builtin_campaign_has_the_five_themes() {
         let s = Settings::from_campaign(BUILTIN_CAMPAIGN, "builtin").expect("valid");
         let ids: Vec<_> = s.themes.iter().map(|t| t.id.as_str()).collect();
-        assert_eq!(ids, ["eat-well", "children", "loyalty", "environment", "shopping"]);
+        assert_eq!(
+            ids,
+            ["eat-well", "children", "loyalty", "environment", "shopping"]
+        );
         assert_eq!(s.vote_threshold, 10_000);
     }
 

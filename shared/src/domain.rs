@@ -49,7 +49,13 @@ fn required<T>(field: &str, v: Option<T>) -> Result<T, FieldError> {
 }
 
 /// Trims, then checks the length in characters and refuses control characters.
-fn text(field: &str, v: Option<String>, min: usize, max: usize, multiline: bool) -> Result<String, FieldError> {
+fn text(
+    field: &str,
+    v: Option<String>,
+    min: usize,
+    max: usize,
+    multiline: bool,
+) -> Result<String, FieldError> {
     let v = required(field, v)?;
     let t = v.trim();
     let n = t.chars().count();
@@ -59,11 +65,13 @@ fn text(field: &str, v: Option<String>, min: usize, max: usize, multiline: bool)
             format!("must be {min} to {max} characters long (it is {n})"),
         ));
     }
-    if t
-        .chars()
+    if t.chars()
         .any(|c| c.is_control() && !(multiline && (c == '\n' || c == '\r' || c == '\t')))
     {
-        return Err(FieldError::new(field, "must not contain control characters"));
+        return Err(FieldError::new(
+            field,
+            "must not contain control characters",
+        ));
     }
     Ok(t.to_owned())
 }
@@ -145,7 +153,10 @@ impl LoyaltyCard {
         if ok {
             Ok(LoyaltyCard(v))
         } else {
-            Err(FieldError::new("loyalty_card", "must be 8 to 19 digits, without spaces"))
+            Err(FieldError::new(
+                "loyalty_card",
+                "must be 8 to 19 digits, without spaces",
+            ))
         }
     }
     pub fn as_str(&self) -> &str {
@@ -193,7 +204,9 @@ impl IdeaId {
     }
     /// Parses an id from a path; anything else is an unknown idea.
     pub fn parse(s: &str) -> Option<IdeaId> {
-        ulid::Ulid::from_string(s).ok().map(|u| IdeaId(u.to_string()))
+        ulid::Ulid::from_string(s)
+            .ok()
+            .map(|u| IdeaId(u.to_string()))
     }
     pub fn as_str(&self) -> &str {
         &self.0
@@ -281,13 +294,30 @@ mod tests {
         assert!(DisplayName::parse(s(&"é".repeat(40))).is_ok());
         assert!(DisplayName::parse(s(&"é".repeat(41))).is_err());
         assert!(DisplayName::parse(s("ab\u{7}c")).is_err());
-        assert_eq!(DisplayName::parse(None).map_err(|e| e.message), Err("is required".into()));
+        assert_eq!(
+            DisplayName::parse(None).map_err(|e| e.message),
+            Err("is required".into())
+        );
     }
 
     #[test]
     fn emails() {
-        assert_eq!(Email::parse(s("Marie@Example.FR")).map(|e| e.0), Ok("Marie@example.fr".into()));
-        for bad in ["marie", "marie@", "@x.fr", "marie@localhost", "a b@x.fr", "\"a\"@x.fr", "a@[1.2.3.4]", "a@-x.fr", "a@x..fr", "Marie <m@x.fr>"] {
+        assert_eq!(
+            Email::parse(s("Marie@Example.FR")).map(|e| e.0),
+            Ok("Marie@example.fr".into())
+        );
+        for bad in [
+            "marie",
+            "marie@",
+            "@x.fr",
+            "marie@localhost",
+            "a b@x.fr",
+            "\"a\"@x.fr",
+            "a@[1.2.3.4]",
+            "a@-x.fr",
+            "a@x..fr",
+            "Marie <m@x.fr>",
+        ] {
             assert!(Email::parse(s(bad)).is_err(), "{bad} accepted");
         }
     }

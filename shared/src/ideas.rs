@@ -123,7 +123,8 @@ impl IdeaRow {
 }
 
 pub fn row_from(item: Item) -> Result<IdeaRow> {
-    serde_json::from_value(Value::Object(item)).map_err(|e| Error::Store(StoreError::unavailable(e)))
+    serde_json::from_value(Value::Object(item))
+        .map_err(|e| Error::Store(StoreError::unavailable(e)))
 }
 
 pub async fn load<T: Table>(app: &App<T>, id: &IdeaId, consistent: bool) -> Result<IdeaRow> {
@@ -148,7 +149,10 @@ pub async fn create<T: Table>(
         Some(t) if app.settings.theme(&t).is_some() => Some(t),
         Some(_) => {
             let ids: Vec<&str> = app.settings.themes.iter().map(|t| t.id.as_str()).collect();
-            errs.push(FieldError::new("theme", format!("must be one of {}", ids.join(", "))));
+            errs.push(FieldError::new(
+                "theme",
+                format!("must be one of {}", ids.join(", ")),
+            ));
             None
         }
     };
@@ -175,7 +179,12 @@ pub async fn create<T: Table>(
     let item = row.to_item()?;
     let view = row.view(0);
     let body = serde_json::to_value(&view).map_err(|e| Error::Store(StoreError::unavailable(e)))?;
-    commit(&app.table, vec![Write::put_new(item)], receipt.map(|r| (r, 201, &body))).await?;
+    commit(
+        &app.table,
+        vec![Write::put_new(item)],
+        receipt.map(|r| (r, 201, &body)),
+    )
+    .await?;
     Ok(view)
 }
 
@@ -213,7 +222,10 @@ pub async fn list<T: Table>(app: &App<T>, req: ListRequest) -> Result<ListPage<I
         Some(t) if app.settings.theme(t).is_some() => vec![t.clone()],
         Some(_) => {
             let ids: Vec<&str> = app.settings.themes.iter().map(|t| t.id.as_str()).collect();
-            return Err(Error::invalid("theme", format!("must be one of {}", ids.join(", "))));
+            return Err(Error::invalid(
+                "theme",
+                format!("must be one of {}", ids.join(", ")),
+            ));
         }
         None => app.settings.themes.iter().map(|t| t.id.clone()).collect(),
     };
@@ -255,8 +267,14 @@ pub async fn list<T: Table>(app: &App<T>, req: ListRequest) -> Result<ListPage<I
     let mut items: Vec<Item> = pages.into_iter().flat_map(|p| p.items).collect();
     let sort_key = |i: &Item| {
         (
-            i.get(isk).and_then(Value::as_str).unwrap_or_default().to_owned(),
-            i.get("pk").and_then(Value::as_str).unwrap_or_default().to_owned(),
+            i.get(isk)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
+            i.get("pk")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
         )
     };
     items.sort_by_key(|i| std::cmp::Reverse(sort_key(i)));

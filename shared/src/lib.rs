@@ -11,6 +11,8 @@ pub mod ideas;
 pub mod members;
 pub mod receipt;
 pub mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod votes;
 
 pub use app::App;

@@ -219,9 +219,9 @@ pub async fn sign_up<T: Table>(
         Err(Error::Store(StoreError::ConditionFailed { index: 0 })) => {
             Err(Error::Conflict("you are already a member".into()))
         }
-        Err(Error::Store(StoreError::ConditionFailed { index: 1 })) => Err(Error::Forbidden(
-            "this invite code has been used up".into(),
-        )),
+        Err(Error::Store(StoreError::ConditionFailed { index: 1 })) => {
+            Err(Error::Forbidden("this invite code has been used up".into()))
+        }
         Err(e) => Err(e),
     }
 }
@@ -288,7 +288,10 @@ pub async fn create_invites<T: Table>(
         return Err(Error::invalid("cohort", "must be 1-32 of a-z, 0-9 and '-'"));
     }
     if cohort == PUBLIC_COHORT {
-        return Err(Error::invalid("cohort", "\"public\" is the cohort of members without an invite"));
+        return Err(Error::invalid(
+            "cohort",
+            "\"public\" is the cohort of members without an invite",
+        ));
     }
     if max_uses < 1 {
         return Err(Error::invalid("max_uses", "must be at least 1"));

@@ -76,7 +76,11 @@ pub async fn tally<T: Table>(app: &App<T>, idea: &IdeaId) -> Result<Tally> {
     Ok(t)
 }
 
-async fn open_idea<T: Table>(app: &App<T>, caller: &Caller, idea: &IdeaId) -> Result<ideas::IdeaRow> {
+async fn open_idea<T: Table>(
+    app: &App<T>,
+    caller: &Caller,
+    idea: &IdeaId,
+) -> Result<ideas::IdeaRow> {
     let row = ideas::load(app, idea, false).await?;
     members::require(app, caller).await?;
     if row.status != IdeaStatus::Open {
@@ -126,7 +130,11 @@ async fn on_shard<T: Table>(
 
 /// `PUT /ideas/{id}/vote`: idempotent; a repeated vote changes nothing.
 #[tracing::instrument(skip(app, caller), fields(idea = %idea.as_str()))]
-pub async fn cast<T: Table + Clone>(app: &App<T>, caller: &Caller, idea: &IdeaId) -> Result<VoteView> {
+pub async fn cast<T: Table + Clone>(
+    app: &App<T>,
+    caller: &Caller,
+    idea: &IdeaId,
+) -> Result<VoteView> {
     open_idea(app, caller, idea).await?;
     let member = caller.id.as_str();
     let k = vote_key(idea, member);
@@ -148,7 +156,11 @@ pub async fn cast<T: Table + Clone>(app: &App<T>, caller: &Caller, idea: &IdeaId
 
 /// `DELETE /ideas/{id}/vote`: idempotent; withdrawing twice changes nothing.
 #[tracing::instrument(skip(app, caller), fields(idea = %idea.as_str()))]
-pub async fn withdraw<T: Table + Clone>(app: &App<T>, caller: &Caller, idea: &IdeaId) -> Result<VoteView> {
+pub async fn withdraw<T: Table + Clone>(
+    app: &App<T>,
+    caller: &Caller,
+    idea: &IdeaId,
+) -> Result<VoteView> {
     open_idea(app, caller, idea).await?;
     let record = Write::Delete {
         key: vote_key(idea, caller.id.as_str()),
@@ -189,7 +201,9 @@ pub async fn rollup<T: Table>(app: &App<T>, idea: &IdeaId) -> Result<()> {
         .set("gsi2sk", ideas::top_sk(t.votes, &row.created_at, &row.id));
     match app
         .table
-        .transact(vec![Write::update(ideas::key(idea), u).when(Cond::LessThan("votes_seq".into(), t.seq))])
+        .transact(vec![
+            Write::update(ideas::key(idea), u).when(Cond::LessThan("votes_seq".into(), t.seq))
+        ])
         .await
     {
         Ok(()) | Err(StoreError::ConditionFailed { .. }) => Ok(()),
@@ -236,5 +250,41 @@ impl Rollups {
                 tracing::warn!(error = %e, idea = idea.as_str(), "vote roll-up failed; the next vote retries it");
             }
         });
+    }
+}
+
+/// Stops an open idea taking votes and moves it to `to`, atomically: the idea
+/// row (status, list partitions, `extra`) and every counter shard's `closed`
+/// flag in one write, so no vote can be counted after the change.
+pub async fn close<T: Table>(
+    app: &App<T>,
+    idea: &IdeaId,
+    to: IdeaStatus,
+    extra: Update,
+) -> Result<ideas::IdeaRow> {
+    let row = ideas::load(app, idea, true).await?;
+    if row.status != IdeaStatus::Open {
+        return Err(closed(row.status));
+    }
+    let lp = ideas::list_pk(&row.theme, to);
+    let u = extra
+        .set("status", to.as_str())
+        .set("gsi1pk", lp.as_str())
+        .set("gsi2pk", lp.as_str());
+    let mut writes =
+        vec![Write::update(ideas::key(idea), u).when(Cond::Eq("status".into(), json!("open")))];
+    for k in 0..app.settings.vote_shards {
+        writes.push(Write::update(
+            shard_key(idea, k),
+            Update::default().set("closed", true),
+        ));
+    }
+    match app.table.transact(writes).await {
+        Ok(()) => ideas::load(app, idea, true).await,
+        Err(StoreError::ConditionFailed { .. }) => {
+            let row = ideas::load(app, idea, true).await?;
+            Err(closed(row.status))
+        }
+        Err(e) => Err(e.into()),
     }
 }

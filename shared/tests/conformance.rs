@@ -21,18 +21,32 @@ async fn round_trips_every_json_type(t: T) {
         "pk": "A", "sk": "1", "s": "texte accentué ✓", "n": 42, "neg": -7, "f": 1.5,
         "b": true, "z": null, "l": [1, "deux", false], "m": {"x": {"y": [1, 2]}}, "empty": ""
     }));
-    t.transact(vec![Write::put(item.clone())]).await.expect("put");
-    let got = t.get(&k("A", "1"), true).await.expect("get").expect("exists");
+    t.transact(vec![Write::put(item.clone())])
+        .await
+        .expect("put");
+    let got = t
+        .get(&k("A", "1"), true)
+        .await
+        .expect("get")
+        .expect("exists");
     assert_eq!(got, item);
     assert_eq!(t.get(&k("A", "2"), true).await.expect("get"), None);
 }
 
 async fn put_new_refuses_existing_item(t: T) {
     let a = obj(json!({"pk": "A", "sk": "1", "v": 1}));
-    t.transact(vec![Write::put_new(a.clone())]).await.expect("first");
+    t.transact(vec![Write::put_new(a.clone())])
+        .await
+        .expect("first");
     let b = obj(json!({"pk": "A", "sk": "1", "v": 2}));
-    let e = t.transact(vec![Write::put_new(b)]).await.expect_err("second");
-    assert!(matches!(e, StoreError::ConditionFailed { index: 0 }), "{e:?}");
+    let e = t
+        .transact(vec![Write::put_new(b)])
+        .await
+        .expect_err("second");
+    assert!(
+        matches!(e, StoreError::ConditionFailed { index: 0 }),
+        "{e:?}"
+    );
     assert_eq!(t.get(&k("A", "1"), true).await.expect("get"), Some(a));
 }
 
@@ -43,29 +57,48 @@ async fn groups_are_all_or_nothing(t: T) {
     let group = vec![
         Write::put_new(obj(json!({"pk": "A", "sk": "1"}))),
         Write::update(k("B", "1"), Update::default().add("n", 5)),
-        Write::Check { key: k("C", "x"), cond: Cond::Eq("n".into(), json!(2)) },
+        Write::Check {
+            key: k("C", "x"),
+            cond: Cond::Eq("n".into(), json!(2)),
+        },
     ];
     let e = t.transact(group).await.expect_err("check fails");
-    assert!(matches!(e, StoreError::ConditionFailed { index: 2 }), "{e:?}");
+    assert!(
+        matches!(e, StoreError::ConditionFailed { index: 2 }),
+        "{e:?}"
+    );
     assert_eq!(t.get(&k("A", "1"), true).await.expect("get"), None);
     assert_eq!(t.get(&k("B", "1"), true).await.expect("get"), None);
     let group = vec![
         Write::put_new(obj(json!({"pk": "A", "sk": "1"}))),
         Write::update(k("B", "1"), Update::default().add("n", 5)),
-        Write::Check { key: k("C", "x"), cond: Cond::Eq("n".into(), json!(1)) },
-        Write::Delete { key: k("C", "x"), cond: None }.when(Cond::Exists),
+        Write::Check {
+            key: k("C", "x"),
+            cond: Cond::Eq("n".into(), json!(1)),
+        },
+        Write::Delete {
+            key: k("C", "x"),
+            cond: None,
+        }
+        .when(Cond::Exists),
     ];
     let e = t.transact(group).await.expect_err("two writes on C/x");
     assert!(matches!(e, StoreError::Invalid(_)), "{e:?}");
     let group = vec![
         Write::put_new(obj(json!({"pk": "A", "sk": "1"}))),
         Write::update(k("B", "1"), Update::default().add("n", 5)),
-        Write::Delete { key: k("C", "x"), cond: Some(Cond::Eq("n".into(), json!(1))) },
+        Write::Delete {
+            key: k("C", "x"),
+            cond: Some(Cond::Eq("n".into(), json!(1))),
+        },
     ];
     t.transact(group).await.expect("all hold");
     assert!(t.get(&k("A", "1"), true).await.expect("get").is_some());
     assert_eq!(
-        t.get(&k("B", "1"), true).await.expect("get").and_then(|i| i.get("n").cloned()),
+        t.get(&k("B", "1"), true)
+            .await
+            .expect("get")
+            .and_then(|i| i.get("n").cloned()),
         Some(json!(5))
     );
     assert_eq!(t.get(&k("C", "x"), true).await.expect("get"), None);
@@ -73,20 +106,32 @@ async fn groups_are_all_or_nothing(t: T) {
 
 async fn updates_set_add_remove_and_create(t: T) {
     let key = k("U", "1");
-    t.transact(vec![Write::update(key.clone(), Update::default().add("n", 2).set("s", "a"))])
-        .await
-        .expect("creates");
     t.transact(vec![Write::update(
         key.clone(),
-        Update::default().add("n", -5).set("s", "b").set("t", json!({"x": 1})),
+        Update::default().add("n", 2).set("s", "a"),
+    )])
+    .await
+    .expect("creates");
+    t.transact(vec![Write::update(
+        key.clone(),
+        Update::default()
+            .add("n", -5)
+            .set("s", "b")
+            .set("t", json!({"x": 1})),
     )])
     .await
     .expect("updates");
-    t.transact(vec![Write::update(key.clone(), Update::default().remove("t").add("m", 1))])
-        .await
-        .expect("removes");
+    t.transact(vec![Write::update(
+        key.clone(),
+        Update::default().remove("t").add("m", 1),
+    )])
+    .await
+    .expect("removes");
     let got = t.get(&key, true).await.expect("get").expect("exists");
-    assert_eq!(got, obj(json!({"pk": "U", "sk": "1", "n": -3, "s": "b", "m": 1})));
+    assert_eq!(
+        got,
+        obj(json!({"pk": "U", "sk": "1", "n": -3, "s": "b", "m": 1}))
+    );
 }
 
 /// Every condition, on an absent item, an item without the attribute, and
@@ -113,18 +158,32 @@ async fn conditions_agree_with_the_model(t: T) {
     for state in &states {
         for c in &conds {
             // Reset the item to the state.
-            let _ = t.transact(vec![Write::Delete { key: k("P", "s"), cond: None }]).await;
+            let _ = t
+                .transact(vec![Write::Delete {
+                    key: k("P", "s"),
+                    cond: None,
+                }])
+                .await;
             if let Some(item) = state {
-                t.transact(vec![Write::put(item.clone())]).await.expect("seed");
+                t.transact(vec![Write::put(item.clone())])
+                    .await
+                    .expect("seed");
             }
             let r = t
-                .transact(vec![Write::update(k("P", "s"), Update::default().set("w", 1)).when(c.clone())])
+                .transact(vec![Write::update(
+                    k("P", "s"),
+                    Update::default().set("w", 1),
+                )
+                .when(c.clone())])
                 .await;
             let want = c.holds(state.as_ref());
             match r {
                 Ok(()) => assert!(want, "{c:?} held on {state:?} but the model says no"),
                 Err(StoreError::ConditionFailed { index: 0 }) => {
-                    assert!(!want, "{c:?} failed on {state:?} but the model says it holds")
+                    assert!(
+                        !want,
+                        "{c:?} failed on {state:?} but the model says it holds"
+                    )
                 }
                 Err(e) => panic!("{c:?} on {state:?}: {e:?}"),
             }
@@ -137,8 +196,12 @@ async fn queries_order_filter_and_paginate(t: T) {
         let item = obj(json!({"pk": "Q", "sk": format!("item#{i:03}"), "i": i}));
         t.transact(vec![Write::put(item)]).await.expect("put");
     }
-    t.transact(vec![Write::put(obj(json!({"pk": "Q", "sk": "other"})))]).await.expect("put");
-    t.transact(vec![Write::put(obj(json!({"pk": "Q2", "sk": "item#000"})))]).await.expect("put");
+    t.transact(vec![Write::put(obj(json!({"pk": "Q", "sk": "other"})))])
+        .await
+        .expect("put");
+    t.transact(vec![Write::put(obj(json!({"pk": "Q2", "sk": "item#000"})))])
+        .await
+        .expect("put");
     for forward in [true, false] {
         let mut seen = Vec::new();
         let mut start = None;
@@ -163,12 +226,18 @@ async fn queries_order_filter_and_paginate(t: T) {
         assert_eq!(seen, want, "forward={forward}");
     }
     let page = t
-        .query(&Query::new(Index::Primary, "Q").sk(SortKey::Between("item#010".into(), "item#012".into())))
+        .query(
+            &Query::new(Index::Primary, "Q")
+                .sk(SortKey::Between("item#010".into(), "item#012".into())),
+        )
         .await
         .expect("between");
     let got: Vec<_> = page.items.iter().map(|i| i["i"].clone()).collect();
     assert_eq!(got, vec![json!(10), json!(11), json!(12)]);
-    let all = t.query(&Query::new(Index::Primary, "Q").limit(100)).await.expect("all");
+    let all = t
+        .query(&Query::new(Index::Primary, "Q").limit(100))
+        .await
+        .expect("all");
     assert_eq!(all.items.len(), 26);
 }
 
@@ -188,7 +257,9 @@ async fn secondary_indexes_are_sparse_and_follow_updates(t: T) {
             let mut out = Vec::new();
             let mut start = None;
             loop {
-                let mut q = Query::new(Index::Gsi1, "LIST#a").limit(3).start_after(start.take());
+                let mut q = Query::new(Index::Gsi1, "LIST#a")
+                    .limit(3)
+                    .start_after(start.take());
                 q.forward = forward;
                 let page = t.query(&q).await.expect("query");
                 out.extend(page.items.iter().map(|i| i["i"].as_i64().unwrap_or(-1)));
@@ -211,24 +282,47 @@ async fn secondary_indexes_are_sparse_and_follow_updates(t: T) {
     back.reverse();
     assert_eq!(back, fwd);
     // Moving an item to another index partition removes it from the old one.
-    t.transact(vec![Write::update(k("E#1", "E"), Update::default().set("gsi1pk", "LIST#b"))])
+    t.transact(vec![Write::update(
+        k("E#1", "E"),
+        Update::default().set("gsi1pk", "LIST#b"),
+    )])
+    .await
+    .expect("move");
+    t.transact(vec![Write::update(
+        k("E#2", "E"),
+        Update::default().remove("gsi1pk"),
+    )])
+    .await
+    .expect("drop from index");
+    t.transact(vec![Write::Delete {
+        key: k("E#4", "E"),
+        cond: None,
+    }])
+    .await
+    .expect("delete");
+    let a = t
+        .query(&Query::new(Index::Gsi1, "LIST#a").limit(100))
         .await
-        .expect("move");
-    t.transact(vec![Write::update(k("E#2", "E"), Update::default().remove("gsi1pk"))])
-        .await
-        .expect("drop from index");
-    t.transact(vec![Write::Delete { key: k("E#4", "E"), cond: None }])
-        .await
-        .expect("delete");
-    let a = t.query(&Query::new(Index::Gsi1, "LIST#a").limit(100)).await.expect("a");
-    let ids: Vec<i64> = a.items.iter().map(|i| i["i"].as_i64().unwrap_or(-1)).collect();
+        .expect("a");
+    let ids: Vec<i64> = a
+        .items
+        .iter()
+        .map(|i| i["i"].as_i64().unwrap_or(-1))
+        .collect();
     assert_eq!(ids.len(), 5, "{ids:?}");
     assert!(!ids.contains(&1) && !ids.contains(&2) && !ids.contains(&4));
-    let b = t.query(&Query::new(Index::Gsi1, "LIST#b").limit(100)).await.expect("b");
+    let b = t
+        .query(&Query::new(Index::Gsi1, "LIST#b").limit(100))
+        .await
+        .expect("b");
     assert_eq!(b.items.len(), 1);
     assert_eq!(b.items[0]["i"], json!(1));
     let between = t
-        .query(&Query::new(Index::Gsi1, "LIST#a").sk(SortKey::Between("01".into(), "02".into())).limit(100))
+        .query(
+            &Query::new(Index::Gsi1, "LIST#a")
+                .sk(SortKey::Between("01".into(), "02".into()))
+                .limit(100),
+        )
         .await
         .expect("between");
     assert!(between
@@ -239,9 +333,11 @@ async fn secondary_indexes_are_sparse_and_follow_updates(t: T) {
 
 async fn get_many_returns_what_exists(t: T) {
     for i in 0..130 {
-        t.transact(vec![Write::put(obj(json!({"pk": format!("G#{i}"), "sk": "G", "i": i})))])
-            .await
-            .expect("put");
+        t.transact(vec![Write::put(obj(
+            json!({"pk": format!("G#{i}"), "sk": "G", "i": i}),
+        ))])
+        .await
+        .expect("put");
     }
     let keys: Vec<Key> = (0..140).map(|i| k(&format!("G#{i}"), "G")).collect();
     let mut got: Vec<i64> = t
@@ -257,9 +353,11 @@ async fn get_many_returns_what_exists(t: T) {
 
 /// Concurrent guarded increments: exactly the allowed number succeed.
 async fn concurrent_conditions_never_overshoot(t: T) {
-    t.transact(vec![Write::put(obj(json!({"pk": "CNT", "sk": "c", "n": 0})))])
-        .await
-        .expect("seed");
+    t.transact(vec![Write::put(obj(
+        json!({"pk": "CNT", "sk": "c", "n": 0}),
+    ))])
+    .await
+    .expect("seed");
     let tasks: Vec<_> = (0..40)
         .map(|_| {
             let t = t.clone();
@@ -284,7 +382,12 @@ async fn concurrent_conditions_never_overshoot(t: T) {
         }
     }
     assert_eq!(ok, 25);
-    let n = t.get(&k("CNT", "c"), true).await.expect("get").expect("exists")["n"].clone();
+    let n = t
+        .get(&k("CNT", "c"), true)
+        .await
+        .expect("get")
+        .expect("exists")["n"]
+        .clone();
     assert_eq!(n, json!(25));
 }
 
@@ -317,14 +420,20 @@ async fn votes_are_exact_under_concurrency(t: T) {
         assert!(v.voted);
     }
     for c in voters.iter().take(5) {
-        let v = community::votes::withdraw(&app, c, &idea).await.expect("withdraw");
+        let v = community::votes::withdraw(&app, c, &idea)
+            .await
+            .expect("withdraw");
         assert!(!v.voted);
-        community::votes::withdraw(&app, c, &idea).await.expect("withdraw twice");
+        community::votes::withdraw(&app, c, &idea)
+            .await
+            .expect("withdraw twice");
     }
     let tally = community::votes::tally(&app, &idea).await.expect("tally");
     assert_eq!(tally.votes, 35);
     community::votes::rollup(&app, &idea).await.expect("rollup");
-    let row = community::ideas::load(&app, &idea, true).await.expect("idea");
+    let row = community::ideas::load(&app, &idea, true)
+        .await
+        .expect("idea");
     assert_eq!(row.votes, 35);
     let got = community::ideas::get(&app, &idea).await.expect("get");
     assert_eq!(got.votes, 35);
@@ -368,5 +477,8 @@ conformance!(
 
 #[test]
 fn value_helper_is_an_object() {
-    assert!(matches!(Value::Object(obj(json!({"a": 1}))), Value::Object(_)));
+    assert!(matches!(
+        Value::Object(obj(json!({"a": 1}))),
+        Value::Object(_)
+    ));
 }

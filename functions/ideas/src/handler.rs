@@ -44,7 +44,10 @@ pub async fn list<T: Table + Clone>(
         None | Some("") | Some("new") => Sort::New,
         Some("top") => Sort::Top,
         Some(_) => {
-            errors.push(community::domain::FieldError::new("sort", "must be new or top"));
+            errors.push(community::domain::FieldError::new(
+                "sort",
+                "must be new or top",
+            ));
             Sort::New
         }
     };

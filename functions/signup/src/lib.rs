@@ -12,7 +12,10 @@ use community::App;
 pub fn routes<T: Table + Clone>(app: App<T>) -> Router {
     Router::new()
         .route("/members", post(handler::sign_up::<T>))
-        .route("/members/me", get(handler::me::<T>).patch(handler::update::<T>))
+        .route(
+            "/members/me",
+            get(handler::me::<T>).patch(handler::update::<T>),
+        )
         .with_state(app)
 }
 

@@ -85,8 +85,9 @@ fn caller_from(parts: &Parts) -> Result<Option<Caller>, ApiError> {
     let Some(sub) = claims.get("sub") else {
         return Ok(None);
     };
-    let id = MemberId::parse(sub)
-        .ok_or_else(|| ApiError::Unauthorized("the token's subject is not a supported member id".into()))?;
+    let id = MemberId::parse(sub).ok_or_else(|| {
+        ApiError::Unauthorized("the token's subject is not a supported member id".into())
+    })?;
     let groups = claims
         .get("groups")
         .or_else(|| claims.get("cognito:groups"))
@@ -179,17 +180,28 @@ impl<S: Send + Sync> FromRequestParts<S> for ListParams {
             None => 20,
             Some(v) => match v.parse::<u32>() {
                 Ok(n) if (1..=100).contains(&n) => n,
-                _ => return Err(ApiError::bad_request("limit", "must be a whole number from 1 to 100")),
+                _ => {
+                    return Err(ApiError::bad_request(
+                        "limit",
+                        "must be a whole number from 1 to 100",
+                    ))
+                }
             },
         };
         let cursor = rest.remove("cursor").filter(|c| !c.is_empty());
-        Ok(ListParams { limit, cursor, rest })
+        Ok(ListParams {
+            limit,
+            cursor,
+            rest,
+        })
     }
 }
 
 fn serde_urlencoded_pairs(q: &str) -> Result<Vec<(String, String)>, ApiError> {
     axum::extract::Query::<Vec<(String, String)>>::try_from_uri(
-        &format!("/?{q}").parse().map_err(|_| ApiError::bad_request("query", "is not a valid query string"))?,
+        &format!("/?{q}")
+            .parse()
+            .map_err(|_| ApiError::bad_request("query", "is not a valid query string"))?,
     )
     .map(|axum::extract::Query(v)| v)
     .map_err(|_| ApiError::bad_request("query", "is not a valid query string"))

@@ -90,7 +90,8 @@ fn replay(r: &Receipt, stored: Stored) -> Result<Response, ApiError> {
 pub fn cacheable(max_age_secs: u32, res: impl IntoResponse) -> Response {
     let mut res = res.into_response();
     if let Ok(v) = HeaderValue::from_str(&format!("public, max-age={max_age_secs}")) {
-        res.headers_mut().insert(axum::http::header::CACHE_CONTROL, v);
+        res.headers_mut()
+            .insert(axum::http::header::CACHE_CONTROL, v);
     }
     res
 }

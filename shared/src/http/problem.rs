@@ -100,7 +100,13 @@ impl IntoResponse for ApiError {
                 (!errors.is_empty()).then_some(&errors[..]),
             ),
             ApiError::Unauthorized(d) => {
-                let mut r = problem(S::UNAUTHORIZED, "/problems/unauthorized", "Authentication required", d, None);
+                let mut r = problem(
+                    S::UNAUTHORIZED,
+                    "/problems/unauthorized",
+                    "Authentication required",
+                    d,
+                    None,
+                );
                 r.headers_mut()
                     .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
                 r
@@ -112,7 +118,13 @@ impl IntoResponse for ApiError {
                 format!("request bodies are limited to {} bytes", super::BODY_LIMIT),
                 None,
             ),
-            ApiError::NoRoute => problem(S::NOT_FOUND, "/problems/no-route", "Not found", "no such route".into(), None),
+            ApiError::NoRoute => problem(
+                S::NOT_FOUND,
+                "/problems/no-route",
+                "Not found",
+                "no such route".into(),
+                None,
+            ),
             ApiError::MethodNotAllowed => problem(
                 S::METHOD_NOT_ALLOWED,
                 "/problems/method-not-allowed",
@@ -135,8 +147,12 @@ impl IntoResponse for ApiError {
                     format!("no such {what}"),
                     None,
                 ),
-                Error::Forbidden(d) => problem(S::FORBIDDEN, "/problems/forbidden", "Not allowed", d, None),
-                Error::Conflict(d) => problem(S::CONFLICT, "/problems/conflict", "Conflict", d, None),
+                Error::Forbidden(d) => {
+                    problem(S::FORBIDDEN, "/problems/forbidden", "Not allowed", d, None)
+                }
+                Error::Conflict(d) => {
+                    problem(S::CONFLICT, "/problems/conflict", "Conflict", d, None)
+                }
                 Error::Busy | Error::Store(StoreError::Throttled | StoreError::Conflict) => {
                     let mut r = problem(
                         S::SERVICE_UNAVAILABLE,

@@ -73,9 +73,15 @@ mod tests {
         assert_eq!(decode(&c, Index::Gsi1, "IDEAS#y"), Err(BadCursor));
         assert_eq!(decode(&c, Index::Gsi2, "IDEAS#x"), Err(BadCursor));
         assert_eq!(decode("!!!", Index::Gsi1, "IDEAS#x"), Err(BadCursor));
-        assert_eq!(decode(&encode(&Item::new()), Index::Gsi1, "IDEAS#x"), Err(BadCursor));
+        assert_eq!(
+            decode(&encode(&Item::new()), Index::Gsi1, "IDEAS#x"),
+            Err(BadCursor)
+        );
         let mut extra = key();
         extra.insert("email".into(), json!("x"));
-        assert_eq!(decode(&encode(&extra), Index::Gsi1, "IDEAS#x"), Err(BadCursor));
+        assert_eq!(
+            decode(&encode(&extra), Index::Gsi1, "IDEAS#x"),
+            Err(BadCursor)
+        );
     }
 }

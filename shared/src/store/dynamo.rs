@@ -6,7 +6,10 @@
 //! failures inside a cancelled transaction are mapped back to the position of
 //! the write that failed, from the cancellation reasons.
 
-use super::{validate_group, Cond, Index, Item, Key, Page, Query, SortKey, StoreError, StoreResult, Table, Update, Write, PK, SK};
+use super::{
+    validate_group, Cond, Index, Item, Key, Page, Query, SortKey, StoreError, StoreResult, Table,
+    Update, Write, PK, SK,
+};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
@@ -332,7 +335,8 @@ impl Table for DynamoTable {
                     if attempt > 8 {
                         return Err(StoreError::Throttled);
                     }
-                    tokio::time::sleep(std::time::Duration::from_millis(10 << attempt.min(6))).await;
+                    tokio::time::sleep(std::time::Duration::from_millis(10 << attempt.min(6)))
+                        .await;
                 }
             }
         }
@@ -411,7 +415,10 @@ impl Table for DynamoTable {
                     {
                         return Err(StoreError::ConditionFailed { index: i });
                     }
-                    if reasons.iter().any(|r| r.code() == Some("TransactionConflict")) {
+                    if reasons
+                        .iter()
+                        .any(|r| r.code() == Some("TransactionConflict"))
+                    {
                         return Err(StoreError::Conflict);
                     }
                     if reasons.iter().any(|r| {
@@ -438,7 +445,12 @@ pub async fn create_table(client: &Client, name: &str) -> Result<(), aws_sdk_dyn
             .attribute_type(ScalarAttributeType::S)
             .build()
     };
-    let key = |n: &str, t: KeyType| KeySchemaElement::builder().attribute_name(n).key_type(t).build();
+    let key = |n: &str, t: KeyType| {
+        KeySchemaElement::builder()
+            .attribute_name(n)
+            .key_type(t)
+            .build()
+    };
     let mut req = client
         .create_table()
         .table_name(name)
@@ -463,7 +475,11 @@ pub async fn create_table(client: &Client, name: &str) -> Result<(), aws_sdk_dyn
                     .index_name(index.name().unwrap_or_default())
                     .key_schema(key(p, KeyType::Hash)?)
                     .key_schema(key(s, KeyType::Range)?)
-                    .projection(Projection::builder().projection_type(ProjectionType::All).build())
+                    .projection(
+                        Projection::builder()
+                            .projection_type(ProjectionType::All)
+                            .build(),
+                    )
                     .build()?,
             );
     }

@@ -14,8 +14,8 @@
 //!   `(index pk, index sk, pk, sk)`, maintained in the same transaction.
 
 use super::{
-    page_key, validate_group, Index, Item, Key, Page, Query, SortKey, StoreError,
-    StoreResult, Table, Write, PK, SK,
+    page_key, validate_group, Index, Item, Key, Page, Query, SortKey, StoreError, StoreResult,
+    Table, Write, PK, SK,
 };
 use async_trait::async_trait;
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
@@ -31,7 +31,9 @@ const GSI1: TableDefinition<(&str, &str, &str, &str), ()> = TableDefinition::new
 const GSI2: TableDefinition<(&str, &str, &str, &str), ()> = TableDefinition::new("gsi2");
 const GSI3: TableDefinition<(&str, &str, &str, &str), ()> = TableDefinition::new("gsi3");
 
-fn gsi_def(index: Index) -> TableDefinition<'static, (&'static str, &'static str, &'static str, &'static str), ()> {
+fn gsi_def(
+    index: Index,
+) -> TableDefinition<'static, (&'static str, &'static str, &'static str, &'static str), ()> {
     match index {
         Index::Gsi2 => GSI2,
         Index::Gsi3 => GSI3,
@@ -65,7 +67,8 @@ impl EmbeddedTable {
         {
             txn.open_table(ITEMS).map_err(StoreError::unavailable)?;
             for i in Index::SECONDARY {
-                txn.open_table(gsi_def(i)).map_err(StoreError::unavailable)?;
+                txn.open_table(gsi_def(i))
+                    .map_err(StoreError::unavailable)?;
             }
         }
         txn.commit().map_err(StoreError::unavailable)?;
@@ -139,7 +142,9 @@ fn writer_loop(db: &Database, rx: mpsc::Receiver<Job>) {
                 tracing::error!(error = %e, "embedded store commit failed");
                 let msg = e.to_string();
                 for job in jobs {
-                    let _ = job.reply.send(Err(StoreError::Unavailable(msg.clone().into())));
+                    let _ = job
+                        .reply
+                        .send(Err(StoreError::Unavailable(msg.clone().into())));
                 }
             }
         }
@@ -216,7 +221,10 @@ fn apply_group(
             }
             if let Some((a, b)) = new {
                 gsis[n]
-                    .insert((a.as_str(), b.as_str(), key.pk.as_str(), key.sk.as_str()), ())
+                    .insert(
+                        (a.as_str(), b.as_str(), key.pk.as_str(), key.sk.as_str()),
+                        (),
+                    )
                     .map_err(StoreError::unavailable)?;
             }
         }
@@ -256,7 +264,11 @@ fn run_query(txn: &redb::ReadTransaction, q: &Query) -> StoreResult<Page> {
     };
     let end_pk = format!("{}\u{0}", q.pk);
     if q.index == Index::Primary {
-        let start = q.start_after.as_ref().map(|k| str_attr(k, SK)).transpose()?;
+        let start = q
+            .start_after
+            .as_ref()
+            .map(|k| str_attr(k, SK))
+            .transpose()?;
         let lower = match (q.forward, start) {
             (true, Some(s)) => Bound::Excluded((q.pk.as_str(), s)),
             _ => Bound::Included((q.pk.as_str(), lo_sk.unwrap_or(""))),

@@ -36,7 +36,9 @@ pub async fn dynamodb() -> Option<Arc<dyn Table>> {
     };
     let client = dynamo_client(&endpoint);
     let name = format!("t-{}", ulid::Ulid::new().to_string().to_lowercase());
-    create_table(&client, &name).await.expect("create table on moto");
+    create_table(&client, &name)
+        .await
+        .expect("create table on moto");
     Some(Arc::new(DynamoTable::new(client, name)))
 }
 
@@ -77,7 +79,9 @@ pub async fn member(app: &App<Arc<dyn Table>>, sub: &str) -> Caller {
         email_opt_in: Some(true),
         ..Default::default()
     };
-    community::members::sign_up(app, &c, req, None).await.expect("sign up");
+    community::members::sign_up(app, &c, req, None)
+        .await
+        .expect("sign up");
     c
 }
 
@@ -87,6 +91,8 @@ pub async fn idea(app: &App<Arc<dyn Table>>, author: &Caller) -> IdeaId {
         title: Some("Des paniers anti-gaspi".into()),
         body: Some("Des paniers de produits proches de leur date, à prix réduit.".into()),
     };
-    let v = community::ideas::create(app, author, req, None).await.expect("idea");
+    let v = community::ideas::create(app, author, req, None)
+        .await
+        .expect("idea");
     IdeaId::parse(&v.id).expect("id")
 }

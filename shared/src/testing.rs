@@ -1,0 +1,206 @@
+//! Test helpers (feature `testing`): an app over a temporary embedded store,
+//! and requests built as API Gateway HTTP API events and parsed by
+//! `lambda_http::request::from_str`, so handler tests take the Lambda path.
+
+use crate::config::{Settings, BUILTIN_CAMPAIGN};
+use crate::store::embedded::EmbeddedTable;
+use crate::App;
+use axum::body::Body;
+use axum::Router;
+use http_body_util::BodyExt;
+use serde_json::{json, Map, Value};
+use tower::ServiceExt;
+
+pub fn settings() -> Settings {
+    let mut s = Settings::from_campaign(BUILTIN_CAMPAIGN, "builtin").expect("campaign");
+    s.vote_shards = 4;
+    s
+}
+
+/// An app over a fresh embedded store; keep the TempDir alive.
+pub fn embedded_app(tweak: impl FnOnce(&mut Settings)) -> (App<EmbeddedTable>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let table = EmbeddedTable::open(dir.path()).expect("open store");
+    let mut s = settings();
+    tweak(&mut s);
+    (App::new(table, s), dir)
+}
+
+/// Who sends a request: claims as API Gateway's JWT authorizer passes them.
+#[derive(Debug, Clone)]
+pub struct As {
+    pub sub: String,
+    pub email: String,
+    pub groups: Vec<String>,
+}
+
+pub fn member(sub: &str) -> As {
+    As {
+        sub: sub.into(),
+        email: format!("{sub}@example.fr"),
+        groups: vec![],
+    }
+}
+
+impl As {
+    pub fn in_groups(mut self, g: &[&str]) -> Self {
+        self.groups = g.iter().map(|s| s.to_string()).collect();
+        self
+    }
+}
+
+/// An API Gateway HTTP API (payload 2.0) event.
+pub fn event(
+    method: &str,
+    path_and_query: &str,
+    who: Option<&As>,
+    body: Option<&str>,
+    headers: &[(&str, &str)],
+) -> String {
+    let (path, query) = path_and_query
+        .split_once('?')
+        .unwrap_or((path_and_query, ""));
+    let mut h = Map::new();
+    h.insert("host".into(), json!("api.example.com"));
+    if body.is_some() {
+        h.insert("content-type".into(), json!("application/json"));
+    }
+    for (k, v) in headers {
+        h.insert(k.to_ascii_lowercase(), json!(v));
+    }
+    let mut ctx = json!({
+        "accountId": "123456789012", "apiId": "test", "domainName": "api.example.com",
+        "domainPrefix": "api", "requestId": ulid::Ulid::new().to_string(),
+        "routeKey": "$default", "stage": "$default", "time": "23/Nov/2026:09:00:00 +0000",
+        "timeEpoch": 1795424400000i64,
+        "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "203.0.113.7", "userAgent": "test"}
+    });
+    if let Some(w) = who {
+        h.insert("authorization".into(), json!("Bearer test"));
+        let mut claims = json!({"sub": w.sub, "email": w.email, "email_verified": "true"});
+        if !w.groups.is_empty() {
+            claims["cognito:groups"] = json!(format!("[{}]", w.groups.join(" ")));
+        }
+        ctx["authorizer"] = json!({"jwt": {"claims": claims, "scopes": null}});
+    }
+    json!({
+        "version": "2.0", "routeKey": "$default", "rawPath": path, "rawQueryString": query,
+        "headers": h, "requestContext": ctx, "body": body, "isBase64Encoded": false
+    })
+    .to_string()
+}
+
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: axum::http::HeaderMap,
+    pub body: Value,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+    /// The field names a problem+json body's `errors` name.
+    pub fn fields(&self) -> Vec<String> {
+        self.body["errors"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|e| e["field"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// Parses an event the way the Lambda runtime does and sends it through the router.
+pub async fn call_event(router: &Router, event_json: &str) -> Reply {
+    let req = lambda_http::request::from_str(event_json).expect("a valid API Gateway event");
+    let (parts, body) = req.into_parts();
+    let req = axum::http::Request::from_parts(parts, Body::from(body.to_vec()));
+    let res = router.clone().oneshot(req).await.expect("infallible");
+    let status = res.status().as_u16();
+    let headers = res.headers().clone();
+    let bytes = res.into_body().collect().await.expect("body").to_bytes();
+    let body = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
+    };
+    if status >= 400 {
+        let ct = headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        assert_eq!(
+            ct, "application/problem+json",
+            "an error must be problem+json: {body}"
+        );
+        assert_eq!(
+            body["status"],
+            json!(status),
+            "problem status matches: {body}"
+        );
+        assert!(
+            body["type"].is_string() && body["title"].is_string() && body["detail"].is_string(),
+            "{body}"
+        );
+    }
+    Reply {
+        status,
+        headers,
+        body,
+    }
+}
+
+/// Builds and sends a request.
+pub async fn call(
+    router: &Router,
+    method: &str,
+    path: &str,
+    who: Option<&As>,
+    body: Option<Value>,
+) -> Reply {
+    let b = body.map(|b| b.to_string());
+    call_event(router, &event(method, path, who, b.as_deref(), &[])).await
+}
+
+/// A sign-up body that passes every rule.
+pub fn sign_up_body(name: &str) -> Value {
+    json!({"display_name": name, "email": format!("{}@example.fr", name.to_lowercase().replace(' ', ".")),
+           "accept_terms_version": "2026-11", "email_opt_in": true})
+}
+
+pub fn idea_body() -> Value {
+    json!({"theme": "eat-well", "title": "Des recettes du jour à petit prix",
+           "body": "Afficher chaque jour une recette de saison avec le coût des ingrédients en rayon."})
+}
+
+/// The caller the claims of `who` make.
+pub fn caller(who: &As) -> crate::auth::Caller {
+    crate::auth::Caller {
+        id: crate::domain::MemberId::parse(&who.sub).expect("sub"),
+        email: Some(who.email.clone()),
+        groups: who.groups.clone(),
+        email_verified: Some(true),
+    }
+}
+
+/// Signs `who` up through the domain (for tests of other routes).
+pub async fn join<T: crate::store::Table>(app: &App<T>, who: &As) {
+    let req: crate::members::SignUp = serde_json::from_value(sign_up_body(&who.sub)).expect("body");
+    crate::members::sign_up(app, &caller(who), req, None)
+        .await
+        .expect("sign up");
+}
+
+/// Posts an idea by `who` through the domain; returns its id.
+pub async fn post_idea<T: crate::store::Table>(app: &App<T>, who: &As) -> String {
+    let req: crate::ideas::NewIdea = serde_json::from_value(idea_body()).expect("body");
+    crate::ideas::create(app, &caller(who), req, None)
+        .await
+        .expect("idea")
+        .id
+}
