@@ -1,0 +1,314 @@
+//! Sign-up → idea → 300 concurrent voters, restart, docs and tokens.
+
+use crate::support::*;
+use futures::stream::{self, StreamExt};
+use rand::seq::SliceRandom;
+use reqwest::Method;
+use serde_json::{json, Value};
+
+async fn idea_votes(c: &reqwest::Client, s: &Server, id: &str) -> i64 {
+    let (st, v) = send(c, Method::GET, &s.url(&format!("/ideas/{id}")), None, None)
+        .await
+        .expect("get idea");
+    assert_eq!(st, 200);
+    v["votes"].as_i64().unwrap_or(-1)
+}
+
+async fn listed_votes(c: &reqwest::Client, s: &Server, id: &str) -> Option<i64> {
+    let (_, v) = send(
+        c,
+        Method::GET,
+        &s.url("/ideas?sort=top&limit=5"),
+        None,
+        None,
+    )
+    .await
+    .ok()?;
+    v["items"]
+        .as_array()?
+        .iter()
+        .find(|i| i["id"] == json!(id))
+        .and_then(|i| i["votes"].as_i64())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_hundred_voters_converge_exactly_and_survive_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path());
+    let c = client();
+
+    let (st, _) = send(
+        &c,
+        Method::POST,
+        &server.url("/members"),
+        Some("author"),
+        Some(&sign_up_body("author")),
+    )
+    .await
+    .expect("sign up");
+    assert_eq!(st, 201);
+    let idea = json!({"theme": "shopping", "title": "Des caisses sans attente le samedi",
+                      "body": "Ouvrir plus de caisses automatiques le samedi matin, quand les files sont longues."});
+    let (st, created) = send(
+        &c,
+        Method::POST,
+        &server.url("/ideas"),
+        Some("author"),
+        Some(&idea),
+    )
+    .await
+    .expect("post idea");
+    assert_eq!(st, 201, "{created}");
+    let id = created["id"].as_str().expect("id").to_owned();
+
+    let members: Vec<String> = (0..300).map(|i| format!("voter-{i:03}")).collect();
+    let statuses: Vec<u16> = stream::iter(members.clone())
+        .map(|m| {
+            let (c, url) = (c.clone(), server.url("/members"));
+            async move {
+                send(&c, Method::POST, &url, Some(&m), Some(&sign_up_body(&m)))
+                    .await
+                    .expect("sign up")
+                    .0
+            }
+        })
+        .buffer_unordered(64)
+        .collect()
+        .await;
+    assert!(statuses.iter().all(|s| *s == 201), "sign-ups: {statuses:?}");
+
+    // Every member votes once, 10% of them a second time, all at once, in random order.
+    let mut requests: Vec<String> = members.clone();
+    requests.extend(members.iter().step_by(10).cloned());
+    requests.shuffle(&mut rand::rng());
+    let vote_url = server.url(&format!("/ideas/{id}/vote"));
+    let results: Vec<(u16, Value)> = stream::iter(requests)
+        .map(|m| {
+            let (c, url) = (c.clone(), vote_url.clone());
+            async move {
+                send(&c, Method::PUT, &url, Some(&m), None)
+                    .await
+                    .expect("vote")
+            }
+        })
+        .buffer_unordered(300)
+        .collect()
+        .await;
+    for (st, body) in &results {
+        assert_eq!(*st, 200, "{body}");
+        assert_eq!(body["voted"], true);
+    }
+    assert_eq!(
+        results
+            .iter()
+            .filter_map(|(_, b)| b["votes"].as_i64())
+            .max(),
+        Some(300)
+    );
+    assert_eq!(idea_votes(&c, &server, &id).await, 300);
+    assert!(
+        wait_listed(&c, &server, &id, 300).await,
+        "the list's roll-up converges to 300"
+    );
+
+    // 25 members withdraw (one of them twice).
+    let mut leaving: Vec<String> = members.iter().take(25).cloned().collect();
+    leaving.push(members[0].clone());
+    for m in &leaving {
+        let (st, body) = send(&c, Method::DELETE, &vote_url, Some(m), None)
+            .await
+            .expect("withdraw");
+        assert_eq!(st, 200, "{body}");
+        assert_eq!(body["voted"], false);
+    }
+    assert_eq!(idea_votes(&c, &server, &id).await, 275);
+    assert!(
+        wait_listed(&c, &server, &id, 275).await,
+        "the list's roll-up follows withdrawals"
+    );
+
+    // Restart on the same data directory: everything is still there.
+    server.stop();
+    let server = Server::start(dir.path());
+    assert_eq!(idea_votes(&c, &server, &id).await, 275);
+    assert_eq!(listed_votes(&c, &server, &id).await, Some(275));
+    for m in members.iter().step_by(37) {
+        let (st, me) = send(&c, Method::GET, &server.url("/members/me"), Some(m), None)
+            .await
+            .expect("me");
+        assert_eq!((st, me["id"].clone()), (200, json!(m)));
+    }
+    let vote_url = server.url(&format!("/ideas/{id}/vote"));
+    let (st, _) = send(&c, Method::PUT, &vote_url, Some(&members[0]), None)
+        .await
+        .expect("vote again");
+    assert_eq!(st, 200);
+    assert_eq!(idea_votes(&c, &server, &id).await, 276);
+}
+
+/// Polls the top list until it shows the idea with `want` votes.
+async fn wait_listed(c: &reqwest::Client, s: &Server, id: &str, want: i64) -> bool {
+    eventually(
+        10,
+        || async move { listed_votes(c, s, id).await == Some(want) },
+    )
+    .await
+}
+
+#[tokio::test]
+async fn docs_openapi_and_every_documented_route_is_served() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path());
+    let c = client();
+    let spec: Value = c
+        .get(server.url("/openapi.json"))
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        spec["openapi"].as_str().map(|v| v.starts_with("3.")),
+        Some(true)
+    );
+    let page = c
+        .get(server.url("/docs"))
+        .send()
+        .await
+        .expect("docs")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        page.contains("/openapi.json"),
+        "the docs page renders the spec"
+    );
+    let paths = spec["paths"].as_object().expect("paths");
+    assert!(paths.len() >= 9);
+    let t = token("prober", &[]);
+    for (path, ops) in paths {
+        let concrete = path.replace("{id}", "01JD0000000000000000000000");
+        for method in ops.as_object().expect("ops").keys() {
+            let m = Method::from_bytes(method.to_uppercase().as_bytes()).expect("method");
+            let res = c
+                .request(m.clone(), server.url(&concrete))
+                .bearer_auth(&t)
+                .json(&json!({}))
+                .send()
+                .await
+                .expect("send");
+            let status = res.status().as_u16();
+            let body: Value = res.json().await.unwrap_or(Value::Null);
+            assert_ne!(
+                body["type"],
+                json!("/problems/no-route"),
+                "{method} {path} is documented but not served"
+            );
+            assert_ne!(status, 405, "{method} {path}");
+            assert!(status < 500, "{method} {path} answered {status}: {body}");
+        }
+    }
+    // And an undocumented route is a problem+json 404.
+    let res = c.get(server.url("/nowhere")).send().await.expect("send");
+    assert_eq!(res.status().as_u16(), 404);
+    assert_eq!(
+        res.headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok()),
+        Some("application/problem+json")
+    );
+}
+
+#[tokio::test]
+async fn the_token_command_prints_a_token_the_server_accepts() {
+    let out = std::process::Command::new(BIN)
+        .args([
+            "token",
+            "--sub",
+            "alice",
+            "--email",
+            "alice@example.com",
+            "--groups",
+            "committee,marketing",
+        ])
+        .output()
+        .expect("run token");
+    assert!(out.status.success());
+    let t = String::from_utf8(out.stdout)
+        .expect("utf8")
+        .trim()
+        .to_owned();
+    assert_eq!(t.split('.').count(), 3, "a JWT");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path());
+    let c = client();
+    let res = c
+        .post(server.url("/members"))
+        .bearer_auth(&t)
+        .json(&sign_up_body("alice"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(res.status().as_u16(), 201);
+    // A token signed with another secret is refused, with the reason.
+    let forged = local::auth::sign("not-the-secret", "alice", None, &[], 3600).expect("sign");
+    let res = c
+        .get(server.url("/members/me"))
+        .bearer_auth(&forged)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(res.status().as_u16(), 401);
+    let body: Value = res.json().await.expect("json");
+    assert!(body["detail"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("not valid"));
+}
+
+#[tokio::test]
+async fn soft_launch_with_invites_created_by_the_cli() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = std::process::Command::new(BIN)
+        .current_dir(root())
+        .env("COMMUNITY_DATA_DIR", dir.path())
+        .args(["invites", "create", "--cohort", "panel", "--count", "2"])
+        .output()
+        .expect("invites");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let codes: Vec<String> = String::from_utf8(out.stdout)
+        .expect("utf8")
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(codes.len(), 2);
+    let server = Server::start_with(dir.path(), &[("COMMUNITY_INVITE_ONLY", "true")]);
+    let c = client();
+    let (st, _) = send(
+        &c,
+        Method::POST,
+        &server.url("/members"),
+        Some("zoe"),
+        Some(&sign_up_body("zoe")),
+    )
+    .await
+    .expect("send");
+    assert_eq!(st, 403);
+    let mut body = sign_up_body("zoe");
+    body["invite_code"] = json!(codes[1]);
+    let (st, me) = send(
+        &c,
+        Method::POST,
+        &server.url("/members"),
+        Some("zoe"),
+        Some(&body),
+    )
+    .await
+    .expect("send");
+    assert_eq!((st, me["cohort"].clone()), (201, json!("panel")));
+}
