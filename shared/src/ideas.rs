@@ -190,7 +190,7 @@ pub async fn create<T: Table>(
 
 /// One idea with its exact vote count.
 pub async fn get<T: Table>(app: &App<T>, id: &IdeaId) -> Result<IdeaView> {
-    let row = load(app, id, false).await?;
+    let row = load(app, id, true).await?;
     let tally = votes::tally(app, id).await?;
     Ok(row.view(tally.votes))
 }

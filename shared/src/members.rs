@@ -236,7 +236,7 @@ pub async fn get<T: Table>(app: &App<T>, id: &MemberId) -> Result<MemberRow> {
 
 /// The caller's row, or 403 when they have not signed up (for member-only writes).
 pub async fn require<T: Table>(app: &App<T>, caller: &Caller) -> Result<MemberRow> {
-    match app.table.get(&key(&caller.id), false).await? {
+    match app.table.get(&key(&caller.id), true).await? {
         Some(item) => row_from(item),
         None => Err(Error::Forbidden(
             "sign up first: POST /members makes you a member".into(),

@@ -81,7 +81,7 @@ async fn open_idea<T: Table>(
     caller: &Caller,
     idea: &IdeaId,
 ) -> Result<ideas::IdeaRow> {
-    let row = ideas::load(app, idea, false).await?;
+    let row = ideas::load(app, idea, true).await?;
     members::require(app, caller).await?;
     if row.status != IdeaStatus::Open {
         return Err(closed(row.status));

@@ -284,3 +284,12 @@ async fn lists_filter_sort_and_paginate_across_partitions() {
         (json!("under_review"), json!(1))
     );
 }
+
+#[tokio::test]
+async fn committee_members_post_ideas_like_anyone() {
+    let (app, _d) = embedded_app(|_| {});
+    join(&app, &member("member-claire")).await;
+    let res = call_event(&ideas::router(app), &fixture("post-idea-committee.json")).await;
+    assert_eq!(res.status, 201, "{}", res.body);
+    assert_eq!(res.body["author"]["id"], "member-claire");
+}
