@@ -1,0 +1,203 @@
+//! Domain events and the transactional outbox.
+//!
+//! Every state change others react to writes an event item **in the same
+//! atomic write as the change** (`Event::write`). The item lives under one of
+//! `OUTBOX_BUCKETS` partitions (`OUTBOX#{b} / {event_id}`) so that a burst of
+//! events spreads over many partitions. From there:
+//! - on AWS, DynamoDB Streams delivers the INSERT to the `relay` function,
+//!   which sends it to the queues its kind is routed to (`routes`); the item
+//!   expires by TTL;
+//! - locally, the local server's relay reads the buckets and moves each event
+//!   into durable local queues, deleting it from the outbox in the same write.
+//!
+//! Consumers apply an event once: each writes a marker `DONE#{consumer}#{id}`
+//! with the condition that it does not exist, in the same transaction as its
+//! effect (`consumed_marker`).
+
+use crate::domain::now;
+use crate::store::{Item, Key, Write};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+pub const OUTBOX_BUCKETS: u32 = 16;
+/// Outbox items are kept a week (TTL) on AWS, long after the relay read them.
+pub const OUTBOX_TTL_SECS: i64 = 7 * 24 * 3600;
+
+/// The queues events are delivered to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Queue {
+    Points,
+    Emails,
+    Thresholds,
+    /// Outbound: the loyalty programme's integration point (redemptions).
+    Loyalty,
+}
+
+impl Queue {
+    pub const ALL: [Queue; 4] = [Queue::Points, Queue::Emails, Queue::Thresholds, Queue::Loyalty];
+    pub fn name(self) -> &'static str {
+        match self {
+            Queue::Points => "points",
+            Queue::Emails => "emails",
+            Queue::Thresholds => "thresholds",
+            Queue::Loyalty => "loyalty",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Queue> {
+        Queue::ALL.into_iter().find(|q| q.name() == s)
+    }
+}
+
+/// What happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Kind {
+    #[serde(rename = "member.signed_up")]
+    MemberSignedUp,
+    #[serde(rename = "idea.posted")]
+    IdeaPosted,
+    #[serde(rename = "vote.cast")]
+    VoteCast,
+    #[serde(rename = "vote.withdrawn")]
+    VoteWithdrawn,
+    #[serde(rename = "idea.reached_threshold")]
+    IdeaReachedThreshold,
+    #[serde(rename = "idea.decided")]
+    IdeaDecided,
+    #[serde(rename = "idea.progressed")]
+    IdeaProgressed,
+    #[serde(rename = "points.redeemed")]
+    PointsRedeemed,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::MemberSignedUp => "member.signed_up",
+            Kind::IdeaPosted => "idea.posted",
+            Kind::VoteCast => "vote.cast",
+            Kind::VoteWithdrawn => "vote.withdrawn",
+            Kind::IdeaReachedThreshold => "idea.reached_threshold",
+            Kind::IdeaDecided => "idea.decided",
+            Kind::IdeaProgressed => "idea.progressed",
+            Kind::PointsRedeemed => "points.redeemed",
+        }
+    }
+}
+
+/// Which queues an event kind goes to. The relay (AWS and local) uses this
+/// one table.
+pub fn routes(kind: Kind) -> &'static [Queue] {
+    match kind {
+        Kind::MemberSignedUp => &[Queue::Points, Queue::Emails],
+        Kind::IdeaPosted => &[Queue::Points],
+        Kind::VoteCast => &[Queue::Points, Queue::Thresholds],
+        Kind::VoteWithdrawn => &[Queue::Thresholds],
+        Kind::IdeaReachedThreshold => &[Queue::Points, Queue::Emails],
+        Kind::IdeaDecided => &[Queue::Points, Queue::Emails],
+        Kind::IdeaProgressed => &[Queue::Emails],
+        Kind::PointsRedeemed => &[Queue::Loyalty],
+    }
+}
+
+/// An event as stored in the outbox and sent on queues (the message body).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    pub event_id: String,
+    pub kind: Kind,
+    pub at: String,
+    /// The member the event is about (the actor, or the author for idea events).
+    pub member_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idea_id: Option<String>,
+    /// Kind-specific details.
+    #[serde(default)]
+    pub data: Value,
+}
+
+impl Event {
+    pub fn new(kind: Kind, member_id: &str, idea_id: Option<&str>, data: Value) -> Event {
+        Event {
+            event_id: ulid::Ulid::new().to_string(),
+            kind,
+            at: now(),
+            member_id: member_id.to_owned(),
+            idea_id: idea_id.map(str::to_owned),
+            data,
+        }
+    }
+
+    pub fn outbox_key(event_id: &str) -> Key {
+        let h = Sha256::digest(event_id.as_bytes());
+        let b = u32::from_be_bytes([h[0], h[1], h[2], h[3]]) % OUTBOX_BUCKETS;
+        Key::new(outbox_pk(b), event_id)
+    }
+
+    /// The outbox write to add to the transaction of the change.
+    pub fn write(&self) -> Write {
+        let k = Event::outbox_key(&self.event_id);
+        let expires = time::OffsetDateTime::now_utc().unix_timestamp() + OUTBOX_TTL_SECS;
+        let mut item = Item::new();
+        item.insert("pk".into(), json!(k.pk));
+        item.insert("sk".into(), json!(k.sk));
+        item.insert("event".into(), serde_json::to_value(self).unwrap_or(Value::Null));
+        item.insert("ttl".into(), json!(expires));
+        Write::put_new(item)
+    }
+
+    /// Reads an event back from an outbox item.
+    pub fn from_item(item: &Item) -> Option<Event> {
+        serde_json::from_value(item.get("event")?.clone()).ok()
+    }
+}
+
+pub fn outbox_pk(bucket: u32) -> String {
+    format!("OUTBOX#{bucket:02}")
+}
+
+/// The exactly-once marker of `consumer` for `event_id`: put it, with its
+/// condition, in the same transaction as the consumer's effect.
+pub fn consumed_marker(consumer: &str, business_key: &str) -> Write {
+    let k = Key::new(format!("DONE#{consumer}#{business_key}"), "DONE");
+    let mut item = Item::new();
+    item.insert("pk".into(), json!(k.pk));
+    item.insert("sk".into(), json!(k.sk));
+    item.insert("at".into(), json!(now()));
+    Write::put_new(item)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_round_trip_through_the_outbox_item() {
+        let e = Event::new(Kind::VoteCast, "alice", Some("01JD0000000000000000000000"), json!({"x": 1}));
+        let Write::Put { item, .. } = e.write() else {
+            panic!("a put")
+        };
+        assert_eq!(Event::from_item(&item), Some(e.clone()));
+        assert!(item["pk"].as_str().is_some_and(|p| p.starts_with("OUTBOX#")));
+        let body = serde_json::to_value(&e).expect("json");
+        assert_eq!(body["kind"], "vote.cast");
+    }
+
+    #[test]
+    fn every_kind_goes_somewhere() {
+        for k in [
+            Kind::MemberSignedUp,
+            Kind::IdeaPosted,
+            Kind::VoteCast,
+            Kind::VoteWithdrawn,
+            Kind::IdeaReachedThreshold,
+            Kind::IdeaDecided,
+            Kind::IdeaProgressed,
+            Kind::PointsRedeemed,
+        ] {
+            assert!(!routes(k).is_empty(), "{k:?}");
+            let s = serde_json::to_value(k).expect("json");
+            assert_eq!(s, json!(k.as_str()));
+        }
+    }
+}
