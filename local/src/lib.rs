@@ -1,33 +1,183 @@
 //! The local server: every function's routes on one address, over the
-//! durable embedded store, with the same request context API Gateway gives.
+//! durable embedded store, with the same request context API Gateway gives,
+//! and the event pipeline (relay, queues, consumers) running in-process.
 
 pub mod auth;
+pub mod pipeline;
 
+use async_trait::async_trait;
+use axum::extract::{Query, State};
 use axum::http::header;
 use axum::response::{Html, IntoResponse};
-use axum::routing::get;
-use axum::Router;
-use community::store::Table;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use community::events::{Event, Queue};
+use community::mail::dir::DirMailbox;
+use community::mail::EmailsConsumer;
+use community::points::PointsConsumer;
+use community::queue::Consumer;
+use community::store::{Index, Item, Query as StoreQuery, StoreError, Table, Write};
+use community::thresholds::ThresholdsConsumer;
 use community::App;
+use pipeline::Pipeline;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
 
 pub const OPENAPI: &str = include_str!("../../docs/openapi.json");
 const DOCS_PAGE: &str = include_str!("docs.html");
 
-/// Every HTTP route of every function, plus the local-only pages.
+/// Every HTTP route of every function, plus the docs pages.
 pub fn app<T: Table + Clone>(app: App<T>, verifier: auth::Verifier) -> Router {
-    let routes = Router::new()
+    with_auth(routes(app), verifier)
+}
+
+fn routes<T: Table + Clone>(app: App<T>) -> Router {
+    Router::new()
         .merge(ideas::routes(app.clone()))
         .merge(signup::routes(app.clone()))
-        .merge(votes::routes(app))
+        .merge(votes::routes(app.clone()))
+        .merge(committee::routes(app.clone()))
+        .merge(links::routes(app))
         .route(
             "/openapi.json",
             get(|| async {
                 ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
             }),
         )
-        .route("/docs", get(|| async { Html(DOCS_PAGE) }));
+        .route("/docs", get(|| async { Html(DOCS_PAGE) }))
+}
+
+fn with_auth(routes: Router, verifier: auth::Verifier) -> Router {
     community::http::finish(routes).layer(axum::middleware::from_fn_with_state(
         verifier,
         auth::authorize,
     ))
+}
+
+/// The outbound loyalty queue, locally: each message is recorded and listed
+/// at `GET /local/loyalty` (on AWS the loyalty programme consumes the queue).
+pub struct LoyaltyRecorder<T> {
+    pub table: T,
+}
+
+#[async_trait]
+impl<T: Table + Clone> Consumer for LoyaltyRecorder<T> {
+    fn name(&self) -> &'static str {
+        "loyalty"
+    }
+    async fn apply(&self, e: &Event) -> community::error::Result<()> {
+        let item = json!({"pk": "LLOYALTY", "sk": format!("{}#{}", e.at, e.event_id),
+                          "message": serde_json::to_value(e).unwrap_or(Value::Null)});
+        let Value::Object(item) = item else {
+            return Ok(());
+        };
+        match self.table.transact(vec![Write::put_new(item)]).await {
+            Ok(()) | Err(StoreError::ConditionFailed { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// The local server: the routes and the pipeline over one store.
+pub struct Local<T> {
+    pub app: App<T>,
+    pub pipeline: Arc<Pipeline<T>>,
+    pub mailbox: DirMailbox,
+}
+
+impl<T: Table + Clone> Local<T> {
+    pub fn new(app: App<T>, data_dir: &Path) -> std::io::Result<Self> {
+        let mailbox = DirMailbox::new(data_dir.join("mailbox"))?;
+        let mut consumers: HashMap<Queue, Arc<dyn Consumer>> = HashMap::new();
+        consumers.insert(Queue::Points, Arc::new(PointsConsumer { app: app.clone() }));
+        consumers.insert(
+            Queue::Thresholds,
+            Arc::new(ThresholdsConsumer { app: app.clone() }),
+        );
+        consumers.insert(
+            Queue::Emails,
+            Arc::new(EmailsConsumer {
+                app: app.clone(),
+                mailer: mailbox.clone(),
+            }),
+        );
+        consumers.insert(
+            Queue::Loyalty,
+            Arc::new(LoyaltyRecorder {
+                table: app.table.clone(),
+            }),
+        );
+        let pipeline = Arc::new(Pipeline {
+            table: app.table.clone(),
+            consumers,
+            max_receives: pipeline::MAX_RECEIVES,
+        });
+        Ok(Local {
+            app,
+            pipeline,
+            mailbox,
+        })
+    }
+
+    /// Every route, the local-only routes included.
+    pub fn router(&self, verifier: auth::Verifier) -> Router {
+        let local = Router::new()
+            .route("/local/mailbox", get(mailbox))
+            .with_state(self.mailbox.clone())
+            .merge(
+                Router::new()
+                    .route("/local/dead-letters", get(dead_letters::<T>))
+                    .route("/local/dead-letters/redrive", post(redrive::<T>))
+                    .route("/local/loyalty", get(loyalty::<T>))
+                    .with_state(self.pipeline.clone()),
+            );
+        with_auth(routes(self.app.clone()).merge(local), verifier)
+    }
+}
+
+async fn mailbox(State(m): State<DirMailbox>) -> Json<Value> {
+    let mails = m.list().unwrap_or_default();
+    Json(
+        json!({"items": mails.iter().map(|m| json!({"to": m.to, "subject": m.subject, "text": m.text,
+        "mail_id": m.mail_id, "headers": m.headers})).collect::<Vec<_>>()}),
+    )
+}
+
+async fn dead_letters<T: Table + Clone>(
+    State(p): State<Arc<Pipeline<T>>>,
+) -> Result<Json<Value>, community::http::ApiError> {
+    Ok(Json(json!({"items": p.dead_letters().await?})))
+}
+
+async fn redrive<T: Table + Clone>(
+    State(p): State<Arc<Pipeline<T>>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, community::http::ApiError> {
+    let only = match q.get("queue") {
+        Some(name) => Some(Queue::parse(name).ok_or_else(|| {
+            community::http::ApiError::bad_request(
+                "queue",
+                "must be points, emails, thresholds or loyalty",
+            )
+        })?),
+        None => None,
+    };
+    Ok(Json(json!({"redriven": p.redrive(only).await?})))
+}
+
+async fn loyalty<T: Table + Clone>(
+    State(p): State<Arc<Pipeline<T>>>,
+) -> Result<Json<Value>, community::http::ApiError> {
+    let page = p
+        .table
+        .query(&StoreQuery::new(Index::Primary, "LLOYALTY").limit(1000))
+        .await?;
+    let items: Vec<Value> = page
+        .items
+        .into_iter()
+        .map(|i: Item| i.get("message").cloned().unwrap_or(Value::Null))
+        .collect();
+    Ok(Json(json!({"items": items})))
 }

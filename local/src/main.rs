@@ -132,20 +132,23 @@ async fn serve() -> anyhow::Result<()> {
         )
         .init();
     let dir = campaigns_dir();
-    let settings = Settings::load(dir.as_deref())?;
+    let mut settings = Settings::load(dir.as_deref())?;
     let table = open_store()?;
     let addr = std::env::var("COMMUNITY_ADDR").unwrap_or_else(|_| "127.0.0.1:3000".into());
     let listener = tokio::net::TcpListener::bind(&addr)
         .await
         .with_context(|| format!("cannot listen on {addr} (set COMMUNITY_ADDR)"))?;
     let bound = listener.local_addr()?;
+    if std::env::var("COMMUNITY_PUBLIC_URL").is_err() {
+        settings.public_url = format!("http://{bound}");
+    }
     let invite_only = settings.invite_only;
-    let router = local::app(
-        App::new(table, settings),
-        local::auth::Verifier::new(&secret()),
-    );
+    let node = local::Local::new(App::new(table, settings), &data_dir())?;
+    node.pipeline.clone().spawn();
+    let router = node.router(local::auth::Verifier::new(&secret()));
     println!("Community API listening on http://{bound}");
     println!("  API docs: http://{bound}/docs   OpenAPI: http://{bound}/openapi.json");
+    println!("  mails sent: http://{bound}/local/mailbox   dead letters: http://{bound}/local/dead-letters");
     println!(
         "  data: {}   campaigns: {}   launch: {}",
         data_dir().display(),

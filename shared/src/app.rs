@@ -4,13 +4,11 @@
 
 use crate::config::Settings;
 use crate::store::Table;
-use crate::votes::Rollups;
 use std::sync::Arc;
 
 pub struct App<T> {
     pub table: T,
     pub settings: Arc<Settings>,
-    pub rollups: Arc<Rollups>,
 }
 
 impl<T: Clone> Clone for App<T> {
@@ -18,7 +16,6 @@ impl<T: Clone> Clone for App<T> {
         App {
             table: self.table.clone(),
             settings: self.settings.clone(),
-            rollups: self.rollups.clone(),
         }
     }
 }
@@ -28,7 +25,6 @@ impl<T: Table> App<T> {
         App {
             table,
             settings: Arc::new(settings),
-            rollups: Arc::new(Rollups::default()),
         }
     }
 }

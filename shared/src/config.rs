@@ -8,6 +8,78 @@ use std::path::{Path, PathBuf};
 /// unless `COMMUNITY_CAMPAIGNS_DIR` points elsewhere.
 pub const BUILTIN_CAMPAIGN: &str = include_str!("../../infra/campaigns/community.toml");
 pub const CAMPAIGN_FILE: &str = "community.toml";
+pub const BUILTIN_POINTS: &str = include_str!("../../infra/campaigns/points.toml");
+pub const POINTS_FILE: &str = "points.toml";
+
+/// Point rules and their conversion into euros.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PointsConfig {
+    pub conversion: Conversion,
+    pub rules: std::collections::BTreeMap<String, PointRule>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Conversion {
+    pub points_per_euro: i64,
+    pub minimum_redemption: i64,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PointRule {
+    pub points: i64,
+    #[serde(default)]
+    pub daily_cap: Option<i64>,
+    pub label: String,
+}
+
+/// The rules the code credits; a points file may not name others.
+pub const POINT_RULES: [&str; 5] = [
+    "member_signed_up",
+    "idea_posted",
+    "vote_cast",
+    "idea_reached_threshold",
+    "idea_accepted",
+];
+
+impl PointsConfig {
+    pub fn parse(text: &str, file: &str) -> Result<PointsConfig, ConfigError> {
+        let err = |message: String| ConfigError::File {
+            file: file.to_owned(),
+            message,
+        };
+        let c: PointsConfig = toml::from_str(text).map_err(|e| err(e.to_string()))?;
+        if c.conversion.points_per_euro < 1 {
+            return Err(err("conversion.points_per_euro: must be at least 1".into()));
+        }
+        if c.conversion.minimum_redemption < 1 {
+            return Err(err(
+                "conversion.minimum_redemption: must be at least 1".into()
+            ));
+        }
+        for (name, r) in &c.rules {
+            if !POINT_RULES.contains(&name.as_str()) {
+                return Err(err(format!(
+                    "rules.{name}: unknown rule (known: {})",
+                    POINT_RULES.join(", ")
+                )));
+            }
+            if r.points < 0 {
+                return Err(err(format!("rules.{name}.points: must not be negative")));
+            }
+            if r.daily_cap.is_some_and(|c| c < 1) {
+                return Err(err(format!("rules.{name}.daily_cap: must be at least 1")));
+            }
+        }
+        Ok(c)
+    }
+
+    pub fn rule(&self, name: &str) -> Option<&PointRule> {
+        self.rules.get(name).filter(|r| r.points > 0)
+    }
+}
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -47,6 +119,15 @@ pub struct Settings {
     pub themes: Vec<Theme>,
     /// Counter shards per idea (see docs/architecture.md, "Counting votes").
     pub vote_shards: u32,
+    pub points: PointsConfig,
+    /// Where the committee is told of ideas that reached the threshold.
+    pub committee_email: String,
+    /// The public base URL of the API (tracked links, unsubscribe links).
+    pub public_url: String,
+    /// Signs tracked-link and unsubscribe tokens.
+    pub link_secret: String,
+    /// The sender of community mails.
+    pub mail_from: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -103,6 +184,11 @@ impl Settings {
             vote_threshold: f.ideas.vote_threshold,
             themes: f.ideas.themes,
             vote_shards: 16,
+            points: PointsConfig::parse(BUILTIN_POINTS, "infra/campaigns/points.toml")?,
+            committee_email: "comite-idees@example.fr".into(),
+            public_url: "http://127.0.0.1:3000".into(),
+            link_secret: "local-link-secret".into(),
+            mail_from: "La communauté <communaute@example.fr>".into(),
         })
     }
 
@@ -116,7 +202,16 @@ impl Settings {
                     file: path.display().to_string(),
                     message: e.to_string(),
                 })?;
-                Settings::from_campaign(&text, &path.display().to_string())?
+                let mut s = Settings::from_campaign(&text, &path.display().to_string())?;
+                let ppath: PathBuf = d.join(POINTS_FILE);
+                if ppath.exists() {
+                    let text = std::fs::read_to_string(&ppath).map_err(|e| ConfigError::File {
+                        file: ppath.display().to_string(),
+                        message: e.to_string(),
+                    })?;
+                    s.points = PointsConfig::parse(&text, &ppath.display().to_string())?;
+                }
+                s
             }
             None => Settings::from_campaign(BUILTIN_CAMPAIGN, "infra/campaigns/community.toml")?,
         };
@@ -152,6 +247,18 @@ impl Settings {
                         var: "COMMUNITY_VOTE_THRESHOLD",
                         message: format!("{v:?} is not a whole number >= 1"),
                     })?;
+        }
+        if let Some(v) = get("COMMUNITY_COMMITTEE_EMAIL") {
+            self.committee_email = v;
+        }
+        if let Some(v) = get("COMMUNITY_PUBLIC_URL") {
+            self.public_url = v.trim_end_matches('/').to_owned();
+        }
+        if let Some(v) = get("COMMUNITY_LINK_SECRET") {
+            self.link_secret = v;
+        }
+        if let Some(v) = get("COMMUNITY_MAIL_FROM") {
+            self.mail_from = v;
         }
         if let Some(v) = get("COMMUNITY_VOTE_SHARDS") {
             self.vote_shards = v
@@ -202,6 +309,19 @@ mod tests {
             .apply_env(|k| (k == "COMMUNITY_VOTE_THRESHOLD").then(|| "lots".into()))
             .expect_err("rejected");
         assert!(e.to_string().contains("COMMUNITY_VOTE_THRESHOLD"));
+    }
+
+    #[test]
+    fn points_rules_parse_and_bad_ones_name_the_field() {
+        let p = PointsConfig::parse(BUILTIN_POINTS, "points.toml").expect("valid");
+        assert_eq!(p.conversion.points_per_euro, 100);
+        assert_eq!(p.rule("vote_cast").and_then(|r| r.daily_cap), Some(20));
+        let bad = BUILTIN_POINTS.replace("[rules.vote_cast]", "[rules.vote_casted]");
+        let e = PointsConfig::parse(&bad, "points.toml").expect_err("unknown rule");
+        assert!(e.to_string().contains("rules.vote_casted"), "{e}");
+        let bad = BUILTIN_POINTS.replace("daily_cap = 20", "daily_cap = 0");
+        let e = PointsConfig::parse(&bad, "points.toml").expect_err("cap");
+        assert!(e.to_string().contains("rules.vote_cast.daily_cap"), "{e}");
     }
 
     #[test]

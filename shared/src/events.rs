@@ -36,7 +36,12 @@ pub enum Queue {
 }
 
 impl Queue {
-    pub const ALL: [Queue; 4] = [Queue::Points, Queue::Emails, Queue::Thresholds, Queue::Loyalty];
+    pub const ALL: [Queue; 4] = [
+        Queue::Points,
+        Queue::Emails,
+        Queue::Thresholds,
+        Queue::Loyalty,
+    ];
     pub fn name(self) -> &'static str {
         match self {
             Queue::Points => "points",
@@ -141,7 +146,10 @@ impl Event {
         let mut item = Item::new();
         item.insert("pk".into(), json!(k.pk));
         item.insert("sk".into(), json!(k.sk));
-        item.insert("event".into(), serde_json::to_value(self).unwrap_or(Value::Null));
+        item.insert(
+            "event".into(),
+            serde_json::to_value(self).unwrap_or(Value::Null),
+        );
         item.insert("ttl".into(), json!(expires));
         Write::put_new(item)
     }
@@ -173,12 +181,19 @@ mod tests {
 
     #[test]
     fn events_round_trip_through_the_outbox_item() {
-        let e = Event::new(Kind::VoteCast, "alice", Some("01JD0000000000000000000000"), json!({"x": 1}));
+        let e = Event::new(
+            Kind::VoteCast,
+            "alice",
+            Some("01JD0000000000000000000000"),
+            json!({"x": 1}),
+        );
         let Write::Put { item, .. } = e.write() else {
             panic!("a put")
         };
         assert_eq!(Event::from_item(&item), Some(e.clone()));
-        assert!(item["pk"].as_str().is_some_and(|p| p.starts_with("OUTBOX#")));
+        assert!(item["pk"]
+            .as_str()
+            .is_some_and(|p| p.starts_with("OUTBOX#")));
         let body = serde_json::to_value(&e).expect("json");
         assert_eq!(body["kind"], "vote.cast");
     }

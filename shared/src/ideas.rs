@@ -11,6 +11,7 @@ use crate::app::App;
 use crate::auth::Caller;
 use crate::domain::{now, Errors, FieldError, IdeaBody, IdeaId, IdeaStatus, IdeaTitle};
 use crate::error::{commit, Error, Result};
+use crate::events::{Event, Kind};
 use crate::members;
 use crate::receipt::Receipt;
 use crate::store::{cursor, Index, Item, Key, Query, StoreError, Table, Write};
@@ -60,6 +61,26 @@ pub struct IdeaRow {
     pub created_at: String,
     #[serde(default)]
     pub reached_threshold_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decision: Option<Decision>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub progress: Vec<ProgressNote>,
+}
+
+/// The feasibility committee's answer.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Decision {
+    pub outcome: IdeaStatus,
+    pub reason: String,
+    pub decided_at: String,
+}
+
+/// A step of an accepted idea's implementation, for its author and voters.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ProgressNote {
+    pub status: IdeaStatus,
+    pub note: String,
+    pub at: String,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -79,6 +100,8 @@ pub struct IdeaView {
     pub votes: i64,
     pub created_at: String,
     pub reached_threshold_at: Option<String>,
+    pub decision: Option<Decision>,
+    pub progress: Vec<ProgressNote>,
 }
 
 impl IdeaRow {
@@ -96,6 +119,8 @@ impl IdeaRow {
             votes,
             created_at: self.created_at,
             reached_threshold_at: self.reached_threshold_at,
+            decision: self.decision,
+            progress: self.progress,
         }
     }
 
@@ -175,13 +200,21 @@ pub async fn create<T: Table>(
         votes_seq: 0,
         created_at: now(),
         reached_threshold_at: None,
+        decision: None,
+        progress: Vec::new(),
     };
     let item = row.to_item()?;
+    let event = Event::new(
+        Kind::IdeaPosted,
+        &row.author_id,
+        Some(&row.id),
+        json!({"theme": row.theme}),
+    );
     let view = row.view(0);
     let body = serde_json::to_value(&view).map_err(|e| Error::Store(StoreError::unavailable(e)))?;
     commit(
         &app.table,
-        vec![Write::put_new(item)],
+        vec![Write::put_new(item), event.write()],
         receipt.map(|r| (r, 201, &body)),
     )
     .await?;

@@ -3,16 +3,22 @@
 
 pub mod app;
 pub mod auth;
+pub mod committee;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod events;
 pub mod http;
 pub mod ideas;
+pub mod mail;
 pub mod members;
+pub mod points;
+pub mod queue;
 pub mod receipt;
 pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod thresholds;
 pub mod votes;
 
 pub use app::App;

@@ -7,6 +7,7 @@ use crate::app::App;
 use crate::auth::Caller;
 use crate::domain::{now, DisplayName, Email, Errors, FieldError, LoyaltyCard, MemberId};
 use crate::error::{commit, Error, Result};
+use crate::events::{Event, Kind};
 use crate::receipt::Receipt;
 use crate::store::{Cond, Item, Key, StoreError, Table, Update, Write};
 use serde::{Deserialize, Serialize};
@@ -39,6 +40,7 @@ pub struct SignUp {
 pub struct Patch {
     pub display_name: Option<String>,
     pub email_opt_in: Option<bool>,
+    pub loyalty_card: Option<String>,
 }
 
 /// A member as stored (key attributes aside).
@@ -204,7 +206,13 @@ pub async fn sign_up<T: Table>(
         ambassador: false,
     };
     let k = key(&caller.id);
-    let mut writes = vec![Write::put_new(to_item(&k, &row)?)];
+    let event = Event::new(
+        Kind::MemberSignedUp,
+        &row.id,
+        None,
+        json!({"cohort": row.cohort, "email_opt_in": row.email_opt_in}),
+    );
+    let mut writes = vec![Write::put_new(to_item(&k, &row)?), event.write()];
     if let (Some(c), Some(inv)) = (&code, &invite) {
         let max = inv.get("max_uses").and_then(Value::as_i64).unwrap_or(1);
         writes.push(
@@ -219,7 +227,7 @@ pub async fn sign_up<T: Table>(
         Err(Error::Store(StoreError::ConditionFailed { index: 0 })) => {
             Err(Error::Conflict("you are already a member".into()))
         }
-        Err(Error::Store(StoreError::ConditionFailed { index: 1 })) => {
+        Err(Error::Store(StoreError::ConditionFailed { index: 2 })) => {
             Err(Error::Forbidden("this invite code has been used up".into()))
         }
         Err(e) => Err(e),
@@ -250,6 +258,11 @@ pub async fn update<T: Table>(app: &App<T>, caller: &Caller, p: Patch) -> Result
     if p.display_name.is_some() {
         if let Some(n) = errs.take(DisplayName::parse(p.display_name)) {
             u = u.set("display_name", n.as_str());
+        }
+    }
+    if let Some(card) = p.loyalty_card {
+        if let Some(c) = errs.take(LoyaltyCard::parse(card)) {
+            u = u.set("loyalty_card", c.as_str());
         }
     }
     if let Some(opt) = p.email_opt_in {

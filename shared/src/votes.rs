@@ -10,14 +10,16 @@
 //!   `closed` once the idea stops taking votes.
 //!
 //! The idea row's `votes` (used by lists and the `top` order) is a roll-up of
-//! the shards, written by `rollup` (at most once a second per idea per
-//! process) and only ever replaced by a roll-up that saw more shard updates.
+//! the shards, written by `rollup` — called by the `thresholds` consumer once
+//! per idea per batch of vote events — and only ever replaced by a roll-up
+//! that saw more shard updates.
 //! docs/architecture.md explains the design and its cost per vote.
 
 use crate::app::App;
 use crate::auth::Caller;
 use crate::domain::{now, IdeaId, IdeaStatus};
 use crate::error::{Error, Result};
+use crate::events::{Event, Kind};
 use crate::ideas;
 use crate::members;
 use crate::store::{Cond, Key, StoreError, Table, Update, Write};
@@ -25,16 +27,12 @@ use rand::Rng;
 use serde::Serialize;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Index buckets for the voters of one idea.
 pub const VOTER_BUCKETS: u32 = 16;
 /// Attempts before a vote gives up on a contended or throttled store.
 const ATTEMPTS: u32 = 6;
-/// Minimum time between two roll-ups of one idea in one process.
-pub const ROLLUP_EVERY: Duration = Duration::from_millis(1000);
 
 pub fn vote_key(idea: &IdeaId, member: &str) -> Key {
     Key::new(format!("VOTE#{}#{member}", idea.as_str()), "VOTE")
@@ -103,6 +101,7 @@ async fn on_shard<T: Table>(
     idea: &IdeaId,
     record: Write,
     delta: i64,
+    event: Write,
 ) -> Result<bool> {
     for attempt in 0..ATTEMPTS {
         let shard = rand::rng().random_range(0..app.settings.vote_shards);
@@ -111,10 +110,14 @@ async fn on_shard<T: Table>(
             Update::default().add("votes", delta).add("seq", 1),
         )
         .when(Cond::AttrAbsent("closed".into()));
-        match app.table.transact(vec![record.clone(), counter]).await {
+        match app
+            .table
+            .transact(vec![record.clone(), counter, event.clone()])
+            .await
+        {
             Ok(()) => return Ok(true),
             Err(StoreError::ConditionFailed { index: 0 }) => return Ok(false),
-            Err(StoreError::ConditionFailed { .. }) => {
+            Err(StoreError::ConditionFailed { index: 1 }) => {
                 let row = ideas::load(app, idea, true).await?;
                 return Err(closed(row.status));
             }
@@ -130,11 +133,7 @@ async fn on_shard<T: Table>(
 
 /// `PUT /ideas/{id}/vote`: idempotent; a repeated vote changes nothing.
 #[tracing::instrument(skip(app, caller), fields(idea = %idea.as_str()))]
-pub async fn cast<T: Table + Clone>(
-    app: &App<T>,
-    caller: &Caller,
-    idea: &IdeaId,
-) -> Result<VoteView> {
+pub async fn cast<T: Table>(app: &App<T>, caller: &Caller, idea: &IdeaId) -> Result<VoteView> {
     open_idea(app, caller, idea).await?;
     let member = caller.id.as_str();
     let k = vote_key(idea, member);
@@ -150,36 +149,31 @@ pub async fn cast<T: Table + Clone>(
     let Value::Object(record) = record else {
         return Err(Error::Store(StoreError::Invalid("vote record".into())));
     };
-    let changed = on_shard(app, idea, Write::put_new(record), 1).await?;
-    finish(app, idea, true, changed).await
+    let event = Event::new(Kind::VoteCast, member, Some(idea.as_str()), Value::Null);
+    on_shard(app, idea, Write::put_new(record), 1, event.write()).await?;
+    finish(app, idea, true).await
 }
 
 /// `DELETE /ideas/{id}/vote`: idempotent; withdrawing twice changes nothing.
 #[tracing::instrument(skip(app, caller), fields(idea = %idea.as_str()))]
-pub async fn withdraw<T: Table + Clone>(
-    app: &App<T>,
-    caller: &Caller,
-    idea: &IdeaId,
-) -> Result<VoteView> {
+pub async fn withdraw<T: Table>(app: &App<T>, caller: &Caller, idea: &IdeaId) -> Result<VoteView> {
     open_idea(app, caller, idea).await?;
     let record = Write::Delete {
         key: vote_key(idea, caller.id.as_str()),
         cond: Some(Cond::Exists),
     };
-    let changed = on_shard(app, idea, record, -1).await?;
-    finish(app, idea, false, changed).await
+    let event = Event::new(
+        Kind::VoteWithdrawn,
+        caller.id.as_str(),
+        Some(idea.as_str()),
+        Value::Null,
+    );
+    on_shard(app, idea, record, -1, event.write()).await?;
+    finish(app, idea, false).await
 }
 
-async fn finish<T: Table + Clone>(
-    app: &App<T>,
-    idea: &IdeaId,
-    voted: bool,
-    changed: bool,
-) -> Result<VoteView> {
+async fn finish<T: Table>(app: &App<T>, idea: &IdeaId, voted: bool) -> Result<VoteView> {
     let t = tally(app, idea).await?;
-    if changed {
-        app.rollups.request(app, idea);
-    }
     Ok(VoteView {
         idea_id: idea.as_str().to_owned(),
         voted,
@@ -211,56 +205,16 @@ pub async fn rollup<T: Table>(app: &App<T>, idea: &IdeaId) -> Result<()> {
     }
 }
 
-/// Debounces roll-ups per idea: the first vote after a quiet second rolls up
-/// at once; later ones within the second schedule one trailing roll-up, so
-/// the row converges after the last vote without a write per vote.
-#[derive(Default)]
-pub struct Rollups {
-    state: Mutex<HashMap<String, (Instant, bool)>>,
-}
-
-impl Rollups {
-    pub fn request<T: Table + Clone>(&self, app: &App<T>, idea: &IdeaId) {
-        let now = Instant::now();
-        let delay = {
-            let Ok(mut m) = self.state.lock() else { return };
-            if m.len() > 10_000 {
-                m.retain(|_, (at, pending)| *pending || now.duration_since(*at) < ROLLUP_EVERY);
-            }
-            match m.get_mut(idea.as_str()) {
-                Some((_, true)) => return,
-                Some((last, pending)) if now.duration_since(*last) < ROLLUP_EVERY => {
-                    *pending = true;
-                    ROLLUP_EVERY - now.duration_since(*last)
-                }
-                _ => {
-                    m.insert(idea.as_str().to_owned(), (now, true));
-                    Duration::ZERO
-                }
-            }
-        };
-        let app = app.clone();
-        let idea = idea.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(delay).await;
-            if let Ok(mut m) = app.rollups.state.lock() {
-                m.insert(idea.as_str().to_owned(), (Instant::now(), false));
-            }
-            if let Err(e) = rollup(&app, &idea).await {
-                tracing::warn!(error = %e, idea = idea.as_str(), "vote roll-up failed; the next vote retries it");
-            }
-        });
-    }
-}
-
 /// Stops an open idea taking votes and moves it to `to`, atomically: the idea
-/// row (status, list partitions, `extra`) and every counter shard's `closed`
-/// flag in one write, so no vote can be counted after the change.
+/// row (status, list partitions, `extra`), every counter shard's `closed`
+/// flag and the writes in `also` (an event, a marker) in one write, so no vote
+/// can be counted after the change and the change happens once.
 pub async fn close<T: Table>(
     app: &App<T>,
     idea: &IdeaId,
     to: IdeaStatus,
     extra: Update,
+    also: Vec<Write>,
 ) -> Result<ideas::IdeaRow> {
     let row = ideas::load(app, idea, true).await?;
     if row.status != IdeaStatus::Open {
@@ -279,9 +233,10 @@ pub async fn close<T: Table>(
             Update::default().set("closed", true),
         ));
     }
+    writes.extend(also);
     match app.table.transact(writes).await {
         Ok(()) => ideas::load(app, idea, true).await,
-        Err(StoreError::ConditionFailed { .. }) => {
+        Err(StoreError::ConditionFailed { index: 0 }) => {
             let row = ideas::load(app, idea, true).await?;
             Err(closed(row.status))
         }

@@ -154,6 +154,8 @@ async fn conditions_agree_with_the_model(t: T) {
         Cond::AtLeast("n".into(), 0),
         Cond::AtLeast("n".into(), 3),
         Cond::Exists.and(Cond::AttrAbsent("e".into())),
+        Cond::NotExists.or(Cond::LessThan("n".into(), 1)),
+        Cond::Eq("e".into(), json!("y")).or(Cond::AttrAbsent("n".into())),
     ];
     for state in &states {
         for c in &conds {

@@ -268,6 +268,7 @@ async fn lists_filter_sort_and_paginate_across_partitions() {
         &idea7,
         community::domain::IdeaStatus::UnderReview,
         Default::default(),
+        vec![],
     )
     .await
     .expect("close");

@@ -3,8 +3,10 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use axum::Json;
 use community::auth::Caller;
-use community::http::{with_receipt, ApiError, IdempotencyKey, JsonBody};
+use community::http::{with_receipt, ApiError, IdempotencyKey, JsonBody, ListParams};
+use community::ideas::ListPage;
 use community::members::{self, MemberView, Patch, SignUp};
+use community::points::{self, LedgerEntry, RedemptionRequest};
 use community::store::Table;
 use community::App;
 
@@ -38,4 +40,31 @@ pub async fn update<T: Table + Clone>(
     JsonBody(patch): JsonBody<Patch>,
 ) -> Result<Json<MemberView>, ApiError> {
     Ok(Json(members::update(&app, &caller, patch).await?))
+}
+
+#[tracing::instrument(skip_all, fields(member = %caller.id.as_str()))]
+pub async fn points<T: Table + Clone>(
+    State(app): State<App<T>>,
+    caller: Caller,
+    params: ListParams,
+) -> Result<Json<ListPage<LedgerEntry>>, ApiError> {
+    members::require(&app, &caller).await?;
+    Ok(Json(
+        points::ledger(&app, &caller, params.limit, params.cursor).await?,
+    ))
+}
+
+#[tracing::instrument(skip_all, fields(member = %caller.id.as_str()))]
+pub async fn redeem<T: Table + Clone>(
+    State(app): State<App<T>>,
+    caller: Caller,
+    idem: IdempotencyKey,
+    JsonBody(req): JsonBody<RedemptionRequest>,
+) -> Result<Response, ApiError> {
+    let receipt = idem.receipt(&caller, "POST /members/me/redemptions");
+    let table = app.table.clone();
+    with_receipt(&table, receipt, StatusCode::ACCEPTED, |r| async move {
+        points::redeem(&app, &caller, req, r.as_ref()).await
+    })
+    .await
 }

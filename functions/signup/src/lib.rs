@@ -1,5 +1,6 @@
 //! `signup`: becoming a member and managing one's profile.
-//! `POST /members`, `GET /members/me`, `PATCH /members/me`.
+//! `POST /members`, `GET /members/me`, `PATCH /members/me`,
+//! `GET /members/me/points`, `POST /members/me/redemptions`.
 
 mod handler;
 
@@ -16,6 +17,8 @@ pub fn routes<T: Table + Clone>(app: App<T>) -> Router {
             "/members/me",
             get(handler::me::<T>).patch(handler::update::<T>),
         )
+        .route("/members/me/points", get(handler::points::<T>))
+        .route("/members/me/redemptions", post(handler::redeem::<T>))
         .with_state(app)
 }
 

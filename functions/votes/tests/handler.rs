@@ -168,9 +168,15 @@ async fn an_idea_that_is_not_open_takes_no_votes() {
     let path = format!("/ideas/{id}/vote");
     assert_eq!(call(&r, "PUT", &path, Some(&alice), None).await.status, 200);
     let idea_id = IdeaId::parse(&id).expect("id");
-    community::votes::close(&app, &idea_id, IdeaStatus::UnderReview, Default::default())
-        .await
-        .expect("close");
+    community::votes::close(
+        &app,
+        &idea_id,
+        IdeaStatus::UnderReview,
+        Default::default(),
+        vec![],
+    )
+    .await
+    .expect("close");
     let res = call(&r, "PUT", &path, Some(&bob), None).await;
     assert_eq!(res.status, 409);
     assert!(res.body["detail"]
@@ -189,11 +195,15 @@ async fn an_idea_that_is_not_open_takes_no_votes() {
         1
     );
     // Closing twice is a conflict too.
-    assert!(
-        community::votes::close(&app, &idea_id, IdeaStatus::UnderReview, Default::default())
-            .await
-            .is_err()
-    );
+    assert!(community::votes::close(
+        &app,
+        &idea_id,
+        IdeaStatus::UnderReview,
+        Default::default(),
+        vec![]
+    )
+    .await
+    .is_err());
 }
 
 #[tokio::test]

@@ -118,6 +118,7 @@ impl Expr {
                 }
             }
             Cond::And(x, y) => format!("({}) AND ({})", self.cond(x)?, self.cond(y)?),
+            Cond::Or(x, y) => format!("({}) OR ({})", self.cond(x)?, self.cond(y)?),
         })
     }
 

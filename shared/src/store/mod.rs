@@ -100,11 +100,16 @@ pub enum Cond {
     AtLeast(String, i64),
     /// Both conditions hold.
     And(Box<Cond>, Box<Cond>),
+    /// Either condition holds.
+    Or(Box<Cond>, Box<Cond>),
 }
 
 impl Cond {
     pub fn and(self, other: Cond) -> Cond {
         Cond::And(Box::new(self), Box::new(other))
+    }
+    pub fn or(self, other: Cond) -> Cond {
+        Cond::Or(Box::new(self), Box::new(other))
     }
 
     /// Evaluates the condition against the current item (None = absent).
@@ -120,6 +125,7 @@ impl Cond {
             Cond::LessThan(attr, n) => current.is_some_and(|i| num(i, attr) < *n),
             Cond::AtLeast(attr, n) => current.is_some_and(|i| num(i, attr) >= *n),
             Cond::And(a, b) => a.holds(current) && b.holds(current),
+            Cond::Or(a, b) => a.holds(current) || b.holds(current),
         }
     }
 }

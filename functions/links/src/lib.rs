@@ -1,0 +1,48 @@
+//! `links`: the public links carried by community mails.
+//! `GET /r/{token}` records a unique click and redirects;
+//! `GET|POST /unsubscribe/{token}` withdraws email consent (one click,
+//! RFC 8058 `List-Unsubscribe-Post`).
+
+use axum::extract::{Path, State};
+use axum::http::{header, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use community::http::ApiError;
+use community::store::Table;
+use community::App;
+
+pub fn routes<T: Table + Clone>(app: App<T>) -> Router {
+    Router::new()
+        .route("/r/{token}", get(click::<T>))
+        .route(
+            "/unsubscribe/{token}",
+            get(unsubscribe::<T>).post(unsubscribe::<T>),
+        )
+        .with_state(app)
+}
+
+pub fn router<T: Table + Clone>(app: App<T>) -> Router {
+    community::http::finish(routes(app))
+}
+
+async fn click<T: Table + Clone>(
+    State(app): State<App<T>>,
+    Path(token): Path<String>,
+) -> Result<Response, ApiError> {
+    let url = community::mail::click(&app, &token).await?;
+    Ok((StatusCode::FOUND, [(header::LOCATION, url)]).into_response())
+}
+
+async fn unsubscribe<T: Table + Clone>(
+    State(app): State<App<T>>,
+    Path(token): Path<String>,
+) -> Result<Response, ApiError> {
+    community::mail::unsubscribe(&app, &token).await?;
+    Ok(Html(
+        "<!doctype html><html lang=\"fr\"><meta charset=\"utf-8\"><title>Désinscription</title>\
+         <p>C'est noté : vous ne recevrez plus les e-mails de la communauté. \
+         Les messages liés à vos propres idées continueront de vous parvenir.</p></html>",
+    )
+    .into_response())
+}

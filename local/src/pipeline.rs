@@ -1,0 +1,261 @@
+//! The event pipeline in local mode: the same relay routing and the same
+//! consumers as on AWS, over durable queues kept in the embedded store.
+//!
+//! - relay: reads the outbox buckets and, for each event, deletes it from the
+//!   outbox and enqueues it on every queue it is routed to, in one write.
+//! - queues: a message is `LQ#{queue} / {visible_at_ms}#{event_id}`; a
+//!   consumer takes up to 10 visible messages, runs the batch handler, deletes
+//!   the ones that succeeded and re-schedules the failed ones with
+//!   exponential backoff; after `max_receives` receives a message moves to
+//!   `LDLQ#{queue}` (the dead-letter store), listed at `GET /local/dead-letters`
+//!   and redriven by `POST /local/dead-letters/redrive`.
+//!
+//! Everything survives a restart: a crash between steps re-delivers, and the
+//! consumers' markers make re-delivery harmless.
+
+use community::events::{outbox_pk, routes, Event, Queue, OUTBOX_BUCKETS};
+use community::queue::{self, Consumer, Message};
+use community::store::{Index, Item, Key, Query, SortKey, StoreError, Table, Write};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub const MAX_RECEIVES: i64 = 5;
+const BATCH: u32 = 10;
+
+fn now_ms() -> i64 {
+    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+fn queue_pk(q: Queue) -> String {
+    format!("LQ#{}", q.name())
+}
+
+fn dlq_pk(q: Queue) -> String {
+    format!("LDLQ#{}", q.name())
+}
+
+fn message_item(q: Queue, visible_at: i64, msg_id: &str, body: &str, receives: i64) -> Item {
+    let v = json!({"pk": queue_pk(q), "sk": format!("{visible_at:015}#{msg_id}"), "msg_id": msg_id,
+                   "body": body, "receive_count": receives});
+    match v {
+        Value::Object(m) => m,
+        _ => Item::new(),
+    }
+}
+
+pub struct Pipeline<T> {
+    pub table: T,
+    pub consumers: HashMap<Queue, Arc<dyn Consumer>>,
+    pub max_receives: i64,
+}
+
+impl<T: Table + Clone> Pipeline<T> {
+    /// Moves outbox events to their queues; returns how many were relayed.
+    pub async fn relay_once(&self) -> Result<usize, StoreError> {
+        let mut n = 0;
+        for b in 0..OUTBOX_BUCKETS {
+            let page = self
+                .table
+                .query(&Query::new(Index::Primary, outbox_pk(b)).limit(100))
+                .await?;
+            for item in page.items {
+                let Some(key) = Key::of(&item) else { continue };
+                let Some(event) = Event::from_item(&item) else {
+                    tracing::error!(pk = %key.pk, sk = %key.sk, "unreadable outbox item left in place");
+                    continue;
+                };
+                let body = serde_json::to_string(&event).unwrap_or_default();
+                let mut writes = vec![Write::Delete {
+                    key,
+                    cond: Some(community::store::Cond::Exists),
+                }];
+                for q in routes(event.kind) {
+                    writes.push(Write::put_new(message_item(
+                        *q,
+                        now_ms(),
+                        &event.event_id,
+                        &body,
+                        0,
+                    )));
+                }
+                match self.table.transact(writes).await {
+                    Ok(()) => n += 1,
+                    Err(StoreError::ConditionFailed { .. }) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Ok(n)
+    }
+
+    /// Runs one batch of `q`; returns how many messages it took.
+    pub async fn consume_once(&self, q: Queue) -> Result<usize, StoreError> {
+        let Some(consumer) = self.consumers.get(&q) else {
+            return Ok(0);
+        };
+        let upto = format!("{:015}~", now_ms());
+        let page = self
+            .table
+            .query(
+                &Query::new(Index::Primary, queue_pk(q))
+                    .sk(SortKey::Between(String::new(), upto))
+                    .limit(BATCH),
+            )
+            .await?;
+        if page.items.is_empty() {
+            return Ok(0);
+        }
+        let messages: Vec<Message> = page
+            .items
+            .iter()
+            .map(|i| Message {
+                id: i["sk"].as_str().unwrap_or_default().to_owned(),
+                body: i["body"].as_str().unwrap_or_default().to_owned(),
+            })
+            .collect();
+        let failed = queue::handle(consumer.as_ref(), &messages).await;
+        for item in &page.items {
+            let Some(key) = Key::of(item) else { continue };
+            let msg_id = item["msg_id"].as_str().unwrap_or_default();
+            let body = item["body"].as_str().unwrap_or_default();
+            let delete = Write::Delete {
+                key: key.clone(),
+                cond: Some(community::store::Cond::Exists),
+            };
+            let writes = if !failed.contains(&key.sk) {
+                vec![delete]
+            } else {
+                let receives = item["receive_count"].as_i64().unwrap_or(0) + 1;
+                if receives >= self.max_receives {
+                    tracing::error!(
+                        queue = q.name(),
+                        msg_id,
+                        receives,
+                        "message moved to the dead-letter store"
+                    );
+                    let dead = json!({"pk": dlq_pk(q), "sk": format!("{}#{msg_id}", community::domain::now()),
+                                      "queue": q.name(), "msg_id": msg_id, "body": body, "receive_count": receives,
+                                      "dead_at": community::domain::now()});
+                    let Value::Object(dead) = dead else { continue };
+                    vec![delete, Write::put(dead)]
+                } else {
+                    let backoff = 100i64 << receives.min(10);
+                    vec![
+                        delete,
+                        Write::put(message_item(q, now_ms() + backoff, msg_id, body, receives)),
+                    ]
+                }
+            };
+            match self.table.transact(writes).await {
+                Ok(()) | Err(StoreError::ConditionFailed { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(page.items.len())
+    }
+
+    /// Dead letters of every queue.
+    pub async fn dead_letters(&self) -> Result<Vec<Value>, StoreError> {
+        let mut out = Vec::new();
+        for q in Queue::ALL {
+            let page = self
+                .table
+                .query(&Query::new(Index::Primary, dlq_pk(q)).limit(1000))
+                .await?;
+            for i in page.items {
+                let event: Value = serde_json::from_str(i["body"].as_str().unwrap_or_default())
+                    .unwrap_or(Value::Null);
+                out.push(json!({"queue": i["queue"], "id": i["sk"], "msg_id": i["msg_id"],
+                                "receive_count": i["receive_count"], "dead_at": i["dead_at"], "event": event}));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Puts dead letters back on their queue (all, or one queue's), with
+    /// their receive count reset. Returns how many.
+    pub async fn redrive(&self, only: Option<Queue>) -> Result<usize, StoreError> {
+        let mut n = 0;
+        for q in Queue::ALL
+            .into_iter()
+            .filter(|q| only.is_none_or(|o| o == *q))
+        {
+            let page = self
+                .table
+                .query(&Query::new(Index::Primary, dlq_pk(q)).limit(1000))
+                .await?;
+            for i in page.items {
+                let Some(key) = Key::of(&i) else { continue };
+                let msg_id = i["msg_id"].as_str().unwrap_or_default();
+                let body = i["body"].as_str().unwrap_or_default();
+                let writes = vec![
+                    Write::Delete {
+                        key,
+                        cond: Some(community::store::Cond::Exists),
+                    },
+                    Write::put(message_item(q, now_ms(), msg_id, body, 0)),
+                ];
+                match self.table.transact(writes).await {
+                    Ok(()) => n += 1,
+                    Err(StoreError::ConditionFailed { .. }) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Ok(n)
+    }
+
+    /// Runs the relay and every consumer until the process ends.
+    pub fn spawn(self: Arc<Self>) {
+        let me = self.clone();
+        tokio::spawn(async move {
+            loop {
+                match me.relay_once().await {
+                    Ok(0) => tokio::time::sleep(Duration::from_millis(20)).await,
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::error!(error = %e, "relay failed; retrying");
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                    }
+                }
+            }
+        });
+        for q in Queue::ALL {
+            if !self.consumers.contains_key(&q) {
+                continue;
+            }
+            let me = self.clone();
+            tokio::spawn(async move {
+                loop {
+                    match me.consume_once(q).await {
+                        Ok(n) if n < BATCH as usize => {
+                            tokio::time::sleep(Duration::from_millis(20)).await
+                        }
+                        Ok(_) => {}
+                        Err(e) => {
+                            tracing::error!(queue = q.name(), error = %e, "consumer failed; retrying");
+                            tokio::time::sleep(Duration::from_millis(500)).await;
+                        }
+                    }
+                }
+            });
+        }
+    }
+
+    /// Relays and consumes until every queue is empty of visible messages
+    /// (tests and the CLI use this instead of the background loops).
+    pub async fn drain(&self) -> Result<(), StoreError> {
+        for _ in 0..10_000 {
+            let mut moved = self.relay_once().await?;
+            for q in Queue::ALL {
+                moved += self.consume_once(q).await?;
+            }
+            if moved == 0 {
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,331 @@
+//! Community emails: the `emails` consumer turns events into French mails
+//! (plain text and HTML), sends them through the `Mailer` port (SES on AWS,
+//! a mailbox directory locally), tracks unique clicks through signed
+//! redirect links, and carries a one-click unsubscribe on every mail.
+//!
+//! Transactional mails (welcome, your idea is under review, the committee's
+//! decision on your idea, progress of your idea) always go; community mails
+//! (news of ideas a member voted for) only with `email_opt_in`.
+//!
+//! Sending is the one effect outside the table: a mail is sent, then its
+//! marker `DONE#email#{event}#{recipient}` is written; a redelivery skips
+//! recipients with a marker. A crash between the two can repeat one mail
+//! (at-least-once for that step), never lose one.
+
+pub mod dir;
+pub mod ses;
+pub mod templates;
+
+use crate::app::App;
+use crate::domain::{now, IdeaId};
+use crate::error::{Error, Result};
+use crate::events::{consumed_marker, Event, Kind};
+use crate::queue::Consumer;
+use crate::store::{Index, Item, Key, Query, StoreError, Table, Update, Write};
+use crate::votes::VOTER_BUCKETS;
+use crate::{ideas, members};
+use async_trait::async_trait;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use sha2::Sha256;
+
+pub const CONSUMER: &str = "email";
+
+/// One mail to one recipient.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Mail {
+    /// The mail (template instance) this copy belongs to, for click rates.
+    pub mail_id: String,
+    pub to: String,
+    pub from: String,
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+    /// Extra headers (List-Unsubscribe, List-Unsubscribe-Post).
+    pub headers: Vec<(String, String)>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("mail not sent: {0}")]
+pub struct MailError(pub String);
+
+/// The mail-sending port.
+#[async_trait]
+pub trait Mailer: Send + Sync + 'static {
+    async fn send(&self, mail: &Mail) -> std::result::Result<(), MailError>;
+}
+
+type HmacSha256 = Hmac<Sha256>;
+
+fn sign(secret: &str, payload: &[u8]) -> String {
+    let Ok(mut mac) = HmacSha256::new_from_slice(secret.as_bytes()) else {
+        return String::new();
+    };
+    mac.update(payload);
+    URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+}
+
+/// A signed token `base64(payload).signature`.
+pub fn token(secret: &str, payload: &Value) -> String {
+    let p = URL_SAFE_NO_PAD.encode(payload.to_string());
+    let s = sign(secret, p.as_bytes());
+    format!("{p}.{s}")
+}
+
+/// Verifies a token and returns its payload.
+pub fn verify(secret: &str, token: &str) -> Option<Value> {
+    let (p, s) = token.split_once('.')?;
+    let Ok(mut mac) = HmacSha256::new_from_slice(secret.as_bytes()) else {
+        return None;
+    };
+    mac.update(p.as_bytes());
+    mac.verify_slice(&URL_SAFE_NO_PAD.decode(s).ok()?).ok()?;
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(p).ok()?).ok()
+}
+
+pub fn unsubscribe_url(app_settings: &crate::config::Settings, member: &str) -> String {
+    let t = token(
+        &app_settings.link_secret,
+        &json!({"u": member, "a": "unsubscribe"}),
+    );
+    format!("{}/unsubscribe/{t}", app_settings.public_url)
+}
+
+/// A tracked link: `/r/{token}` records the member's first click on this
+/// mail, then redirects to `url`.
+pub fn tracked_url(
+    app_settings: &crate::config::Settings,
+    mail_id: &str,
+    member: &str,
+    url: &str,
+) -> String {
+    let t = token(
+        &app_settings.link_secret,
+        &json!({"m": mail_id, "u": member, "l": url}),
+    );
+    format!("{}/r/{t}", app_settings.public_url)
+}
+
+fn stats_key(mail_id: &str) -> Key {
+    Key::new(format!("MAIL#{mail_id}"), "STATS")
+}
+
+/// Records a click from a verified token; returns the target URL. Unique per
+/// member per mail: the click record and the counter move together.
+pub async fn click<T: Table>(app: &App<T>, token_str: &str) -> Result<String> {
+    let p = verify(&app.settings.link_secret, token_str).ok_or(Error::NotFound("link"))?;
+    let (Some(mail), Some(member), Some(url)) = (p["m"].as_str(), p["u"].as_str(), p["l"].as_str())
+    else {
+        return Err(Error::NotFound("link"));
+    };
+    let mut rec = Item::new();
+    rec.insert("pk".into(), json!(format!("MAIL#{mail}")));
+    rec.insert("sk".into(), json!(format!("CLICK#{member}")));
+    rec.insert("at".into(), json!(now()));
+    let writes = vec![
+        Write::put_new(rec),
+        Write::update(stats_key(mail), Update::default().add("unique_clicks", 1)),
+    ];
+    match app.table.transact(writes).await {
+        Ok(()) | Err(StoreError::ConditionFailed { .. }) => Ok(url.to_owned()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// One-click unsubscribe from a verified token.
+pub async fn unsubscribe<T: Table>(app: &App<T>, token_str: &str) -> Result<()> {
+    let p = verify(&app.settings.link_secret, token_str).ok_or(Error::NotFound("link"))?;
+    let (Some(member), Some("unsubscribe")) = (p["u"].as_str(), p["a"].as_str()) else {
+        return Err(Error::NotFound("link"));
+    };
+    let key = Key::new(format!("MEMBER#{member}"), "PROFILE");
+    let u = Update::default()
+        .set("email_opt_in", false)
+        .set("email_opt_in_at", now());
+    match app
+        .table
+        .transact(vec![Write::update(key, u).when(crate::store::Cond::Exists)])
+        .await
+    {
+        Ok(()) | Err(StoreError::ConditionFailed { .. }) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Sent/unique-click figures of a mail.
+pub async fn stats<T: Table>(app: &App<T>, mail_id: &str) -> Result<Value> {
+    let s = app
+        .table
+        .get(&stats_key(mail_id), true)
+        .await?
+        .unwrap_or_default();
+    let sent = s.get("sent").and_then(Value::as_i64).unwrap_or(0);
+    let clicks = s.get("unique_clicks").and_then(Value::as_i64).unwrap_or(0);
+    let rate = if sent > 0 {
+        clicks as f64 / sent as f64
+    } else {
+        0.0
+    };
+    Ok(
+        json!({"mail_id": mail_id, "sent": sent, "unique_clicks": clicks, "unique_click_rate": rate}),
+    )
+}
+
+pub struct EmailsConsumer<T, M> {
+    pub app: App<T>,
+    pub mailer: M,
+}
+
+/// Whom a mail goes to.
+struct Recipient {
+    member: String,
+    email: String,
+    name: String,
+}
+
+impl<T: Table + Clone, M: Mailer> EmailsConsumer<T, M> {
+    async fn member(&self, id: &str) -> Result<Option<(Recipient, bool)>> {
+        let Some(mid) = crate::domain::MemberId::parse(id) else {
+            return Ok(None);
+        };
+        match members::get(&self.app, &mid).await {
+            Ok(m) => Ok(Some((
+                Recipient {
+                    member: m.id,
+                    email: m.email,
+                    name: m.display_name,
+                },
+                m.email_opt_in,
+            ))),
+            Err(Error::NotFound(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Sends `t` to `r` once for this event.
+    async fn deliver(&self, e: &Event, r: &Recipient, t: templates::Rendered) -> Result<()> {
+        let marker = consumed_marker(CONSUMER, &format!("{}#{}", e.event_id, r.member));
+        let Some(mk) = marker.key() else {
+            return Ok(());
+        };
+        if self.app.table.get(&mk, true).await?.is_some() {
+            return Ok(());
+        }
+        let unsub = unsubscribe_url(&self.app.settings, &r.member);
+        let mail = Mail {
+            mail_id: t.mail_id.clone(),
+            to: r.email.clone(),
+            from: self.app.settings.mail_from.clone(),
+            subject: t.subject,
+            text: format!("{}\n\n--\nNe plus recevoir les e-mails de la communauté : {unsub}\n", t.text),
+            html: format!(
+                "<!doctype html><html lang=\"fr\"><body>{}<hr><p style=\"font-size:small\"><a href=\"{}\">Ne plus recevoir les e-mails de la communauté</a></p></body></html>",
+                t.html,
+                templates::esc(&unsub)
+            ),
+            headers: vec![
+                ("List-Unsubscribe".into(), format!("<{unsub}>")),
+                ("List-Unsubscribe-Post".into(), "List-Unsubscribe=One-Click".into()),
+            ],
+        };
+        self.mailer
+            .send(&mail)
+            .await
+            .map_err(|err| Error::Store(StoreError::unavailable(err)))?;
+        let writes = vec![
+            marker,
+            Write::update(stats_key(&t.mail_id), Update::default().add("sent", 1)),
+        ];
+        match self.app.table.transact(writes).await {
+            Ok(()) | Err(StoreError::ConditionFailed { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The opted-in voters of an idea (community mails).
+    async fn voters(&self, idea: &str) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        for b in 0..VOTER_BUCKETS {
+            let mut start = None;
+            loop {
+                let page = self
+                    .app
+                    .table
+                    .query(
+                        &Query::new(Index::Gsi1, format!("VOTERS#{idea}#{b:02}"))
+                            .limit(500)
+                            .start_after(start.take()),
+                    )
+                    .await?;
+                out.extend(page.items.iter().filter_map(|i| {
+                    i.get("member_id")
+                        .and_then(Value::as_str)
+                        .map(str::to_owned)
+                }));
+                match page.last_key {
+                    Some(k) => start = Some(k),
+                    None => break,
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[async_trait]
+impl<T: Table + Clone, M: Mailer> Consumer for EmailsConsumer<T, M> {
+    fn name(&self) -> &'static str {
+        CONSUMER
+    }
+
+    async fn apply(&self, e: &Event) -> Result<()> {
+        let s = &self.app.settings;
+        match e.kind {
+            Kind::MemberSignedUp => {
+                if let Some((r, _)) = self.member(&e.member_id).await? {
+                    let t = templates::welcome(s, &r.name, &e.event_id, &r.member);
+                    self.deliver(e, &r, t).await?;
+                }
+                Ok(())
+            }
+            Kind::IdeaReachedThreshold | Kind::IdeaDecided | Kind::IdeaProgressed => {
+                let Some(idea_id) = e.idea_id.as_deref().and_then(IdeaId::parse) else {
+                    return Ok(());
+                };
+                let idea = match ideas::load(&self.app, &idea_id, true).await {
+                    Ok(i) => i,
+                    Err(Error::NotFound(_)) => return Ok(()),
+                    Err(err) => return Err(err),
+                };
+                if let Some((author, _)) = self.member(&idea.author_id).await? {
+                    let t = templates::for_author(s, e, &idea, &author.name, &author.member);
+                    self.deliver(e, &author, t).await?;
+                }
+                if e.kind == Kind::IdeaReachedThreshold {
+                    let committee = Recipient {
+                        member: "committee".into(),
+                        email: s.committee_email.clone(),
+                        name: "Comité".into(),
+                    };
+                    self.deliver(e, &committee, templates::for_committee(s, e, &idea))
+                        .await?;
+                } else {
+                    for v in self.voters(&idea.id).await? {
+                        if v == idea.author_id {
+                            continue;
+                        }
+                        if let Some((r, true)) = self.member(&v).await? {
+                            let t = templates::for_voter(s, e, &idea, &r.name, &r.member);
+                            self.deliver(e, &r, t).await?;
+                        }
+                    }
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,172 @@
+//! French mail copy, in the vocabulary of the programme ("Si j'étais…",
+//! le comité de faisabilité, la communauté). Each template renders a plain
+//! text part and an HTML part; user text is escaped in HTML.
+
+use super::tracked_url;
+use crate::config::Settings;
+use crate::domain::IdeaStatus;
+use crate::events::{Event, Kind};
+use crate::ideas::IdeaRow;
+
+pub struct Rendered {
+    pub mail_id: String,
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+pub fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
+}
+
+fn idea_url(s: &Settings, idea: &IdeaRow) -> String {
+    format!("{}/ideas/{}", s.public_url, idea.id)
+}
+
+fn html_paragraphs(lines: &[String]) -> String {
+    lines
+        .iter()
+        .map(|l| format!("<p>{}</p>", esc(l).replace('\n', "<br>")))
+        .collect()
+}
+
+fn render(
+    mail_id: String,
+    subject: String,
+    lines: Vec<String>,
+    link: Option<(String, String)>,
+) -> Rendered {
+    let mut text = lines.join("\n\n");
+    let mut html = html_paragraphs(&lines);
+    if let Some((label, url)) = link {
+        text.push_str(&format!("\n\n{label} : {url}"));
+        html.push_str(&format!(
+            "<p><a href=\"{}\">{}</a></p>",
+            esc(&url),
+            esc(&label)
+        ));
+    }
+    Rendered {
+        mail_id,
+        subject,
+        text,
+        html,
+    }
+}
+
+pub fn welcome(s: &Settings, name: &str, _event: &str, member: &str) -> Rendered {
+    let themes: Vec<&str> = s.themes.iter().map(|t| t.label.as_str()).collect();
+    let mail_id = "welcome".to_string();
+    render(
+        mail_id.clone(),
+        "Bienvenue dans la communauté !".into(),
+        vec![
+            format!("Bonjour {name},"),
+            "Bienvenue dans la communauté ! Vous pouvez désormais proposer vos idées pour le magasin de demain — « Si j'étais… » — et voter pour celles des autres membres.".into(),
+            format!("Cinq thèmes vous attendent : {}.", themes.join(", ")),
+            format!("Une idée qui recueille {} votes est étudiée par notre comité de faisabilité, qui vous répond dans tous les cas.", s.vote_threshold),
+        ],
+        Some(("Proposer une idée".into(), tracked_url(s, &mail_id, member, &format!("{}/ideas", s.public_url)))),
+    )
+}
+
+pub fn for_author(s: &Settings, e: &Event, idea: &IdeaRow, name: &str, member: &str) -> Rendered {
+    let title = &idea.title;
+    let mail_id = format!("{}-author", e.event_id);
+    let link = Some((
+        "Suivre votre idée".to_string(),
+        tracked_url(s, &mail_id, member, &idea_url(s, idea)),
+    ));
+    match e.kind {
+        Kind::IdeaReachedThreshold => render(
+            mail_id,
+            format!("Votre idée « {title} » est à l'étude"),
+            vec![
+                format!("Bonjour {name},"),
+                format!("Votre idée « {title} » a recueilli {} votes. Elle est maintenant étudiée par notre comité de faisabilité.", e.data["votes"]),
+                "Le comité vous répondra : que l'idée soit retenue ou non, vous saurez pourquoi.".into(),
+            ],
+            link,
+        ),
+        Kind::IdeaDecided => {
+            let reason = e.data["reason"].as_str().unwrap_or_default();
+            if e.data["outcome"] == IdeaStatus::Accepted.as_str() {
+                render(
+                    mail_id,
+                    format!("Bonne nouvelle : votre idée « {title} » est retenue"),
+                    vec![
+                        format!("Bonjour {name},"),
+                        format!("Le comité de faisabilité a retenu votre idée « {title} »."),
+                        format!("Son avis : {reason}"),
+                        "Vous serez informé(e) de chaque étape de sa mise en œuvre.".into(),
+                    ],
+                    link,
+                )
+            } else {
+                render(
+                    mail_id,
+                    format!("Votre idée « {title} » n'a pas été retenue"),
+                    vec![
+                        format!("Bonjour {name},"),
+                        format!("Le comité de faisabilité a étudié votre idée « {title} » et ne l'a pas retenue."),
+                        format!("Voici pourquoi : {reason}"),
+                        "Merci pour votre contribution : continuez à proposer vos idées !".into(),
+                    ],
+                    link,
+                )
+            }
+        }
+        _ => {
+            let note = e.data["note"].as_str().unwrap_or_default();
+            let step = if e.data["status"] == IdeaStatus::Implemented.as_str() { "est réalisée" } else { "est en cours de réalisation" };
+            render(
+                mail_id,
+                format!("Votre idée « {title} » {step}"),
+                vec![format!("Bonjour {name},"), format!("Votre idée « {title} » {step}."), note.to_owned()],
+                link,
+            )
+        }
+    }
+}
+
+pub fn for_committee(s: &Settings, e: &Event, idea: &IdeaRow) -> Rendered {
+    render(
+        format!("{}-committee", e.event_id),
+        format!("Nouvelle idée à étudier : « {} »", idea.title),
+        vec![
+            "Bonjour,".into(),
+            format!("L'idée « {} » a atteint {} votes et attend l'avis du comité de faisabilité.", idea.title, e.data["votes"]),
+            idea.body.clone(),
+            "Rappel : une réponse est due à l'auteur, avec ses raisons si l'idée n'est pas retenue.".into(),
+        ],
+        Some(("File d'attente du comité".into(), format!("{}/review-queue", s.public_url))),
+    )
+}
+
+pub fn for_voter(s: &Settings, e: &Event, idea: &IdeaRow, name: &str, member: &str) -> Rendered {
+    let mail_id = format!("{}-voters", e.event_id);
+    let title = &idea.title;
+    let news = match e.kind {
+        Kind::IdeaDecided if e.data["outcome"] == IdeaStatus::Accepted.as_str() => {
+            format!("Bonne nouvelle : l'idée « {title} », que vous avez soutenue, a été retenue par le comité de faisabilité.")
+        }
+        Kind::IdeaDecided => format!(
+            "L'idée « {title} », que vous avez soutenue, n'a pas été retenue par le comité de faisabilité. Voici pourquoi : {}",
+            e.data["reason"].as_str().unwrap_or_default()
+        ),
+        _ => format!("L'idée « {title} », que vous avez soutenue, avance : {}", e.data["note"].as_str().unwrap_or_default()),
+    };
+    render(
+        mail_id.clone(),
+        format!("Des nouvelles de l'idée « {title} »"),
+        vec![format!("Bonjour {name},"), news],
+        Some((
+            "Voir l'idée".into(),
+            tracked_url(s, &mail_id, member, &idea_url(s, idea)),
+        )),
+    )
+}

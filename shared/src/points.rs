@@ -1,0 +1,309 @@
+//! Reward points: a ledger per member whose sum is always the member's
+//! balance (each entry is written in the same transaction as the balance
+//! change), credited from events by the `points` consumer, and redeemed into
+//! euros on the loyalty card.
+//!
+//! Keys: ledger entry `MEMBER#{id} / LEDGER#{created_at}#{entry id}`;
+//! redemption `MEMBER#{id} / REDEMPTION#{id}`; daily cap counter
+//! `MEMBER#{id} / CAP#{rule}#{yyyy-mm-dd}`.
+
+use crate::app::App;
+use crate::auth::Caller;
+use crate::domain::{now, IdeaStatus};
+use crate::error::{commit, Error, Result};
+use crate::events::{consumed_marker, Event, Kind};
+use crate::ideas::ListPage;
+use crate::members;
+use crate::queue::Consumer;
+use crate::receipt::Receipt;
+use crate::store::{
+    cursor, Cond, Index, Item, Key, Query, SortKey, StoreError, Table, Update, Write,
+};
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+pub const CONSUMER: &str = "points";
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct LedgerEntry {
+    pub id: String,
+    pub delta: i64,
+    pub reason: String,
+    pub label: String,
+    #[serde(rename = "ref")]
+    pub reference: String,
+    pub created_at: String,
+}
+
+fn ledger_write(member: &str, e: &LedgerEntry) -> Write {
+    let mut item = Item::new();
+    item.insert("pk".into(), json!(format!("MEMBER#{member}")));
+    item.insert(
+        "sk".into(),
+        json!(format!("LEDGER#{}#{}", e.created_at, e.id)),
+    );
+    if let Value::Object(m) = serde_json::to_value(e).unwrap_or(Value::Null) {
+        item.extend(m);
+    }
+    Write::put_new(item)
+}
+
+pub struct PointsConsumer<T> {
+    pub app: App<T>,
+}
+
+#[async_trait]
+impl<T: Table + Clone> Consumer for PointsConsumer<T> {
+    fn name(&self) -> &'static str {
+        CONSUMER
+    }
+
+    async fn apply(&self, e: &Event) -> Result<()> {
+        let idea_ref = e.idea_id.clone().unwrap_or_default();
+        match e.kind {
+            Kind::MemberSignedUp => {
+                credit(
+                    &self.app,
+                    e,
+                    &e.member_id,
+                    "member_signed_up",
+                    &e.event_id,
+                    "",
+                )
+                .await
+            }
+            Kind::IdeaPosted => {
+                credit(
+                    &self.app,
+                    e,
+                    &e.member_id,
+                    "idea_posted",
+                    &e.event_id,
+                    &idea_ref,
+                )
+                .await
+            }
+            // One credit per member and idea, however often they vote and withdraw.
+            Kind::VoteCast => {
+                let key = format!("vote#{idea_ref}#{}", e.member_id);
+                credit(&self.app, e, &e.member_id, "vote_cast", &key, &idea_ref).await
+            }
+            Kind::IdeaReachedThreshold => {
+                let key = format!("threshold#{idea_ref}");
+                credit(
+                    &self.app,
+                    e,
+                    &e.member_id,
+                    "idea_reached_threshold",
+                    &key,
+                    &idea_ref,
+                )
+                .await
+            }
+            Kind::IdeaDecided if e.data["outcome"] == json!(IdeaStatus::Accepted.as_str()) => {
+                let key = format!("accepted#{idea_ref}");
+                credit(&self.app, e, &e.member_id, "idea_accepted", &key, &idea_ref).await
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Credits `rule` to `member` once per `business_key`: marker, ledger entry,
+/// balance and daily cap in one transaction.
+async fn credit<T: Table>(
+    app: &App<T>,
+    e: &Event,
+    member: &str,
+    rule: &str,
+    business_key: &str,
+    reference: &str,
+) -> Result<()> {
+    let Some(r) = app.settings.points.rule(rule) else {
+        return Ok(());
+    };
+    let marker = consumed_marker(CONSUMER, business_key);
+    let entry = LedgerEntry {
+        id: e.event_id.clone(),
+        delta: r.points,
+        reason: rule.to_owned(),
+        label: r.label.clone(),
+        reference: if reference.is_empty() {
+            e.kind.as_str().to_owned()
+        } else {
+            reference.to_owned()
+        },
+        created_at: e.at.clone(),
+    };
+    let member_key = Key::new(format!("MEMBER#{member}"), "PROFILE");
+    let mut writes = vec![
+        marker.clone(),
+        ledger_write(member, &entry),
+        Write::update(
+            member_key,
+            Update::default().add("points_balance", r.points),
+        )
+        .when(Cond::Exists),
+    ];
+    if let Some(cap) = r.daily_cap {
+        let day = e.at.get(..10).unwrap_or("0000-00-00");
+        writes.push(
+            Write::update(
+                Key::new(format!("MEMBER#{member}"), format!("CAP#{rule}#{day}")),
+                Update::default().add("n", 1),
+            )
+            .when(Cond::NotExists.or(Cond::LessThan("n".into(), cap))),
+        );
+    }
+    match app.table.transact(writes).await {
+        Ok(()) => Ok(()),
+        // Already credited: a redelivery.
+        Err(StoreError::ConditionFailed { index: 0 }) => Ok(()),
+        // The member is gone (erased) or the day's cap is reached: nothing to
+        // credit, but the event is done.
+        Err(StoreError::ConditionFailed { .. }) => match app.table.transact(vec![marker]).await {
+            Ok(()) | Err(StoreError::ConditionFailed { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        },
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `GET /members/me/points`: the ledger, newest first.
+pub async fn ledger<T: Table>(
+    app: &App<T>,
+    caller: &Caller,
+    limit: u32,
+    cursor_in: Option<String>,
+) -> Result<ListPage<LedgerEntry>> {
+    let pk = format!("MEMBER#{}", caller.id.as_str());
+    let start = match cursor_in {
+        Some(c) => Some(
+            cursor::decode(&c, Index::Primary, &pk)
+                .map_err(|e| Error::invalid("cursor", e.to_string()))?,
+        ),
+        None => None,
+    };
+    let page = app
+        .table
+        .query(
+            &Query::new(Index::Primary, pk)
+                .sk(SortKey::BeginsWith("LEDGER#".into()))
+                .backward()
+                .limit(limit)
+                .start_after(start),
+        )
+        .await?;
+    let items = page
+        .items
+        .into_iter()
+        .map(|i| {
+            serde_json::from_value(Value::Object(i))
+                .map_err(|e| Error::Store(StoreError::unavailable(e)))
+        })
+        .collect::<Result<Vec<LedgerEntry>>>()?;
+    Ok(ListPage {
+        items,
+        next_cursor: page.last_key.as_ref().map(cursor::encode),
+    })
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedemptionRequest {
+    pub points: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Redemption {
+    pub id: String,
+    pub points: i64,
+    pub euros: String,
+    pub status: String,
+    pub created_at: String,
+}
+
+/// `POST /members/me/redemptions`: converts points into euros on the loyalty
+/// card. The balance can never go below zero: the debit is conditional on
+/// the balance, in the same transaction as the ledger entry, the redemption
+/// and the `points.redeemed` event for the loyalty queue.
+pub async fn redeem<T: Table>(
+    app: &App<T>,
+    caller: &Caller,
+    req: RedemptionRequest,
+    receipt: Option<&Receipt>,
+) -> Result<Redemption> {
+    let conv = &app.settings.points.conversion;
+    let Some(points) = req.points else {
+        return Err(Error::invalid("points", "is required"));
+    };
+    if points < conv.minimum_redemption {
+        return Err(Error::invalid(
+            "points",
+            format!("must be at least {}", conv.minimum_redemption),
+        ));
+    }
+    if points % conv.points_per_euro != 0 {
+        return Err(Error::invalid(
+            "points",
+            format!("must be a multiple of {} (1 €)", conv.points_per_euro),
+        ));
+    }
+    let member = members::require(app, caller).await?;
+    let Some(card) = member.loyalty_card.clone() else {
+        return Err(Error::invalid(
+            "loyalty_card",
+            "add your loyalty card (PATCH /members/me) before converting points into euros",
+        ));
+    };
+    let cents = points * 100 / conv.points_per_euro;
+    let euros = format!("{}.{:02}", cents / 100, cents % 100);
+    let id = ulid::Ulid::new().to_string();
+    let at = now();
+    let r = Redemption {
+        id: id.clone(),
+        points,
+        euros: euros.clone(),
+        status: "pending".into(),
+        created_at: at.clone(),
+    };
+    let entry = LedgerEntry {
+        id: id.clone(),
+        delta: -points,
+        reason: "redemption".into(),
+        label: format!("Conversion en {euros} € sur la carte de fidélité"),
+        reference: id.clone(),
+        created_at: at.clone(),
+    };
+    let pk = format!("MEMBER#{}", member.id);
+    let redemption_item = json!({"pk": pk, "sk": format!("REDEMPTION#{id}"), "id": id, "points": points,
+        "euros": euros, "status": "pending", "created_at": at});
+    let Value::Object(redemption_item) = redemption_item else {
+        return Err(Error::Store(StoreError::Invalid("redemption".into())));
+    };
+    let event = Event::new(
+        Kind::PointsRedeemed,
+        &member.id,
+        None,
+        json!({"redemption_id": id, "points": points, "euros": euros, "loyalty_card": card}),
+    );
+    let writes = vec![
+        Write::update(
+            members::key(&caller.id),
+            Update::default().add("points_balance", -points),
+        )
+        .when(Cond::AtLeast("points_balance".into(), points)),
+        ledger_write(&member.id, &entry),
+        Write::put_new(redemption_item),
+        event.write(),
+    ];
+    let body = serde_json::to_value(&r).map_err(|e| Error::Store(StoreError::unavailable(e)))?;
+    match commit(&app.table, writes, receipt.map(|rc| (rc, 202, &body))).await {
+        Ok(()) => Ok(r),
+        Err(Error::Store(StoreError::ConditionFailed { index: 0 })) => Err(Error::Conflict(
+            format!("your balance is below {points} points"),
+        )),
+        Err(e) => Err(e),
+    }
+}
