@@ -15,6 +15,7 @@ pub mod members;
 pub mod points;
 pub mod queue;
 pub mod receipt;
+pub mod relay;
 pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;

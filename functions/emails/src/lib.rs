@@ -1,0 +1,2 @@
+//! `emails`: the emails queue's consumer (events → French mails via SES).
+pub use community::mail::EmailsConsumer;

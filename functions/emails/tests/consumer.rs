@@ -1,0 +1,84 @@
+//! The emails consumer through its Lambda entry, with the local mailbox.
+
+use aws_lambda_events::event::sqs::SqsEvent;
+use community::mail::dir::DirMailbox;
+use community::testing::{caller, embedded_app, join, member};
+use emails::EmailsConsumer;
+
+fn sample() -> SqsEvent {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../events/sqs/emails.json"
+    ))
+    .expect("sample");
+    serde_json::from_str(&text).expect("an SQS event")
+}
+
+fn link(text: &str, prefix: &str) -> String {
+    let start = text.find(prefix).expect("link");
+    text[start..]
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn welcome_mail_once_with_unsubscribe_and_tracked_link() {
+    let (app, dir) = embedded_app(|s| s.public_url = "https://communaute.example.fr".into());
+    join(&app, &member("member-marie")).await;
+    let mailbox = DirMailbox::new(dir.path().join("mailbox")).expect("mailbox");
+    let consumer = EmailsConsumer {
+        app: app.clone(),
+        mailer: mailbox.clone(),
+    };
+    for _ in 0..2 {
+        let res = community::queue::sqs(&consumer, sample())
+            .await
+            .expect("ok");
+        assert!(res.batch_item_failures.is_empty());
+    }
+    let mails = mailbox.list().expect("list");
+    assert_eq!(mails.len(), 1, "a redelivered event sends no second mail");
+    let m = &mails[0];
+    assert_eq!(m.to, "member-marie@example.fr");
+    assert_eq!(m.subject, "Bienvenue dans la communauté !");
+    assert!(m.text.contains("Bien manger") && m.html.contains("<p>"));
+    assert!(m
+        .headers
+        .iter()
+        .any(|(k, v)| k == "List-Unsubscribe" && v.contains("/unsubscribe/")));
+    assert!(m
+        .headers
+        .iter()
+        .any(|(k, v)| k == "List-Unsubscribe-Post" && v == "List-Unsubscribe=One-Click"));
+
+    // The tracked link: unique clicks per member per mail.
+    let tracked = link(&m.text, "https://communaute.example.fr/r/");
+    let token = tracked.trim_start_matches("https://communaute.example.fr/r/");
+    for _ in 0..3 {
+        let url = community::mail::click(&app, token).await.expect("click");
+        assert_eq!(url, "https://communaute.example.fr/ideas");
+    }
+    let stats = community::mail::stats(&app, &m.mail_id)
+        .await
+        .expect("stats");
+    assert_eq!(
+        (stats["sent"].as_i64(), stats["unique_clicks"].as_i64()),
+        (Some(1), Some(1))
+    );
+    // A forged token is not a link.
+    let forged = format!("{}x", token);
+    assert!(community::mail::click(&app, &forged).await.is_err());
+
+    // One-click unsubscribe.
+    let unsub = link(&m.text, "https://communaute.example.fr/unsubscribe/");
+    let token = unsub.trim_start_matches("https://communaute.example.fr/unsubscribe/");
+    community::mail::unsubscribe(&app, token)
+        .await
+        .expect("unsubscribe");
+    let me = community::members::get(&app, &caller(&member("member-marie")).id)
+        .await
+        .expect("member");
+    assert!(!me.email_opt_in);
+}

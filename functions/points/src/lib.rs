@@ -1,0 +1,2 @@
+//! `points`: the points queue's consumer (SQS batches → the ledger).
+pub use community::points::PointsConsumer;

@@ -1,0 +1,193 @@
+//! The points consumer through its Lambda entry: an SQS event in, a partial
+//! batch response out.
+
+use aws_lambda_events::event::sqs::SqsEvent;
+use community::events::{Event, Kind};
+use community::testing::{caller, embedded_app, join, member};
+use points::PointsConsumer;
+use serde_json::json;
+
+fn sample() -> SqsEvent {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../events/sqs/points.json"
+    ))
+    .expect("sample");
+    serde_json::from_str(&text).expect("an SQS event")
+}
+
+fn batch(events: &[Event]) -> SqsEvent {
+    let records: Vec<_> = events
+        .iter()
+        .enumerate()
+        .map(|(i, e)| json!({"messageId": format!("m{i}"), "body": serde_json::to_string(e).expect("json"), "eventSource": "aws:sqs"}))
+        .collect();
+    serde_json::from_value(json!({"Records": records})).expect("event")
+}
+
+async fn balance<T: community::store::Table>(app: &community::App<T>, sub: &str) -> i64 {
+    community::members::get(app, &caller(&member(sub)).id)
+        .await
+        .expect("member")
+        .points_balance
+}
+
+#[tokio::test]
+async fn sample_batch_credits_once_and_reports_only_the_poison_message() {
+    let (app, _d) = embedded_app(|_| {});
+    join(&app, &member("member-marie")).await;
+    let consumer = PointsConsumer { app: app.clone() };
+    for _ in 0..3 {
+        let res = community::queue::sqs(&consumer, sample())
+            .await
+            .expect("partial");
+        let failed: Vec<_> = res
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.clone())
+            .collect();
+        assert_eq!(
+            failed,
+            vec!["6f1c3a2e-0003-4e5b-9a51-points000003".to_string()]
+        );
+        // Sign-up (50) and one vote (2), however often the batch is delivered.
+        assert_eq!(balance(&app, "member-marie").await, 52);
+    }
+    let ledger = community::points::ledger(&app, &caller(&member("member-marie")), 100, None)
+        .await
+        .expect("ledger");
+    assert_eq!(ledger.items.iter().map(|e| e.delta).sum::<i64>(), 52);
+    assert_eq!(ledger.items.len(), 2);
+    // A batch where every record fails fails as a whole.
+    let poison: SqsEvent =
+        serde_json::from_value(json!({"Records": [{"messageId": "p", "body": "{}"}]}))
+            .expect("event");
+    assert!(community::queue::sqs(&consumer, poison).await.is_err());
+}
+
+#[tokio::test]
+async fn daily_caps_and_one_credit_per_idea_vote() {
+    let (app, _d) = embedded_app(|_| {});
+    join(&app, &member("mm")).await;
+    let consumer = PointsConsumer { app: app.clone() };
+    // 25 votes on 25 ideas the same day: the cap (20) stops credits at 40 points.
+    let events: Vec<Event> = (0..25)
+        .map(|i| {
+            Event::new(
+                Kind::VoteCast,
+                "mm",
+                Some(&format!("01JD00000000000000000000{i:02}")),
+                json!(null),
+            )
+        })
+        .collect();
+    let res = community::queue::sqs(&consumer, batch(&events))
+        .await
+        .expect("ok");
+    assert!(res.batch_item_failures.is_empty());
+    assert_eq!(balance(&app, "mm").await, 40);
+    // Voting again for the same idea (new event) earns nothing more.
+    let again = Event::new(
+        Kind::VoteCast,
+        "mm",
+        Some("01JD0000000000000000000000"),
+        json!(null),
+    );
+    community::queue::sqs(&consumer, batch(&[again]))
+        .await
+        .expect("ok");
+    assert_eq!(balance(&app, "mm").await, 40);
+    // An event about a member who is gone is done, with no credit and no error.
+    let ghost = Event::new(Kind::MemberSignedUp, "ghost", None, json!(null));
+    let res = community::queue::sqs(&consumer, batch(&[ghost]))
+        .await
+        .expect("ok");
+    assert!(res.batch_item_failures.is_empty());
+}
+
+#[tokio::test]
+async fn redemptions_never_overdraw_even_concurrently() {
+    let (app, _d) = embedded_app(|_| {});
+    join(&app, &member("mm")).await;
+    let c = caller(&member("mm"));
+    community::members::update(
+        &app,
+        &c,
+        community::members::Patch {
+            loyalty_card: Some("9130012345678901".into()),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("card");
+    // 50 (sign-up) + 1000 (accepted idea) = 1050 points.
+    let consumer = PointsConsumer { app: app.clone() };
+    let events = vec![
+        Event::new(Kind::MemberSignedUp, "mm", None, json!(null)),
+        Event::new(
+            Kind::IdeaDecided,
+            "mm",
+            Some("01JD0000000000000000000000"),
+            json!({"outcome": "accepted"}),
+        ),
+    ];
+    community::queue::sqs(&consumer, batch(&events))
+        .await
+        .expect("ok");
+    assert_eq!(balance(&app, "mm").await, 1050);
+    // Two concurrent redemptions of 600: together more than the balance.
+    let tasks: Vec<_> = (0..2)
+        .map(|_| {
+            let (app, c) = (app.clone(), c.clone());
+            tokio::spawn(async move {
+                community::points::redeem(
+                    &app,
+                    &c,
+                    community::points::RedemptionRequest { points: Some(600) },
+                    None,
+                )
+                .await
+            })
+        })
+        .collect();
+    let mut ok = 0;
+    for t in tasks {
+        match t.await.expect("task") {
+            Ok(r) => {
+                assert_eq!(
+                    (r.points, r.euros.as_str(), r.status.as_str()),
+                    (600, "6.00", "pending")
+                );
+                ok += 1;
+            }
+            Err(community::error::Error::Conflict(_)) => {}
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+    assert_eq!(ok, 1);
+    assert_eq!(balance(&app, "mm").await, 450);
+    let ledger = community::points::ledger(&app, &c, 100, None)
+        .await
+        .expect("ledger");
+    assert_eq!(
+        ledger.items.iter().map(|e| e.delta).sum::<i64>(),
+        450,
+        "the balance is the ledger's sum"
+    );
+    // Rules: minimum, multiple of 1 €.
+    for (points, field) in [(100, "points"), (550, "points")] {
+        match community::points::redeem(
+            &app,
+            &c,
+            community::points::RedemptionRequest {
+                points: Some(points),
+            },
+            None,
+        )
+        .await
+        {
+            Err(community::error::Error::Invalid(e)) => assert_eq!(e[0].field, field),
+            other => panic!("{other:?}"),
+        }
+    }
+}

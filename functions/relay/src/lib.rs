@@ -1,0 +1,2 @@
+//! `relay`: DynamoDB Streams (outbox inserts) → the SQS queues.
+pub use community::relay::{relay, SqsOutbound};
