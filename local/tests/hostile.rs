@@ -20,6 +20,14 @@ const ROUTES: &[(&str, &str)] = &[
     ("POST", "/members"),
     ("GET", "/members/me"),
     ("PATCH", "/members/me"),
+    ("GET", "/members/me/points"),
+    ("POST", "/members/me/redemptions"),
+    ("GET", "/review-queue"),
+    ("POST", "/ideas/{id}/decision"),
+    ("POST", "/ideas/{id}/progress"),
+    ("GET", "/r/{id}"),
+    ("GET", "/unsubscribe/{id}"),
+    ("POST", "/unsubscribe/{id}"),
 ];
 
 fn bodies(rng: &mut impl Rng) -> Vec<Vec<u8>> {

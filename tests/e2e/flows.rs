@@ -312,3 +312,128 @@ async fn soft_launch_with_invites_created_by_the_cli() {
     .expect("send");
     assert_eq!((st, me["cohort"].clone()), (201, json!("panel")));
 }
+
+/// Issue 3's acceptance: with a threshold of 5, five votes put the idea in
+/// the review queue within seconds, a committee token rejects it with a
+/// reason, and the author's rejection mail with that reason is in the mailbox.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_votes_reach_the_committee_and_the_author_is_told_why() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start_with(dir.path(), &[("COMMUNITY_VOTE_THRESHOLD", "5")]);
+    let c = client();
+    let (st, _) = send(
+        &c,
+        Method::POST,
+        &server.url("/members"),
+        Some("autrice"),
+        Some(&sign_up_body("autrice")),
+    )
+    .await
+    .expect("sign up");
+    assert_eq!(st, 201);
+    let idea = json!({"theme": "children", "title": "Un coin lecture pour les enfants",
+                      "body": "Un petit coin lecture près des caisses pour patienter."});
+    let (_, created) = send(
+        &c,
+        Method::POST,
+        &server.url("/ideas"),
+        Some("autrice"),
+        Some(&idea),
+    )
+    .await
+    .expect("idea");
+    let id = created["id"].as_str().expect("id").to_owned();
+    for i in 0..5 {
+        let v = format!("votant-{i}");
+        send(
+            &c,
+            Method::POST,
+            &server.url("/members"),
+            Some(&v),
+            Some(&sign_up_body(&v)),
+        )
+        .await
+        .expect("join");
+        let (st, _) = send(
+            &c,
+            Method::PUT,
+            &server.url(&format!("/ideas/{id}/vote")),
+            Some(&v),
+            None,
+        )
+        .await
+        .expect("vote");
+        assert_eq!(st, 200);
+    }
+    let committee = token("claire", &["committee"]);
+    let in_queue = eventually(10, || {
+        let (c, url, t, id) = (
+            c.clone(),
+            server.url("/review-queue"),
+            committee.clone(),
+            id.clone(),
+        );
+        async move {
+            let v: Value = match c.get(url).bearer_auth(t).send().await {
+                Ok(r) => r.json().await.unwrap_or(Value::Null),
+                Err(_) => return false,
+            };
+            v["items"]
+                .as_array()
+                .is_some_and(|a| a.iter().any(|i| i["id"] == json!(id)))
+        }
+    })
+    .await;
+    assert!(in_queue, "the idea reached the review queue");
+    // A member without the committee group may not decide.
+    let (st, _) = send(
+        &c,
+        Method::POST,
+        &server.url(&format!("/ideas/{id}/decision")),
+        Some("autrice"),
+        Some(&json!({"outcome": "rejected", "reason": "Je décide moi-même."})),
+    )
+    .await
+    .expect("send");
+    assert_eq!(st, 403);
+    let reason = "Un coin lecture gêne la circulation près des caisses aux heures d'affluence.";
+    let res = c
+        .post(server.url(&format!("/ideas/{id}/decision")))
+        .bearer_auth(&committee)
+        .json(&json!({"outcome": "rejected"}))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(res.status().as_u16(), 422, "a decision needs its reason");
+    let res = c
+        .post(server.url(&format!("/ideas/{id}/decision")))
+        .bearer_auth(&committee)
+        .json(&json!({"outcome": "rejected", "reason": reason}))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(res.status().as_u16(), 200);
+    let told = eventually(10, || {
+        let (c, url) = (c.clone(), server.url("/local/mailbox"));
+        async move {
+            let v: Value = match c.get(url).send().await {
+                Ok(r) => r.json().await.unwrap_or(Value::Null),
+                Err(_) => return false,
+            };
+            v["items"].as_array().is_some_and(|a| {
+                a.iter().any(|m| {
+                    m["to"] == json!("autrice@example.fr")
+                        && m["subject"]
+                            .as_str()
+                            .is_some_and(|s| s.contains("n'a pas été retenue"))
+                        && m["text"].as_str().is_some_and(|t| t.contains(reason))
+                })
+            })
+        }
+    })
+    .await;
+    assert!(
+        told,
+        "the author's rejection mail, with the reason, is in the mailbox"
+    );
+}

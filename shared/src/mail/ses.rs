@@ -33,6 +33,30 @@ fn header_text(s: &str) -> String {
     }
 }
 
+/// A mailbox header (`Name <addr>`): only the display name is encoded.
+fn mailbox_header(s: &str) -> String {
+    match (s.rfind('<'), s.ends_with('>')) {
+        (Some(i), true) => {
+            let name = s[..i].trim();
+            let addr = &s[i..];
+            if name.is_empty() {
+                addr.to_owned()
+            } else {
+                format!("{} {addr}", header_text(name))
+            }
+        }
+        _ => s.to_owned(),
+    }
+}
+
+/// The bare address of a mailbox (`Name <addr>` → `addr`).
+pub fn address(s: &str) -> &str {
+    match (s.rfind('<'), s.strip_suffix('>')) {
+        (Some(i), Some(rest)) => rest.get(i + 1..).unwrap_or(s),
+        _ => s,
+    }
+}
+
 fn wrap76(b64: &str) -> String {
     b64.as_bytes()
         .chunks(76)
@@ -44,7 +68,7 @@ fn wrap76(b64: &str) -> String {
 pub fn mime(mail: &Mail) -> String {
     let boundary = format!("=_community_{}", ulid::Ulid::new());
     let mut m = String::new();
-    m.push_str(&format!("From: {}\r\n", header_text(&mail.from)));
+    m.push_str(&format!("From: {}\r\n", mailbox_header(&mail.from)));
     m.push_str(&format!("To: {}\r\n", mail.to));
     m.push_str(&format!("Subject: {}\r\n", header_text(&mail.subject)));
     m.push_str("MIME-Version: 1.0\r\n");
@@ -73,6 +97,7 @@ impl Mailer for SesMailer {
         self.client
             .send_raw_email()
             .raw_message(raw)
+            .source(address(&mail.from))
             .set_configuration_set_name(self.configuration_set.clone())
             .send()
             .await

@@ -1,0 +1,393 @@
+//! Fault tests of the event pipeline on the embedded store: duplicated and
+//! reordered deliveries, failing consumers, poison messages, a threshold
+//! crossed by concurrent voters.
+
+use async_trait::async_trait;
+use community::events::{outbox_pk, Event, Kind, Queue, OUTBOX_BUCKETS};
+use community::mail::dir::DirMailbox;
+use community::queue::{self, Consumer, Message};
+use community::store::embedded::EmbeddedTable;
+use community::store::{Index, Item, Query, Table, Write};
+use community::testing::{caller, embedded_app, join, member, post_idea};
+use community::App;
+use local::pipeline::Pipeline;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use serde_json::json;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+async fn outbox(t: &EmbeddedTable) -> Vec<Event> {
+    let mut out = Vec::new();
+    for b in 0..OUTBOX_BUCKETS {
+        let page = t
+            .query(&Query::new(Index::Primary, outbox_pk(b)).limit(1000))
+            .await
+            .expect("query");
+        out.extend(page.items.iter().filter_map(Event::from_item));
+    }
+    out
+}
+
+async fn balance(app: &App<EmbeddedTable>, sub: &str) -> i64 {
+    community::members::get(app, &caller(&member(sub)).id)
+        .await
+        .expect("member")
+        .points_balance
+}
+
+async fn ledger_sum(app: &App<EmbeddedTable>, sub: &str) -> i64 {
+    let l = community::points::ledger(app, &caller(&member(sub)), 100, None)
+        .await
+        .expect("ledger");
+    assert!(l.next_cursor.is_none());
+    l.items.iter().map(|e| e.delta).sum()
+}
+
+/// Some activity: members, ideas, votes (one withdrawn).
+async fn activity(app: &App<EmbeddedTable>) -> (Vec<String>, String) {
+    let subs: Vec<String> = (0..8).map(|i| format!("m{i}")).collect();
+    for s in &subs {
+        join(app, &member(s)).await;
+    }
+    let idea = post_idea(app, &member("m0")).await;
+    let id = community::domain::IdeaId::parse(&idea).expect("id");
+    for s in &subs[1..] {
+        community::votes::cast(app, &caller(&member(s)), &id)
+            .await
+            .expect("vote");
+    }
+    community::votes::withdraw(app, &caller(&member("m7")), &id)
+        .await
+        .expect("withdraw");
+    (subs, idea)
+}
+
+fn expected_balance(sub: &str) -> i64 {
+    // sign-up 50; m0 posted an idea (20); m1..m7 voted (2 each).
+    match sub {
+        "m0" => 70,
+        _ => 52,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_event_delivered_one_to_three_times_in_random_order_applies_once() {
+    let (app, _d) = embedded_app(|s| s.vote_threshold = 100);
+    let (subs, idea) = activity(&app).await;
+    let events = outbox(&app.table).await;
+    assert_eq!(events.len(), 8 + 1 + 7 + 1, "one outbox event per change");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(42);
+    let mut deliveries: Vec<Event> = events
+        .iter()
+        .flat_map(|e| std::iter::repeat_n(e.clone(), rng.random_range(1..=3)))
+        .collect();
+    deliveries.shuffle(&mut rng);
+    let points = community::points::PointsConsumer { app: app.clone() };
+    let thresholds = community::thresholds::ThresholdsConsumer { app: app.clone() };
+    for chunk in deliveries.chunks(7) {
+        let msgs: Vec<Message> = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, e)| Message {
+                id: format!("{i}"),
+                body: serde_json::to_string(e).expect("json"),
+            })
+            .collect();
+        assert!(queue::handle(&points, &msgs).await.is_empty());
+        assert!(queue::handle(&thresholds, &msgs).await.is_empty());
+    }
+    for s in &subs {
+        assert_eq!(balance(&app, s).await, expected_balance(s), "{s}");
+        assert_eq!(
+            ledger_sum(&app, s).await,
+            expected_balance(s),
+            "{s}: balance = ledger"
+        );
+    }
+    let row = community::ideas::load(
+        &app,
+        &community::domain::IdeaId::parse(&idea).expect("id"),
+        true,
+    )
+    .await
+    .expect("idea");
+    assert_eq!(row.votes, 6, "the roll-up is exact whatever the order");
+}
+
+/// Fails a random share of the events it is given — sometimes before
+/// applying them, sometimes after (the effect is there, the ack is lost).
+struct Flaky<C> {
+    inner: C,
+    rate: f64,
+    rng: std::sync::Mutex<rand::rngs::StdRng>,
+}
+
+#[async_trait]
+impl<C: Consumer> Consumer for Flaky<C> {
+    fn name(&self) -> &'static str {
+        self.inner.name()
+    }
+    async fn apply(&self, e: &Event) -> community::error::Result<()> {
+        let (fail, after) = {
+            let mut r = self.rng.lock().expect("lock");
+            (r.random_bool(self.rate), r.random_bool(0.5))
+        };
+        if fail && !after {
+            return Err(community::error::Error::Busy);
+        }
+        self.inner.apply(e).await?;
+        if fail {
+            return Err(community::error::Error::Busy);
+        }
+        Ok(())
+    }
+}
+
+fn flaky<C: Consumer + 'static>(inner: C, seed: u64) -> Arc<dyn Consumer> {
+    Arc::new(Flaky {
+        inner,
+        rate: 0.2,
+        rng: std::sync::Mutex::new(rand::rngs::StdRng::seed_from_u64(seed)),
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consumers_failing_a_fifth_of_records_are_retried_until_exact() {
+    let (app, dir) = embedded_app(|s| s.vote_threshold = 100);
+    let (subs, idea) = activity(&app).await;
+    let mailbox = DirMailbox::new(dir.path().join("mailbox")).expect("mailbox");
+    let mut consumers: HashMap<Queue, Arc<dyn Consumer>> = HashMap::new();
+    consumers.insert(
+        Queue::Points,
+        flaky(community::points::PointsConsumer { app: app.clone() }, 1),
+    );
+    consumers.insert(
+        Queue::Thresholds,
+        flaky(
+            community::thresholds::ThresholdsConsumer { app: app.clone() },
+            2,
+        ),
+    );
+    consumers.insert(
+        Queue::Emails,
+        flaky(
+            community::mail::EmailsConsumer {
+                app: app.clone(),
+                mailer: mailbox.clone(),
+            },
+            3,
+        ),
+    );
+    // Enough receives that a 20% failure rate never dead-letters here.
+    let p = Pipeline {
+        table: app.table.clone(),
+        consumers,
+        max_receives: 30,
+    };
+    for _ in 0..200 {
+        p.drain().await.expect("drain");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        if outbox(&app.table).await.is_empty() && pending(&app.table).await == 0 {
+            break;
+        }
+    }
+    assert_eq!(
+        pending(&app.table).await,
+        0,
+        "every message was eventually acknowledged"
+    );
+    assert!(p.dead_letters().await.expect("dlq").is_empty());
+    for s in &subs {
+        assert_eq!(balance(&app, s).await, expected_balance(s), "{s}");
+        assert_eq!(ledger_sum(&app, s).await, expected_balance(s), "{s}");
+    }
+    let row = community::ideas::load(
+        &app,
+        &community::domain::IdeaId::parse(&idea).expect("id"),
+        true,
+    )
+    .await
+    .expect("idea");
+    assert_eq!(row.votes, 6);
+    let welcomes = mailbox
+        .list()
+        .expect("list")
+        .iter()
+        .filter(|m| m.subject.starts_with("Bienvenue"))
+        .count();
+    assert!(
+        welcomes >= 8,
+        "every member got the welcome mail ({welcomes})"
+    );
+}
+
+async fn pending(t: &EmbeddedTable) -> usize {
+    let mut n = 0;
+    for q in Queue::ALL {
+        n += pending_in(t, q).await;
+    }
+    n
+}
+
+async fn pending_in(t: &EmbeddedTable, q: Queue) -> usize {
+    t.query(&Query::new(Index::Primary, format!("LQ#{}", q.name())).limit(1000))
+        .await
+        .expect("q")
+        .items
+        .len()
+}
+
+#[tokio::test]
+async fn a_poison_message_reaches_the_dead_letters_and_its_batch_goes_on() {
+    let (app, _d) = embedded_app(|_| {});
+    join(&app, &member("m1")).await;
+    // A poison message in the points queue, next to the real sign-up event.
+    let poison: Item =
+        serde_json::from_value(json!({"pk": "LQ#points", "sk": "000000000000000#poison",
+        "msg_id": "poison", "body": "{\"kind\":\"nonsense\"}", "receive_count": 0}))
+        .expect("item");
+    app.table
+        .transact(vec![Write::put(poison)])
+        .await
+        .expect("put");
+    let mut consumers: HashMap<Queue, Arc<dyn Consumer>> = HashMap::new();
+    consumers.insert(
+        Queue::Points,
+        Arc::new(community::points::PointsConsumer { app: app.clone() }),
+    );
+    let p = Pipeline {
+        table: app.table.clone(),
+        consumers,
+        max_receives: 3,
+    };
+    for _ in 0..100 {
+        p.drain().await.expect("drain");
+        if pending_in(&app.table, Queue::Points).await == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        balance(&app, "m1").await,
+        50,
+        "the good message was applied"
+    );
+    let dead = p.dead_letters().await.expect("dlq");
+    assert_eq!(dead.len(), 1);
+    assert_eq!(
+        (dead[0]["msg_id"].clone(), dead[0]["receive_count"].clone()),
+        (json!("poison"), json!(3))
+    );
+    // Redrive puts it back (it will fail again: it is poison).
+    assert_eq!(p.redrive(Some(Queue::Points)).await.expect("redrive"), 1);
+    assert!(p.dead_letters().await.expect("dlq").is_empty());
+    assert_eq!(pending_in(&app.table, Queue::Points).await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_hundred_voters_across_a_threshold_of_fifty_make_one_transition() {
+    let (app, dir) = embedded_app(|s| s.vote_threshold = 50);
+    let author = member("author");
+    join(&app, &author).await;
+    let idea = post_idea(&app, &author).await;
+    let id = community::domain::IdeaId::parse(&idea).expect("id");
+    let voters: Vec<String> = (0..200).map(|i| format!("v{i}")).collect();
+    for v in &voters {
+        join(&app, &member(v)).await;
+    }
+    let mailbox = DirMailbox::new(dir.path().join("mailbox")).expect("mailbox");
+    let node = local::Local {
+        app: app.clone(),
+        pipeline: Arc::new(Pipeline {
+            table: app.table.clone(),
+            consumers: {
+                let mut c: HashMap<Queue, Arc<dyn Consumer>> = HashMap::new();
+                c.insert(
+                    Queue::Points,
+                    Arc::new(community::points::PointsConsumer { app: app.clone() }),
+                );
+                c.insert(
+                    Queue::Thresholds,
+                    Arc::new(community::thresholds::ThresholdsConsumer { app: app.clone() }),
+                );
+                c.insert(
+                    Queue::Emails,
+                    Arc::new(community::mail::EmailsConsumer {
+                        app: app.clone(),
+                        mailer: mailbox.clone(),
+                    }),
+                );
+                c
+            },
+            max_receives: 5,
+        }),
+        mailbox: mailbox.clone(),
+    };
+    node.pipeline.clone().spawn();
+    // Votes and extra concurrent threshold checks race each other.
+    let mut tasks = Vec::new();
+    for v in voters.clone() {
+        let (app, id) = (app.clone(), id.clone());
+        tasks.push(tokio::spawn(async move {
+            let r = community::votes::cast(&app, &caller(&member(&v)), &id).await;
+            let _ = community::thresholds::check(&app, &id).await;
+            r.is_ok()
+        }));
+    }
+    let mut accepted = 0;
+    for t in tasks {
+        if t.await.expect("task") {
+            accepted += 1;
+        }
+    }
+    assert!(accepted >= 50, "{accepted}");
+    let settled = async {
+        for _ in 0..200 {
+            let mails = mailbox.list().expect("list");
+            if mails.iter().any(|m| m.subject.contains("est à l'étude"))
+                && pending(&app.table).await == 0
+                && outbox(&app.table).await.is_empty()
+            {
+                return true;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        false
+    };
+    assert!(settled.await, "the pipeline settles");
+    let row = community::ideas::load(&app, &id, true).await.expect("idea");
+    assert_eq!(row.status, community::domain::IdeaStatus::UnderReview);
+    let tally = community::votes::tally(&app, &id).await.expect("tally");
+    assert_eq!(
+        tally.votes, accepted,
+        "every acknowledged vote counted, none after the close"
+    );
+    let mails = mailbox.list().expect("list");
+    let author_mails = mails
+        .iter()
+        .filter(|m| m.to == "author@example.fr" && m.subject.contains("est à l'étude"))
+        .count();
+    assert_eq!(author_mails, 1, "one author email");
+    let committee_mails = mails
+        .iter()
+        .filter(|m| m.subject.starts_with("Nouvelle idée à étudier"))
+        .count();
+    assert_eq!(committee_mails, 1, "one committee email");
+    let ledger = community::points::ledger(&app, &caller(&author), 100, None)
+        .await
+        .expect("ledger");
+    let credits = ledger
+        .items
+        .iter()
+        .filter(|e| e.reason == "idea_reached_threshold")
+        .count();
+    assert_eq!(credits, 1, "one credit");
+    // Votes after the close are refused.
+    join(&app, &member("late")).await;
+    assert!(matches!(
+        community::votes::cast(&app, &caller(&member("late")), &id).await,
+        Err(community::error::Error::Conflict(_))
+    ));
+    let _ = Kind::VoteCast;
+}
