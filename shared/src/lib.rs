@@ -10,6 +10,7 @@ pub mod error;
 pub mod events;
 pub mod http;
 pub mod ideas;
+pub mod lambda;
 pub mod mail;
 pub mod members;
 pub mod points;
