@@ -28,6 +28,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/r/{token}"),
     ("GET", "/unsubscribe/{token}"),
     ("POST", "/unsubscribe/{token}"),
+    ("GET", "/mails/{id}/stats"),
 ];
 
 fn bodies(rng: &mut impl Rng) -> Vec<Vec<u8>> {

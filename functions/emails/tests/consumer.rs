@@ -82,3 +82,43 @@ async fn welcome_mail_once_with_unsubscribe_and_tracked_link() {
         .expect("member");
     assert!(!me.email_opt_in);
 }
+
+#[tokio::test]
+async fn marketing_reads_a_mails_unique_click_rate() {
+    let (app, dir) = embedded_app(|_| {});
+    join(&app, &member("member-marie")).await;
+    let mailbox = DirMailbox::new(dir.path().join("mailbox")).expect("mailbox");
+    let consumer = EmailsConsumer {
+        app: app.clone(),
+        mailer: mailbox.clone(),
+    };
+    community::queue::sqs(&consumer, sample())
+        .await
+        .expect("ok");
+    let r = links::router(app.clone());
+    let path = "/mails/welcome/stats";
+    let res = community::testing::call(&r, "GET", path, Some(&member("member-marie")), None).await;
+    assert_eq!(res.status, 403);
+    let res = community::testing::call(
+        &r,
+        "GET",
+        path,
+        Some(&member("ana").in_groups(&["marketing"])),
+        None,
+    )
+    .await;
+    assert_eq!(res.status, 200);
+    assert_eq!(
+        (res.body["sent"].clone(), res.body["unique_clicks"].clone()),
+        (serde_json::json!(1), serde_json::json!(0))
+    );
+    let res = community::testing::call(
+        &r,
+        "GET",
+        "/mails/..%2F/stats",
+        Some(&member("ana").in_groups(&["marketing"])),
+        None,
+    )
+    .await;
+    assert_eq!(res.status, 404);
+}

@@ -1,7 +1,8 @@
 //! `links`: the public links carried by community mails.
 //! `GET /r/{token}` records a unique click and redirects;
 //! `GET|POST /unsubscribe/{token}` withdraws email consent (one click,
-//! RFC 8058 `List-Unsubscribe-Post`).
+//! RFC 8058 `List-Unsubscribe-Post`); `GET /mails/{id}/stats` (marketing)
+//! reports a mail's sent count, unique clicks and unique click rate.
 
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
@@ -19,6 +20,7 @@ pub fn routes<T: Table + Clone>(app: App<T>) -> Router {
             "/unsubscribe/{token}",
             get(unsubscribe::<T>).post(unsubscribe::<T>),
         )
+        .route("/mails/{id}/stats", get(stats::<T>))
         .with_state(app)
 }
 
@@ -45,4 +47,24 @@ async fn unsubscribe<T: Table + Clone>(
          Les messages liés à vos propres idées continueront de vous parvenir.</p></html>",
     )
     .into_response())
+}
+
+async fn stats<T: Table + Clone>(
+    State(app): State<App<T>>,
+    caller: community::auth::Caller,
+    Path(id): Path<String>,
+) -> Result<axum::Json<serde_json::Value>, ApiError> {
+    if !caller.in_group(community::auth::MARKETING) {
+        return Err(community::error::Error::Forbidden(
+            "only marketing may read mail statistics".into(),
+        )
+        .into());
+    }
+    let ok = !id.is_empty()
+        && id.len() <= 80
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    if !ok {
+        return Err(community::error::Error::NotFound("mail").into());
+    }
+    Ok(axum::Json(community::mail::stats(&app, &id).await?))
 }
