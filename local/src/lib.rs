@@ -39,6 +39,8 @@ fn routes<T: Table + Clone>(app: App<T>) -> Router {
         .merge(signup::routes(app.clone()))
         .merge(votes::routes(app.clone()))
         .merge(committee::routes(app.clone()))
+        .merge(contests::routes(app.clone()))
+        .merge(reviews::routes(app.clone()))
         .merge(links::routes(app))
         .route(
             "/openapi.json",

@@ -36,11 +36,28 @@ enum Command {
         #[arg(long, default_value_t = 86_400)]
         ttl: i64,
     },
+    /// Check campaign files (contests, product tests): every error names its file and field.
+    Campaigns {
+        #[command(subcommand)]
+        command: CampaignCommand,
+    },
+    /// Recompute a contest draw or tester selection from its published
+    /// response (a file, or standard input): exits 0 when it checks out.
+    VerifyDraw {
+        /// The JSON response of POST /contests/{id}/draw (or of a selection).
+        file: Option<PathBuf>,
+    },
     /// Soft-launch invite codes (written to the local store; stop the server first).
     Invites {
         #[command(subcommand)]
         command: InviteCommand,
     },
+}
+
+#[derive(Subcommand)]
+enum CampaignCommand {
+    /// Validate every campaign file under DIR (default infra/campaigns).
+    Validate { dir: Option<PathBuf> },
 }
 
 #[derive(Subcommand)]
@@ -121,6 +138,53 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Serve => serve().await,
+        Command::Campaigns {
+            command: CampaignCommand::Validate { dir },
+        } => {
+            let dir = dir.unwrap_or_else(|| PathBuf::from("infra/campaigns"));
+            match community::campaigns::load_dir(&dir) {
+                Ok(c) => {
+                    println!(
+                        "{}: {} contest(s), {} product test(s), all valid",
+                        dir.display(),
+                        c.contests.len(),
+                        c.product_tests.len()
+                    );
+                    Ok(())
+                }
+                Err(errs) => {
+                    for e in &errs {
+                        eprintln!("{e}");
+                    }
+                    anyhow::bail!("{} problem(s) in {}", errs.len(), dir.display())
+                }
+            }
+        }
+        Command::VerifyDraw { file } => {
+            let text = match file {
+                Some(f) => std::fs::read_to_string(&f)
+                    .with_context(|| format!("cannot read {}", f.display()))?,
+                None => std::io::read_to_string(std::io::stdin())?,
+            };
+            let v: serde_json::Value = serde_json::from_str(&text).context("not JSON")?;
+            let proof_json = if v.get("proof").is_some() {
+                v["proof"].clone()
+            } else {
+                v
+            };
+            let proof: community::draw::Proof =
+                serde_json::from_value(proof_json).context("no draw proof in this JSON")?;
+            community::draw::verify(&proof)
+                .map_err(|e| anyhow::anyhow!("the draw does NOT check out: {e}"))?;
+            println!(
+                "the draw checks out: {} entries, seed matches its published hash, winners:",
+                proof.entries.len()
+            );
+            for (i, w) in proof.winners.iter().enumerate() {
+                println!("  {}. {w}", i + 1);
+            }
+            Ok(())
+        }
     }
 }
 
@@ -143,6 +207,19 @@ async fn serve() -> anyhow::Result<()> {
         settings.public_url = format!("http://{bound}");
     }
     let invite_only = settings.invite_only;
+    if let Some(d) = &dir {
+        let campaigns = community::campaigns::load_dir(d).map_err(|errs| {
+            anyhow::anyhow!(
+                "invalid campaign files:\n{}",
+                errs.iter()
+                    .map(|e| format!("  {e}"))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            )
+        })?;
+        let applied = community::campaigns::apply(&table, &campaigns).await?;
+        tracing::info!(campaigns = applied.len(), "campaigns applied");
+    }
     let node = local::Local::new(App::new(table, settings), &data_dir())?;
     node.pipeline.clone().spawn();
     let router = node.router(local::auth::Verifier::new(&secret()));

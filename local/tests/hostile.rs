@@ -29,6 +29,17 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/unsubscribe/{token}"),
     ("POST", "/unsubscribe/{token}"),
     ("GET", "/mails/{id}/stats"),
+    ("GET", "/contests"),
+    ("GET", "/contests/{id}"),
+    ("POST", "/contests/{id}/entries"),
+    ("POST", "/contests/{id}/draw"),
+    ("GET", "/product-tests"),
+    ("GET", "/product-tests/{id}"),
+    ("POST", "/product-tests/{id}/applications"),
+    ("POST", "/product-tests/{id}/selection"),
+    ("POST", "/products/{ean}/reviews"),
+    ("GET", "/products/{ean}/reviews"),
+    ("GET", "/products/{ean}/label"),
 ];
 
 fn bodies(rng: &mut impl Rng) -> Vec<Vec<u8>> {
@@ -123,7 +134,10 @@ async fn no_hostile_request_gets_a_5xx() {
             let query = queries[i % queries.len()];
             let path = format!(
                 "{}{}",
-                route.replace("{id}", id).replace("{token}", id),
+                route
+                    .replace("{id}", id)
+                    .replace("{token}", id)
+                    .replace("{ean}", id),
                 query
             );
             let mut req = Request::builder().method(*method).uri(&path);

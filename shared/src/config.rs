@@ -36,12 +36,14 @@ pub struct PointRule {
 }
 
 /// The rules the code credits; a points file may not name others.
-pub const POINT_RULES: [&str; 5] = [
+pub const POINT_RULES: [&str; 7] = [
     "member_signed_up",
     "idea_posted",
     "vote_cast",
     "idea_reached_threshold",
     "idea_accepted",
+    "contest_entry",
+    "review",
 ];
 
 impl PointsConfig {

@@ -74,6 +74,14 @@ pub enum Kind {
     IdeaProgressed,
     #[serde(rename = "points.redeemed")]
     PointsRedeemed,
+    #[serde(rename = "contest.entered")]
+    ContestEntered,
+    #[serde(rename = "contest.drawn")]
+    ContestDrawn,
+    #[serde(rename = "product_test.testers_selected")]
+    TestersSelected,
+    #[serde(rename = "review.posted")]
+    ReviewPosted,
 }
 
 impl Kind {
@@ -87,6 +95,10 @@ impl Kind {
             Kind::IdeaDecided => "idea.decided",
             Kind::IdeaProgressed => "idea.progressed",
             Kind::PointsRedeemed => "points.redeemed",
+            Kind::ContestEntered => "contest.entered",
+            Kind::ContestDrawn => "contest.drawn",
+            Kind::TestersSelected => "product_test.testers_selected",
+            Kind::ReviewPosted => "review.posted",
         }
     }
 }
@@ -103,6 +115,10 @@ pub fn routes(kind: Kind) -> &'static [Queue] {
         Kind::IdeaDecided => &[Queue::Points, Queue::Emails],
         Kind::IdeaProgressed => &[Queue::Emails],
         Kind::PointsRedeemed => &[Queue::Loyalty],
+        Kind::ContestEntered => &[Queue::Points],
+        Kind::ContestDrawn => &[Queue::Emails],
+        Kind::TestersSelected => &[Queue::Emails],
+        Kind::ReviewPosted => &[Queue::Points],
     }
 }
 
@@ -209,6 +225,10 @@ mod tests {
             Kind::IdeaDecided,
             Kind::IdeaProgressed,
             Kind::PointsRedeemed,
+            Kind::ContestEntered,
+            Kind::ContestDrawn,
+            Kind::TestersSelected,
+            Kind::ReviewPosted,
         ] {
             assert!(!routes(k).is_empty(), "{k:?}");
             let s = serde_json::to_value(k).expect("json");

@@ -83,7 +83,7 @@ pub struct ProgressNote {
     pub at: String,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Author {
     pub id: String,
     pub display_name: String,

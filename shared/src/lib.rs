@@ -3,9 +3,12 @@
 
 pub mod app;
 pub mod auth;
+pub mod campaigns;
 pub mod committee;
 pub mod config;
+pub mod contests;
 pub mod domain;
+pub mod draw;
 pub mod error;
 pub mod events;
 pub mod http;
@@ -14,6 +17,7 @@ pub mod lambda;
 pub mod mail;
 pub mod members;
 pub mod points;
+pub mod products;
 pub mod queue;
 pub mod receipt;
 pub mod relay;

@@ -105,6 +105,16 @@ impl<T: Table + Clone> Consumer for PointsConsumer<T> {
                 let key = format!("accepted#{idea_ref}");
                 credit(&self.app, e, &e.member_id, "idea_accepted", &key, &idea_ref).await
             }
+            Kind::ContestEntered => {
+                let contest = e.data["contest_id"].as_str().unwrap_or_default();
+                let key = format!("contest#{contest}#{}", e.member_id);
+                credit(&self.app, e, &e.member_id, "contest_entry", &key, contest).await
+            }
+            Kind::ReviewPosted => {
+                let ean = e.data["ean"].as_str().unwrap_or_default();
+                let key = format!("review#{ean}#{}", e.member_id);
+                credit(&self.app, e, &e.member_id, "review", &key, ean).await
+            }
             _ => Ok(()),
         }
     }
@@ -120,9 +130,14 @@ async fn credit<T: Table>(
     business_key: &str,
     reference: &str,
 ) -> Result<()> {
-    let Some(r) = app.settings.points.rule(rule) else {
+    let Some(rule_conf) = app.settings.points.rule(rule) else {
         return Ok(());
     };
+    // A campaign may set its own points (a contest's `entry_points`).
+    let mut r = rule_conf.clone();
+    if let Some(p) = e.data["points"].as_i64().filter(|p| *p > 0) {
+        r.points = p;
+    }
     let marker = consumed_marker(CONSUMER, business_key);
     let entry = LedgerEntry {
         id: e.event_id.clone(),

@@ -204,3 +204,93 @@ pub async fn post_idea<T: crate::store::Table>(app: &App<T>, who: &As) -> String
         .expect("idea")
         .id
 }
+
+/// A timestamp `secs` from now (negative: in the past).
+pub fn at(secs: i64) -> String {
+    crate::domain::format_ts(time::OffsetDateTime::now_utc() + time::Duration::seconds(secs))
+}
+
+/// A survey contest open between the two offsets (seconds from now).
+pub fn contest(id: &str, opens: i64, closes: i64) -> crate::campaigns::ContestConfig {
+    let text = format!(
+        r#"
+id = "{id}"
+title = "Concours de test"
+description = "Un concours pour les tests."
+sponsor = "Marque Exemple"
+kind = "survey"
+opens_at = "{}"
+closes_at = "{}"
+entry_points = 10
+[[questions]]
+id = "frequence"
+type = "single_choice"
+label = "Fréquence ?"
+options = ["souvent", "rarement"]
+required = true
+[[questions]]
+id = "rayons"
+type = "multiple_choice"
+label = "Rayons ?"
+options = ["bio", "local", "frais"]
+required = false
+[[questions]]
+id = "note"
+type = "rating"
+label = "Note ?"
+required = false
+[[questions]]
+id = "idee"
+type = "free_text"
+label = "Idée ?"
+required = false
+[[prizes]]
+label = "Premier prix"
+count = 1
+[[prizes]]
+label = "Panier"
+count = 2
+"#,
+        at(opens),
+        at(closes)
+    );
+    toml::from_str(&text).expect("contest")
+}
+
+/// A product test with its windows as offsets from now.
+pub fn product_test(
+    id: &str,
+    ean: &str,
+    apply: (i64, i64),
+    review: (i64, i64),
+    slots: u32,
+    for_label: u32,
+) -> crate::campaigns::ProductTestConfig {
+    crate::campaigns::ProductTestConfig {
+        id: id.into(),
+        ean: ean.into(),
+        product_name: "Yaourt de test".into(),
+        brand: "Marque Exemple".into(),
+        slots,
+        applications_open_at: at(apply.0),
+        applications_close_at: at(apply.1),
+        reviews_open_at: at(review.0),
+        reviews_close_at: at(review.1),
+        reviews_for_label: for_label,
+    }
+}
+
+/// Applies campaigns to the app's table.
+pub async fn apply_campaigns<T: crate::store::Table>(
+    app: &App<T>,
+    contests: Vec<crate::campaigns::ContestConfig>,
+    tests: Vec<crate::campaigns::ProductTestConfig>,
+) {
+    let c = crate::campaigns::Campaigns {
+        contests,
+        product_tests: tests,
+    };
+    crate::campaigns::apply(&app.table, &c)
+        .await
+        .expect("apply");
+}

@@ -3,5 +3,6 @@
 
 mod support;
 
+mod campaigns;
 mod durability;
 mod flows;

@@ -5,7 +5,9 @@
 pub mod extract;
 pub mod problem;
 
-pub use extract::{AuthFailure, IdempotencyKey, JsonBody, ListParams, MaybeCaller};
+pub use extract::{
+    AuthFailure, IdempotencyKey, JsonBody, ListParams, MaybeCaller, OptionalJsonBody,
+};
 pub use problem::ApiError;
 
 use axum::extract::DefaultBodyLimit;

@@ -325,6 +325,39 @@ impl<T: Table + Clone, M: Mailer> Consumer for EmailsConsumer<T, M> {
                 }
                 Ok(())
             }
+            Kind::ContestDrawn | Kind::TestersSelected => {
+                let targets: Vec<(String, Option<String>)> = if e.kind == Kind::ContestDrawn {
+                    e.data["winners"]
+                        .as_array()
+                        .map(|a| {
+                            a.iter()
+                                .filter_map(|w| {
+                                    Some((
+                                        w["member_id"].as_str()?.to_owned(),
+                                        w["prize"].as_str().map(str::to_owned),
+                                    ))
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default()
+                } else {
+                    e.data["members"]
+                        .as_array()
+                        .map(|a| {
+                            a.iter()
+                                .filter_map(|m| Some((m.as_str()?.to_owned(), None)))
+                                .collect()
+                        })
+                        .unwrap_or_default()
+                };
+                for (member, prize) in targets {
+                    if let Some((r, _)) = self.member(&member).await? {
+                        let t = templates::for_campaign(s, e, &r.name, prize.as_deref());
+                        self.deliver(e, &r, t).await?;
+                    }
+                }
+                Ok(())
+            }
             _ => Ok(()),
         }
     }

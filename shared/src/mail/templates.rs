@@ -170,3 +170,34 @@ pub fn for_voter(s: &Settings, e: &Event, idea: &IdeaRow, name: &str, member: &s
         )),
     )
 }
+
+/// Contest winners and selected product testers (transactional: they asked
+/// to take part).
+pub fn for_campaign(s: &Settings, e: &Event, name: &str, prize: Option<&str>) -> Rendered {
+    if e.kind == Kind::ContestDrawn {
+        let title = e.data["title"].as_str().unwrap_or_default();
+        render(
+            format!("{}-winners", e.event_id),
+            format!("Félicitations, vous avez gagné au concours « {title} » !"),
+            vec![
+                format!("Bonjour {name},"),
+                format!("Le tirage au sort du concours « {title} » a eu lieu : vous gagnez {}.", prize.unwrap_or("un lot")),
+                "Le tirage est vérifiable : la liste des participants (sous pseudonyme), la graine secrète et son empreinte publiée avant le tirage figurent sur la page du concours.".into(),
+                "Nous vous contacterons pour la remise de votre lot.".into(),
+            ],
+            Some(("Voir le concours".into(), format!("{}/contests/{}", s.public_url, e.data["contest_id"].as_str().unwrap_or_default()))),
+        )
+    } else {
+        let product = e.data["product_name"].as_str().unwrap_or_default();
+        render(
+            format!("{}-testers", e.event_id),
+            format!("Vous êtes sélectionné(e) pour tester « {product} »"),
+            vec![
+                format!("Bonjour {name},"),
+                format!("Bonne nouvelle : vous faites partie des testeurs de « {product} »."),
+                "Prochaines étapes : vous recevrez le produit en magasin sur présentation de votre carte de fidélité, puis vous pourrez publier votre avis de testeur pendant la période d'avis. Vos avis feront gagner au produit le label « Testé par la Communauté ».".into(),
+            ],
+            Some(("Voir le test".into(), format!("{}/product-tests/{}", s.public_url, e.data["product_test_id"].as_str().unwrap_or_default()))),
+        )
+    }
+}
