@@ -271,7 +271,7 @@ pub async fn enter<T: Table>(
     }
 }
 
-/// Reads every member id of a bucketed index (entries, applications).
+/// Reads every member id of a bucketed index (entries, applications, voters).
 pub async fn all_members<T: Table>(
     app: &App<T>,
     prefix: &str,

@@ -21,7 +21,7 @@ use crate::domain::{now, IdeaId};
 use crate::error::{Error, Result};
 use crate::events::{consumed_marker, Event, Kind};
 use crate::queue::Consumer;
-use crate::store::{Index, Item, Key, Query, StoreError, Table, Update, Write};
+use crate::store::{Item, Key, StoreError, Table, Update, Write};
 use crate::votes::VOTER_BUCKETS;
 use crate::{ideas, members};
 use async_trait::async_trait;
@@ -245,33 +245,9 @@ impl<T: Table + Clone, M: Mailer> EmailsConsumer<T, M> {
         }
     }
 
-    /// The opted-in voters of an idea (community mails).
+    /// The voters of an idea (community mails go to those who opted in).
     async fn voters(&self, idea: &str) -> Result<Vec<String>> {
-        let mut out = Vec::new();
-        for b in 0..VOTER_BUCKETS {
-            let mut start = None;
-            loop {
-                let page = self
-                    .app
-                    .table
-                    .query(
-                        &Query::new(Index::Gsi1, format!("VOTERS#{idea}#{b:02}"))
-                            .limit(500)
-                            .start_after(start.take()),
-                    )
-                    .await?;
-                out.extend(page.items.iter().filter_map(|i| {
-                    i.get("member_id")
-                        .and_then(Value::as_str)
-                        .map(str::to_owned)
-                }));
-                match page.last_key {
-                    Some(k) => start = Some(k),
-                    None => break,
-                }
-            }
-        }
-        Ok(out)
+        crate::contests::all_members(&self.app, &format!("VOTERS#{idea}"), VOTER_BUCKETS).await
     }
 }
 
