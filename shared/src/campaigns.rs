@@ -303,59 +303,72 @@ fn read_dir_sorted(dir: &Path) -> Vec<std::path::PathBuf> {
     v
 }
 
+/// A kind of campaign file: how it is named in messages and validated.
+trait CampaignFile: serde::de::DeserializeOwned {
+    const KIND: &'static str;
+    fn id(&self) -> &str;
+    fn validate(&self, file: &str) -> Vec<CampaignError>;
+}
+
+impl CampaignFile for ContestConfig {
+    const KIND: &'static str = "contest";
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn validate(&self, file: &str) -> Vec<CampaignError> {
+        ContestConfig::validate(self, file)
+    }
+}
+
+impl CampaignFile for ProductTestConfig {
+    const KIND: &'static str = "product test";
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn validate(&self, file: &str) -> Vec<CampaignError> {
+        ProductTestConfig::validate(self, file)
+    }
+}
+
+/// Parses and validates every file of one kind in `dir`, refusing ids
+/// already seen; errors go to `errs`.
+fn load_kind<C: CampaignFile>(dir: &Path, errs: &mut Vec<CampaignError>) -> Vec<C> {
+    let mut out = Vec::new();
+    let mut seen = std::collections::HashMap::new();
+    for path in read_dir_sorted(dir) {
+        let file = path.display().to_string();
+        match std::fs::read_to_string(&path)
+            .map_err(|e| ("(file)".to_owned(), e.to_string()))
+            .and_then(|t| parse_file::<C>(&t))
+        {
+            Ok(c) => {
+                errs.extend(c.validate(&file));
+                if let Some(prev) = seen.insert(c.id().to_owned(), file.clone()) {
+                    errs.push(CampaignError {
+                        file: file.clone(),
+                        field: "id".into(),
+                        message: format!("duplicate {} id {:?} (also in {prev})", C::KIND, c.id()),
+                    });
+                }
+                out.push(c);
+            }
+            Err((field, m)) => errs.push(CampaignError {
+                file,
+                field,
+                message: m.trim().replace('\n', " "),
+            }),
+        }
+    }
+    out
+}
+
 /// Parses and validates every campaign file under `dir`; all errors at once.
 pub fn load_dir(dir: &Path) -> Result<Campaigns, Vec<CampaignError>> {
     let mut errs = Vec::new();
-    let mut out = Campaigns::default();
-    let mut seen = std::collections::HashMap::new();
-    for path in read_dir_sorted(&dir.join("contests")) {
-        let file = path.display().to_string();
-        match std::fs::read_to_string(&path)
-            .map_err(|e| ("(file)".to_owned(), e.to_string()))
-            .and_then(|t| parse_file::<ContestConfig>(&t))
-        {
-            Ok(c) => {
-                errs.extend(c.validate(&file));
-                if let Some(prev) = seen.insert(format!("contest:{}", c.id), file.clone()) {
-                    errs.push(CampaignError {
-                        file: file.clone(),
-                        field: "id".into(),
-                        message: format!("duplicate contest id {:?} (also in {prev})", c.id),
-                    });
-                }
-                out.contests.push(c);
-            }
-            Err((field, m)) => errs.push(CampaignError {
-                file,
-                field,
-                message: m.trim().replace('\n', " "),
-            }),
-        }
-    }
-    for path in read_dir_sorted(&dir.join("product-tests")) {
-        let file = path.display().to_string();
-        match std::fs::read_to_string(&path)
-            .map_err(|e| ("(file)".to_owned(), e.to_string()))
-            .and_then(|t| parse_file::<ProductTestConfig>(&t))
-        {
-            Ok(c) => {
-                errs.extend(c.validate(&file));
-                if let Some(prev) = seen.insert(format!("test:{}", c.id), file.clone()) {
-                    errs.push(CampaignError {
-                        file: file.clone(),
-                        field: "id".into(),
-                        message: format!("duplicate product test id {:?} (also in {prev})", c.id),
-                    });
-                }
-                out.product_tests.push(c);
-            }
-            Err((field, m)) => errs.push(CampaignError {
-                file,
-                field,
-                message: m.trim().replace('\n', " "),
-            }),
-        }
-    }
+    let out = Campaigns {
+        contests: load_kind(&dir.join("contests"), &mut errs),
+        product_tests: load_kind(&dir.join("product-tests"), &mut errs),
+    };
     if errs.is_empty() {
         Ok(out)
     } else {
