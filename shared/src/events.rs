@@ -82,6 +82,16 @@ pub enum Kind {
     TestersSelected,
     #[serde(rename = "review.posted")]
     ReviewPosted,
+    #[serde(rename = "comment.posted")]
+    CommentPosted,
+    /// A moderator (or enough reports) hid an idea, comment or review.
+    #[serde(rename = "content.hidden")]
+    ContentHidden,
+    #[serde(rename = "content.restored")]
+    ContentRestored,
+    /// GDPR erasure of a member's personal data.
+    #[serde(rename = "member.erased")]
+    MemberErased,
 }
 
 impl Kind {
@@ -99,6 +109,10 @@ impl Kind {
             Kind::ContestDrawn => "contest.drawn",
             Kind::TestersSelected => "product_test.testers_selected",
             Kind::ReviewPosted => "review.posted",
+            Kind::CommentPosted => "comment.posted",
+            Kind::ContentHidden => "content.hidden",
+            Kind::ContentRestored => "content.restored",
+            Kind::MemberErased => "member.erased",
         }
     }
 }
@@ -119,6 +133,10 @@ pub fn routes(kind: Kind) -> &'static [Queue] {
         Kind::ContestDrawn => &[Queue::Emails],
         Kind::TestersSelected => &[Queue::Emails],
         Kind::ReviewPosted => &[Queue::Points],
+        Kind::CommentPosted => &[Queue::Points],
+        Kind::ContentHidden => &[Queue::Emails],
+        Kind::ContentRestored => &[Queue::Emails],
+        Kind::MemberErased => &[Queue::Points],
     }
 }
 
@@ -229,6 +247,10 @@ mod tests {
             Kind::ContestDrawn,
             Kind::TestersSelected,
             Kind::ReviewPosted,
+            Kind::CommentPosted,
+            Kind::ContentHidden,
+            Kind::ContentRestored,
+            Kind::MemberErased,
         ] {
             assert!(!routes(k).is_empty(), "{k:?}");
             let s = serde_json::to_value(k).expect("json");

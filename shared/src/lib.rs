@@ -7,6 +7,7 @@ pub mod campaigns;
 pub mod committee;
 pub mod config;
 pub mod contests;
+pub mod contrib;
 pub mod domain;
 pub mod draw;
 pub mod error;
