@@ -1,6 +1,18 @@
-//! `cargo run -p local` serves the whole API on one machine.
-//! `cargo run -p local -- token --sub alice --email alice@example.com [--groups committee]`
-//! prints a token the server accepts.
+//! The `community` binary. `cargo run -p local` serves the whole API on one
+//! machine (`community` or `community serve`); the other subcommands are the
+//! marketing and operations CLI:
+//! - `token --sub alice --email alice@example.com [--groups committee]`
+//!   prints a token the local server accepts;
+//! - `campaigns validate [DIR]`, `campaigns apply [DIR] --target local|aws
+//!   [--dry-run]` (see docs/marketing.md);
+//! - `invites create --cohort NAME --count N --target local|aws`;
+//! - `verify-draw FILE`.
+//!
+//! A new command: a variant of `Command` (or of a nested enum) and its arm in
+//! `run`, with the work in `cli.rs` (or its own module) over the shared crate;
+//! `cli::TargetArgs` opens the local store or the DynamoDB table.
+
+mod cli;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -11,8 +23,8 @@ use std::path::{Path, PathBuf};
 
 #[derive(Parser)]
 #[command(
-    name = "local",
-    about = "The community API on one machine, no AWS account needed"
+    name = "community",
+    about = "The community API on one machine (the default), and the marketing and operations CLI"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -36,7 +48,8 @@ enum Command {
         #[arg(long, default_value_t = 86_400)]
         ttl: i64,
     },
-    /// Check campaign files (contests, product tests): every error names its file and field.
+    /// Campaign files (community.toml, points.toml, contests, product tests):
+    /// validate, then apply to the local store or the table on AWS.
     Campaigns {
         #[command(subcommand)]
         command: CampaignCommand,
@@ -47,7 +60,7 @@ enum Command {
         /// The JSON response of POST /contests/{id}/draw (or of a selection).
         file: Option<PathBuf>,
     },
-    /// Soft-launch invite codes (written to the local store; stop the server first).
+    /// Soft-launch invite codes, by cohort.
     Invites {
         #[command(subcommand)]
         command: InviteCommand,
@@ -56,8 +69,20 @@ enum Command {
 
 #[derive(Subcommand)]
 enum CampaignCommand {
-    /// Validate every campaign file under DIR (default infra/campaigns).
+    /// Validate every campaign file under DIR (default infra/campaigns):
+    /// every problem names its file and field.
     Validate { dir: Option<PathBuf> },
+    /// Show what changes against the table, then upsert the new and changed
+    /// campaigns (entries, seeds, draws and selections are never touched).
+    Apply {
+        /// The campaigns directory (default infra/campaigns).
+        dir: Option<PathBuf>,
+        #[command(flatten)]
+        target: cli::TargetArgs,
+        /// Show the diff only; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -71,6 +96,8 @@ enum InviteCommand {
         /// Members each code admits.
         #[arg(long, default_value_t = 1)]
         max_uses: i64,
+        #[command(flatten)]
+        target: cli::TargetArgs,
     },
 }
 
@@ -95,18 +122,26 @@ fn campaigns_dir() -> Option<PathBuf> {
 }
 
 fn open_store() -> anyhow::Result<EmbeddedTable> {
-    let dir = data_dir();
-    EmbeddedTable::open(&dir).with_context(|| {
-        format!(
-            "cannot open the local store in {} (is another local server using it?)",
-            dir.display()
-        )
-    })
+    cli::open_local(&data_dir())
 }
 
+fn default_campaigns(dir: Option<PathBuf>) -> PathBuf {
+    dir.unwrap_or_else(|| PathBuf::from("infra/campaigns"))
+}
+
+/// Errors are printed once, in plain words (no Debug output, no backtrace).
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+async fn main() -> std::process::ExitCode {
+    match run(Cli::parse()).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Token {
             sub,
@@ -126,40 +161,21 @@ async fn main() -> anyhow::Result<()> {
                     cohort,
                     count,
                     max_uses,
+                    target,
                 },
-        } => {
-            let table = open_store()?;
-            let codes = community::members::create_invites(&table, &cohort, count, max_uses)
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}: {e:?}"))?;
-            for c in codes {
-                println!("{c}");
-            }
-            Ok(())
-        }
+        } => cli::invites_create_cmd(&target, &cohort, count, max_uses).await,
         Command::Serve => serve().await,
         Command::Campaigns {
             command: CampaignCommand::Validate { dir },
-        } => {
-            let dir = dir.unwrap_or_else(|| PathBuf::from("infra/campaigns"));
-            match community::campaigns::load_dir(&dir) {
-                Ok(c) => {
-                    println!(
-                        "{}: {} contest(s), {} product test(s), all valid",
-                        dir.display(),
-                        c.contests.len(),
-                        c.product_tests.len()
-                    );
-                    Ok(())
-                }
-                Err(errs) => {
-                    for e in &errs {
-                        eprintln!("{e}");
-                    }
-                    anyhow::bail!("{} problem(s) in {}", errs.len(), dir.display())
-                }
-            }
-        }
+        } => cli::validate_cmd(&default_campaigns(dir)),
+        Command::Campaigns {
+            command:
+                CampaignCommand::Apply {
+                    dir,
+                    target,
+                    dry_run,
+                },
+        } => cli::apply_cmd(&default_campaigns(dir), &target, dry_run).await,
         Command::VerifyDraw { file } => {
             let text = match file {
                 Some(f) => std::fs::read_to_string(&f)

@@ -6,7 +6,7 @@
 //! before the draw.
 
 use crate::domain::parse_ts;
-use crate::store::{Item, Key, StoreError, Table, Update, Write};
+use crate::store::{Index, Item, Key, Query, StoreError, Table, Update, Write};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::path::Path;
@@ -67,6 +67,9 @@ pub struct ContestConfig {
     #[serde(default)]
     pub sponsor: Option<String>,
     pub kind: ContestKind,
+    /// The idea theme (`community.toml`) the contest belongs to, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub theme: Option<String>,
     pub opens_at: String,
     pub closes_at: String,
     #[serde(default)]
@@ -85,6 +88,9 @@ pub struct ProductTestConfig {
     pub ean: String,
     pub product_name: String,
     pub brand: String,
+    /// The idea theme (`community.toml`) the product test belongs to, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub theme: Option<String>,
     pub slots: u32,
     pub applications_open_at: String,
     pub applications_close_at: String,
@@ -128,6 +134,13 @@ pub fn valid_id(s: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
+/// A cohort name as invite codes carry it.
+pub fn valid_cohort(s: &str) -> bool {
+    (1..=32).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
 impl ContestConfig {
     pub fn validate(&self, file: &str) -> Vec<CampaignError> {
         let mut errs = Vec::new();
@@ -143,6 +156,20 @@ impl ContestConfig {
         }
         if self.title.trim().is_empty() {
             e("title", "must not be empty".into());
+        }
+        if self.description.trim().is_empty() {
+            e("description", "must not be empty".into());
+        }
+        if self.sponsor.as_ref().is_some_and(|s| s.trim().is_empty()) {
+            e("sponsor", "must not be empty (leave it out when none)".into());
+        }
+        for (i, c) in self.eligibility.cohorts.iter().enumerate() {
+            if !valid_cohort(c) {
+                e(
+                    &format!("eligibility.cohorts[{i}]"),
+                    format!("{c:?} must be 1-32 of a-z, 0-9 and '-'"),
+                );
+            }
         }
         let o = parse_ts(&self.opens_at);
         let c = parse_ts(&self.closes_at);
@@ -237,6 +264,12 @@ impl ProductTestConfig {
                 ),
             );
         }
+        if self.product_name.trim().is_empty() {
+            e("product_name", "must not be empty".into());
+        }
+        if self.brand.trim().is_empty() {
+            e("brand", "must not be empty".into());
+        }
         if self.slots == 0 {
             e("slots", "must be at least 1".into());
         }
@@ -274,24 +307,6 @@ impl ProductTestConfig {
         }
         errs
     }
-}
-
-/// Parses a campaign file; a type or unknown-field error names its field path.
-fn parse_file<C: serde::de::DeserializeOwned>(text: &str) -> Result<C, (String, String)> {
-    let de = toml::Deserializer::parse(text)
-        .map_err(|e| ("(file)".to_owned(), e.message().to_owned()))?;
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = e.path().to_string();
-        let msg = e.inner().message().to_owned();
-        (
-            if path == "." {
-                "(file)".to_owned()
-            } else {
-                path
-            },
-            msg,
-        )
-    })
 }
 
 fn read_dir_sorted(dir: &Path) -> Vec<std::path::PathBuf> {
@@ -332,14 +347,14 @@ impl CampaignFile for ProductTestConfig {
 
 /// Parses and validates every file of one kind in `dir`, refusing ids
 /// already seen; errors go to `errs`.
-fn load_kind<C: CampaignFile>(dir: &Path, errs: &mut Vec<CampaignError>) -> Vec<C> {
+fn load_kind<C: CampaignFile>(dir: &Path, errs: &mut Vec<CampaignError>) -> Vec<(String, C)> {
     let mut out = Vec::new();
     let mut seen = std::collections::HashMap::new();
     for path in read_dir_sorted(dir) {
         let file = path.display().to_string();
         match std::fs::read_to_string(&path)
             .map_err(|e| ("(file)".to_owned(), e.to_string()))
-            .and_then(|t| parse_file::<C>(&t))
+            .and_then(|t| crate::config::parse_toml::<C>(&t))
         {
             Ok(c) => {
                 errs.extend(c.validate(&file));
@@ -350,7 +365,7 @@ fn load_kind<C: CampaignFile>(dir: &Path, errs: &mut Vec<CampaignError>) -> Vec<
                         message: format!("duplicate {} id {:?} (also in {prev})", C::KIND, c.id()),
                     });
                 }
-                out.push(c);
+                out.push((file, c));
             }
             Err((field, m)) => errs.push(CampaignError {
                 file,
@@ -362,15 +377,160 @@ fn load_kind<C: CampaignFile>(dir: &Path, errs: &mut Vec<CampaignError>) -> Vec<
     out
 }
 
-/// Parses and validates every campaign file under `dir`; all errors at once.
+fn problem(file: &str, field: impl Into<String>, message: impl Into<String>) -> CampaignError {
+    CampaignError {
+        file: file.to_owned(),
+        field: field.into(),
+        message: message.into(),
+    }
+}
+
+/// Reads and checks `community.toml` (required) and `points.toml` (the
+/// built-in copy when absent) in `dir`.
+fn load_settings(
+    dir: &Path,
+    errs: &mut Vec<CampaignError>,
+) -> (Option<crate::config::Settings>, Option<crate::config::PointsConfig>) {
+    use crate::config::{PointsConfig, Settings, BUILTIN_POINTS, CAMPAIGN_FILE, POINTS_FILE};
+    let read = |name: &str, errs: &mut Vec<CampaignError>| {
+        let path = dir.join(name);
+        match std::fs::read_to_string(&path) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                let message = if e.kind() == std::io::ErrorKind::NotFound {
+                    "file not found (is this a campaigns directory?)".to_owned()
+                } else {
+                    e.to_string()
+                };
+                errs.push(problem(&path.display().to_string(), "(file)", message));
+                None
+            }
+        }
+    };
+    let settings = read(CAMPAIGN_FILE, errs).and_then(|t| {
+        let file = dir.join(CAMPAIGN_FILE).display().to_string();
+        Settings::check_campaign(&t)
+            .map_err(|p| errs.extend(p.into_iter().map(|(f, m)| problem(&file, f, m))))
+            .ok()
+    });
+    let ppath = dir.join(POINTS_FILE);
+    let points = if ppath.exists() {
+        read(POINTS_FILE, errs).and_then(|t| {
+            let file = ppath.display().to_string();
+            PointsConfig::check(&t)
+                .map_err(|p| errs.extend(p.into_iter().map(|(f, m)| problem(&file, f, m))))
+                .ok()
+        })
+    } else {
+        PointsConfig::check(BUILTIN_POINTS).ok()
+    };
+    (settings, points)
+}
+
+fn file_stem_is(file: &str, id: &str) -> bool {
+    Path::new(file).file_stem().and_then(|s| s.to_str()) == Some(id)
+}
+
+/// Checks across files: file names, themes, points rules, one product test
+/// per product at a time.
+fn cross_check(
+    dir: &Path,
+    contests: &[(String, ContestConfig)],
+    tests: &[(String, ProductTestConfig)],
+    settings: Option<&crate::config::Settings>,
+    points: Option<&crate::config::PointsConfig>,
+    errs: &mut Vec<CampaignError>,
+) {
+    let community = dir.join(crate::config::CAMPAIGN_FILE).display().to_string();
+    let points_file = dir.join(crate::config::POINTS_FILE).display().to_string();
+    let themes = |file: &str, theme: &Option<String>, errs: &mut Vec<CampaignError>| {
+        if let (Some(t), Some(s)) = (theme, settings) {
+            if s.theme(t).is_none() {
+                let known: Vec<&str> = s.themes.iter().map(|t| t.id.as_str()).collect();
+                errs.push(problem(
+                    file,
+                    "theme",
+                    format!(
+                        "no idea theme {t:?} in {community} (themes: {})",
+                        known.join(", ")
+                    ),
+                ));
+            }
+        }
+    };
+    for (file, c) in contests {
+        if !file_stem_is(file, &c.id) {
+            errs.push(problem(
+                file,
+                "id",
+                format!("{:?} must match the file name ({}.toml)", c.id, c.id),
+            ));
+        }
+        themes(file, &c.theme, errs);
+        if c.entry_points > 0 && points.is_some_and(|p| p.rule("contest_entry").is_none()) {
+            errs.push(problem(
+                file,
+                "entry_points",
+                format!(
+                    "{points_file} has no `contest_entry` rule with points: these points would never be credited"
+                ),
+            ));
+        }
+    }
+    for (i, (file, t)) in tests.iter().enumerate() {
+        if !file_stem_is(file, &t.id) {
+            errs.push(problem(
+                file,
+                "id",
+                format!("{:?} must match the file name ({}.toml)", t.id, t.id),
+            ));
+        }
+        themes(file, &t.theme, errs);
+        let span = |t: &ProductTestConfig| {
+            parse_ts(&t.applications_open_at).zip(parse_ts(&t.reviews_close_at))
+        };
+        for (other_file, o) in &tests[..i] {
+            if o.ean != t.ean {
+                continue;
+            }
+            if let (Some((a0, a1)), Some((b0, b1))) = (span(t), span(o)) {
+                if a0 <= b1 && b0 <= a1 {
+                    errs.push(problem(
+                        file,
+                        "ean",
+                        format!(
+                            "product {} is already tested over an overlapping period by {:?} ({other_file}): one test per product at a time",
+                            t.ean, o.id
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+}
+
+/// Parses and validates every campaign file under `dir` — `community.toml`,
+/// `points.toml`, `contests/*.toml`, `product-tests/*.toml` — then checks
+/// across files; all errors at once, each naming its file and field.
 pub fn load_dir(dir: &Path) -> Result<Campaigns, Vec<CampaignError>> {
     let mut errs = Vec::new();
-    let out = Campaigns {
-        contests: load_kind(&dir.join("contests"), &mut errs),
-        product_tests: load_kind(&dir.join("product-tests"), &mut errs),
-    };
+    let (settings, points) = load_settings(dir, &mut errs);
+    let contests: Vec<(String, ContestConfig)> = load_kind(&dir.join("contests"), &mut errs);
+    let tests: Vec<(String, ProductTestConfig)> =
+        load_kind(&dir.join("product-tests"), &mut errs);
+    cross_check(
+        dir,
+        &contests,
+        &tests,
+        settings.as_ref(),
+        points.as_ref(),
+        &mut errs,
+    );
     if errs.is_empty() {
-        Ok(out)
+        Ok(Campaigns {
+            contests: contests.into_iter().map(|(_, c)| c).collect(),
+            product_tests: tests.into_iter().map(|(_, t)| t).collect(),
+        })
     } else {
         Err(errs)
     }
@@ -438,41 +598,313 @@ fn config_update(v: Value) -> Update {
     u
 }
 
+async fn apply_contest<T: Table>(table: &T, contest: &ContestConfig) -> Result<(), StoreError> {
+    let seed_hash = ensure_seed(table, "contest", &contest.id).await?;
+    let mut u = config_update(json!({"config": contest, "seed_hash": seed_hash}));
+    u.set.insert("gsi1pk".into(), json!("CONTESTS"));
+    u.set.insert(
+        "gsi1sk".into(),
+        json!(format!("{}#{}", contest.opens_at, contest.id)),
+    );
+    table
+        .transact(vec![Write::update(contest_key(&contest.id), u)])
+        .await
+}
+
+async fn apply_product_test<T: Table>(table: &T, t: &ProductTestConfig) -> Result<(), StoreError> {
+    let seed_hash = ensure_seed(table, "product-test", &t.id).await?;
+    let mut u = config_update(json!({"config": t, "seed_hash": seed_hash}));
+    u.set.insert("gsi1pk".into(), json!("PRODUCT_TESTS"));
+    u.set.insert(
+        "gsi1sk".into(),
+        json!(format!("{}#{}", t.applications_open_at, t.id)),
+    );
+    u.set
+        .insert("gsi2pk".into(), json!(format!("PRODUCT#{}", t.ean)));
+    u.set
+        .insert("gsi2sk".into(), json!(format!("PTEST#{}", t.id)));
+    table
+        .transact(vec![Write::update(product_test_key(&t.id), u)])
+        .await
+}
+
 /// Upserts every campaign into the table (config fields only: entries, draws
 /// and seeds are kept). Returns the ids applied.
 pub async fn apply<T: Table>(table: &T, c: &Campaigns) -> Result<Vec<String>, StoreError> {
     let mut done = Vec::new();
     for contest in &c.contests {
-        let seed_hash = ensure_seed(table, "contest", &contest.id).await?;
-        let mut u = config_update(json!({"config": contest, "seed_hash": seed_hash}));
-        u.set.insert("gsi1pk".into(), json!("CONTESTS"));
-        u.set.insert(
-            "gsi1sk".into(),
-            json!(format!("{}#{}", contest.opens_at, contest.id)),
-        );
-        table
-            .transact(vec![Write::update(contest_key(&contest.id), u)])
-            .await?;
+        apply_contest(table, contest).await?;
         done.push(format!("contest {}", contest.id));
     }
     for t in &c.product_tests {
-        let seed_hash = ensure_seed(table, "product-test", &t.id).await?;
-        let mut u = config_update(json!({"config": t, "seed_hash": seed_hash}));
-        u.set.insert("gsi1pk".into(), json!("PRODUCT_TESTS"));
-        u.set.insert(
-            "gsi1sk".into(),
-            json!(format!("{}#{}", t.applications_open_at, t.id)),
-        );
-        u.set
-            .insert("gsi2pk".into(), json!(format!("PRODUCT#{}", t.ean)));
-        u.set
-            .insert("gsi2sk".into(), json!(format!("PTEST#{}", t.id)));
-        table
-            .transact(vec![Write::update(product_test_key(&t.id), u)])
-            .await?;
+        apply_product_test(table, t).await?;
         done.push(format!("product test {}", t.id));
     }
     Ok(done)
+}
+
+pub const CONTEST: &str = "contest";
+pub const PRODUCT_TEST: &str = "product test";
+
+/// The campaign items in the table (contests and product tests, through
+/// their list index; never a scan).
+pub async fn current<T: Table>(table: &T) -> Result<Vec<Item>, StoreError> {
+    let mut out = Vec::new();
+    for list in ["CONTESTS", "PRODUCT_TESTS"] {
+        let mut start = None;
+        loop {
+            let page = table
+                .query(&Query::new(Index::Gsi1, list).limit(100).start_after(start))
+                .await?;
+            out.extend(page.items);
+            match page.last_key {
+                Some(k) => start = Some(k),
+                None => break,
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// One field a re-applied file changes: its path (`title`,
+/// `prizes[0].count`) and its values before and after (None: absent).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FieldChange {
+    pub field: String,
+    pub old: Option<Value>,
+    pub new: Option<Value>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change {
+    New,
+    Changed(Vec<FieldChange>),
+    Unchanged,
+}
+
+/// What applying one campaign file does.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Planned {
+    /// [`CONTEST`] or [`PRODUCT_TEST`].
+    pub kind: &'static str,
+    pub id: String,
+    pub change: Change,
+    /// Set when the contest was already drawn (or the product test's testers
+    /// already selected): what happened and when. Applying keeps it.
+    pub settled: Option<String>,
+}
+
+/// What `apply` would do, computed from the table's current items.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Plan {
+    pub items: Vec<Planned>,
+    /// Campaigns in the table that no file names any more: applying never
+    /// removes them.
+    pub only_in_table: Vec<(&'static str, String)>,
+}
+
+fn diff_values(path: &str, old: Option<&Value>, new: Option<&Value>, out: &mut Vec<FieldChange>) {
+    if old == new {
+        return;
+    }
+    let join = |k: &str| {
+        if path.is_empty() {
+            k.to_owned()
+        } else {
+            format!("{path}.{k}")
+        }
+    };
+    match (old, new) {
+        (Some(Value::Object(a)), Some(Value::Object(b))) => {
+            let mut keys: Vec<&String> = a.keys().chain(b.keys()).collect();
+            keys.sort();
+            keys.dedup();
+            for k in keys {
+                diff_values(&join(k), a.get(k), b.get(k), out);
+            }
+        }
+        (Some(Value::Array(a)), Some(Value::Array(b))) if a.len() == b.len() => {
+            for (i, (x, y)) in a.iter().zip(b).enumerate() {
+                diff_values(&format!("{path}[{i}]"), Some(x), Some(y), out);
+            }
+        }
+        _ => out.push(FieldChange {
+            field: if path.is_empty() {
+                "(config)".to_owned()
+            } else {
+                path.to_owned()
+            },
+            old: old.cloned(),
+            new: new.cloned(),
+        }),
+    }
+}
+
+fn plan_one<C: Serialize + serde::de::DeserializeOwned>(
+    kind: &'static str,
+    id: &str,
+    config: &C,
+    stored: Option<&Item>,
+) -> Planned {
+    let new = serde_json::to_value(config).ok();
+    let change = match stored {
+        None => Change::New,
+        Some(item) => {
+            // Normalised through the type, so defaults compare equal.
+            let old = config_of::<C>(item)
+                .and_then(|c| serde_json::to_value(c).ok())
+                .or_else(|| item.get("config").cloned());
+            let mut fields = Vec::new();
+            diff_values("", old.as_ref(), new.as_ref(), &mut fields);
+            if fields.is_empty() {
+                Change::Unchanged
+            } else {
+                Change::Changed(fields)
+            }
+        }
+    };
+    let settled = stored.and_then(|i| {
+        let (attr, what, at) = if kind == CONTEST {
+            ("draw", "already drawn", "drawn_at")
+        } else {
+            ("selection", "testers already selected", "selected_at")
+        };
+        let v = i.get(attr)?;
+        Some(match v.get(at).and_then(Value::as_str) {
+            Some(t) => format!("{what} on {t}"),
+            None => what.to_owned(),
+        })
+    });
+    Planned {
+        kind,
+        id: id.to_owned(),
+        change,
+        settled,
+    }
+}
+
+/// Compares the campaign files with the table's current items.
+pub fn plan(current: &[Item], c: &Campaigns) -> Plan {
+    let stored = |key: Key| {
+        current
+            .iter()
+            .find(|i| Key::of(i).is_some_and(|k| k == key))
+    };
+    let mut items = Vec::new();
+    for contest in &c.contests {
+        items.push(plan_one(
+            CONTEST,
+            &contest.id,
+            contest,
+            stored(contest_key(&contest.id)),
+        ));
+    }
+    for t in &c.product_tests {
+        items.push(plan_one(
+            PRODUCT_TEST,
+            &t.id,
+            t,
+            stored(product_test_key(&t.id)),
+        ));
+    }
+    let mut only_in_table = Vec::new();
+    for i in current {
+        let Some(k) = Key::of(i) else { continue };
+        if let Some(id) = k.pk.strip_prefix("CONTEST#") {
+            if !c.contests.iter().any(|c| c.id == id) {
+                only_in_table.push((CONTEST, id.to_owned()));
+            }
+        } else if let Some(id) = k.pk.strip_prefix("PTEST#") {
+            if !c.product_tests.iter().any(|t| t.id == id) {
+                only_in_table.push((PRODUCT_TEST, id.to_owned()));
+            }
+        }
+    }
+    Plan {
+        items,
+        only_in_table,
+    }
+}
+
+fn show(v: &Option<Value>) -> String {
+    match v {
+        None => "(none)".to_owned(),
+        Some(v) => v.to_string(),
+    }
+}
+
+impl Plan {
+    /// The campaigns applying writes: new or changed.
+    pub fn to_apply(&self) -> Vec<&Planned> {
+        self.items
+            .iter()
+            .filter(|p| p.change != Change::Unchanged)
+            .collect()
+    }
+
+    /// The diff, one line per campaign or changed field:
+    /// `+ contest spring-2027` (new), `~ contest x: title "a" → "b"`
+    /// (changed), `= contest y` (unchanged), `! ...` (a note).
+    pub fn lines(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for p in &self.items {
+            match &p.change {
+                Change::New => out.push(format!("+ {} {}", p.kind, p.id)),
+                Change::Unchanged => out.push(format!("= {} {}", p.kind, p.id)),
+                Change::Changed(fields) => {
+                    for f in fields {
+                        out.push(format!(
+                            "~ {} {}: {} {} → {}",
+                            p.kind,
+                            p.id,
+                            f.field,
+                            show(&f.old),
+                            show(&f.new)
+                        ));
+                    }
+                }
+            }
+            if let Some(s) = &p.settled {
+                let note = if matches!(p.change, Change::Changed(_)) {
+                    "applying keeps its entries, seed and result: the changes do not alter them"
+                } else {
+                    "its entries, seed and result are kept"
+                };
+                out.push(format!("! {} {}: {s}; {note}", p.kind, p.id));
+            }
+        }
+        for (kind, id) in &self.only_in_table {
+            out.push(format!(
+                "! {kind} {id}: in the table but in no file (left as is: applying never removes a campaign)"
+            ));
+        }
+        out
+    }
+}
+
+/// Applies the new and changed campaigns of `plan` (from [`plan`] over the
+/// same `c`), calling `progress(i, n, planned)` after each one. Entries,
+/// seeds, draws and selections are never touched. Returns how many were
+/// written.
+pub async fn apply_plan<T: Table>(
+    table: &T,
+    c: &Campaigns,
+    plan: &Plan,
+    mut progress: impl FnMut(usize, usize, &Planned),
+) -> Result<usize, StoreError> {
+    let todo = plan.to_apply();
+    let n = todo.len();
+    for (i, p) in todo.into_iter().enumerate() {
+        if p.kind == CONTEST {
+            if let Some(contest) = c.contests.iter().find(|x| x.id == p.id) {
+                apply_contest(table, contest).await?;
+            }
+        } else if let Some(t) = c.product_tests.iter().find(|x| x.id == p.id) {
+            apply_product_test(table, t).await?;
+        }
+        progress(i + 1, n, p);
+    }
+    Ok(n)
 }
 
 /// Reads a stored campaign's config.

@@ -48,34 +48,44 @@ pub const POINT_RULES: [&str; 7] = [
 
 impl PointsConfig {
     pub fn parse(text: &str, file: &str) -> Result<PointsConfig, ConfigError> {
-        let err = |message: String| ConfigError::File {
-            file: file.to_owned(),
-            message,
-        };
-        let c: PointsConfig = toml::from_str(text).map_err(|e| err(e.to_string()))?;
+        PointsConfig::check(text).map_err(|p| first_problem(file, p))
+    }
+
+    /// Parses and checks a points file: every problem, each with its field.
+    pub fn check(text: &str) -> Result<PointsConfig, Vec<Problem>> {
+        let c: PointsConfig = parse_toml(text).map_err(|p| vec![p])?;
+        let mut errs: Vec<Problem> = Vec::new();
+        let mut e = |f: String, m: &str| errs.push((f, m.to_owned()));
         if c.conversion.points_per_euro < 1 {
-            return Err(err("conversion.points_per_euro: must be at least 1".into()));
+            e("conversion.points_per_euro".into(), "must be at least 1");
         }
         if c.conversion.minimum_redemption < 1 {
-            return Err(err(
-                "conversion.minimum_redemption: must be at least 1".into()
-            ));
+            e("conversion.minimum_redemption".into(), "must be at least 1");
         }
         for (name, r) in &c.rules {
             if !POINT_RULES.contains(&name.as_str()) {
-                return Err(err(format!(
-                    "rules.{name}: unknown rule (known: {})",
-                    POINT_RULES.join(", ")
-                )));
+                errs.push((
+                    format!("rules.{name}"),
+                    format!("unknown rule (known: {})", POINT_RULES.join(", ")),
+                ));
+                continue;
             }
+            let mut e = |f: &str, m: &str| errs.push((format!("rules.{name}.{f}"), m.to_owned()));
             if r.points < 0 {
-                return Err(err(format!("rules.{name}.points: must not be negative")));
+                e("points", "must not be negative");
             }
             if r.daily_cap.is_some_and(|c| c < 1) {
-                return Err(err(format!("rules.{name}.daily_cap: must be at least 1")));
+                e("daily_cap", "must be at least 1");
+            }
+            if r.label.trim().is_empty() {
+                e("label", "must not be empty");
             }
         }
-        Ok(c)
+        if errs.is_empty() {
+            Ok(c)
+        } else {
+            Err(errs)
+        }
     }
 
     pub fn rule(&self, name: &str) -> Option<&PointRule> {
@@ -143,19 +153,25 @@ pub enum ConfigError {
 impl Settings {
     /// Parses a campaign file's text; `file` names it in errors.
     pub fn from_campaign(text: &str, file: &str) -> Result<Settings, ConfigError> {
-        let err = |message: String| ConfigError::File {
-            file: file.to_owned(),
-            message,
-        };
-        let f: CampaignFile = toml::from_str(text).map_err(|e| err(e.to_string()))?;
+        let mut s = Settings::check_campaign(text).map_err(|p| first_problem(file, p))?;
+        s.points = PointsConfig::parse(BUILTIN_POINTS, "infra/campaigns/points.toml")?;
+        Ok(s)
+    }
+
+    /// Parses and checks a campaign file: every problem, each with its field.
+    /// The points are the built-in ones (see [`PointsConfig::check`]).
+    pub fn check_campaign(text: &str) -> Result<Settings, Vec<Problem>> {
+        let f: CampaignFile = parse_toml(text).map_err(|p| vec![p])?;
+        let mut errs: Vec<Problem> = Vec::new();
+        let mut e = |f: String, m: String| errs.push((f, m));
         if f.ideas.vote_threshold == 0 {
-            return Err(err("ideas.vote_threshold: must be at least 1".into()));
+            e("ideas.vote_threshold".into(), "must be at least 1".into());
         }
         if f.launch.terms_version.trim().is_empty() {
-            return Err(err("launch.terms_version: must not be empty".into()));
+            e("launch.terms_version".into(), "must not be empty".into());
         }
         if f.ideas.themes.is_empty() {
-            return Err(err("ideas.themes: at least one theme".into()));
+            e("ideas.themes".into(), "at least one theme".into());
         }
         let mut seen = std::collections::HashSet::new();
         for (i, t) in f.ideas.themes.iter().enumerate() {
@@ -165,28 +181,36 @@ impl Settings {
                     .bytes()
                     .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
             if !ok {
-                return Err(err(format!(
-                    "ideas.themes[{i}].id: {:?} must be 1-32 of a-z, 0-9 and '-'",
-                    t.id
-                )));
-            }
-            if !seen.insert(t.id.clone()) {
-                return Err(err(format!(
-                    "ideas.themes[{i}].id: duplicate id {:?}",
-                    t.id
-                )));
+                e(
+                    format!("ideas.themes[{i}].id"),
+                    format!("{:?} must be 1-32 of a-z, 0-9 and '-'", t.id),
+                );
+            } else if !seen.insert(t.id.clone()) {
+                e(
+                    format!("ideas.themes[{i}].id"),
+                    format!("duplicate id {:?}", t.id),
+                );
             }
             if t.label.trim().is_empty() {
-                return Err(err(format!("ideas.themes[{i}].label: must not be empty")));
+                e(format!("ideas.themes[{i}].label"), "must not be empty".into());
             }
         }
+        if !errs.is_empty() {
+            return Err(errs);
+        }
+        let points = PointsConfig::check(BUILTIN_POINTS).map_err(|mut p| {
+            for (f, _) in p.iter_mut() {
+                *f = format!("(built-in points.toml) {f}");
+            }
+            p
+        })?;
         Ok(Settings {
             invite_only: f.launch.invite_only,
             terms_version: f.launch.terms_version,
             vote_threshold: f.ideas.vote_threshold,
             themes: f.ideas.themes,
             vote_shards: 16,
-            points: PointsConfig::parse(BUILTIN_POINTS, "infra/campaigns/points.toml")?,
+            points,
             committee_email: "comite-idees@example.fr".into(),
             public_url: "http://127.0.0.1:3000".into(),
             link_secret: "local-link-secret".into(),
@@ -279,6 +303,60 @@ impl Settings {
     pub fn theme(&self, id: &str) -> Option<&Theme> {
         self.themes.iter().find(|t| t.id == id)
     }
+}
+
+/// A problem in a config file: the field (a dotted path such as
+/// `ideas.themes[1].id`, or `line N` for a syntax error) and what is wrong.
+pub type Problem = (String, String);
+
+fn first_problem(file: &str, mut p: Vec<Problem>) -> ConfigError {
+    let (field, message) = if p.is_empty() {
+        ("(file)".to_owned(), "invalid".to_owned())
+    } else {
+        p.swap_remove(0)
+    };
+    ConfigError::File {
+        file: file.to_owned(),
+        message: format!("{field}: {message}"),
+    }
+}
+
+/// Parses a TOML config file; an error names its field path: a missing
+/// required field is `path.field: is required`, a wrong type or an unknown
+/// field is named where it is, a syntax error by its line.
+pub fn parse_toml<C: serde::de::DeserializeOwned>(text: &str) -> Result<C, Problem> {
+    let line = |span: Option<std::ops::Range<usize>>| {
+        span.map(|s| {
+            let at = s.start.min(text.len());
+            text.get(..at).map_or(0, |t| t.matches('\n').count()) + 1
+        })
+    };
+    let de = toml::Deserializer::parse(text).map_err(|e| {
+        let field = line(e.span()).map_or_else(|| "(file)".to_owned(), |l| format!("line {l}"));
+        (field, e.message().trim().replace('\n', " "))
+    })?;
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let path = if path == "." { String::new() } else { path };
+        let msg = e.inner().message().trim().replace('\n', " ");
+        if let Some(name) = msg
+            .strip_prefix("missing field `")
+            .and_then(|r| r.split('`').next())
+        {
+            let field = if path.is_empty() {
+                name.to_owned()
+            } else {
+                format!("{path}.{name}")
+            };
+            return (field, "is required".to_owned());
+        }
+        let field = if path.is_empty() {
+            line(e.inner().span()).map_or_else(|| "(file)".to_owned(), |l| format!("line {l}"))
+        } else {
+            path
+        };
+        (field, msg)
+    })
 }
 
 #[cfg(test)]

@@ -271,6 +271,7 @@ pub fn product_test(
         ean: ean.into(),
         product_name: "Yaourt de test".into(),
         brand: "Marque Exemple".into(),
+        theme: None,
         slots,
         applications_open_at: at(apply.0),
         applications_close_at: at(apply.1),

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_local");
+pub const BIN: &str = env!("CARGO_BIN_EXE_community");
 
 /// The workspace root, so the server finds infra/campaigns as it would for a newcomer.
 pub fn root() -> PathBuf {

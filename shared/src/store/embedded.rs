@@ -51,6 +51,20 @@ struct Job {
     reply: Reply,
 }
 
+/// The store's file in its directory.
+pub const FILE: &str = "community.redb";
+
+/// Whether [`EmbeddedTable::open`] failed because another process (a
+/// running local server) holds the store's file lock.
+pub fn is_locked(e: &StoreError) -> bool {
+    match e {
+        StoreError::Unavailable(src) => src
+            .downcast_ref::<redb::DatabaseError>()
+            .is_some_and(|d| matches!(d, redb::DatabaseError::DatabaseAlreadyOpen)),
+        _ => false,
+    }
+}
+
 /// A durable embedded table. Cheap to clone; all clones share one database.
 #[derive(Clone)]
 pub struct EmbeddedTable {
@@ -62,7 +76,7 @@ impl EmbeddedTable {
     /// Opens (or creates) the store in `dir` (created if missing).
     pub fn open(dir: &Path) -> StoreResult<Self> {
         std::fs::create_dir_all(dir).map_err(StoreError::unavailable)?;
-        let db = Database::create(dir.join("community.redb")).map_err(StoreError::unavailable)?;
+        let db = Database::create(dir.join(FILE)).map_err(StoreError::unavailable)?;
         let txn = db.begin_write().map_err(StoreError::unavailable)?;
         {
             txn.open_table(ITEMS).map_err(StoreError::unavailable)?;

@@ -1,0 +1,205 @@
+//! The operations commands of the `community` CLI (campaigns, invites): thin
+//! wrappers over `community::campaigns` and `community::members`, run
+//! against the local store or the DynamoDB table on AWS.
+
+use anyhow::{bail, Context};
+use clap::{Args, ValueEnum};
+use community::store::dynamo::DynamoTable;
+use community::store::embedded::{self, EmbeddedTable};
+use community::store::{Item, Table};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Target {
+    /// The local server's embedded store (in --data-dir; stop the server first).
+    Local,
+    /// The DynamoDB table on AWS (--table or TABLE_NAME; credentials, region
+    /// and AWS_ENDPOINT_URL from the environment).
+    Aws,
+}
+
+/// Where a command reads and writes: reusable by any command that touches
+/// the table.
+#[derive(Args, Clone, Debug)]
+pub struct TargetArgs {
+    /// The store to write to.
+    #[arg(long, value_enum, default_value = "local")]
+    pub target: Target,
+    /// The DynamoDB table (--target aws), as the functions' TABLE_NAME.
+    #[arg(long, env = "TABLE_NAME")]
+    pub table: Option<String>,
+    /// The local server's data directory (--target local).
+    #[arg(long, env = "COMMUNITY_DATA_DIR", default_value = ".community")]
+    pub data_dir: PathBuf,
+}
+
+impl TargetArgs {
+    /// A human name of the target, for output.
+    pub fn describe(&self) -> String {
+        match self.target {
+            Target::Local => format!("the local store in {}", self.data_dir.display()),
+            Target::Aws => format!(
+                "the DynamoDB table {}",
+                self.table.as_deref().unwrap_or("(none)")
+            ),
+        }
+    }
+
+    /// Opens the target's table.
+    pub async fn open(&self) -> anyhow::Result<Arc<dyn Table>> {
+        match self.target {
+            Target::Local => Ok(Arc::new(open_local(&self.data_dir)?)),
+            Target::Aws => {
+                let Some(name) = self.table.as_deref().filter(|t| !t.is_empty()) else {
+                    bail!("--target aws needs the table: --table NAME (or TABLE_NAME)");
+                };
+                let aws = aws_config::load_from_env().await;
+                if aws.region().is_none() {
+                    bail!("--target aws needs a region: set AWS_REGION (or AWS_DEFAULT_REGION)");
+                }
+                let client = aws_sdk_dynamodb::Client::new(&aws);
+                client
+                    .describe_table()
+                    .table_name(name)
+                    .send()
+                    .await
+                    .map_err(|e| {
+                        anyhow::anyhow!(
+                            "cannot reach the DynamoDB table {name}: {}",
+                            aws_sdk_dynamodb::error::DisplayErrorContext(e)
+                        )
+                    })?;
+                Ok(Arc::new(DynamoTable::new(client, name)))
+            }
+        }
+    }
+
+    /// Whether a local store exists yet (a dry run does not create one).
+    fn local_store_missing(&self) -> bool {
+        self.target == Target::Local && !self.data_dir.join(embedded::FILE).exists()
+    }
+}
+
+/// Opens the local store, saying clearly when a running server holds it.
+pub fn open_local(dir: &Path) -> anyhow::Result<EmbeddedTable> {
+    EmbeddedTable::open(dir).map_err(|e| {
+        if embedded::is_locked(&e) {
+            anyhow::anyhow!(
+                "the local store in {} is locked by a running local server: stop the server (Ctrl-C), run this command, then start the server again",
+                dir.display()
+            )
+        } else {
+            anyhow::Error::new(e).context(format!("cannot open the local store in {}", dir.display()))
+        }
+    })
+}
+
+/// `campaigns validate [DIR]`: every problem on its own line (standard
+/// error), then a failure; or a one-line summary.
+pub fn validate(dir: &Path) -> anyhow::Result<community::campaigns::Campaigns> {
+    match community::campaigns::load_dir(dir) {
+        Ok(c) => Ok(c),
+        Err(errs) => {
+            for e in &errs {
+                eprintln!("{e}");
+            }
+            bail!(
+                "{} problem(s) in the campaign files under {}",
+                errs.len(),
+                dir.display()
+            )
+        }
+    }
+}
+
+pub fn validate_cmd(dir: &Path) -> anyhow::Result<()> {
+    let c = validate(dir)?;
+    println!(
+        "{}: {} contest(s), {} product test(s), all valid",
+        dir.display(),
+        c.contests.len(),
+        c.product_tests.len()
+    );
+    Ok(())
+}
+
+/// `campaigns apply [DIR] --target local|aws [--dry-run]`: validates, prints
+/// the diff against the table, then upserts the new and changed campaigns.
+pub async fn apply_cmd(dir: &Path, target: &TargetArgs, dry_run: bool) -> anyhow::Result<()> {
+    let c = validate(dir)?;
+    let (table, current): (Option<Arc<dyn Table>>, Vec<Item>) =
+        if dry_run && target.local_store_missing() {
+            (None, Vec::new())
+        } else {
+            let t = target.open().await?;
+            let cur = community::campaigns::current(&t)
+                .await
+                .context("cannot read the current campaigns")?;
+            (Some(t), cur)
+        };
+    let plan = community::campaigns::plan(&current, &c);
+    println!("{} → {}", dir.display(), target.describe());
+    for l in plan.lines() {
+        println!("{l}");
+    }
+    let todo = plan.to_apply().len();
+    let new = plan
+        .items
+        .iter()
+        .filter(|p| p.change == community::campaigns::Change::New)
+        .count();
+    println!(
+        "{todo} to apply ({new} new, {} changed), {} unchanged",
+        todo - new,
+        plan.items.len() - todo
+    );
+    if dry_run {
+        println!("dry run: nothing written");
+        return Ok(());
+    }
+    let Some(table) = table else {
+        bail!("no table opened");
+    };
+    if todo == 0 {
+        println!("nothing to apply");
+        return Ok(());
+    }
+    let n = community::campaigns::apply_plan(&table, &c, &plan, |i, n, p| {
+        println!("[{i}/{n}] {} {} applied", p.kind, p.id);
+    })
+    .await
+    .context("applying stopped; re-run the command to finish (applying is idempotent)")?;
+    println!("done: {n} campaign(s) applied to {}", target.describe());
+    Ok(())
+}
+
+/// `invites create`: creates the codes and prints them, one per line.
+pub async fn invites_create_cmd(
+    target: &TargetArgs,
+    cohort: &str,
+    count: usize,
+    max_uses: i64,
+) -> anyhow::Result<()> {
+    if count == 0 {
+        bail!("--count: must be at least 1");
+    }
+    let table = target.open().await?;
+    let codes = community::members::create_invites(&table, cohort, count, max_uses)
+        .await
+        .map_err(|e| match e {
+            community::error::Error::Invalid(fields) => anyhow::anyhow!(
+                "{}",
+                fields
+                    .iter()
+                    .map(|f| format!("--{}: {}", f.field.replace('_', "-"), f.message))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+            other => anyhow::Error::new(other).context("cannot create the invites"),
+        })?;
+    for c in codes {
+        println!("{c}");
+    }
+    Ok(())
+}
