@@ -64,11 +64,19 @@ impl TargetArgs {
                     .table_name(name)
                     .send()
                     .await
-                    .map_err(|e| {
-                        anyhow::anyhow!(
-                            "cannot reach the DynamoDB table {name}: {}",
-                            aws_sdk_dynamodb::error::DisplayErrorContext(e)
-                        )
+                    .map_err(|e| match e.as_service_error() {
+                        Some(se) if se.is_resource_not_found_exception() => anyhow::anyhow!(
+                            "the DynamoDB table {name} does not exist (region {})",
+                            aws.region().map(|r| r.to_string()).unwrap_or_default()
+                        ),
+                        Some(se) => anyhow::anyhow!(
+                            "cannot read the DynamoDB table {name}: {}",
+                            se.meta().message().or(se.meta().code()).unwrap_or("error")
+                        ),
+                        None => anyhow::anyhow!(
+                            "cannot reach DynamoDB for the table {name}: {}",
+                            chain(&e)
+                        ),
                     })?;
                 Ok(Arc::new(DynamoTable::new(client, name)))
             }
@@ -79,6 +87,18 @@ impl TargetArgs {
     fn local_store_missing(&self) -> bool {
         self.target == Target::Local && !self.data_dir.join(embedded::FILE).exists()
     }
+}
+
+/// An error and its causes, in words (no Debug output).
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        cur = c.source();
+    }
+    out
 }
 
 /// Opens the local store, saying clearly when a running server holds it.
