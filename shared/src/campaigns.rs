@@ -161,7 +161,10 @@ impl ContestConfig {
             e("description", "must not be empty".into());
         }
         if self.sponsor.as_ref().is_some_and(|s| s.trim().is_empty()) {
-            e("sponsor", "must not be empty (leave it out when none)".into());
+            e(
+                "sponsor",
+                "must not be empty (leave it out when none)".into(),
+            );
         }
         for (i, c) in self.eligibility.cohorts.iter().enumerate() {
             if !valid_cohort(c) {
@@ -390,7 +393,10 @@ fn problem(file: &str, field: impl Into<String>, message: impl Into<String>) -> 
 fn load_settings(
     dir: &Path,
     errs: &mut Vec<CampaignError>,
-) -> (Option<crate::config::Settings>, Option<crate::config::PointsConfig>) {
+) -> (
+    Option<crate::config::Settings>,
+    Option<crate::config::PointsConfig>,
+) {
     use crate::config::{PointsConfig, Settings, BUILTIN_POINTS, CAMPAIGN_FILE, POINTS_FILE};
     let read = |name: &str, errs: &mut Vec<CampaignError>| {
         let path = dir.join(name);
@@ -516,8 +522,7 @@ pub fn load_dir(dir: &Path) -> Result<Campaigns, Vec<CampaignError>> {
     let mut errs = Vec::new();
     let (settings, points) = load_settings(dir, &mut errs);
     let contests: Vec<(String, ContestConfig)> = load_kind(&dir.join("contests"), &mut errs);
-    let tests: Vec<(String, ProductTestConfig)> =
-        load_kind(&dir.join("product-tests"), &mut errs);
+    let tests: Vec<(String, ProductTestConfig)> = load_kind(&dir.join("product-tests"), &mut errs);
     cross_check(
         dir,
         &contests,

@@ -192,7 +192,10 @@ impl Settings {
                 );
             }
             if t.label.trim().is_empty() {
-                e(format!("ideas.themes[{i}].label"), "must not be empty".into());
+                e(
+                    format!("ideas.themes[{i}].label"),
+                    "must not be empty".into(),
+                );
             }
         }
         if !errs.is_empty() {

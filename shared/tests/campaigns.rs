@@ -1,7 +1,10 @@
 //! Campaign files: the shipped ones are valid; each broken case is rejected
-//! with a message naming the file and the field.
+//! with a message naming the file and the field; cross-file checks; the
+//! diff `campaigns apply` prints and what applying keeps.
 
-use community::campaigns::load_dir;
+use community::campaigns::{apply, apply_plan, current, load_dir, plan, Change};
+use community::store::embedded::{is_locked, EmbeddedTable};
+use community::store::Table;
 use std::path::Path;
 
 const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../infra/campaigns");
@@ -22,10 +25,7 @@ fn with_file(
     name: &str,
     edit: impl Fn(String) -> String,
 ) -> (tempfile::TempDir, String) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    for s in ["contests", "product-tests"] {
-        std::fs::create_dir_all(dir.path().join(s)).expect("mkdir");
-    }
+    let dir = bare_dir();
     let src = match sub {
         "contests" => "grand-jeu-lancement.toml",
         _ => "test-yaourt-brebis.toml",
@@ -34,6 +34,27 @@ fn with_file(
     let path = dir.path().join(sub).join(name);
     std::fs::write(&path, edit(text)).expect("write");
     (dir, path.display().to_string())
+}
+
+/// A campaigns directory with the shipped community.toml and points.toml
+/// and empty contests/ and product-tests/.
+fn bare_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for s in ["contests", "product-tests"] {
+        std::fs::create_dir_all(dir.path().join(s)).expect("mkdir");
+    }
+    for f in ["community.toml", "points.toml"] {
+        std::fs::copy(Path::new(ROOT).join(f), dir.path().join(f)).expect("copy");
+    }
+    dir
+}
+
+/// Copies a shipped file into `dir` under another name, edited.
+fn add(dir: &tempfile::TempDir, sub: &str, name: &str, edit: impl Fn(String) -> String) -> String {
+    let text = std::fs::read_to_string(Path::new(ROOT).join(sub)).expect("read");
+    let path = dir.path().join(name);
+    std::fs::write(&path, edit(text)).expect("write");
+    path.display().to_string()
 }
 
 fn errors(dir: &tempfile::TempDir) -> Vec<String> {
@@ -131,4 +152,308 @@ fn duplicate_ids_across_files_are_refused() {
             .any(|e| e.contains("b.toml: id: duplicate contest id")),
         "{errs:?}"
     );
+}
+
+/// `errs` has a line that starts with `file` and names `field`.
+fn assert_names(errs: &[String], file: &str, field: &str, case: &str) {
+    assert!(
+        errs.iter()
+            .any(|e| e.starts_with(file) && e.contains(&format!(": {field}: "))),
+        "{case}: expected an error naming {file} and {field}, got {errs:?}"
+    );
+}
+
+#[test]
+fn a_missing_required_field_is_named() {
+    let dir = bare_dir();
+    let f = add(
+        &dir,
+        "contests/grand-jeu-lancement.toml",
+        "contests/grand-jeu-lancement.toml",
+        |t| {
+            t.lines()
+                .filter(|l| !l.starts_with("title ="))
+                .collect::<Vec<_>>()
+                .join("\n")
+        },
+    );
+    let errs = errors(&dir);
+    assert!(
+        errs.contains(&format!("{f}: title: is required")),
+        "{errs:?}"
+    );
+    // Nested: a prize without its count.
+    let dir = bare_dir();
+    let f = add(
+        &dir,
+        "contests/grand-jeu-lancement.toml",
+        "contests/grand-jeu-lancement.toml",
+        |t| t.replace("count = 20", ""),
+    );
+    let errs = errors(&dir);
+    assert!(
+        errs.contains(&format!("{f}: prizes[1].count: is required")),
+        "{errs:?}"
+    );
+}
+
+#[test]
+fn community_and_points_files_are_checked_with_every_problem() {
+    // Two problems in community.toml, one in points.toml: all reported.
+    let dir = bare_dir();
+    let c = add(&dir, "community.toml", "community.toml", |t| {
+        t.replace("vote_threshold = 10000", "vote_threshold = 0")
+            .replace("label = \"Les enfants\"", "label = \" \"")
+    });
+    let p = add(&dir, "points.toml", "points.toml", |t| {
+        t.replace("[rules.review]", "[rules.reviews]")
+    });
+    let errs = errors(&dir);
+    assert_names(&errs, &c, "ideas.vote_threshold", "threshold");
+    assert_names(&errs, &c, "ideas.themes[1].label", "label");
+    assert_names(&errs, &p, "rules.reviews", "rule");
+    // A syntax error names its line.
+    let dir = bare_dir();
+    let c = add(&dir, "community.toml", "community.toml", |t| {
+        t.replace("[ideas]", "[ideas")
+    });
+    let errs = errors(&dir);
+    assert!(
+        errs.iter().any(|e| e.starts_with(&format!("{c}: line "))),
+        "{errs:?}"
+    );
+    // No community.toml: not a campaigns directory.
+    let dir = bare_dir();
+    std::fs::remove_file(dir.path().join("community.toml")).expect("rm");
+    let errs = errors(&dir);
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("community.toml: (file): file not found")),
+        "{errs:?}"
+    );
+}
+
+#[test]
+fn cross_file_checks_name_file_and_field() {
+    // A contest on a theme that community.toml does not have.
+    let dir = bare_dir();
+    let f = add(
+        &dir,
+        "contests/grand-jeu-lancement.toml",
+        "contests/grand-jeu-lancement.toml",
+        |t| {
+            t.replace(
+                "kind = \"survey\"",
+                "kind = \"survey\"\ntheme = \"gardening\"",
+            )
+        },
+    );
+    let errs = errors(&dir);
+    assert_names(&errs, &f, "theme", "unknown theme");
+    assert!(errs.iter().any(|e| e.contains("\"gardening\"")), "{errs:?}");
+    // A product test on a theme that does exist passes; one that does not fails.
+    let dir = bare_dir();
+    add(
+        &dir,
+        "product-tests/test-yaourt-brebis.toml",
+        "product-tests/test-yaourt-brebis.toml",
+        |t| t.replace("slots = 50", "theme = \"eat-well\"\nslots = 50"),
+    );
+    assert_eq!(errors(&dir), Vec::<String>::new());
+    let f = add(
+        &dir,
+        "product-tests/test-yaourt-brebis.toml",
+        "product-tests/test-yaourt-brebis.toml",
+        |t| t.replace("slots = 50", "theme = \"eat-better\"\nslots = 50"),
+    );
+    assert_names(&errors(&dir), &f, "theme", "unknown theme");
+    // Entry points with no contest_entry rule to credit them.
+    let dir = bare_dir();
+    add(&dir, "points.toml", "points.toml", |t| {
+        t.replace(
+            "[rules.contest_entry]\npoints = 10",
+            "[rules.contest_entry]\npoints = 0",
+        )
+    });
+    let f = add(
+        &dir,
+        "contests/grand-jeu-lancement.toml",
+        "contests/grand-jeu-lancement.toml",
+        |t| t,
+    );
+    assert_names(&errors(&dir), &f, "entry_points", "no rule");
+    // Two tests of the same product over overlapping periods.
+    let dir = bare_dir();
+    add(
+        &dir,
+        "product-tests/test-yaourt-brebis.toml",
+        "product-tests/test-yaourt-brebis.toml",
+        |t| t,
+    );
+    let f = add(
+        &dir,
+        "product-tests/test-yaourt-brebis.toml",
+        "product-tests/yaourt-encore.toml",
+        |t| {
+            t.replace("id = \"test-yaourt-brebis\"", "id = \"yaourt-encore\"")
+                .replace("2026-11-23T00:00:00Z", "2027-01-10T00:00:00Z")
+                .replace("2026-12-07T23:59:59Z", "2027-01-20T00:00:00Z")
+                .replace("2026-12-08T00:00:00Z", "2027-01-21T00:00:00Z")
+                .replace("2027-01-15T23:59:59Z", "2027-02-21T00:00:00Z")
+        },
+    );
+    let errs = errors(&dir);
+    assert_names(&errs, &f, "ean", "overlap");
+    assert!(
+        errs.iter().any(|e| e.contains("test-yaourt-brebis")),
+        "{errs:?}"
+    );
+    // The same product later, after the first test ended: fine.
+    add(
+        &dir,
+        "product-tests/test-yaourt-brebis.toml",
+        "product-tests/yaourt-encore.toml",
+        |t| {
+            t.replace("id = \"test-yaourt-brebis\"", "id = \"yaourt-encore\"")
+                .replace("2026-11-23T00:00:00Z", "2027-03-01T00:00:00Z")
+                .replace("2026-12-07T23:59:59Z", "2027-03-10T00:00:00Z")
+                .replace("2026-12-08T00:00:00Z", "2027-03-11T00:00:00Z")
+                .replace("2027-01-15T23:59:59Z", "2027-04-11T00:00:00Z")
+        },
+    );
+    assert_eq!(errors(&dir), Vec::<String>::new());
+    // A file whose id is not its name (a copied file whose id was kept).
+    let dir = bare_dir();
+    let f = add(
+        &dir,
+        "contests/grand-jeu-lancement.toml",
+        "contests/jeu-de-printemps.toml",
+        |t| t,
+    );
+    assert_names(&errors(&dir), &f, "id", "file name");
+    // A cohort that no invite could carry.
+    let dir = bare_dir();
+    let f = add(
+        &dir,
+        "contests/concours-recette-anti-gaspi.toml",
+        "contests/concours-recette-anti-gaspi.toml",
+        |t| t.replace("\"panel\"", "\"Panel Clients\""),
+    );
+    assert_names(&errors(&dir), &f, "eligibility.cohorts[1]", "cohort");
+}
+
+#[tokio::test]
+async fn the_plan_shows_new_changed_and_unchanged_and_applying_keeps_draws() {
+    let store = tempfile::tempdir().expect("tempdir");
+    let table = EmbeddedTable::open(store.path()).expect("open");
+    let shipped = load_dir(Path::new(ROOT)).expect("valid");
+    // Empty table: everything is new.
+    let p = plan(&current(&table).await.expect("read"), &shipped);
+    assert!(p.items.iter().all(|i| i.change == Change::New), "{p:?}");
+    assert!(p
+        .lines()
+        .contains(&"+ contest grand-jeu-lancement".to_owned()));
+    let mut seen = Vec::new();
+    let n = apply_plan(&table, &shipped, &p, |i, n, x| {
+        seen.push(format!("[{i}/{n}] {} {}", x.kind, x.id))
+    })
+    .await
+    .expect("apply");
+    assert_eq!(n, 3);
+    assert_eq!(
+        seen,
+        [
+            "[1/3] contest concours-recette-anti-gaspi",
+            "[2/3] contest grand-jeu-lancement",
+            "[3/3] product test test-yaourt-brebis"
+        ]
+    );
+    // Re-planned: nothing to do.
+    let p = plan(&current(&table).await.expect("read"), &shipped);
+    assert!(p.to_apply().is_empty(), "{:?}", p.lines());
+    // A drawn contest whose title changes: the change, and the note.
+    let key = community::campaigns::contest_key("grand-jeu-lancement");
+    table
+        .transact(vec![community::store::Write::update(
+            key.clone(),
+            community::store::Update::default().set(
+                "draw",
+                serde_json::json!({"drawn_at": "2027-02-01T10:00:00Z", "winners": ["x"]}),
+            ),
+        )])
+        .await
+        .expect("draw");
+    let mut edited = shipped.clone();
+    edited.contests[1].title = "Le grand jeu".into();
+    let p = plan(&current(&table).await.expect("read"), &edited);
+    let lines = p.lines();
+    assert!(
+        lines.contains(
+            &"~ contest grand-jeu-lancement: title \"Le grand jeu de lancement de la communauté\" → \"Le grand jeu\""
+                .to_owned()
+        ),
+        "{lines:?}"
+    );
+    assert!(
+        lines.iter().any(|l| l
+            .starts_with("! contest grand-jeu-lancement: already drawn on 2027-02-01T10:00:00Z")),
+        "{lines:?}"
+    );
+    assert!(lines.contains(&"= contest concours-recette-anti-gaspi".to_owned()));
+    let seed_before = table
+        .get(
+            &community::campaigns::seed_key("contest", "grand-jeu-lancement"),
+            true,
+        )
+        .await
+        .expect("get")
+        .expect("seed");
+    assert_eq!(
+        apply_plan(&table, &edited, &p, |_, _, _| {})
+            .await
+            .expect("apply"),
+        1
+    );
+    let item = table.get(&key, true).await.expect("get").expect("contest");
+    assert_eq!(item["config"]["title"], "Le grand jeu");
+    assert_eq!(item["draw"]["winners"][0], "x", "the draw is kept");
+    let seed_after = table
+        .get(
+            &community::campaigns::seed_key("contest", "grand-jeu-lancement"),
+            true,
+        )
+        .await
+        .expect("get")
+        .expect("seed");
+    assert_eq!(seed_before, seed_after, "the seed is kept");
+    // A campaign no file names any more is reported, never removed.
+    let mut fewer = edited.clone();
+    fewer.product_tests.clear();
+    let p = plan(&current(&table).await.expect("read"), &fewer);
+    assert!(
+        p.lines().iter().any(
+            |l| l.starts_with("! product test test-yaourt-brebis: in the table but in no file")
+        ),
+        "{:?}",
+        p.lines()
+    );
+    apply(&table, &fewer).await.expect("apply");
+    assert!(table
+        .get(
+            &community::campaigns::product_test_key("test-yaourt-brebis"),
+            true
+        )
+        .await
+        .expect("get")
+        .is_some());
+}
+
+#[test]
+fn a_store_held_by_another_opener_is_reported_as_locked() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let _held = EmbeddedTable::open(dir.path()).expect("open");
+    let e = EmbeddedTable::open(dir.path())
+        .err()
+        .expect("the second open fails");
+    assert!(is_locked(&e), "{e}");
 }
