@@ -212,3 +212,326 @@ async fn contest_draw_verifier_and_product_test_label() {
         json!({"ean": "3560070123452", "tested_by_community": true, "review_count": 2, "average_rating": 5.0})
     );
 }
+
+// The `community` CLI for marketing and operations: validate, apply (local
+// store and DynamoDB on moto), invites.
+
+/// Runs the CLI from the workspace root with extra environment.
+fn cli(args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
+    let mut cmd = std::process::Command::new(BIN);
+    cmd.current_dir(root())
+        .args(args)
+        .env("RUST_BACKTRACE", "1")
+        .env_remove("TABLE_NAME")
+        .env_remove("COMMUNITY_DATA_DIR");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("run the community CLI");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A campaigns directory: the shipped files plus a contest `spring-2027`
+/// open now.
+fn spring_dir() -> tempfile::TempDir {
+    let dir = campaigns_dir(3600);
+    let contest =
+        std::fs::read_to_string(root().join("infra/campaigns/contests/grand-jeu-lancement.toml"))
+            .expect("read")
+            .replace("id = \"grand-jeu-lancement\"", "id = \"spring-2027\"")
+            .replace(
+                "title = \"Le grand jeu de lancement de la communauté\"",
+                "title = \"Le jeu du printemps\"",
+            )
+            .replace("2026-11-23T00:00:00Z", &ts(-60))
+            .replace("2027-01-31T23:59:59Z", &ts(7200));
+    std::fs::write(dir.path().join("contests/spring-2027.toml"), contest).expect("write");
+    dir
+}
+
+#[test]
+fn validate_passes_on_the_shipped_files_and_names_file_and_field_on_broken_ones() {
+    let (ok, out, err) = cli(&["campaigns", "validate", "infra/campaigns"], &[]);
+    assert!(ok, "{err}");
+    assert!(out.contains("all valid"), "{out}");
+    // Default directory: infra/campaigns.
+    assert!(cli(&["campaigns", "validate"], &[]).0);
+
+    let dir = spring_dir();
+    let path = dir.path().join("contests/spring-2027.toml");
+    let text = std::fs::read_to_string(&path).expect("read");
+    let text: Vec<&str> = text.lines().filter(|l| !l.starts_with("title =")).collect();
+    std::fs::write(&path, text.join("\n")).expect("write");
+    let pt = dir.path().join("product-tests/test-yaourt-brebis.toml");
+    let text = std::fs::read_to_string(&pt).expect("read");
+    std::fs::write(&pt, text.replace("3560070123452", "3560070123457")).expect("write");
+    let d = dir.path().display().to_string();
+    let (ok, out, err) = cli(&["campaigns", "validate", &d], &[]);
+    assert!(!ok, "{out}");
+    let lines: Vec<&str> = err.lines().collect();
+    assert!(
+        lines.contains(&format!("{}: title: is required", path.display()).as_str()),
+        "{err}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with(&format!("{}: ean: ", pt.display()))),
+        "{err}"
+    );
+    assert!(
+        lines
+            .last()
+            .is_some_and(|l| l.starts_with("error: 2 problem(s)")),
+        "{err}"
+    );
+    assert!(
+        !err.contains("panicked") && !err.contains("stack backtrace") && !err.contains("{ "),
+        "plain words only: {err}"
+    );
+    // Applying a broken directory writes nothing.
+    let data = tempfile::tempdir().expect("tempdir");
+    let dd = data.path().display().to_string();
+    let (ok, _, err) = cli(&["campaigns", "apply", &d, "--data-dir", &dd], &[]);
+    assert!(!ok && err.contains("title: is required"), "{err}");
+    assert!(!data.path().join("community.redb").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_dry_run_then_local_then_the_server_serves_the_contest() {
+    let dir = spring_dir();
+    let d = dir.path().display().to_string();
+    let data = tempfile::tempdir().expect("tempdir");
+    let dd = data.path().join("store");
+    let dd_s = dd.display().to_string();
+
+    let (ok, out, err) = cli(
+        &[
+            "campaigns",
+            "apply",
+            &d,
+            "--target",
+            "local",
+            "--data-dir",
+            &dd_s,
+            "--dry-run",
+        ],
+        &[],
+    );
+    assert!(ok, "{err}");
+    assert!(out.lines().any(|l| l == "+ contest spring-2027"), "{out}");
+    assert!(out.contains("dry run: nothing written"), "{out}");
+    assert!(!dd.exists(), "a dry run creates no store");
+
+    let (ok, out, err) = cli(
+        &[
+            "campaigns",
+            "apply",
+            &d,
+            "--target",
+            "local",
+            "--data-dir",
+            &dd_s,
+        ],
+        &[],
+    );
+    assert!(ok, "{err}");
+    assert!(out.lines().any(|l| l == "+ contest spring-2027"), "{out}");
+    let progress: Vec<&str> = out.lines().filter(|l| l.starts_with('[')).collect();
+    assert_eq!(progress.len(), 3, "{out}");
+    assert!(progress[2].starts_with("[3/3] "), "{out}");
+
+    // Changed title: shown old → new; nothing else changes.
+    let path = dir.path().join("contests/spring-2027.toml");
+    let text = std::fs::read_to_string(&path).expect("read");
+    std::fs::write(
+        &path,
+        text.replace("Le jeu du printemps", "Le grand jeu du printemps"),
+    )
+    .expect("write");
+    let (ok, out, err) = cli(
+        &["campaigns", "apply", &d, "--data-dir", &dd_s, "--dry-run"],
+        &[],
+    );
+    assert!(ok, "{err}");
+    assert!(
+        out.lines().any(|l| l
+            == "~ contest spring-2027: title \"Le jeu du printemps\" → \"Le grand jeu du printemps\""),
+        "{out}"
+    );
+    assert!(
+        out.lines().any(|l| l == "= contest grand-jeu-lancement"),
+        "{out}"
+    );
+    assert!(
+        out.contains("1 to apply (0 new, 1 changed), 2 unchanged"),
+        "{out}"
+    );
+
+    // The server (started on the same data) serves the applied contest; the
+    // CLI cannot open its store meanwhile and says why.
+    let server = Server::start(&dd);
+    let (ok, _, err) = cli(&["campaigns", "apply", &d, "--data-dir", &dd_s], &[]);
+    assert!(!ok);
+    assert!(
+        err.contains("locked by a running local server: stop the server"),
+        "{err}"
+    );
+    let c = client();
+    let (st, body) = send(
+        &c,
+        Method::GET,
+        &server.url("/contests/spring-2027"),
+        None,
+        None,
+    )
+    .await
+    .expect("get");
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(body["title"], "Le jeu du printemps");
+    assert_eq!(body["status"], "open");
+    server.stop();
+}
+
+fn moto_endpoint() -> Option<String> {
+    match std::env::var("COMMUNITY_TEST_DYNAMODB_ENDPOINT") {
+        Ok(e) => Some(e),
+        Err(_) => {
+            assert!(
+                std::env::var("COMMUNITY_REQUIRE_MOTO").map_or(true, |v| v != "1"),
+                "COMMUNITY_REQUIRE_MOTO=1 but COMMUNITY_TEST_DYNAMODB_ENDPOINT is not set"
+            );
+            eprintln!("skipping: COMMUNITY_TEST_DYNAMODB_ENDPOINT is not set (run ./scripts/test)");
+            None
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_and_invites_on_aws_against_moto() {
+    use community::store::Table;
+    let Some(endpoint) = moto_endpoint() else {
+        return;
+    };
+    let conf = aws_sdk_dynamodb::Config::builder()
+        .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+        .endpoint_url(&endpoint)
+        .region(aws_sdk_dynamodb::config::Region::new("eu-west-3"))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "test", "test", None, None, "static",
+        ))
+        .build();
+    let client = aws_sdk_dynamodb::Client::from_conf(conf);
+    let name = format!("cli-{}", ulid::Ulid::new().to_string().to_lowercase());
+    community::store::dynamo::create_table(&client, &name)
+        .await
+        .expect("create table on moto");
+    let table = community::store::dynamo::DynamoTable::new(client, name.clone());
+    let env = [
+        ("AWS_ENDPOINT_URL", endpoint.as_str()),
+        ("AWS_REGION", "eu-west-3"),
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+    ];
+    let dir = spring_dir();
+    let d = dir.path().display().to_string();
+
+    let (ok, out, err) = cli(
+        &[
+            "campaigns",
+            "apply",
+            &d,
+            "--target",
+            "aws",
+            "--table",
+            &name,
+            "--dry-run",
+        ],
+        &env,
+    );
+    assert!(ok, "{err}");
+    assert!(out.lines().any(|l| l == "+ contest spring-2027"), "{out}");
+    assert!(table
+        .get(&community::campaigns::contest_key("spring-2027"), true)
+        .await
+        .expect("get")
+        .is_none());
+
+    // The table from TABLE_NAME, as the functions read it.
+    let mut env_t = env.to_vec();
+    env_t.push(("TABLE_NAME", name.as_str()));
+    let (ok, out, err) = cli(&["campaigns", "apply", &d, "--target", "aws"], &env_t);
+    assert!(ok, "{err}");
+    assert!(out.contains("[3/3] "), "{out}");
+    let item = table
+        .get(&community::campaigns::contest_key("spring-2027"), true)
+        .await
+        .expect("get")
+        .expect("applied");
+    assert_eq!(item["config"]["title"], "Le jeu du printemps");
+    assert!(item["seed_hash"].as_str().is_some_and(|h| h.len() == 64));
+    let (ok, out, _) = cli(
+        &["campaigns", "apply", &d, "--target", "aws", "--dry-run"],
+        &env_t,
+    );
+    assert!(
+        ok && out.contains("0 to apply (0 new, 0 changed), 3 unchanged"),
+        "{out}"
+    );
+
+    // Invites on the table; a bad cohort is refused in words.
+    let (ok, out, err) = cli(
+        &[
+            "invites",
+            "create",
+            "--cohort",
+            "panel",
+            "--count",
+            "3",
+            "--max-uses",
+            "2",
+            "--target",
+            "aws",
+            "--table",
+            &name,
+        ],
+        &env,
+    );
+    assert!(ok, "{err}");
+    let codes: Vec<&str> = out.lines().collect();
+    assert_eq!(codes.len(), 3, "{out}");
+    for code in &codes {
+        let inv = table
+            .get(&community::members::invite_key(code), true)
+            .await
+            .expect("get")
+            .expect("invite stored");
+        assert_eq!(inv["cohort"], "panel");
+        assert_eq!(inv["max_uses"], 2);
+    }
+    let (ok, _, err) = cli(
+        &[
+            "invites", "create", "--cohort", "Panel!", "--target", "aws", "--table", &name,
+        ],
+        &env,
+    );
+    assert!(!ok && err.contains("--cohort:"), "{err}");
+    // A table that does not exist.
+    let (ok, _, err) = cli(
+        &[
+            "campaigns",
+            "apply",
+            &d,
+            "--target",
+            "aws",
+            "--table",
+            "no-such-table",
+        ],
+        &env,
+    );
+    assert!(!ok && err.contains("no-such-table does not exist"), "{err}");
+}
