@@ -1,5 +1,5 @@
-//! Vote benchmark: drives `PUT /ideas/{id}/vote` on the release `local`
-//! server (durable embedded store) with distinct voters, and, in the same
+//! Vote benchmark: drives `PUT /ideas/{id}/vote` on the release local
+//! server (the `community` binary; durable embedded store) with distinct voters, and, in the same
 //! run and with the same load generator, a bare axum route in a separate
 //! process. Prints throughput, latency percentiles and the ratio.
 //!
@@ -137,7 +137,7 @@ async fn main() {
         .build()
         .expect("client");
 
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_local"));
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_community"));
     cmd.current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
         .env("COMMUNITY_DATA_DIR", dir.path())
         .env("COMMUNITY_ADDR", "127.0.0.1:0")

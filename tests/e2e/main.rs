@@ -1,4 +1,4 @@
-//! End-to-end tests: each starts the `local` server binary as a process on a
+//! End-to-end tests: each starts the `community` binary (the local server) as a process on a
 //! fresh data directory and talks HTTP to it.
 
 mod support;
