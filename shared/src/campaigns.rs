@@ -324,12 +324,24 @@ fn read_dir_sorted(dir: &Path) -> Vec<std::path::PathBuf> {
 /// A kind of campaign file: how it is named in messages and validated.
 trait CampaignFile: serde::de::DeserializeOwned {
     const KIND: &'static str;
+    /// The top-level fields without a default, so that a file missing
+    /// several of them gets one message per field (serde stops at the first).
+    const REQUIRED: &'static [&'static str];
     fn id(&self) -> &str;
     fn validate(&self, file: &str) -> Vec<CampaignError>;
 }
 
 impl CampaignFile for ContestConfig {
     const KIND: &'static str = "contest";
+    const REQUIRED: &'static [&'static str] = &[
+        "id",
+        "title",
+        "description",
+        "kind",
+        "opens_at",
+        "closes_at",
+        "prizes",
+    ];
     fn id(&self) -> &str {
         &self.id
     }
@@ -340,6 +352,18 @@ impl CampaignFile for ContestConfig {
 
 impl CampaignFile for ProductTestConfig {
     const KIND: &'static str = "product test";
+    const REQUIRED: &'static [&'static str] = &[
+        "id",
+        "ean",
+        "product_name",
+        "brand",
+        "slots",
+        "applications_open_at",
+        "applications_close_at",
+        "reviews_open_at",
+        "reviews_close_at",
+        "reviews_for_label",
+    ];
     fn id(&self) -> &str {
         &self.id
     }
@@ -355,10 +379,14 @@ fn load_kind<C: CampaignFile>(dir: &Path, errs: &mut Vec<CampaignError>) -> Vec<
     let mut seen = std::collections::HashMap::new();
     for path in read_dir_sorted(dir) {
         let file = path.display().to_string();
-        match std::fs::read_to_string(&path)
-            .map_err(|e| ("(file)".to_owned(), e.to_string()))
-            .and_then(|t| crate::config::parse_toml::<C>(&t))
-        {
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) => {
+                errs.push(problem(&file, "(file)", e.to_string()));
+                continue;
+            }
+        };
+        match crate::config::parse_toml::<C>(&text) {
             Ok(c) => {
                 errs.extend(c.validate(&file));
                 if let Some(prev) = seen.insert(c.id().to_owned(), file.clone()) {
@@ -370,11 +398,22 @@ fn load_kind<C: CampaignFile>(dir: &Path, errs: &mut Vec<CampaignError>) -> Vec<
                 }
                 out.push((file, c));
             }
-            Err((field, m)) => errs.push(CampaignError {
-                file,
-                field,
-                message: m.trim().replace('\n', " "),
-            }),
+            Err((field, m)) => {
+                // Every missing top-level field, not only the first.
+                let missing: Vec<&str> = toml::from_str::<toml::Table>(&text)
+                    .map(|t| {
+                        C::REQUIRED
+                            .iter()
+                            .copied()
+                            .filter(|k| !t.contains_key(*k) && *k != field)
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                errs.push(problem(&file, field, m.trim().replace('\n', " ")));
+                for k in missing {
+                    errs.push(problem(&file, k, "is required"));
+                }
+            }
         }
     }
     out

@@ -182,6 +182,54 @@ fn a_missing_required_field_is_named() {
         errs.contains(&format!("{f}: title: is required")),
         "{errs:?}"
     );
+    // Several missing fields: one line each.
+    let dir = bare_dir();
+    let f = add(
+        &dir,
+        "product-tests/test-yaourt-brebis.toml",
+        "product-tests/test-yaourt-brebis.toml",
+        |t| {
+            t.lines()
+                .filter(|l| !l.starts_with("brand =") && !l.starts_with("slots ="))
+                .collect::<Vec<_>>()
+                .join("\n")
+        },
+    );
+    let errs = errors(&dir);
+    for field in ["brand", "slots"] {
+        assert!(
+            errs.contains(&format!("{f}: {field}: is required")),
+            "{field}: {errs:?}"
+        );
+    }
+    assert_eq!(errs.len(), 2, "{errs:?}");
+    // Each required field of a contest, alone.
+    for field in [
+        "id",
+        "title",
+        "description",
+        "kind",
+        "opens_at",
+        "closes_at",
+    ] {
+        let dir = bare_dir();
+        let f = add(
+            &dir,
+            "contests/grand-jeu-lancement.toml",
+            "contests/grand-jeu-lancement.toml",
+            |t| {
+                t.lines()
+                    .filter(|l| !l.starts_with(&format!("{field} =")))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            },
+        );
+        let errs = errors(&dir);
+        assert!(
+            errs.contains(&format!("{f}: {field}: is required")),
+            "{field}: {errs:?}"
+        );
+    }
     // Nested: a prize without its count.
     let dir = bare_dir();
     let f = add(
