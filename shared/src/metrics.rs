@@ -17,58 +17,71 @@ pub const NAMESPACE: &str = "Community";
 /// The dimension every metric carries: the Lambda function's name.
 pub const FUNCTION_DIMENSION: &str = "function";
 
-/// A metric: its CloudWatch name and its dimensions besides `function`.
+/// A metric: its CloudWatch name, its dimensions besides `function`, and
+/// the function crate that records it (the dashboard charts it there).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Metric {
     pub name: &'static str,
     pub labels: &'static [&'static str],
+    pub function: &'static str,
 }
 
 pub const SIGN_UPS: Metric = Metric {
     name: "SignUps",
     labels: &["cohort"],
+    function: "signup",
 };
 pub const IDEAS_POSTED: Metric = Metric {
     name: "IdeasPosted",
     labels: &["theme"],
+    function: "ideas",
 };
 pub const VOTES_CAST: Metric = Metric {
     name: "VotesCast",
     labels: &[],
+    function: "votes",
 };
 pub const THRESHOLDS_REACHED: Metric = Metric {
     name: "ThresholdsReached",
     labels: &[],
+    function: "thresholds",
 };
 pub const DECISIONS: Metric = Metric {
     name: "Decisions",
     labels: &["outcome"],
+    function: "committee",
 };
 /// A sum: the points credited, by rule.
 pub const POINTS_CREDITED: Metric = Metric {
     name: "PointsCredited",
     labels: &["rule"],
+    function: "points",
 };
 pub const REDEMPTIONS: Metric = Metric {
     name: "Redemptions",
     labels: &[],
+    function: "signup",
 };
 /// A sum: the points converted into euros.
 pub const POINTS_REDEEMED: Metric = Metric {
     name: "PointsRedeemed",
     labels: &[],
+    function: "signup",
 };
 pub const EMAILS_SENT: Metric = Metric {
     name: "EmailsSent",
     labels: &["template"],
+    function: "emails",
 };
 pub const CONTEST_ENTRIES: Metric = Metric {
     name: "ContestEntries",
     labels: &["contest"],
+    function: "contests",
 };
 pub const REVIEWS: Metric = Metric {
     name: "Reviews",
     labels: &[],
+    function: "reviews",
 };
 
 /// Every business metric (the dashboard charts each one).
