@@ -224,8 +224,10 @@ mod tests {
         }
     }
 
+    type Labels = Vec<(String, String)>;
+
     /// (name, labels, value) of every counter recorded by `f`.
-    fn recorded(f: impl FnOnce()) -> Vec<(String, Vec<(String, String)>, u64)> {
+    fn recorded(f: impl FnOnce()) -> Vec<(String, Labels, u64)> {
         let recorder = DebuggingRecorder::new();
         let snapshotter = recorder.snapshotter();
         metrics::with_local_recorder(&recorder, f);
@@ -249,7 +251,7 @@ mod tests {
         out
     }
 
-    fn l(k: &str, v: &str) -> Vec<(String, String)> {
+    fn l(k: &str, v: &str) -> Labels {
         vec![(k.to_owned(), v.to_owned())]
     }
 
