@@ -17,7 +17,7 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// Called by `init`; the relay, which needs no table, calls it alone.
 pub fn init_telemetry() {
     crate::observe::init_logging();
-    if let Err(e) = crate::metrics::install_emf(&crate::observe::function_name()) {
+    if let Err(e) = crate::metrics::install_emf(crate::observe::function_name()) {
         tracing::warn!(error = %e, "metrics recorder not installed");
     }
 }

@@ -194,12 +194,18 @@ pub fn install_emf(function: &str) -> Result<(), String> {
 /// tagged with the invocation's request id (Lambda: after each invocation;
 /// without the collector, nothing).
 pub fn flush(request_id: &str) {
-    if let Some(c) = COLLECTOR.get() {
-        let out = std::io::stdout();
-        let mut lock = out.lock();
-        if let Err(e) = c.set_property("request_id", request_id).flush(&mut lock) {
-            tracing::warn!(error = %e, "metrics flush failed");
-        }
+    let out = std::io::stdout();
+    let mut lock = out.lock();
+    if let Err(e) = flush_to(request_id, &mut lock) {
+        tracing::warn!(error = %e, "metrics flush failed");
+    }
+}
+
+/// [`flush`] into any writer.
+pub fn flush_to(request_id: &str, writer: impl std::io::Write) -> std::io::Result<()> {
+    match COLLECTOR.get() {
+        Some(c) => c.set_property("request_id", request_id).flush(writer),
+        None => Ok(()),
     }
 }
 
@@ -249,6 +255,48 @@ mod tests {
             .collect();
         out.sort();
         out
+    }
+
+    /// The Lambda path: the EMF collector as the global recorder, one
+    /// document per label set on flush, then nothing until new records.
+    #[test]
+    fn the_emf_collector_writes_cloudwatch_documents_per_invocation() {
+        install_emf("stack-signup").expect("install");
+        record_sign_up("staff");
+        record_sign_up("staff");
+        record_redemption(500);
+        let mut out = Vec::new();
+        flush_to("req-1", &mut out).expect("flush");
+        let docs: Vec<serde_json::Value> = String::from_utf8(out)
+            .expect("utf-8")
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("one JSON document per line"))
+            .collect();
+        let signups = docs
+            .iter()
+            .find(|d| d.get("SignUps").is_some())
+            .expect("a SignUps document");
+        assert_eq!(signups["SignUps"], 2);
+        assert_eq!(signups["cohort"], "staff");
+        assert_eq!(signups["function"], "stack-signup");
+        assert_eq!(signups["request_id"], "req-1");
+        let aws = &signups["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(aws["Namespace"], NAMESPACE);
+        assert_eq!(
+            aws["Dimensions"],
+            serde_json::json!([["function", "cohort"]])
+        );
+        assert_eq!(aws["Metrics"][0]["Name"], "SignUps");
+        assert_eq!(aws["Metrics"][0]["Unit"], "Count");
+        let redeemed = docs
+            .iter()
+            .find(|d| d.get("PointsRedeemed").is_some())
+            .expect("a redemption document");
+        assert_eq!(redeemed["PointsRedeemed"], 500);
+        assert_eq!(redeemed["Redemptions"], 1);
+        let mut again = Vec::new();
+        flush_to("req-2", &mut again).expect("flush");
+        assert!(again.is_empty(), "counts are per invocation");
     }
 
     fn l(k: &str, v: &str) -> Labels {

@@ -35,8 +35,11 @@ pub fn cold_start() -> bool {
 }
 
 /// The function's name: `AWS_LAMBDA_FUNCTION_NAME` on Lambda, `local` elsewhere.
-pub fn function_name() -> String {
-    std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| "local".into())
+pub fn function_name() -> &'static str {
+    static NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    NAME.get_or_init(|| {
+        std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| "local".into())
+    })
 }
 
 /// A request id for invocations that have none (local server, local queues).
@@ -49,7 +52,7 @@ pub fn request_span(request_id: &str, method: &str, route: &str) -> tracing::Spa
     tracing::info_span!(
         "request",
         request_id = %request_id,
-        function = %function_name(),
+        function = function_name(),
         cold_start = cold_start(),
         method = %method,
         route = %route,
@@ -62,7 +65,7 @@ pub fn batch_span(request_id: &str, consumer: &str, size: usize) -> tracing::Spa
     tracing::info_span!(
         "batch",
         request_id = %request_id,
-        function = %function_name(),
+        function = function_name(),
         cold_start = cold_start(),
         consumer = %consumer,
         size,
