@@ -4,7 +4,11 @@
   `x-function` names, public exactly when the spec says so, and the template
   has no route the spec lacks;
 - every crate under functions/ has exactly one function resource;
-- every environment variable a function reads is set for it in the template.
+- every environment variable a function reads is set for it in the template;
+- the dashboard body is valid JSON once CloudFormation substitutes it, and it
+  charts exactly the business metrics of shared/src/metrics.rs (both
+  directions), each in its namespace, with its dimensions, on the function
+  that records it.
 
 Run by ./scripts/test with the .venv's python (cfn-lint decodes the template).
 """
@@ -19,6 +23,8 @@ from cfnlint.decode import decode
 ROOT = Path(__file__).resolve().parents[2]
 # Variables only the local server reads (Lambda uses the built-in campaign files).
 LOCAL_ONLY_ENV = {"COMMUNITY_CAMPAIGNS_DIR"}
+# Set by the Lambda service itself (LoggingConfig sets the log ones).
+RUNTIME_ENV = {"AWS_LAMBDA_FUNCTION_NAME", "AWS_LAMBDA_LOG_FORMAT", "AWS_LAMBDA_LOG_LEVEL", "RUST_LOG"}
 
 results = []
 
@@ -35,6 +41,89 @@ def env_names(text):
     names = set(re.findall(r'env::var(?:_os)?\(\s*"([A-Z0-9_]+)"', text))
     names |= set(re.findall(r'get\(\s*"([A-Z0-9_]+)"\s*\)', text))
     return names
+
+
+def code_metrics():
+    """(namespace, {name: (labels, function)}) from shared/src/metrics.rs."""
+    text = (ROOT / "shared/src/metrics.rs").read_text()
+    namespace = re.search(r'pub const NAMESPACE: &str = "([^"]+)";', text).group(1)
+    consts = {}
+    for const, name, labels, function in re.findall(
+        r'pub const (\w+): Metric = Metric \{\s*name: "(\w+)",\s*labels: &\[([^\]]*)\],\s*function: "([\w-]+)",?\s*\}', text
+    ):
+        consts[const] = (name, frozenset(re.findall(r'"(\w+)"', labels)), function)
+    listed = re.search(r"pub const ALL: &\[Metric\] = &\[([^\]]*)\];", text)
+    in_all = set(re.findall(r"\w+", listed.group(1))) if listed else set()
+    check("metrics.rs: ALL lists every Metric constant", in_all == set(consts), f"ALL {sorted(in_all)}, constants {sorted(consts)}")
+    check("metrics.rs: metrics were found", len(consts) > 0)
+    return namespace, {name: (labels, fn) for name, labels, fn in consts.values()}
+
+
+def substituted(body, template):
+    """The Fn::Sub string with every ${...} replaced as CloudFormation would
+    (each must name a parameter, a resource (attribute) or a pseudo parameter)."""
+    names = set(template.get("Parameters") or {}) | set(template["Resources"])
+
+    def value(m):
+        ref = m.group(1)
+        if ref.startswith("!"):
+            return "${" + ref[1:] + "}"
+        base = ref.split(".")[0]
+        check(f"dashboard: ${{{ref}}} names something in the template", base in names or ref.startswith("AWS::"))
+        return "STACK" if ref == "AWS::StackName" else "value"
+
+    return re.sub(r"\$\{([^}]*)\}", value, body)
+
+
+def check_dashboard(template, crates):
+    dashboards = [r for r in template["Resources"].values() if r.get("Type") == "AWS::CloudWatch::Dashboard"]
+    check("the template has one dashboard", len(dashboards) == 1)
+    if len(dashboards) != 1:
+        return
+    body = dashboards[0]["Properties"]["DashboardBody"]
+    if isinstance(body, dict) and "Fn::Sub" in body:
+        sub = body["Fn::Sub"]
+        body = sub if isinstance(sub, str) else sub[0]
+    try:
+        doc = json.loads(substituted(body, template))
+    except json.JSONDecodeError as e:
+        check("dashboard body is valid JSON after substitution", False, str(e))
+        return
+    check("dashboard body is valid JSON after substitution", True)
+    namespace, metrics = code_metrics()
+    charted = {}
+    for w in doc.get("widgets", []):
+        props = w.get("properties", {})
+        ns = None
+        for row in props.get("metrics", []):
+            first = row[0] if row else None
+            if isinstance(first, dict) and "expression" in first:
+                m = re.fullmatch(
+                    r"""SEARCH\('\{([^}]*)\} MetricName="(\w+)" function="([^"]+)"', '(\w+)', (\d+)\)""",
+                    first["expression"],
+                )
+                check(f"dashboard: search expression is well formed: {first['expression']}", m is not None)
+                schema = [p.strip() for p in m.group(1).split(",")] if m else []
+                if m and schema[0] == namespace:
+                    charted.setdefault(m.group(2), []).append((schema[0], frozenset(schema[1:]), m.group(3)))
+                continue
+            ns = ns if first == "." else first
+            if ns != namespace:
+                continue
+            plain = [x for x in row if isinstance(x, str)]
+            dims = dict(zip(plain[2::2], plain[3::2]))
+            charted.setdefault(plain[1], []).append((ns, frozenset(dims), dims.get("function", "")))
+    for name, (labels, function) in metrics.items():
+        uses = charted.get(name, [])
+        check(f"dashboard charts metric {name}", len(uses) > 0)
+        for ns, dims, fn in uses:
+            check(f"dashboard: {name} is in namespace {namespace}", ns == namespace, ns)
+            want = labels | {"function"}
+            check(f"dashboard: {name} has dimensions {sorted(want)}", dims == want, f"{sorted(dims)}")
+            check(f"dashboard: {name} is charted on the function that records it ({function})",
+                  fn == f"STACK-{function}" and function in crates, fn)
+    for name in charted:
+        check(f"dashboard metric {name} is defined in shared/src/metrics.rs", name in metrics)
 
 
 def main():
@@ -95,13 +184,15 @@ def main():
             needed |= init_env
         if "SqsOutbound::from_env" in src:
             needed |= {f"{q.upper()}_QUEUE_URL" for q in queues}
-        needed -= LOCAL_ONLY_ENV
+        needed -= LOCAL_ONLY_ENV | RUNTIME_ENV
         owner = next((f for f in functions.values() if f["Properties"].get("CodeUri", "").rstrip("/") == f"../functions/{crate}"), None)
         have = set(globals_env)
         if owner:
             have |= set(((owner["Properties"].get("Environment") or {}).get("Variables") or {}))
         missing = sorted(needed - have)
         check(f"functions/{crate} gets every variable it reads", not missing, f"missing {missing}")
+
+    check_dashboard(template, crates)
 
     failed = [r for r in results if not r[1]]
     for name, ok, detail in results:

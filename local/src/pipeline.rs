@@ -20,6 +20,7 @@ use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
+use tracing::Instrument;
 
 pub const MAX_RECEIVES: i64 = 5;
 const BATCH: u32 = 10;
@@ -115,7 +116,14 @@ impl<T: Table + Clone> Pipeline<T> {
                 body: i["body"].as_str().unwrap_or_default().to_owned(),
             })
             .collect();
-        let failed = queue::handle(consumer.as_ref(), &messages).await;
+        let span = community::observe::batch_span(
+            &community::observe::new_request_id(),
+            consumer.name(),
+            messages.len(),
+        );
+        let failed = queue::handle(consumer.as_ref(), &messages)
+            .instrument(span)
+            .await;
         for item in &page.items {
             let Some(key) = Key::of(item) else { continue };
             let msg_id = item["msg_id"].as_str().unwrap_or_default();

@@ -160,7 +160,10 @@ pub async fn decide<T: Table>(
         event.write(),
     ];
     match app.table.transact(writes).await {
-        Ok(()) => exact_view(app, id).await,
+        Ok(()) => {
+            crate::metrics::record_decision(outcome.as_str());
+            exact_view(app, id).await
+        }
         Err(StoreError::ConditionFailed { index: 0 }) => {
             Err(Error::Conflict("the idea was decided meanwhile".into()))
         }

@@ -256,7 +256,10 @@ pub async fn enter<T: Table>(
     let body =
         serde_json::to_value(&entry).map_err(|e| Error::Store(StoreError::unavailable(e)))?;
     match commit(&app.table, writes, receipt.map(|r| (r, 201, &body))).await {
-        Ok(()) => Ok(entry),
+        Ok(()) => {
+            crate::metrics::record_contest_entry(id);
+            Ok(entry)
+        }
         Err(Error::Store(StoreError::ConditionFailed { index: 0 })) => Err(Error::Conflict(
             "you have already entered this contest".into(),
         )),

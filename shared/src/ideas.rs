@@ -218,6 +218,7 @@ pub async fn create<T: Table>(
         receipt.map(|r| (r, 201, &body)),
     )
     .await?;
+    crate::metrics::record_idea_posted(&view.theme);
     Ok(view)
 }
 

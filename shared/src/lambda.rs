@@ -1,5 +1,5 @@
-//! What every Lambda entry wires once, at init: settings, the AWS
-//! configuration and the DynamoDB client; and the SQS consumer loop.
+//! What every Lambda entry wires once, at init: logs and metrics, settings,
+//! the AWS configuration and the DynamoDB client; and the SQS consumer loop.
 
 use crate::config::Settings;
 use crate::queue::Consumer;
@@ -8,12 +8,24 @@ use crate::App;
 use aws_lambda_events::event::sqs::SqsEvent;
 use lambda_runtime::{service_fn, LambdaEvent};
 use std::sync::Arc;
+use tracing::Instrument;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// Settings (campaign files, environment) and the table named by
-/// `TABLE_NAME`, with the shared AWS configuration.
+/// Logs (JSON or text, at the function's log level: `crate::observe`) and
+/// the business metrics' Embedded Metric Format recorder (`crate::metrics`).
+/// Called by `init`; the relay, which needs no table, calls it alone.
+pub fn init_telemetry() {
+    crate::observe::init_logging();
+    if let Err(e) = crate::metrics::install_emf(crate::observe::function_name()) {
+        tracing::warn!(error = %e, "metrics recorder not installed");
+    }
+}
+
+/// Telemetry, then settings (campaign files, environment) and the table
+/// named by `TABLE_NAME`, with the shared AWS configuration.
 pub async fn init() -> Result<(App<DynamoTable>, aws_config::SdkConfig), BoxError> {
+    init_telemetry();
     let settings = Settings::load(Settings::campaigns_dir_from_env().as_deref())?;
     let table_name = std::env::var("TABLE_NAME").map_err(|_| "TABLE_NAME is not set")?;
     let aws = aws_config::load_from_env().await;
@@ -21,15 +33,21 @@ pub async fn init() -> Result<(App<DynamoTable>, aws_config::SdkConfig), BoxErro
     Ok((App::new(table, settings), aws))
 }
 
-/// Runs an SQS consumer: each batch answered with a partial batch response.
+/// Runs an SQS consumer: each batch answered with a partial batch response,
+/// in a `batch` span; the batch's metrics are flushed after it.
 pub async fn run_consumer<C: Consumer + 'static>(consumer: C) -> Result<(), lambda_runtime::Error> {
     let consumer = Arc::new(consumer);
     lambda_runtime::run(service_fn(move |e: LambdaEvent<SqsEvent>| {
         let consumer = consumer.clone();
         async move {
-            crate::queue::sqs(consumer.as_ref(), e.payload)
-                .await
-                .map_err(lambda_runtime::Error::from)
+            let request_id = e.context.request_id.clone();
+            let span =
+                crate::observe::batch_span(&request_id, consumer.name(), e.payload.records.len());
+            let result = crate::queue::sqs(consumer.as_ref(), e.payload)
+                .instrument(span)
+                .await;
+            crate::metrics::flush(&request_id);
+            result.map_err(lambda_runtime::Error::from)
         }
     }))
     .await

@@ -17,6 +17,8 @@ pub mod ideas;
 pub mod lambda;
 pub mod mail;
 pub mod members;
+pub mod metrics;
+pub mod observe;
 pub mod points;
 pub mod products;
 pub mod queue;

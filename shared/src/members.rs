@@ -223,7 +223,10 @@ pub async fn sign_up<T: Table>(
     let view = MemberView::from(row);
     let body = serde_json::to_value(&view).map_err(|e| Error::Store(StoreError::unavailable(e)))?;
     match commit(&app.table, writes, receipt.map(|r| (r, 201, &body))).await {
-        Ok(()) => Ok(view),
+        Ok(()) => {
+            crate::metrics::record_sign_up(&view.cohort);
+            Ok(view)
+        }
         Err(Error::Store(StoreError::ConditionFailed { index: 0 })) => {
             Err(Error::Conflict("you are already a member".into()))
         }

@@ -172,7 +172,10 @@ async fn credit<T: Table>(
         );
     }
     match app.table.transact(writes).await {
-        Ok(()) => Ok(()),
+        Ok(()) => {
+            crate::metrics::record_points_credited(rule, r.points);
+            Ok(())
+        }
         // Already credited: a redelivery.
         Err(StoreError::ConditionFailed { index: 0 }) => Ok(()),
         // The member is gone (erased) or the day's cap is reached: nothing to
@@ -315,7 +318,10 @@ pub async fn redeem<T: Table>(
     ];
     let body = serde_json::to_value(&r).map_err(|e| Error::Store(StoreError::unavailable(e)))?;
     match commit(&app.table, writes, receipt.map(|rc| (rc, 202, &body))).await {
-        Ok(()) => Ok(r),
+        Ok(()) => {
+            crate::metrics::record_redemption(points);
+            Ok(r)
+        }
         Err(Error::Store(StoreError::ConditionFailed { index: 0 })) => Err(Error::Conflict(
             format!("your balance is below {points} points"),
         )),

@@ -405,7 +405,7 @@ pub async fn review<T: Table>(
     let body_json =
         serde_json::to_value(&r).map_err(|e| Error::Store(StoreError::unavailable(e)))?;
     match commit(&app.table, writes, receipt.map(|rc| (rc, 201, &body_json))).await {
-        Ok(()) => {}
+        Ok(()) => crate::metrics::record_review(),
         Err(Error::Store(StoreError::ConditionFailed { index: 0 })) => {
             return Err(Error::Conflict(
                 "you have already reviewed this product".into(),

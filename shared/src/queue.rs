@@ -30,7 +30,7 @@ pub trait Consumer: Send + Sync {
         for (id, event) in batch {
             let span = tracing::info_span!("message", consumer = self.name(), message_id = %id, event_id = %event.event_id, kind = event.kind.as_str());
             if let Err(e) = self.apply(event).instrument(span).await {
-                tracing::warn!(consumer = self.name(), message_id = %id, event_id = %event.event_id, error = %e, "event failed; it will be retried");
+                tracing::warn!(consumer = self.name(), message_id = %id, event_id = %event.event_id, error = %crate::observe::redact(&e.to_string()), "event failed; it will be retried");
                 failed.push(id.clone());
             }
         }
@@ -47,7 +47,7 @@ pub async fn handle<C: Consumer + ?Sized>(consumer: &C, messages: &[Message]) ->
         match serde_json::from_str::<Event>(&m.body) {
             Ok(e) => batch.push((m.id.clone(), e)),
             Err(e) => {
-                tracing::error!(consumer = consumer.name(), message_id = %m.id, error = %e, "poison message: not an event");
+                tracing::error!(consumer = consumer.name(), message_id = %m.id, error = %crate::observe::redact(&e.to_string()), "poison message: not an event");
                 failed.push(m.id.clone());
             }
         }

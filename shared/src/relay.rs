@@ -130,7 +130,7 @@ pub async fn relay<O: Outbound + ?Sized>(out: &O, batch: &Value) -> Value {
         let Some(event) = event_of(r) else { continue };
         for q in routes(event.kind) {
             if let Err(e) = out.send(*q, &event).await {
-                tracing::error!(event_id = %event.event_id, error = %e, "relay failed; the stream retries from this record");
+                tracing::error!(event_id = %event.event_id, error = %crate::observe::redact(&e.to_string()), "relay failed; the stream retries from this record");
                 let seq = r["dynamodb"]["SequenceNumber"].clone();
                 return json!({"batchItemFailures": [{"itemIdentifier": seq}]});
             }

@@ -52,6 +52,7 @@ pub async fn check<T: Table>(app: &App<T>, idea: &IdeaId) -> Result<()> {
     ];
     match votes::close(app, idea, IdeaStatus::UnderReview, extra, also).await {
         Ok(_) => {
+            crate::metrics::record_threshold_reached();
             tracing::info!(idea = %row.id, votes = t.votes, "idea reached the threshold");
             Ok(())
         }

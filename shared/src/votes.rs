@@ -150,7 +150,9 @@ pub async fn cast<T: Table>(app: &App<T>, caller: &Caller, idea: &IdeaId) -> Res
         return Err(Error::Store(StoreError::Invalid("vote record".into())));
     };
     let event = Event::new(Kind::VoteCast, member, Some(idea.as_str()), Value::Null);
-    on_shard(app, idea, Write::put_new(record), 1, event.write()).await?;
+    if on_shard(app, idea, Write::put_new(record), 1, event.write()).await? {
+        crate::metrics::record_vote_cast();
+    }
     finish(app, idea, true).await
 }
 

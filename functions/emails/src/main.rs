@@ -5,7 +5,6 @@ use community::mail::ses::SesMailer;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    lambda_runtime::tracing::init_default_subscriber();
     let (app, aws) = community::lambda::init().await?;
     let mailer = SesMailer::new(
         aws_sdk_ses::Client::new(&aws),

@@ -16,13 +16,15 @@ use axum::Router;
 /// Request bodies larger than this are refused with 413.
 pub const BODY_LIMIT: usize = 64 * 1024;
 
-/// Adds what every function's Router needs: the body limit and
-/// problem+json answers for unknown routes and methods.
+/// Adds what every function's Router needs: the body limit,
+/// problem+json answers for unknown routes and methods, and the request
+/// span (`crate::observe::http_request`, which also flushes metrics).
 pub fn finish(router: Router) -> Router {
     router
         .fallback(problem::no_route)
         .method_not_allowed_fallback(problem::method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(axum::middleware::from_fn(crate::observe::http_request))
 }
 
 /// `GET /health`.

@@ -166,7 +166,8 @@ impl IntoResponse for ApiError {
                     r
                 }
                 Error::Replay | Error::Store(_) => {
-                    tracing::error!(error = %e, source = ?std::error::Error::source(&e), "internal error");
+                    let source = std::error::Error::source(&e).map(|s| format!("{s:?}"));
+                    tracing::error!(error = %crate::observe::redact(&e.to_string()), source = %crate::observe::redact(source.as_deref().unwrap_or("")), "internal error");
                     problem(
                         S::INTERNAL_SERVER_ERROR,
                         "/problems/internal",

@@ -240,7 +240,11 @@ impl<T: Table + Clone, M: Mailer> EmailsConsumer<T, M> {
             Write::update(stats_key(&t.mail_id), Update::default().add("sent", 1)),
         ];
         match self.app.table.transact(writes).await {
-            Ok(()) | Err(StoreError::ConditionFailed { .. }) => Ok(()),
+            Ok(()) => {
+                crate::metrics::record_email_sent(&t.mail_id);
+                Ok(())
+            }
+            Err(StoreError::ConditionFailed { .. }) => Ok(()),
             Err(e) => Err(e.into()),
         }
     }
