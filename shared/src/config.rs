@@ -10,6 +10,8 @@ pub const BUILTIN_CAMPAIGN: &str = include_str!("../../infra/campaigns/community
 pub const CAMPAIGN_FILE: &str = "community.toml";
 pub const BUILTIN_POINTS: &str = include_str!("../../infra/campaigns/points.toml");
 pub const POINTS_FILE: &str = "points.toml";
+pub const BUILTIN_TRUST: &str = include_str!("../../infra/campaigns/trust.toml");
+pub const TRUST_FILE: &str = "trust.toml";
 
 /// Point rules and their conversion into euros.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -130,6 +132,8 @@ pub struct Settings {
     pub link_secret: String,
     /// The sender of community mails.
     pub mail_from: String,
+    /// Rate limits and sign-up rules (`trust.toml`, see `ratelimit`).
+    pub abuse: crate::ratelimit::AbuseConfig,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -191,6 +195,10 @@ impl Settings {
             public_url: "http://127.0.0.1:3000".into(),
             link_secret: "local-link-secret".into(),
             mail_from: "La communauté <communaute@example.fr>".into(),
+            abuse: crate::ratelimit::AbuseConfig::parse(
+                BUILTIN_TRUST,
+                "infra/campaigns/trust.toml",
+            )?,
         })
     }
 
@@ -212,6 +220,17 @@ impl Settings {
                         message: e.to_string(),
                     })?;
                     s.points = PointsConfig::parse(&text, &ppath.display().to_string())?;
+                }
+                let tpath: PathBuf = d.join(TRUST_FILE);
+                if tpath.exists() {
+                    let text = std::fs::read_to_string(&tpath).map_err(|e| ConfigError::File {
+                        file: tpath.display().to_string(),
+                        message: e.to_string(),
+                    })?;
+                    s.abuse = crate::ratelimit::AbuseConfig::parse(
+                        &text,
+                        &tpath.display().to_string(),
+                    )?;
                 }
                 s
             }
@@ -261,6 +280,13 @@ impl Settings {
         }
         if let Some(v) = get("COMMUNITY_MAIL_FROM") {
             self.mail_from = v;
+        }
+        if let Some(v) = get("COMMUNITY_RATE_LIMITS") {
+            self.abuse.rate_limits.enabled =
+                crate::ratelimit::parse_switch(&v).ok_or_else(|| ConfigError::Env {
+                    var: "COMMUNITY_RATE_LIMITS",
+                    message: format!("{v:?} is not on or off"),
+                })?;
         }
         if let Some(v) = get("COMMUNITY_VOTE_SHARDS") {
             self.vote_shards = v

@@ -20,6 +20,7 @@ pub mod members;
 pub mod points;
 pub mod products;
 pub mod queue;
+pub mod ratelimit;
 pub mod receipt;
 pub mod relay;
 pub mod store;
