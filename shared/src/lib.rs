@@ -11,6 +11,7 @@ pub mod contrib;
 pub mod domain;
 pub mod draw;
 pub mod error;
+pub mod gdpr;
 pub mod events;
 pub mod http;
 pub mod ideas;
