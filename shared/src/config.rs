@@ -227,10 +227,8 @@ impl Settings {
                         file: tpath.display().to_string(),
                         message: e.to_string(),
                     })?;
-                    s.abuse = crate::ratelimit::AbuseConfig::parse(
-                        &text,
-                        &tpath.display().to_string(),
-                    )?;
+                    s.abuse =
+                        crate::ratelimit::AbuseConfig::parse(&text, &tpath.display().to_string())?;
                 }
                 s
             }

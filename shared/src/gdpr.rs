@@ -44,7 +44,6 @@ pub const FORMER_MEMBER: &str = "Ancien membre";
 /// Writes per erasure transaction (well under the store's 100).
 const CHUNK: usize = 25;
 
-
 /// Every item of a partition (or one index partition), page after page.
 async fn all<T: Table>(app: &App<T>, index: Index, pk: &str, sk: SortKey) -> Result<Vec<Item>> {
     let mut out = Vec::new();
@@ -275,9 +274,7 @@ async fn scrub<T: Table>(app: &App<T>, member: &str, card: Option<&str>) -> Resu
                 if let Some(c) = card {
                     writes.push(Write::Delete {
                         key: entry_card_key(cid, c),
-                        cond: Some(
-                            Cond::NotExists.or(Cond::Eq("member_id".into(), json!(member))),
-                        ),
+                        cond: Some(Cond::NotExists.or(Cond::Eq("member_id".into(), json!(member)))),
                     });
                 }
             }
@@ -287,7 +284,9 @@ async fn scrub<T: Table>(app: &App<T>, member: &str, card: Option<&str>) -> Resu
         let ck = crate::campaigns::contest_key(&cid);
         if let Some(contest) = app.table.get(&ck, true).await? {
             if let Some(draw) = renamed_draw(&contest, &cid, member) {
-                writes.push(Write::update(ck, Update::default().set("draw", draw)).when(Cond::Exists));
+                writes.push(
+                    Write::update(ck, Update::default().set("draw", draw)).when(Cond::Exists),
+                );
             }
         }
     }

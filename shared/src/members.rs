@@ -357,7 +357,9 @@ pub async fn update<T: Table>(app: &App<T>, caller: &Caller, p: Patch) -> Result
     if let Some(c) = new_card.filter(|c| Some(c) != current.loyalty_card.as_ref()) {
         cond = cond.and(match &current.loyalty_card {
             Some(old) => Cond::Eq("loyalty_card".into(), json!(old)),
-            None => Cond::AttrAbsent("loyalty_card".into()),
+            // A row without a card stores it as null (or not at all).
+            None => Cond::AttrAbsent("loyalty_card".into())
+                .or(Cond::Eq("loyalty_card".into(), Value::Null)),
         });
         writes.push(card_guard(&c, &current.id));
         card_at = Some(1);

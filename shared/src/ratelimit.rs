@@ -298,11 +298,19 @@ allowed_email_domains = ["Example.ORG"]
 
     #[test]
     fn bad_values_name_file_and_field() {
-        let e = AbuseConfig::parse("[rate_limits]\nideas = { max = 0, per_secs = 60 }", "t.toml")
-            .expect_err("max");
-        assert!(e.to_string().contains("t.toml") && e.to_string().contains("rate_limits.ideas.max"));
-        let e = AbuseConfig::parse("[rate_limits]\nlikes = { max = 1, per_secs = 60 }", "t.toml")
-            .expect_err("unknown");
+        let e = AbuseConfig::parse(
+            "[rate_limits]\nideas = { max = 0, per_secs = 60 }",
+            "t.toml",
+        )
+        .expect_err("max");
+        assert!(
+            e.to_string().contains("t.toml") && e.to_string().contains("rate_limits.ideas.max")
+        );
+        let e = AbuseConfig::parse(
+            "[rate_limits]\nlikes = { max = 1, per_secs = 60 }",
+            "t.toml",
+        )
+        .expect_err("unknown");
         assert!(e.to_string().contains("rate_limits.likes"), "{e}");
         let e = AbuseConfig::parse("[rate_limits]\nvotes = { max = 1 }", "t.toml")
             .expect_err("missing");

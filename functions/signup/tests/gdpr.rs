@@ -77,7 +77,13 @@ async fn drain<T: Table + Clone>(app: &App<T>, mailbox: &DirMailbox) {
     }
 }
 
-async fn sign_up<T: Table + Clone>(app: &App<T>, c: &Caller, name: &str, email: &str, card: Option<&str>) -> community::error::Result<()> {
+async fn sign_up<T: Table + Clone>(
+    app: &App<T>,
+    c: &Caller,
+    name: &str,
+    email: &str,
+    card: Option<&str>,
+) -> community::error::Result<()> {
     let req = community::members::SignUp {
         display_name: Some(name.into()),
         email: Some(email.into()),
@@ -86,23 +92,52 @@ async fn sign_up<T: Table + Clone>(app: &App<T>, c: &Caller, name: &str, email: 
         loyalty_card: card.map(str::to_owned),
         invite_code: None,
     };
-    community::members::sign_up(app, c, req, None).await.map(|_| ())
+    community::members::sign_up(app, c, req, None)
+        .await
+        .map(|_| ())
 }
 
-async fn scenario<T: Table + Clone>(app: App<T>, dump: impl Fn() -> futures::future::BoxFuture<'static, Vec<Item>>) {
+async fn scenario<T: Table + Clone>(
+    app: App<T>,
+    dump: impl Fn() -> futures::future::BoxFuture<'static, Vec<Item>>,
+) {
     let mdir = tempfile::tempdir().expect("tmp");
     let mailbox = DirMailbox::new(mdir.path().to_path_buf()).expect("mailbox");
     apply_campaigns(
         &app,
         vec![contest("gdpr-contest", -10, 3)],
-        vec![product_test("gdpr-test", EAN, (-10, 3600), (7200, 9000), 2, 1)],
+        vec![product_test(
+            "gdpr-test",
+            EAN,
+            (-10, 3600),
+            (7200, 9000),
+            2,
+            1,
+        )],
     )
     .await;
     let zoe = caller("zoe", &[]);
     let bob = caller("bob", &[]);
-    sign_up(&app, &zoe, NAME, EMAIL, Some(CARD)).await.expect("zoe");
-    sign_up(&app, &bob, "Bob Martin", "bob@example.fr", None).await.expect("bob");
+    sign_up(&app, &zoe, NAME, EMAIL, Some(CARD))
+        .await
+        .expect("zoe");
+    sign_up(&app, &bob, "Bob Martin", "bob@example.fr", None)
+        .await
+        .expect("bob");
 
+    let contest_closes = std::time::Instant::now() + std::time::Duration::from_millis(3300);
+    let answers = json!({"frequence": "souvent", "idee": ANSWER});
+    community::contests::enter(
+        &app,
+        &zoe,
+        "gdpr-contest",
+        community::contests::EntryRequest {
+            answers: answers.as_object().cloned(),
+        },
+        None,
+    )
+    .await
+    .expect("entry");
     // Over a hundred contributions; the first with an idempotency receipt
     // (its stored response names the author).
     let mut ideas = Vec::new();
@@ -131,22 +166,12 @@ async fn scenario<T: Table + Clone>(app: App<T>, dump: impl Fn() -> futures::fut
     .await
     .expect("bob's idea");
     let bobs_id = IdeaId::parse(&bobs.id).expect("id");
-    community::votes::cast(&app, &zoe, &bobs_id).await.expect("vote");
+    community::votes::cast(&app, &zoe, &bobs_id)
+        .await
+        .expect("vote");
     community::votes::cast(&app, &bob, &IdeaId::parse(&ideas[0]).expect("id"))
         .await
         .expect("bob votes");
-    let answers = json!({"frequence": "souvent", "idee": ANSWER});
-    community::contests::enter(
-        &app,
-        &zoe,
-        "gdpr-contest",
-        community::contests::EntryRequest {
-            answers: answers.as_object().cloned(),
-        },
-        None,
-    )
-    .await
-    .expect("entry");
     community::products::apply(
         &app,
         &zoe,
@@ -182,11 +207,14 @@ async fn scenario<T: Table + Clone>(app: App<T>, dump: impl Fn() -> futures::fut
     .await
     .expect("redemption");
     // The draw names the winners (every entrant wins here).
-    tokio::time::sleep(std::time::Duration::from_millis(3200)).await;
+    tokio::time::sleep(contest_closes.saturating_duration_since(std::time::Instant::now())).await;
     let draw = community::contests::run_draw(&app, &caller("mkt", &["marketing"]), "gdpr-contest")
         .await
         .expect("draw");
-    assert!(draw.to_string().contains(NAME), "the draw names Zoé: {draw}");
+    assert!(
+        draw.to_string().contains(NAME),
+        "the draw names Zoé: {draw}"
+    );
     drain(&app, &mailbox).await;
 
     // Export: every section.
@@ -210,11 +238,19 @@ async fn scenario<T: Table + Clone>(app: App<T>, dump: impl Fn() -> futures::fut
     let ledger = x["points_ledger"].as_array().expect("ledger");
     let sum: i64 = ledger.iter().filter_map(|e| e["delta"].as_i64()).sum();
     assert!(ledger.len() >= 5, "{ledger:?}");
-    assert_eq!(sum, x["profile"]["points_balance"].as_i64().expect("balance"));
+    assert_eq!(
+        sum,
+        x["profile"]["points_balance"].as_i64().expect("balance")
+    );
     assert!(sum > 0, "a balance left to forfeit");
     assert_eq!(x["redemptions"][0]["id"], redemption.id);
     let mails = x["emails_sent"].as_array().expect("mails");
-    assert!(mails.iter().any(|m| m["mail_id"] == "welcome" && m["to"] == EMAIL), "{mails:?}");
+    assert!(
+        mails
+            .iter()
+            .any(|m| m["mail_id"] == "welcome" && m["to"] == EMAIL),
+        "{mails:?}"
+    );
     // Only the caller's own data: Bob's idea and address are not in it.
     assert!(!x.to_string().contains("bob@example.fr"));
     assert!(!x.to_string().contains("Un coin lecture"));
@@ -228,7 +264,9 @@ async fn scenario<T: Table + Clone>(app: App<T>, dump: impl Fn() -> futures::fut
     // Erasure, twice (idempotent).
     let first = community::gdpr::erase(&app, &zoe).await.expect("erase");
     assert_eq!(first["status"], "erased");
-    let second = community::gdpr::erase(&app, &zoe).await.expect("erase again");
+    let second = community::gdpr::erase(&app, &zoe)
+        .await
+        .expect("erase again");
     assert_eq!(second["erased_at"], first["erased_at"]);
     drain(&app, &mailbox).await;
 
@@ -239,7 +277,10 @@ async fn scenario<T: Table + Clone>(app: App<T>, dump: impl Fn() -> futures::fut
             .iter()
             .filter(|i| Value::Object((*i).clone()).to_string().contains(needle))
             .collect();
-        assert!(holders.is_empty(), "{needle} survives erasure in {holders:?}");
+        assert!(
+            holders.is_empty(),
+            "{needle} survives erasure in {holders:?}"
+        );
     }
     assert!(after.contains("Ancien membre"));
     // Contributions stay, anonymised.
@@ -247,7 +288,9 @@ async fn scenario<T: Table + Clone>(app: App<T>, dump: impl Fn() -> futures::fut
         .await
         .expect("idea stays");
     assert_eq!(idea.author.display_name, "Ancien membre");
-    let reviews = community::products::reviews(&app, EAN, 10, None).await.expect("reviews");
+    let reviews = community::products::reviews(&app, EAN, 10, None)
+        .await
+        .expect("reviews");
     assert_eq!(reviews.items[0].author.display_name, "Ancien membre");
     // The ledger still sums to the balance, now 0; the redemption is kept.
     let profile = app
@@ -260,15 +303,26 @@ async fn scenario<T: Table + Clone>(app: App<T>, dump: impl Fn() -> futures::fut
     assert_eq!(profile["email_opt_in"], false);
     let ledger = app
         .table
-        .query(&Query::new(Index::Primary, "MEMBER#zoe").sk(community::store::SortKey::BeginsWith("LEDGER#".into())).limit(1000))
+        .query(
+            &Query::new(Index::Primary, "MEMBER#zoe")
+                .sk(community::store::SortKey::BeginsWith("LEDGER#".into()))
+                .limit(1000),
+        )
         .await
         .expect("ledger");
-    let sum: i64 = ledger.items.iter().filter_map(|e| e["delta"].as_i64()).sum();
+    let sum: i64 = ledger
+        .items
+        .iter()
+        .filter_map(|e| e["delta"].as_i64())
+        .sum();
     assert_eq!(sum, 0, "{:?}", ledger.items);
     assert!(ledger.items.iter().any(|e| e["reason"] == "erasure"));
     assert!(app
         .table
-        .get(&Key::new("MEMBER#zoe", format!("REDEMPTION#{}", redemption.id)), true)
+        .get(
+            &Key::new("MEMBER#zoe", format!("REDEMPTION#{}", redemption.id)),
+            true
+        )
         .await
         .expect("get")
         .is_some());
@@ -291,9 +345,15 @@ async fn scenario<T: Table + Clone>(app: App<T>, dump: impl Fn() -> futures::fut
         sign_up(&app, &zoe, NAME, EMAIL, None).await,
         Err(community::error::Error::Conflict(_))
     ));
-    sign_up(&app, &caller("zoe2", &[]), "Zoé Nouvelle", "zoe2@example.fr", Some(CARD))
-        .await
-        .expect("the card is free again");
+    sign_up(
+        &app,
+        &caller("zoe2", &[]),
+        "Zoé Nouvelle",
+        "zoe2@example.fr",
+        Some(CARD),
+    )
+    .await
+    .expect("the card is free again");
     // Bob is untouched.
     let b = community::gdpr::export(&app, &bob).await.expect("bob");
     assert_eq!(b["profile"]["email"], "bob@example.fr");

@@ -61,7 +61,9 @@ impl DynamoTable {
                 .set_exclusive_start_key(start.take())
                 .send()
                 .await
-                .map_err(|e| StoreError::Invalid(aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string()))?;
+                .map_err(|e| {
+                    StoreError::Invalid(aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string())
+                })?;
             for attrs in page.items.unwrap_or_default() {
                 out.push(from_attrs(attrs)?);
             }
