@@ -6,6 +6,7 @@ use community::ratelimit::{self, Action, Limit};
 use community::testing::{call, embedded_app, idea_body, join, member};
 
 fn limit(s: &mut community::config::Settings, a: Action, max: i64, per_secs: i64) {
+    s.abuse.rate_limits.enabled = true;
     s.abuse
         .rate_limits
         .limits

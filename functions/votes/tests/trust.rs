@@ -51,6 +51,7 @@ async fn an_unverified_address_cannot_vote_an_absent_claim_can() {
 #[tokio::test]
 async fn votes_over_the_limit_are_429() {
     let (app, _d) = embedded_app(|s| {
+        s.abuse.rate_limits.enabled = true;
         s.abuse.rate_limits.limits.insert(
             Action::Vote.as_str(),
             Limit {
