@@ -142,6 +142,8 @@ async fn main() -> anyhow::Result<()> {
             command: CampaignCommand::Validate { dir },
         } => {
             let dir = dir.unwrap_or_else(|| PathBuf::from("infra/campaigns"));
+            // community.toml, points.toml and trust.toml (errors name file and field).
+            Settings::load(Some(&dir))?;
             match community::campaigns::load_dir(&dir) {
                 Ok(c) => {
                     println!(
