@@ -22,6 +22,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("PATCH", "/members/me"),
     ("GET", "/members/me/points"),
     ("POST", "/members/me/redemptions"),
+    ("GET", "/members/me/export"),
+    ("DELETE", "/members/me"),
     ("GET", "/review-queue"),
     ("POST", "/ideas/{id}/decision"),
     ("POST", "/ideas/{id}/progress"),

@@ -469,6 +469,20 @@ fn load_settings(
     } else {
         PointsConfig::check(BUILTIN_POINTS).ok()
     };
+    let tpath = dir.join(crate::config::TRUST_FILE);
+    if tpath.exists() {
+        if let Some(t) = read(crate::config::TRUST_FILE, errs) {
+            let file = tpath.display().to_string();
+            if let Err(e) = crate::ratelimit::AbuseConfig::parse(&t, &file) {
+                let text = match e {
+                    crate::config::ConfigError::File { message, .. } => message,
+                    other => other.to_string(),
+                };
+                let (field, message) = text.split_once(": ").unwrap_or(("(file)", &text));
+                errs.push(problem(&file, field, message));
+            }
+        }
+    }
     (settings, points)
 }
 

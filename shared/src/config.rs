@@ -10,6 +10,8 @@ pub const BUILTIN_CAMPAIGN: &str = include_str!("../../infra/campaigns/community
 pub const CAMPAIGN_FILE: &str = "community.toml";
 pub const BUILTIN_POINTS: &str = include_str!("../../infra/campaigns/points.toml");
 pub const POINTS_FILE: &str = "points.toml";
+pub const BUILTIN_TRUST: &str = include_str!("../../infra/campaigns/trust.toml");
+pub const TRUST_FILE: &str = "trust.toml";
 
 /// Point rules and their conversion into euros.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -140,6 +142,8 @@ pub struct Settings {
     pub link_secret: String,
     /// The sender of community mails.
     pub mail_from: String,
+    /// Rate limits and sign-up rules (`trust.toml`, see `ratelimit`).
+    pub abuse: crate::ratelimit::AbuseConfig,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -218,6 +222,11 @@ impl Settings {
             public_url: "http://127.0.0.1:3000".into(),
             link_secret: "local-link-secret".into(),
             mail_from: "La communauté <communaute@example.fr>".into(),
+            abuse: crate::ratelimit::AbuseConfig::parse(
+                BUILTIN_TRUST,
+                "infra/campaigns/trust.toml",
+            )
+            .map_err(|e| vec![("(built-in trust.toml)".to_owned(), e.to_string())])?,
         })
     }
 
@@ -239,6 +248,15 @@ impl Settings {
                         message: e.to_string(),
                     })?;
                     s.points = PointsConfig::parse(&text, &ppath.display().to_string())?;
+                }
+                let tpath: PathBuf = d.join(TRUST_FILE);
+                if tpath.exists() {
+                    let text = std::fs::read_to_string(&tpath).map_err(|e| ConfigError::File {
+                        file: tpath.display().to_string(),
+                        message: e.to_string(),
+                    })?;
+                    s.abuse =
+                        crate::ratelimit::AbuseConfig::parse(&text, &tpath.display().to_string())?;
                 }
                 s
             }
@@ -288,6 +306,13 @@ impl Settings {
         }
         if let Some(v) = get("COMMUNITY_MAIL_FROM") {
             self.mail_from = v;
+        }
+        if let Some(v) = get("COMMUNITY_RATE_LIMITS") {
+            self.abuse.rate_limits.enabled =
+                crate::ratelimit::parse_switch(&v).ok_or_else(|| ConfigError::Env {
+                    var: "COMMUNITY_RATE_LIMITS",
+                    message: format!("{v:?} is not on or off"),
+                })?;
         }
         if let Some(v) = get("COMMUNITY_VOTE_SHARDS") {
             self.vote_shards = v

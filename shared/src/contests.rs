@@ -28,6 +28,15 @@ fn bucket(member: &str) -> u32 {
     u32::from_be_bytes([h[0], h[1], h[2], h[3]]) % ENTRY_BUCKETS
 }
 
+pub fn entry_key(contest: &str, member: &str) -> Key {
+    Key::new(format!("ENTRY#{contest}#{member}"), "ENTRY")
+}
+
+/// The loyalty-card guard of a contest (one entry per card).
+pub fn entry_card_key(contest: &str, card: &str) -> Key {
+    Key::new(format!("ENTRYCARD#{contest}#{card}"), "CARD")
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct ContestView {
     #[serde(flatten)]
@@ -198,6 +207,7 @@ pub async fn enter<T: Table>(
             v.status
         )));
     }
+    caller.require_verified_email()?;
     let member = members::require(app, caller).await?;
     let c = &v.config;
     if !c.eligibility.cohorts.is_empty() && !c.eligibility.cohorts.contains(&member.cohort) {
@@ -217,6 +227,7 @@ pub async fn enter<T: Table>(
         }
     }
     check_answers(c, &req.answers.clone().unwrap_or_default()).map_err(Error::Invalid)?;
+    crate::ratelimit::check(app, &member.id, crate::ratelimit::Action::Entry).await?;
     let at = now();
     let entry = Entry {
         contest_id: id.to_owned(),
@@ -224,7 +235,7 @@ pub async fn enter<T: Table>(
         draw_pseudonym: draw::pseudonym(id, &member.id),
         entered_at: at.clone(),
     };
-    let k = Key::new(format!("ENTRY#{id}#{}", member.id), "ENTRY");
+    let k = entry_key(id, &member.id);
     let record = json!({"pk": k.pk, "sk": k.sk, "contest_id": id, "member_id": member.id,
         "answers": req.answers.unwrap_or_default(), "entered_at": at,
         "gsi1pk": format!("ENTRIES#{id}#{:02}", bucket(&member.id)), "gsi1sk": member.id});
@@ -232,8 +243,15 @@ pub async fn enter<T: Table>(
         return Err(Error::Store(StoreError::Invalid("entry".into())));
     };
     let mut writes = vec![Write::put_new(record)];
+    let pointer = crate::contrib::pointer(
+        &member.id,
+        crate::contrib::ContribKind::Entry,
+        &at,
+        id,
+        &entry_key(id, &member.id),
+    );
     if let Some(card) = &member.loyalty_card {
-        let ck = Key::new(format!("ENTRYCARD#{id}#{card}"), "CARD");
+        let ck = entry_card_key(id, card);
         let guard = json!({"pk": ck.pk, "sk": ck.sk, "member_id": member.id});
         if let Value::Object(g) = guard {
             writes.push(Write::put_new(g));
@@ -244,6 +262,7 @@ pub async fn enter<T: Table>(
     } else {
         None
     };
+    writes.push(pointer);
     writes.push(
         Event::new(
             Kind::ContestEntered,

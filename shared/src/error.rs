@@ -17,6 +17,14 @@ pub enum Error {
     /// The object's state does not allow this (409).
     #[error("{0}")]
     Conflict(String),
+    /// A conflict on one field's value (409, the field named in `errors`),
+    /// e.g. a loyalty card already linked to another member.
+    #[error("{}: {}", .0.field, .0.message)]
+    ConflictOn(FieldError),
+    /// The member made too many writes of this kind in the current window
+    /// (429 with `Retry-After: retry_after` seconds).
+    #[error("rate limited, retry in {retry_after} s")]
+    RateLimited { retry_after: u64 },
     /// The store is too busy right now; retrying later will work (503).
     #[error("busy, retry later")]
     Busy,

@@ -187,6 +187,7 @@ pub async fn create<T: Table>(
         return Err(Error::Invalid(errs.0));
     };
     let member = members::require(app, caller).await?;
+    crate::ratelimit::check(app, &member.id, crate::ratelimit::Action::Idea).await?;
     let id = IdeaId::new();
     let row = IdeaRow {
         id: id.as_str().to_owned(),
@@ -210,11 +211,18 @@ pub async fn create<T: Table>(
         Some(&row.id),
         json!({"theme": row.theme}),
     );
+    let pointer = crate::contrib::pointer(
+        &row.author_id,
+        crate::contrib::ContribKind::Idea,
+        &row.created_at,
+        &row.id,
+        &key(&id),
+    );
     let view = row.view(0);
     let body = serde_json::to_value(&view).map_err(|e| Error::Store(StoreError::unavailable(e)))?;
     commit(
         &app.table,
-        vec![Write::put_new(item), event.write()],
+        vec![Write::put_new(item), event.write(), pointer],
         receipt.map(|r| (r, 201, &body)),
     )
     .await?;

@@ -24,6 +24,46 @@ pub fn invite_key(code: &str) -> Key {
     Key::new(format!("INVITE#{code}"), "INVITE")
 }
 
+/// The guard that links a loyalty card to one member: keyed by the card's
+/// SHA-256, so the number itself is not in the key. Written with the
+/// condition that it is absent in the transaction that sets the card.
+pub fn card_key(card: &str) -> Key {
+    use sha2::{Digest, Sha256};
+    let h = Sha256::digest(card.as_bytes());
+    let hex: String = h.iter().map(|b| format!("{b:02x}")).collect();
+    Key::new(format!("CARD#{hex}"), "CARD")
+}
+
+fn card_guard(card: &str, member: &str) -> Write {
+    let k = card_key(card);
+    let mut item = Item::new();
+    item.insert("pk".into(), json!(k.pk));
+    item.insert("sk".into(), json!(k.sk));
+    item.insert("member_id".into(), json!(member));
+    Write::put_new(item)
+}
+
+/// Frees a card guard, only if it is this member's (or already gone).
+pub fn free_card(card: &str, member: &str) -> Write {
+    Write::Delete {
+        key: card_key(card),
+        cond: Some(Cond::NotExists.or(Cond::Eq("member_id".into(), json!(member)))),
+    }
+}
+
+fn card_taken() -> Error {
+    Error::ConflictOn(FieldError::new(
+        "loyalty_card",
+        "this loyalty card is already linked to another member account",
+    ))
+}
+
+/// Whether a stored profile is erased (GDPR) or being erased: such a
+/// member is treated as absent everywhere.
+pub fn is_closed(item: &Item) -> bool {
+    item.contains_key("erased_at") || item.contains_key("erasing_at")
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SignUp {
@@ -64,6 +104,10 @@ pub struct MemberRow {
     pub level: String,
     #[serde(default)]
     pub ambassador: bool,
+    /// Set when the member's personal data was erased (the row is then a
+    /// tombstone without personal data; see `gdpr`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub erased_at: Option<String>,
 }
 
 /// A member as shown to themself.
@@ -135,6 +179,14 @@ pub async fn sign_up<T: Table>(
     let mut errs = Errors::default();
     let display_name = errs.take(DisplayName::parse(req.display_name));
     let email = errs.take(Email::parse(req.email));
+    if let Some(e) = &email {
+        if crate::ratelimit::is_disposable(&app.settings.abuse.signup, e.as_str()) {
+            errs.push(FieldError::new(
+                "email",
+                "addresses of disposable-mail providers are not accepted: use your usual address",
+            ));
+        }
+    }
     match req.accept_terms_version.as_deref() {
         None => errs.push(FieldError::new("accept_terms_version", "is required")),
         Some(v) if v != app.settings.terms_version => errs.push(FieldError::new(
@@ -204,6 +256,7 @@ pub async fn sign_up<T: Table>(
         points_balance: 0,
         level: DEFAULT_LEVEL.into(),
         ambassador: false,
+        erased_at: None,
     };
     let k = key(&caller.id);
     let event = Event::new(
@@ -220,6 +273,11 @@ pub async fn sign_up<T: Table>(
                 .when(Cond::LessThan("uses".into(), max)),
         );
     }
+    let invite_at = (code.is_some() && invite.is_some()).then_some(2);
+    let card_at = row.loyalty_card.as_ref().map(|c| {
+        writes.push(card_guard(c, &row.id));
+        writes.len() - 1
+    });
     let view = MemberView::from(row);
     let body = serde_json::to_value(&view).map_err(|e| Error::Store(StoreError::unavailable(e)))?;
     match commit(&app.table, writes, receipt.map(|r| (r, 201, &body))).await {
@@ -228,10 +286,22 @@ pub async fn sign_up<T: Table>(
             Ok(view)
         }
         Err(Error::Store(StoreError::ConditionFailed { index: 0 })) => {
-            Err(Error::Conflict("you are already a member".into()))
+            let erased = app
+                .table
+                .get(&k, true)
+                .await?
+                .is_some_and(|i| is_closed(&i));
+            Err(Error::Conflict(if erased {
+                "this account was erased at your request; sign up with a new account".into()
+            } else {
+                "you are already a member".into()
+            }))
         }
-        Err(Error::Store(StoreError::ConditionFailed { index: 2 })) => {
+        Err(Error::Store(StoreError::ConditionFailed { index })) if Some(index) == invite_at => {
             Err(Error::Forbidden("this invite code has been used up".into()))
+        }
+        Err(Error::Store(StoreError::ConditionFailed { index })) if Some(index) == card_at => {
+            Err(card_taken())
         }
         Err(e) => Err(e),
     }
@@ -240,16 +310,16 @@ pub async fn sign_up<T: Table>(
 /// The member's stored row, or 404.
 pub async fn get<T: Table>(app: &App<T>, id: &MemberId) -> Result<MemberRow> {
     match app.table.get(&key(id), true).await? {
-        Some(item) => row_from(item),
-        None => Err(Error::NotFound("member")),
+        Some(item) if !is_closed(&item) => row_from(item),
+        _ => Err(Error::NotFound("member")),
     }
 }
 
 /// The caller's row, or 403 when they have not signed up (for member-only writes).
 pub async fn require<T: Table>(app: &App<T>, caller: &Caller) -> Result<MemberRow> {
     match app.table.get(&key(&caller.id), true).await? {
-        Some(item) => row_from(item),
-        None => Err(Error::Forbidden(
+        Some(item) if !is_closed(&item) => row_from(item),
+        _ => Err(Error::Forbidden(
             "sign up first: POST /members makes you a member".into(),
         )),
     }
@@ -263,9 +333,11 @@ pub async fn update<T: Table>(app: &App<T>, caller: &Caller, p: Patch) -> Result
             u = u.set("display_name", n.as_str());
         }
     }
+    let mut new_card = None;
     if let Some(card) = p.loyalty_card {
         if let Some(c) = errs.take(LoyaltyCard::parse(card)) {
             u = u.set("loyalty_card", c.as_str());
+            new_card = Some(c.as_str().to_owned());
         }
     }
     if let Some(opt) = p.email_opt_in {
@@ -274,16 +346,43 @@ pub async fn update<T: Table>(app: &App<T>, caller: &Caller, p: Patch) -> Result
     if !errs.is_empty() {
         return Err(Error::Invalid(errs.0));
     }
+    let current = get(app, &caller.id).await?;
     if u.set.is_empty() {
-        return Ok(get(app, &caller.id).await?.into());
+        return Ok(current.into());
     }
-    match app
-        .table
-        .transact(vec![Write::update(key(&caller.id), u).when(Cond::Exists)])
-        .await
-    {
+    // A new card moves the card guard, on the condition that the card read
+    // above is still the member's (two concurrent changes cannot both move it).
+    let mut cond = Cond::Exists
+        .and(Cond::AttrAbsent("erased_at".into()))
+        .and(Cond::AttrAbsent("erasing_at".into()));
+    let mut writes = Vec::new();
+    let mut card_at = None;
+    if let Some(c) = new_card.filter(|c| Some(c) != current.loyalty_card.as_ref()) {
+        cond = cond.and(match &current.loyalty_card {
+            Some(old) => Cond::Eq("loyalty_card".into(), json!(old)),
+            // A row without a card stores it as null (or not at all).
+            None => Cond::AttrAbsent("loyalty_card".into())
+                .or(Cond::Eq("loyalty_card".into(), Value::Null)),
+        });
+        writes.push(card_guard(&c, &current.id));
+        card_at = Some(1);
+        if let Some(old) = &current.loyalty_card {
+            writes.push(free_card(old, &current.id));
+        }
+    }
+    writes.insert(0, Write::update(key(&caller.id), u).when(cond));
+    match app.table.transact(writes).await {
         Ok(()) => Ok(get(app, &caller.id).await?.into()),
-        Err(StoreError::ConditionFailed { .. }) => Err(Error::NotFound("member")),
+        Err(StoreError::ConditionFailed { index: 0 }) => match get(app, &caller.id).await {
+            Ok(_) => Err(Error::Conflict(
+                "your profile changed at the same time; read it again and retry".into(),
+            )),
+            Err(e) => Err(e),
+        },
+        Err(StoreError::ConditionFailed { index }) if Some(index) == card_at => Err(card_taken()),
+        Err(StoreError::ConditionFailed { .. }) => Err(Error::Conflict(
+            "your previous loyalty card could not be released; contact support".into(),
+        )),
         Err(e) => Err(e.into()),
     }
 }

@@ -36,7 +36,7 @@ pub struct LedgerEntry {
     pub created_at: String,
 }
 
-fn ledger_write(member: &str, e: &LedgerEntry) -> Write {
+pub fn ledger_write(member: &str, e: &LedgerEntry) -> Write {
     let mut item = Item::new();
     item.insert("pk".into(), json!(format!("MEMBER#{member}")));
     item.insert(
@@ -159,7 +159,7 @@ async fn credit<T: Table>(
             member_key,
             Update::default().add("points_balance", r.points),
         )
-        .when(Cond::Exists),
+        .when(Cond::Exists.and(Cond::AttrAbsent("erased_at".into()))),
     ];
     if let Some(cap) = r.daily_cap {
         let day = e.at.get(..10).unwrap_or("0000-00-00");

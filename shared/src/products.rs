@@ -157,9 +157,16 @@ pub async fn apply<T: Table>(
         json!(format!("APPLICANTS#{id}#{:02}", bucket(&member.id))),
     );
     item.insert("gsi1sk".into(), json!(member.id));
+    let pointer = crate::contrib::pointer(
+        &member.id,
+        crate::contrib::ContribKind::Application,
+        &at,
+        id,
+        &k,
+    );
     match commit(
         &app.table,
-        vec![Write::put_new(item)],
+        vec![Write::put_new(item), pointer],
         receipt.map(|r| (r, 201, &body)),
     )
     .await
@@ -393,6 +400,13 @@ pub async fn review<T: Table>(
             Update::default().add("tester_reviews", 1),
         ));
     }
+    writes.push(crate::contrib::pointer(
+        &member.id,
+        crate::contrib::ContribKind::Review,
+        &at,
+        &r.id,
+        &k,
+    ));
     writes.push(
         Event::new(
             Kind::ReviewPosted,

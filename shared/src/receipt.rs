@@ -8,6 +8,8 @@ use serde_json::{json, Value};
 
 /// Receipts are kept one day; DynamoDB's TTL removes them after that.
 pub const RECEIPT_TTL_SECS: i64 = 24 * 3600;
+/// Sort-key prefix of receipts in the member's partition.
+pub const RECEIPT_PREFIX: &str = "IDEMP#";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Receipt {
@@ -28,7 +30,12 @@ impl Receipt {
     /// `idem_key` must already be checked (see `valid_key`).
     pub fn new(member: &MemberId, idem_key: &str, request: String) -> Receipt {
         Receipt {
-            key: Key::new(format!("IDEMP#{}#{}", member.as_str(), idem_key), "IDEMP"),
+            // In the member's partition, so erasure finds (and deletes)
+            // the stored responses, which may hold personal data.
+            key: Key::new(
+                format!("MEMBER#{}", member.as_str()),
+                format!("{RECEIPT_PREFIX}{idem_key}"),
+            ),
             request,
         }
     }

@@ -134,8 +134,10 @@ async fn on_shard<T: Table>(
 /// `PUT /ideas/{id}/vote`: idempotent; a repeated vote changes nothing.
 #[tracing::instrument(skip(app, caller), fields(idea = %idea.as_str()))]
 pub async fn cast<T: Table>(app: &App<T>, caller: &Caller, idea: &IdeaId) -> Result<VoteView> {
+    caller.require_verified_email()?;
     open_idea(app, caller, idea).await?;
     let member = caller.id.as_str();
+    crate::ratelimit::check(app, member, crate::ratelimit::Action::Vote).await?;
     let k = vote_key(idea, member);
     let created = now();
     let record = json!({

@@ -141,7 +141,8 @@ async fn main() {
     cmd.current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
         .env("COMMUNITY_DATA_DIR", dir.path())
         .env("COMMUNITY_ADDR", "127.0.0.1:0")
-        .env("COMMUNITY_LOG", "error");
+        .env("COMMUNITY_LOG", "error")
+        .env("COMMUNITY_RATE_LIMITS", "off");
     let (mut server, base) = spawn(cmd);
 
     let tokens: Vec<String> = (0..voters)

@@ -224,21 +224,35 @@ async fn one_entry_per_member_under_concurrency_and_per_loyalty_card() {
         }
     }
     assert_eq!(created, 1);
-    // Two accounts, one loyalty card.
+    // Two accounts, one loyalty card. Sign-up and PATCH refuse a card
+    // linked to another member (409), so the second account gets it the way
+    // rows written before that guard could have it: straight in the store.
     for sub in ["a1", "a2"] {
         let who = member(sub);
         join(&app, &who).await;
         let c = community::testing::caller(&who);
-        community::members::update(
-            &app,
-            &c,
-            community::members::Patch {
-                loyalty_card: Some("9130012345678901".into()),
-                ..Default::default()
-            },
-        )
-        .await
-        .expect("card");
+        if sub == "a1" {
+            community::members::update(
+                &app,
+                &c,
+                community::members::Patch {
+                    loyalty_card: Some("9130012345678901".into()),
+                    ..Default::default()
+                },
+            )
+            .await
+            .expect("card");
+        } else {
+            community::store::Table::transact(
+                &app.table,
+                vec![community::store::Write::update(
+                    community::members::key(&c.id),
+                    community::store::Update::default().set("loyalty_card", "9130012345678901"),
+                )],
+            )
+            .await
+            .expect("legacy card");
+        }
     }
     assert_eq!(
         call(
@@ -559,4 +573,61 @@ async fn product_tests_select_within_slots_then_testers_earn_the_label() {
         (422, vec!["product_test_id".to_string()]),
         "the test is about another product"
     );
+}
+
+#[tokio::test]
+async fn entries_need_a_verified_address_and_are_rate_limited() {
+    let (app, _d) = embedded_app(|s| {
+        s.abuse.rate_limits.enabled = true;
+        s.abuse.rate_limits.limits.insert(
+            community::ratelimit::Action::Entry.as_str(),
+            community::ratelimit::Limit {
+                max: 1,
+                per_secs: 86_400,
+            },
+        );
+    });
+    apply_campaigns(
+        &app,
+        vec![contest("one", -60, 3600), contest("two", -60, 3600)],
+        vec![],
+    )
+    .await;
+    let r = contests::router(app.clone());
+    let marie = member("marie");
+    join(&app, &marie).await;
+    let body = answers().to_string();
+    let mut e: serde_json::Value = serde_json::from_str(&community::testing::event(
+        "POST",
+        "/contests/one/entries",
+        Some(&marie),
+        Some(&body),
+        &[],
+    ))
+    .expect("json");
+    e["requestContext"]["authorizer"]["jwt"]["claims"]["email_verified"] = "false".into();
+    let res = community::testing::call_event(&r, &e.to_string()).await;
+    assert_eq!(res.status, 403, "{}", res.body);
+    assert!(res.body["detail"]
+        .as_str()
+        .is_some_and(|d| d.contains("verified")));
+    let res = call(
+        &r,
+        "POST",
+        "/contests/one/entries",
+        Some(&marie),
+        Some(answers()),
+    )
+    .await;
+    assert_eq!(res.status, 201, "{}", res.body);
+    let res = call(
+        &r,
+        "POST",
+        "/contests/two/entries",
+        Some(&marie),
+        Some(answers()),
+    )
+    .await;
+    assert_eq!(res.status, 429, "{}", res.body);
+    assert!(res.header("retry-after").is_some());
 }

@@ -68,3 +68,23 @@ pub async fn redeem<T: Table + Clone>(
     })
     .await
 }
+
+/// `GET /members/me/export`: everything held about the caller (GDPR).
+#[tracing::instrument(skip_all, fields(member = %caller.id.as_str()))]
+pub async fn export<T: Table + Clone>(
+    State(app): State<App<T>>,
+    caller: Caller,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    Ok(Json(community::gdpr::export(&app, &caller).await?))
+}
+
+/// `DELETE /members/me`: erasure (GDPR); 202, idempotent.
+#[tracing::instrument(skip_all, fields(member = %caller.id.as_str()))]
+pub async fn erase<T: Table + Clone>(
+    State(app): State<App<T>>,
+    caller: Caller,
+) -> Result<Response, ApiError> {
+    use axum::response::IntoResponse;
+    let body = community::gdpr::erase(&app, &caller).await?;
+    Ok((StatusCode::ACCEPTED, Json(body)).into_response())
+}

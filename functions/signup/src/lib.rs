@@ -1,6 +1,7 @@
 //! `signup`: becoming a member and managing one's profile.
 //! `POST /members`, `GET /members/me`, `PATCH /members/me`,
-//! `GET /members/me/points`, `POST /members/me/redemptions`.
+//! `GET /members/me/points`, `POST /members/me/redemptions`,
+//! `GET /members/me/export` and `DELETE /members/me` (GDPR).
 
 mod handler;
 
@@ -15,8 +16,11 @@ pub fn routes<T: Table + Clone>(app: App<T>) -> Router {
         .route("/members", post(handler::sign_up::<T>))
         .route(
             "/members/me",
-            get(handler::me::<T>).patch(handler::update::<T>),
+            get(handler::me::<T>)
+                .patch(handler::update::<T>)
+                .delete(handler::erase::<T>),
         )
+        .route("/members/me/export", get(handler::export::<T>))
         .route("/members/me/points", get(handler::points::<T>))
         .route("/members/me/redemptions", post(handler::redeem::<T>))
         .with_state(app)

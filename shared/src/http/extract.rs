@@ -128,7 +128,9 @@ fn caller_from(parts: &Parts) -> Result<Option<Caller>, ApiError> {
         id,
         email: claims.get("email").cloned(),
         groups,
-        email_verified: claims.get("email_verified").map(|v| v == "true"),
+        email_verified: claims
+            .get("email_verified")
+            .and_then(|v| crate::auth::parse_verified(v)),
     }))
 }
 

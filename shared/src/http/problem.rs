@@ -153,6 +153,28 @@ impl IntoResponse for ApiError {
                 Error::Conflict(d) => {
                     problem(S::CONFLICT, "/problems/conflict", "Conflict", d, None)
                 }
+                Error::ConflictOn(fe) => problem(
+                    S::CONFLICT,
+                    "/problems/conflict",
+                    "Conflict",
+                    format!("{}: {}", fe.field, fe.message),
+                    Some(std::slice::from_ref(&fe)),
+                ),
+                Error::RateLimited { retry_after } => {
+                    let mut r = problem(
+                        S::TOO_MANY_REQUESTS,
+                        "/problems/rate-limited",
+                        "Too many requests",
+                        format!(
+                            "you have reached the limit for this action; retry in {retry_after} seconds"
+                        ),
+                        None,
+                    );
+                    if let Ok(v) = HeaderValue::from_str(&retry_after.max(1).to_string()) {
+                        r.headers_mut().insert(header::RETRY_AFTER, v);
+                    }
+                    r
+                }
                 Error::Busy | Error::Store(StoreError::Throttled | StoreError::Conflict) => {
                     let mut r = problem(
                         S::SERVICE_UNAVAILABLE,

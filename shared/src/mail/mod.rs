@@ -174,6 +174,31 @@ pub async fn stats<T: Table>(app: &App<T>, mail_id: &str) -> Result<Value> {
     )
 }
 
+/// The committee's mailbox is a recipient, not a member.
+const COMMITTEE_RECIPIENT: &str = "committee";
+
+/// The member's record of a mail sent to them (GDPR export; erasure removes
+/// the address): `MEMBER#{member} / MAIL#{sent_at}#{event}#{mail id}`,
+/// written with the send's marker.
+pub fn sent_record(member: &str, event_id: &str, mail: &Mail) -> Write {
+    let at = now();
+    let mut item = Item::new();
+    item.insert("pk".into(), json!(format!("MEMBER#{member}")));
+    item.insert(
+        "sk".into(),
+        json!(format!("{SENT_PREFIX}{at}#{event_id}#{}", mail.mail_id)),
+    );
+    item.insert("mail_id".into(), json!(mail.mail_id));
+    item.insert("event_id".into(), json!(event_id));
+    item.insert("to".into(), json!(mail.to));
+    item.insert("subject".into(), json!(mail.subject));
+    item.insert("sent_at".into(), json!(at));
+    Write::put(item)
+}
+
+/// Sort-key prefix of sent-mail records in a member's partition.
+pub const SENT_PREFIX: &str = "MAIL#";
+
 pub struct EmailsConsumer<T, M> {
     pub app: App<T>,
     pub mailer: M,
@@ -235,10 +260,13 @@ impl<T: Table + Clone, M: Mailer> EmailsConsumer<T, M> {
             .send(&mail)
             .await
             .map_err(|err| Error::Store(StoreError::unavailable(err)))?;
-        let writes = vec![
+        let mut writes = vec![
             marker,
             Write::update(stats_key(&t.mail_id), Update::default().add("sent", 1)),
         ];
+        if r.member != COMMITTEE_RECIPIENT {
+            writes.push(sent_record(&r.member, &e.event_id, &mail));
+        }
         match self.app.table.transact(writes).await {
             Ok(()) => {
                 crate::metrics::record_email_sent(&t.mail_id);
@@ -286,7 +314,7 @@ impl<T: Table + Clone, M: Mailer> Consumer for EmailsConsumer<T, M> {
                 }
                 if e.kind == Kind::IdeaReachedThreshold {
                     let committee = Recipient {
-                        member: "committee".into(),
+                        member: COMMITTEE_RECIPIENT.into(),
                         email: s.committee_email.clone(),
                         name: "Comité".into(),
                     };

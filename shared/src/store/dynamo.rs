@@ -45,6 +45,34 @@ impl DynamoTable {
     pub fn name(&self) -> &str {
         &self.table
     }
+
+    /// Every item of the table: a full `Scan` for tests only (the `Table`
+    /// port has no scan, and no route may use one).
+    #[cfg(feature = "testing")]
+    pub async fn dump(&self) -> StoreResult<Vec<Item>> {
+        let mut out = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| {
+                    StoreError::Invalid(aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string())
+                })?;
+            for attrs in page.items.unwrap_or_default() {
+                out.push(from_attrs(attrs)?);
+            }
+            match page.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => return Ok(out),
+            }
+        }
+    }
 }
 
 fn to_attrs(item: &Item) -> StoreResult<Attrs> {

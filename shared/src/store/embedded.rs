@@ -110,6 +110,22 @@ impl EmbeddedTable {
             .map_err(StoreError::unavailable)?
         }
     }
+
+    /// Every item of the table: a full read for tests only (the `Table`
+    /// port has no scan, and no route may use one).
+    #[cfg(feature = "testing")]
+    pub async fn dump(&self) -> StoreResult<Vec<Item>> {
+        self.read(|txn| {
+            let t = txn.open_table(ITEMS).map_err(StoreError::unavailable)?;
+            let mut out = Vec::new();
+            for row in t.iter().map_err(StoreError::unavailable)? {
+                let (_, v) = row.map_err(StoreError::unavailable)?;
+                out.push(decode(v.value())?);
+            }
+            Ok(out)
+        })
+        .await
+    }
 }
 
 fn decode(bytes: &[u8]) -> StoreResult<Item> {

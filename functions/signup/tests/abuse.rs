@@ -1,0 +1,197 @@
+//! Sign-up anti-abuse and the GDPR routes, through the Lambda entry.
+
+use community::testing::{call, embedded_app, member, sign_up_body};
+use serde_json::json;
+
+#[tokio::test]
+async fn gdpr_routes_need_a_token_and_a_member() {
+    let (app, _d) = embedded_app(|_| {});
+    let r = signup::router(app);
+    for (m, p) in [("GET", "/members/me/export"), ("DELETE", "/members/me")] {
+        let res = call(&r, m, p, None, None).await;
+        assert_eq!(res.status, 401, "{m} {p}");
+        let res = call(&r, m, p, Some(&member("nobody")), None).await;
+        assert_eq!(res.status, 404, "{m} {p} before sign-up: {}", res.body);
+    }
+}
+
+#[tokio::test]
+async fn export_then_idempotent_erasure() {
+    let (app, _d) = embedded_app(|_| {});
+    let r = signup::router(app);
+    let marie = member("marie");
+    let mut body = sign_up_body("Marie");
+    body["loyalty_card"] = json!("9130012345678901");
+    assert_eq!(
+        call(&r, "POST", "/members", Some(&marie), Some(body))
+            .await
+            .status,
+        201
+    );
+    let x = call(&r, "GET", "/members/me/export", Some(&marie), None).await;
+    assert_eq!(x.status, 200, "{}", x.body);
+    assert_eq!(x.body["profile"]["email"], "marie@example.fr");
+    for section in [
+        "consents",
+        "invite",
+        "ideas",
+        "votes",
+        "comments",
+        "contest_entries",
+        "product_test_applications",
+        "reviews",
+        "reports",
+        "points_ledger",
+        "redemptions",
+        "emails_sent",
+    ] {
+        assert!(x.body.get(section).is_some(), "export has {section}");
+    }
+    // Only /me: there is no route to another member's export or erasure.
+    let other = call(
+        &r,
+        "GET",
+        "/members/marie/export",
+        Some(&member("eve")),
+        None,
+    )
+    .await;
+    assert_eq!(other.status, 404);
+    let other = call(&r, "DELETE", "/members/marie", Some(&member("eve")), None).await;
+    assert!(
+        other.status == 404 || other.status == 405,
+        "{}",
+        other.status
+    );
+
+    let d1 = call(&r, "DELETE", "/members/me", Some(&marie), None).await;
+    assert_eq!(d1.status, 202, "{}", d1.body);
+    assert_eq!(d1.body["status"], "erased");
+    let d2 = call(&r, "DELETE", "/members/me", Some(&marie), None).await;
+    assert_eq!(
+        d2.status, 202,
+        "a second erasure is accepted too: {}",
+        d2.body
+    );
+    assert_eq!(
+        call(&r, "GET", "/members/me", Some(&marie), None)
+            .await
+            .status,
+        404
+    );
+    assert_eq!(
+        call(&r, "GET", "/members/me/export", Some(&marie), None)
+            .await
+            .status,
+        404
+    );
+    let back = call(
+        &r,
+        "POST",
+        "/members",
+        Some(&marie),
+        Some(sign_up_body("Marie")),
+    )
+    .await;
+    assert_eq!(back.status, 409, "{}", back.body);
+    // The card is free again for another account.
+    let mut body = sign_up_body("Paul");
+    body["loyalty_card"] = json!("9130012345678901");
+    assert_eq!(
+        call(&r, "POST", "/members", Some(&member("paul")), Some(body))
+            .await
+            .status,
+        201
+    );
+}
+
+#[tokio::test]
+async fn disposable_addresses_are_refused_by_name() {
+    let (app, _d) = embedded_app(|_| {});
+    let r = signup::router(app);
+    let mut body = sign_up_body("Troll");
+    body["email"] = json!("troll@mailinator.com");
+    let res = call(&r, "POST", "/members", Some(&member("troll")), Some(body)).await;
+    assert_eq!(res.status, 422, "{}", res.body);
+    assert_eq!(res.fields(), vec!["email"]);
+    // The rule is config: marketing may allow a domain.
+    let (app, _d2) =
+        embedded_app(|s| s.abuse.signup.allowed_email_domains = vec!["mailinator.com".into()]);
+    let r = signup::router(app);
+    let mut body = sign_up_body("Troll");
+    body["email"] = json!("troll@mailinator.com");
+    let res = call(&r, "POST", "/members", Some(&member("troll")), Some(body)).await;
+    assert_eq!(res.status, 201, "{}", res.body);
+}
+
+#[tokio::test]
+async fn one_member_per_loyalty_card() {
+    let (app, _d) = embedded_app(|_| {});
+    let r = signup::router(app);
+    let card = "9130012345678901";
+    let mut a = sign_up_body("Anne");
+    a["loyalty_card"] = json!(card);
+    assert_eq!(
+        call(&r, "POST", "/members", Some(&member("anne")), Some(a))
+            .await
+            .status,
+        201
+    );
+    let mut b = sign_up_body("Bruno");
+    b["loyalty_card"] = json!(card);
+    let res = call(&r, "POST", "/members", Some(&member("bruno")), Some(b)).await;
+    assert_eq!(res.status, 409, "{}", res.body);
+    assert_eq!(res.fields(), vec!["loyalty_card"]);
+    // Bruno signs up without it, then tries to take it by PATCH: 409 too.
+    assert_eq!(
+        call(
+            &r,
+            "POST",
+            "/members",
+            Some(&member("bruno")),
+            Some(sign_up_body("Bruno"))
+        )
+        .await
+        .status,
+        201
+    );
+    let res = call(
+        &r,
+        "PATCH",
+        "/members/me",
+        Some(&member("bruno")),
+        Some(json!({"loyalty_card": card})),
+    )
+    .await;
+    assert_eq!(res.status, 409, "{}", res.body);
+    assert_eq!(res.fields(), vec!["loyalty_card"]);
+    // Anne changes her card: the old one is released, Bruno may take it.
+    let res = call(
+        &r,
+        "PATCH",
+        "/members/me",
+        Some(&member("anne")),
+        Some(json!({"loyalty_card": "9130012345670000"})),
+    )
+    .await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    let res = call(
+        &r,
+        "PATCH",
+        "/members/me",
+        Some(&member("bruno")),
+        Some(json!({"loyalty_card": card})),
+    )
+    .await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    // Setting one's own card again changes nothing.
+    let res = call(
+        &r,
+        "PATCH",
+        "/members/me",
+        Some(&member("bruno")),
+        Some(json!({"loyalty_card": card})),
+    )
+    .await;
+    assert_eq!(res.status, 200, "{}", res.body);
+}
