@@ -97,6 +97,8 @@ pub struct Theme {
 struct CampaignFile {
     launch: Launch,
     ideas: IdeasCampaign,
+    #[serde(default)]
+    ambassadors: Option<crate::ambassadors::AmbassadorsFile>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -130,6 +132,8 @@ pub struct Settings {
     pub link_secret: String,
     /// The sender of community mails.
     pub mail_from: String,
+    /// `[ambassadors]`: the engagement score and who is an ambassador.
+    pub ambassadors: crate::ambassadors::AmbassadorsConfig,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -180,7 +184,9 @@ impl Settings {
                 return Err(err(format!("ideas.themes[{i}].label: must not be empty")));
             }
         }
+        let ambassadors = crate::ambassadors::AmbassadorsConfig::from_file(f.ambassadors, file)?;
         Ok(Settings {
+            ambassadors,
             invite_only: f.launch.invite_only,
             terms_version: f.launch.terms_version,
             vote_threshold: f.ideas.vote_threshold,
