@@ -166,8 +166,10 @@ async fn insights_equal_independent_counts_and_redelivery_moves_nothing() {
         &app,
         &committee,
         &a,
-        serde_json::from_value(json!({"outcome": "accepted", "reason": "Une très bonne idée, faisable."}))
-            .expect("decision"),
+        serde_json::from_value(
+            json!({"outcome": "accepted", "reason": "Une très bonne idée, faisable."}),
+        )
+        .expect("decision"),
     )
     .await
     .expect("decided");
@@ -175,8 +177,10 @@ async fn insights_equal_independent_counts_and_redelivery_moves_nothing() {
         &app,
         &committee,
         &a,
-        serde_json::from_value(json!({"status": "in_progress", "note": "Les équipes s'y mettent."}))
-            .expect("progress"),
+        serde_json::from_value(
+            json!({"status": "in_progress", "note": "Les équipes s'y mettent."}),
+        )
+        .expect("progress"),
     )
     .await
     .expect("progress");
@@ -197,8 +201,10 @@ async fn insights_equal_independent_counts_and_redelivery_moves_nothing() {
             &app,
             &caller(&member(m)),
             "3017620422003",
-            serde_json::from_value(json!({"rating": 4, "title": "Très bon", "body": "Je le rachèterai sans hésiter."}))
-                .expect("review"),
+            serde_json::from_value(
+                json!({"rating": 4, "title": "Très bon", "body": "Je le rachèterai sans hésiter."}),
+            )
+            .expect("review"),
             None,
         )
         .await
@@ -273,13 +279,19 @@ async fn insights_equal_independent_counts_and_redelivery_moves_nothing() {
 
     let got = insights(&app).await;
     assert_eq!(got["members"]["total"], json!(14), "{got:#}");
-    assert_eq!(got["members"]["by_cohort"], json!({"staff": 6, "public": 8}));
+    assert_eq!(
+        got["members"]["by_cohort"],
+        json!({"staff": 6, "public": 8})
+    );
     let today = community::domain::now()[..10].to_owned();
     let per_day = got["members"]["new_per_day"].as_array().expect("days");
     assert_eq!(per_day.len(), 30);
     assert_eq!(per_day[29], json!({"day": today, "count": 14}));
     assert_eq!(
-        per_day.iter().filter_map(|d| d["count"].as_i64()).sum::<i64>(),
+        per_day
+            .iter()
+            .filter_map(|d| d["count"].as_i64())
+            .sum::<i64>(),
         14
     );
     assert_eq!(got["active_members"]["last_30_days"], json!(14));
@@ -345,7 +357,11 @@ async fn insights_equal_independent_counts_and_redelivery_moves_nothing() {
     assert_eq!(s0_counts["ideas"], 1);
     assert_eq!(s0_counts["votes_drawn"], 3);
     assert_eq!(s0_counts["points"], 50 + 20 + 500 + 1000);
-    assert_eq!(score("s1").await["votes_drawn"], 2, "three votes, one withdrawn");
+    assert_eq!(
+        score("s1").await["votes_drawn"],
+        2,
+        "three votes, one withdrawn"
+    );
     assert_eq!(score("p5").await["entries"], 1);
     assert_eq!(score("p7").await["reviews"], 1);
 

@@ -87,7 +87,10 @@ fn expected(counts: &BTreeMap<String, BTreeMap<&'static str, i64>>) -> Vec<(Stri
         .map(|(m, c)| {
             (
                 m.clone(),
-                WEIGHTS.iter().map(|(k, w)| w * c.get(k).copied().unwrap_or(0)).sum(),
+                WEIGHTS
+                    .iter()
+                    .map(|(k, w)| w * c.get(k).copied().unwrap_or(0))
+                    .sum(),
             )
         })
         .collect();
@@ -132,7 +135,9 @@ async fn listed(app: &App<Counting>) -> Vec<ambassadors::AmbassadorView> {
     let mut out = Vec::new();
     let mut cursor = None;
     loop {
-        let page = ambassadors::list(app, &mkt, 30, cursor).await.expect("list");
+        let page = ambassadors::list(app, &mkt, 30, cursor)
+            .await
+            .expect("list");
         out.extend(page.items);
         match page.next_cursor {
             Some(c) => cursor = Some(c),
@@ -163,7 +168,12 @@ async fn scoring_a_generated_population() {
         let scale = if heavy { rng.random_range(1..=60) } else { 3 };
         let c: BTreeMap<&'static str, i64> = WEIGHTS
             .iter()
-            .map(|(k, _)| (*k, rng.random_range(0..=scale) * if *k == "points" { 25 } else { 1 }))
+            .map(|(k, _)| {
+                (
+                    *k,
+                    rng.random_range(0..=scale) * if *k == "points" { 25 } else { 1 },
+                )
+            })
             .collect();
         let profile = json!({"pk": format!("MEMBER#{m}"), "sk": "PROFILE", "id": m, "display_name": format!("Membre {i}"),
             "email": format!("{m}@example.fr"), "email_opt_in": false, "email_opt_in_at": "2026-11-01T00:00:00.000Z",
@@ -177,7 +187,10 @@ async fn scoring_a_generated_population() {
         batch.push(ambassadors::counter_write(&m, &adds));
         counts.insert(m, c);
         if batch.len() == 100 {
-            base.table.transact(std::mem::take(&mut batch)).await.expect("seed");
+            base.table
+                .transact(std::mem::take(&mut batch))
+                .await
+                .expect("seed");
         }
     }
     if !batch.is_empty() {
@@ -194,29 +207,45 @@ async fn scoring_a_generated_population() {
     assert_eq!(report.ambassadors, want.len());
     assert_eq!(report.flagged, want.len());
     let got = flagged(&app).await;
-    let want_map: BTreeMap<String, String> =
-        want.iter().map(|(m, _, l)| (m.clone(), l.clone())).collect();
+    let want_map: BTreeMap<String, String> = want
+        .iter()
+        .map(|(m, _, l)| (m.clone(), l.clone()))
+        .collect();
     assert_eq!(got, want_map);
     let list = listed(&app).await;
     assert_eq!(
-        list.iter().map(|a| (a.member_id.clone(), a.score, a.level.clone())).collect::<Vec<_>>(),
+        list.iter()
+            .map(|a| (a.member_id.clone(), a.score, a.level.clone()))
+            .collect::<Vec<_>>(),
         want
     );
     for a in &list {
         assert_eq!(a.breakdown.iter().map(|l| l.points).sum::<i64>(), a.score);
         let c = &counts[&a.member_id];
         for l in &a.breakdown {
-            assert_eq!(l.count, c[l.counter.as_str()], "{} {}", a.member_id, l.counter);
+            assert_eq!(
+                l.count,
+                c[l.counter.as_str()],
+                "{} {}",
+                a.member_id,
+                l.counter
+            );
             assert_eq!(l.points, l.count * l.weight);
         }
-        assert_eq!(a.display_name.as_deref().map(|n| n.starts_with("Membre ")), Some(true));
+        assert_eq!(
+            a.display_name.as_deref().map(|n| n.starts_with("Membre ")),
+            Some(true)
+        );
     }
 
     // Second run: nothing changed, nothing written.
     let before = writes.load(Ordering::SeqCst);
     let report = ambassadors::run(&app).await.expect("run");
     assert_eq!(writes.load(Ordering::SeqCst), before, "{report:?}");
-    assert_eq!((report.flagged, report.unflagged, report.level_changed), (0, 0, 0));
+    assert_eq!(
+        (report.flagged, report.unflagged, report.level_changed),
+        (0, 0, 0)
+    );
 
     // An ambassador's activity grows to the next level: only they move.
     let (m, score, level) = want
@@ -225,10 +254,17 @@ async fn scoring_a_generated_population() {
         .find(|w| w.2 != "gold")
         .cloned()
         .expect("an ambassador below gold");
-    let (next, at) = if level == "bronze" { ("silver", 1500) } else { ("gold", 2000) };
+    let (next, at) = if level == "bronze" {
+        ("silver", 1500)
+    } else {
+        ("gold", 2000)
+    };
     let reviews = (at - score) / 15 + 1;
     base.table
-        .transact(vec![ambassadors::counter_write(&m, &[("reviews", reviews)])])
+        .transact(vec![ambassadors::counter_write(
+            &m,
+            &[("reviews", reviews)],
+        )])
         .await
         .expect("activity");
     let before = writes.load(Ordering::SeqCst);
@@ -266,7 +302,9 @@ async fn scoring_a_generated_population() {
     // The next best member takes the freed place.
     let mut all = counts.clone();
     all.remove(&top);
-    all.get_mut(&m).expect("m").insert("reviews", counts[&m]["reviews"] + reviews);
+    all.get_mut(&m)
+        .expect("m")
+        .insert("reviews", counts[&m]["reviews"] + reviews);
     let want3: BTreeMap<String, String> =
         expected(&all).into_iter().map(|(m, _, l)| (m, l)).collect();
     assert_eq!(now, want3);

@@ -44,7 +44,10 @@ async fn sample_batch_applies_once_and_reports_only_the_poison_message() {
             .iter()
             .map(|f| f.item_identifier.clone())
             .collect();
-        assert_eq!(failed, vec!["6f1c3a2e-0004-4e5b-9a51-insights00004".to_string()]);
+        assert_eq!(
+            failed,
+            vec!["6f1c3a2e-0004-4e5b-9a51-insights00004".to_string()]
+        );
         let v = community::insights::read(&app, &marketing())
             .await
             .expect("insights");

@@ -16,11 +16,23 @@ async fn marketing_only_and_paginated() {
     let mkt = member("mkt").in_groups(&["marketing"]);
     let committee = member("claire").in_groups(&["committee"]);
     for path in ["/insights", "/ambassadors"] {
-        assert_eq!(call(&router, "GET", path, None, None).await.status, 401, "{path}");
+        assert_eq!(
+            call(&router, "GET", path, None, None).await.status,
+            401,
+            "{path}"
+        );
         for who in [member("alice"), committee.clone()] {
-            assert_eq!(call(&router, "GET", path, Some(&who), None).await.status, 403, "{path}");
+            assert_eq!(
+                call(&router, "GET", path, Some(&who), None).await.status,
+                403,
+                "{path}"
+            );
         }
-        assert_eq!(call(&router, "GET", path, Some(&mkt), None).await.status, 200, "{path}");
+        assert_eq!(
+            call(&router, "GET", path, Some(&mkt), None).await.status,
+            200,
+            "{path}"
+        );
     }
     // Five members with activity; the top three are ambassadors.
     for (i, n) in [5, 4, 3, 2, 1].iter().enumerate() {
@@ -58,11 +70,25 @@ async fn marketing_only_and_paginated() {
     assert_eq!(next.body["items"].as_array().map(Vec::len), Some(1));
     // Bad parameters are named.
     for (q, field) in [("limit=0", "limit"), ("sort=top", "sort")] {
-        let r = call(&router, "GET", &format!("/ambassadors?{q}"), Some(&mkt), None).await;
+        let r = call(
+            &router,
+            "GET",
+            &format!("/ambassadors?{q}"),
+            Some(&mkt),
+            None,
+        )
+        .await;
         assert_eq!(r.status, 400, "{q}");
         assert_eq!(r.fields(), vec![field.to_string()]);
     }
-    let r = call(&router, "GET", "/ambassadors?cursor=forged", Some(&mkt), None).await;
+    let r = call(
+        &router,
+        "GET",
+        "/ambassadors?cursor=forged",
+        Some(&mkt),
+        None,
+    )
+    .await;
     assert_eq!(r.status, 422);
     assert_eq!(r.fields(), vec!["cursor".to_string()]);
 }
