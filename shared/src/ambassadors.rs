@@ -7,9 +7,10 @@
 //! transaction), `ideas`, `votes_drawn` (net votes on the member's ideas),
 //! `comments`, `reviews`, `entries` (maintained by the insights consumer, in
 //! the transaction of its marker) and `clicks` (unique clicks on community
-//! mails, in the click's own transaction). Every write of the item also puts
-//! it in the sharded index of scored members: gsi2 `SCORED#{00-15}` /
-//! `{member}`. A GDPR erasure replaces the item by a tombstone
+//! mails, in the click's own transaction). Every counter write but the
+//! sign-up bonus also puts the item in the sharded index of scored members:
+//! gsi2 `SCORED#{00-15}` / `{member}` — a member who only signed up is not
+//! read by the run. A GDPR erasure replaces the item by a tombstone
 //! (`erased = true`, out of every index) and every counter write is
 //! conditional on there being no tombstone.
 //!
@@ -68,10 +69,23 @@ fn bucket(member: &str) -> u32 {
 
 /// The base update of a member's score item: keeps it in the scored index.
 pub fn score_update(member: &str) -> Update {
-    Update::default()
-        .set("member_id", member)
-        .set("gsi2pk", scored_pk(bucket(member)))
+    indexed(Update::default().set("member_id", member), member)
+}
+
+/// Puts the member's score item in the scored index (gsi2 `SCORED#{b}`).
+pub fn indexed(u: Update, member: &str) -> Update {
+    u.set("gsi2pk", scored_pk(bucket(member)))
         .set("gsi2sk", member)
+}
+
+/// Adds to a member's counters without putting them in the scored index:
+/// the sign-up bonus alone does not make a member worth scoring.
+pub fn quiet_counter_write(member: &str, adds: &[(&str, i64)]) -> Write {
+    let mut u = Update::default().set("member_id", member);
+    for (c, n) in adds {
+        u = u.add(c, *n);
+    }
+    Write::update(score_key(member), u).when(not_erased())
 }
 
 /// The condition every counter write carries: the member was not erased.

@@ -33,7 +33,7 @@
 //! **Mails**: the emails consumer indexes each community mail's figures
 //! (`MAIL#{id} / STATS`, gsi1 `MAILS` / `{mail id}`).
 
-use crate::ambassadors::{self, not_erased, score_key, score_update};
+use crate::ambassadors::{self, not_erased, score_key};
 use crate::app::App;
 use crate::auth::Caller;
 use crate::domain::{parse_ts, IdeaId, IdeaStatus};
@@ -318,7 +318,9 @@ impl<T: Table + Clone> InsightsConsumer<T> {
             if current.is_some_and(|i| i.get("erased").is_some()) {
                 continue;
             }
-            let mut u = score_update(m);
+            // Only counters put a member in the scored index; being active
+            // (last_active) alone does not.
+            let mut u = Update::default().set("member_id", m.as_str());
             let mut cond = not_erased();
             let mut touched = false;
             if let Some(adds) = plan.scores.get(m) {
@@ -328,6 +330,9 @@ impl<T: Table + Clone> InsightsConsumer<T> {
                         touched = true;
                     }
                 }
+            }
+            if touched {
+                u = ambassadors::indexed(u, m);
             }
             if let Some(day) = plan.active.get(m) {
                 let last = current

@@ -167,7 +167,11 @@ async fn credit<T: Table>(
     // credited, like a member whose profile is gone.
     let aggregates = [
         crate::insights::total_write("points_credited", r.points),
-        crate::ambassadors::counter_write(member, &[("points", r.points)]),
+        if rule == "member_signed_up" {
+            crate::ambassadors::quiet_counter_write(member, &[("points", r.points)])
+        } else {
+            crate::ambassadors::counter_write(member, &[("points", r.points)])
+        },
     ];
     if let Some(cap) = r.daily_cap {
         let day = e.at.get(..10).unwrap_or("0000-00-00");
