@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod pipeline;
+pub mod schedule;
 
 use async_trait::async_trait;
 use axum::extract::{Query, State};
@@ -12,6 +13,7 @@ use axum::response::{Html, IntoResponse};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use community::events::{Event, Queue};
+use community::insights::InsightsConsumer;
 use community::mail::dir::DirMailbox;
 use community::mail::EmailsConsumer;
 use community::points::PointsConsumer;
@@ -41,7 +43,8 @@ fn routes<T: Table + Clone>(app: App<T>) -> Router {
         .merge(committee::routes(app.clone()))
         .merge(contests::routes(app.clone()))
         .merge(reviews::routes(app.clone()))
-        .merge(links::routes(app))
+        .merge(links::routes(app.clone()))
+        .merge(marketing::routes(app))
         .route(
             "/openapi.json",
             get(|| async {
@@ -106,6 +109,10 @@ impl<T: Table + Clone> Local<T> {
             }),
         );
         consumers.insert(
+            Queue::Insights,
+            Arc::new(InsightsConsumer { app: app.clone() }),
+        );
+        consumers.insert(
             Queue::Loyalty,
             Arc::new(LoyaltyRecorder {
                 table: app.table.clone(),
@@ -134,9 +141,32 @@ impl<T: Table + Clone> Local<T> {
                     .route("/local/dead-letters/redrive", post(redrive::<T>))
                     .route("/local/loyalty", get(loyalty::<T>))
                     .with_state(self.pipeline.clone()),
+            )
+            .merge(
+                Router::new()
+                    .route("/local/ambassadors/run", post(run_ambassadors::<T>))
+                    .with_state(self.app.clone()),
             );
         with_auth(routes(self.app.clone()).merge(local), verifier)
     }
+}
+
+impl<T: Table + Clone> Local<T> {
+    /// The scheduled jobs (EventBridge on AWS), every `period`.
+    pub fn spawn_scheduled(&self, period: std::time::Duration) {
+        let app = self.app.clone();
+        schedule::spawn_every("ambassadors", period, move || {
+            let app = app.clone();
+            async move { community::ambassadors::run(&app).await.map(|_| ()) }
+        });
+    }
+}
+
+/// `POST /local/ambassadors/run`: the ambassadors' scheduled run, now.
+async fn run_ambassadors<T: Table + Clone>(
+    State(app): State<App<T>>,
+) -> Result<Json<community::ambassadors::RunReport>, community::http::ApiError> {
+    Ok(Json(community::ambassadors::run(&app).await?))
 }
 
 async fn mailbox(State(m): State<DirMailbox>) -> Json<Value> {
@@ -161,7 +191,7 @@ async fn redrive<T: Table + Clone>(
         Some(name) => Some(Queue::parse(name).ok_or_else(|| {
             community::http::ApiError::bad_request(
                 "queue",
-                "must be points, emails, thresholds or loyalty",
+                "must be points, emails, thresholds, loyalty or insights",
             )
         })?),
         None => None,

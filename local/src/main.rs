@@ -238,6 +238,7 @@ async fn serve() -> anyhow::Result<()> {
     }
     let node = local::Local::new(App::new(table, settings), &data_dir())?;
     node.pipeline.clone().spawn();
+    node.spawn_scheduled(local::schedule::period().map_err(anyhow::Error::msg)?);
     let router = node.router(local::auth::Verifier::new(&secret()));
     println!("Community API listening on http://{bound}");
     println!("  API docs: http://{bound}/docs   OpenAPI: http://{bound}/openapi.json");

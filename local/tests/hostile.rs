@@ -42,6 +42,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("POST", "/products/{ean}/reviews"),
     ("GET", "/products/{ean}/reviews"),
     ("GET", "/products/{ean}/label"),
+    ("GET", "/insights"),
+    ("GET", "/ambassadors"),
 ];
 
 fn bodies(rng: &mut impl Rng) -> Vec<Vec<u8>> {

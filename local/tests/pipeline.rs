@@ -179,6 +179,13 @@ async fn consumers_failing_a_fifth_of_records_are_retried_until_exact() {
             3,
         ),
     );
+    consumers.insert(
+        Queue::Insights,
+        flaky(
+            community::insights::InsightsConsumer { app: app.clone() },
+            4,
+        ),
+    );
     // Enough receives that a 20% failure rate never dead-letters here.
     let p = Pipeline {
         table: app.table.clone(),
@@ -210,6 +217,17 @@ async fn consumers_failing_a_fifth_of_records_are_retried_until_exact() {
     .await
     .expect("idea");
     assert_eq!(row.votes, 6);
+    // Marketing's aggregates are exact too, despite the failures.
+    let mkt = caller(&member("mkt").in_groups(&["marketing"]));
+    let figures = community::insights::read(&app, &mkt)
+        .await
+        .expect("insights");
+    assert_eq!(figures["members"]["total"], json!(8));
+    assert_eq!(
+        figures["votes"],
+        json!({"cast": 7, "withdrawn": 1, "net": 6})
+    );
+    assert_eq!(figures["ideas"]["by_theme"]["eat-well"]["open"], json!(1));
     let welcomes = mailbox
         .list()
         .expect("list")
@@ -317,6 +335,10 @@ async fn two_hundred_voters_across_a_threshold_of_fifty_make_one_transition() {
                         app: app.clone(),
                         mailer: mailbox.clone(),
                     }),
+                );
+                c.insert(
+                    Queue::Insights,
+                    Arc::new(community::insights::InsightsConsumer { app: app.clone() }),
                 );
                 c
             },

@@ -233,7 +233,7 @@ pub async fn progress<T: Table>(
         Kind::IdeaProgressed,
         &row.author_id,
         Some(&row.id),
-        json!({"status": to.as_str(), "note": note, "title": row.title}),
+        json!({"status": to.as_str(), "from": row.status.as_str(), "note": note, "title": row.title}),
     );
     let writes = vec![
         Write::update(ideas::key(id), u)

@@ -109,6 +109,8 @@ pub struct Theme {
 struct CampaignFile {
     launch: Launch,
     ideas: IdeasCampaign,
+    #[serde(default)]
+    ambassadors: Option<crate::ambassadors::AmbassadorsFile>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -144,6 +146,8 @@ pub struct Settings {
     pub mail_from: String,
     /// Rate limits and sign-up rules (`trust.toml`, see `ratelimit`).
     pub abuse: crate::ratelimit::AbuseConfig,
+    /// `[ambassadors]`: the engagement score and who is an ambassador.
+    pub ambassadors: crate::ambassadors::AmbassadorsConfig,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -202,6 +206,21 @@ impl Settings {
                 );
             }
         }
+        let ambassadors =
+            match crate::ambassadors::AmbassadorsConfig::from_file(f.ambassadors, "") {
+                Ok(a) => a,
+                Err(ConfigError::File { message, .. }) => {
+                    let (field, m) = message
+                        .split_once(": ")
+                        .unwrap_or(("ambassadors", message.as_str()));
+                    errs.push((field.to_owned(), m.to_owned()));
+                    crate::ambassadors::AmbassadorsConfig::default()
+                }
+                Err(other) => {
+                    errs.push(("ambassadors".to_owned(), other.to_string()));
+                    crate::ambassadors::AmbassadorsConfig::default()
+                }
+            };
         if !errs.is_empty() {
             return Err(errs);
         }
@@ -212,6 +231,7 @@ impl Settings {
             p
         })?;
         Ok(Settings {
+            ambassadors,
             invite_only: f.launch.invite_only,
             terms_version: f.launch.terms_version,
             vote_threshold: f.ideas.vote_threshold,

@@ -33,14 +33,17 @@ pub enum Queue {
     Thresholds,
     /// Outbound: the loyalty programme's integration point (redemptions).
     Loyalty,
+    /// Marketing's aggregates and the members' activity counters (insights.rs).
+    Insights,
 }
 
 impl Queue {
-    pub const ALL: [Queue; 4] = [
+    pub const ALL: [Queue; 5] = [
         Queue::Points,
         Queue::Emails,
         Queue::Thresholds,
         Queue::Loyalty,
+        Queue::Insights,
     ];
     pub fn name(self) -> &'static str {
         match self {
@@ -48,6 +51,7 @@ impl Queue {
             Queue::Emails => "emails",
             Queue::Thresholds => "thresholds",
             Queue::Loyalty => "loyalty",
+            Queue::Insights => "insights",
         }
     }
     pub fn parse(s: &str) -> Option<Queue> {
@@ -121,22 +125,22 @@ impl Kind {
 /// one table.
 pub fn routes(kind: Kind) -> &'static [Queue] {
     match kind {
-        Kind::MemberSignedUp => &[Queue::Points, Queue::Emails],
-        Kind::IdeaPosted => &[Queue::Points],
-        Kind::VoteCast => &[Queue::Points, Queue::Thresholds],
-        Kind::VoteWithdrawn => &[Queue::Thresholds],
-        Kind::IdeaReachedThreshold => &[Queue::Points, Queue::Emails],
-        Kind::IdeaDecided => &[Queue::Points, Queue::Emails],
-        Kind::IdeaProgressed => &[Queue::Emails],
-        Kind::PointsRedeemed => &[Queue::Loyalty],
-        Kind::ContestEntered => &[Queue::Points],
+        Kind::MemberSignedUp => &[Queue::Points, Queue::Emails, Queue::Insights],
+        Kind::IdeaPosted => &[Queue::Points, Queue::Insights],
+        Kind::VoteCast => &[Queue::Points, Queue::Thresholds, Queue::Insights],
+        Kind::VoteWithdrawn => &[Queue::Thresholds, Queue::Insights],
+        Kind::IdeaReachedThreshold => &[Queue::Points, Queue::Emails, Queue::Insights],
+        Kind::IdeaDecided => &[Queue::Points, Queue::Emails, Queue::Insights],
+        Kind::IdeaProgressed => &[Queue::Emails, Queue::Insights],
+        Kind::PointsRedeemed => &[Queue::Loyalty, Queue::Insights],
+        Kind::ContestEntered => &[Queue::Points, Queue::Insights],
         Kind::ContestDrawn => &[Queue::Emails],
         Kind::TestersSelected => &[Queue::Emails],
-        Kind::ReviewPosted => &[Queue::Points],
-        Kind::CommentPosted => &[Queue::Points],
+        Kind::ReviewPosted => &[Queue::Points, Queue::Insights],
+        Kind::CommentPosted => &[Queue::Points, Queue::Insights],
         Kind::ContentHidden => &[Queue::Emails],
         Kind::ContentRestored => &[Queue::Emails],
-        Kind::MemberErased => &[Queue::Points],
+        Kind::MemberErased => &[Queue::Points, Queue::Insights],
     }
 }
 

@@ -1,6 +1,7 @@
 //! The community backend's shared crate: domain, ports and adapters, and the
 //! HTTP boundary every function uses. Business logic lives here, once.
 
+pub mod ambassadors;
 pub mod app;
 pub mod auth;
 pub mod campaigns;
@@ -15,6 +16,7 @@ pub mod events;
 pub mod gdpr;
 pub mod http;
 pub mod ideas;
+pub mod insights;
 pub mod lambda;
 pub mod mail;
 pub mod members;

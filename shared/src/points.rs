@@ -161,6 +161,18 @@ async fn credit<T: Table>(
         )
         .when(Cond::Exists.and(Cond::AttrAbsent("erased_at".into()))),
     ];
+    // Marketing's aggregate and the member's activity counter move with the
+    // credit (insights.rs, ambassadors.rs). They come last: a tombstoned
+    // (erased) member fails the score write's condition, and then nothing is
+    // credited, like a member whose profile is gone.
+    let aggregates = [
+        crate::insights::total_write("points_credited", r.points),
+        if rule == "member_signed_up" {
+            crate::ambassadors::quiet_counter_write(member, &[("points", r.points)])
+        } else {
+            crate::ambassadors::counter_write(member, &[("points", r.points)])
+        },
+    ];
     if let Some(cap) = r.daily_cap {
         let day = e.at.get(..10).unwrap_or("0000-00-00");
         writes.push(
@@ -171,6 +183,7 @@ async fn credit<T: Table>(
             .when(Cond::NotExists.or(Cond::LessThan("n".into(), cap))),
         );
     }
+    writes.extend(aggregates);
     match app.table.transact(writes).await {
         Ok(()) => {
             crate::metrics::record_points_credited(rule, r.points);

@@ -436,14 +436,24 @@ pub async fn review<T: Table>(
             .and_then(|c| c.get("tester_reviews").and_then(Value::as_i64))
             .unwrap_or(0);
         if n >= i64::from(t.config.reviews_for_label) {
-            app.table
-                .transact(vec![Write::update(
-                    stats_key(ean),
-                    Update::default()
-                        .set("tested_by_community", true)
-                        .set("label_test_id", t.config.id.as_str()),
-                )])
-                .await?;
+            // Earned once: the label and marketing's count move together.
+            match app
+                .table
+                .transact(vec![
+                    Write::update(
+                        stats_key(ean),
+                        Update::default()
+                            .set("tested_by_community", true)
+                            .set("label_test_id", t.config.id.as_str()),
+                    )
+                    .when(Cond::AttrAbsent("tested_by_community".into())),
+                    crate::insights::total_write("labels_earned", 1),
+                ])
+                .await
+            {
+                Ok(()) | Err(StoreError::ConditionFailed { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
         }
     }
     Ok(r)

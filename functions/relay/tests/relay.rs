@@ -46,7 +46,11 @@ async fn outbox_inserts_go_to_their_queues_and_the_rest_is_ignored() {
     let id = "01JD00000000000000000000E6".to_string();
     assert_eq!(
         sent,
-        vec![(Queue::Points, id.clone()), (Queue::Thresholds, id)]
+        vec![
+            (Queue::Points, id.clone()),
+            (Queue::Thresholds, id.clone()),
+            (Queue::Insights, id)
+        ]
     );
 }
 

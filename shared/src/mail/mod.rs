@@ -113,6 +113,18 @@ fn stats_key(mail_id: &str) -> Key {
     Key::new(format!("MAIL#{mail_id}"), "STATS")
 }
 
+/// `sent + 1`; a community mail (not a personal notice to an author or the
+/// committee) is also listed in gsi1 `MAILS` for `GET /insights`.
+fn stats_update(mail_id: &str) -> Update {
+    let u = Update::default().add("sent", 1);
+    if mail_id.ends_with("-author") || mail_id.ends_with("-committee") {
+        u
+    } else {
+        u.set("gsi1pk", crate::insights::MAILS_PK)
+            .set("gsi1sk", mail_id)
+    }
+}
+
 /// Records a click from a verified token; returns the target URL. Unique per
 /// member per mail: the click record and the counter move together.
 pub async fn click<T: Table>(app: &App<T>, token_str: &str) -> Result<String> {
@@ -125,12 +137,23 @@ pub async fn click<T: Table>(app: &App<T>, token_str: &str) -> Result<String> {
     rec.insert("pk".into(), json!(format!("MAIL#{mail}")));
     rec.insert("sk".into(), json!(format!("CLICK#{member}")));
     rec.insert("at".into(), json!(now()));
-    let writes = vec![
+    let mut writes = vec![
         Write::put_new(rec),
         Write::update(stats_key(mail), Update::default().add("unique_clicks", 1)),
     ];
-    match app.table.transact(writes).await {
-        Ok(()) | Err(StoreError::ConditionFailed { .. }) => Ok(url.to_owned()),
+    // The member's activity counter (ambassadors), unless they were erased.
+    if !mail.ends_with("-committee") && crate::domain::MemberId::parse(member).is_some() {
+        writes.push(crate::ambassadors::counter_write(member, &[("clicks", 1)]));
+    }
+    match app.table.transact(writes.clone()).await {
+        Ok(()) | Err(StoreError::ConditionFailed { index: 0 }) => Ok(url.to_owned()),
+        Err(StoreError::ConditionFailed { .. }) => {
+            writes.truncate(2);
+            match app.table.transact(writes).await {
+                Ok(()) | Err(StoreError::ConditionFailed { .. }) => Ok(url.to_owned()),
+                Err(e) => Err(e.into()),
+            }
+        }
         Err(e) => Err(e.into()),
     }
 }
@@ -262,7 +285,7 @@ impl<T: Table + Clone, M: Mailer> EmailsConsumer<T, M> {
             .map_err(|err| Error::Store(StoreError::unavailable(err)))?;
         let mut writes = vec![
             marker,
-            Write::update(stats_key(&t.mail_id), Update::default().add("sent", 1)),
+            Write::update(stats_key(&t.mail_id), stats_update(&t.mail_id)),
         ];
         if r.member != COMMITTEE_RECIPIENT {
             writes.push(sent_record(&r.member, &e.event_id, &mail));

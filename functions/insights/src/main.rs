@@ -1,0 +1,9 @@
+//! Lambda entry: settings and the DynamoDB client, created once at init;
+//! then SQS batches go to the consumer (partial batch responses).
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let (app, _aws) = community::lambda::init().await?;
+    community::lambda::run_consumer(insights::InsightsConsumer { app }).await
+}

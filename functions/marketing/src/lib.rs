@@ -1,0 +1,45 @@
+//! `marketing`: the marketing group's reading routes.
+//! `GET /insights` (aggregates maintained by the insights consumer) and
+//! `GET /ambassadors` (the last scheduled run's ambassadors, with the
+//! breakdown of their score).
+
+use axum::extract::State;
+use axum::routing::get;
+use axum::{Json, Router};
+use community::auth::Caller;
+use community::http::extract::ListParams;
+use community::http::ApiError;
+use community::store::Table;
+use community::App;
+use serde_json::Value;
+
+pub fn routes<T: Table + Clone>(app: App<T>) -> Router {
+    Router::new()
+        .route("/insights", get(insights::<T>))
+        .route("/ambassadors", get(ambassadors::<T>))
+        .with_state(app)
+}
+
+pub fn router<T: Table + Clone>(app: App<T>) -> Router {
+    community::http::finish(routes(app))
+}
+
+async fn insights<T: Table + Clone>(
+    State(app): State<App<T>>,
+    caller: Caller,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(community::insights::read(&app, &caller).await?))
+}
+
+async fn ambassadors<T: Table + Clone>(
+    State(app): State<App<T>>,
+    caller: Caller,
+    params: ListParams,
+) -> Result<Json<community::ideas::ListPage<community::ambassadors::AmbassadorView>>, ApiError> {
+    if let Some(k) = params.rest.keys().next() {
+        return Err(ApiError::bad_request(k, "is not a parameter of this list"));
+    }
+    Ok(Json(
+        community::ambassadors::list(&app, &caller, params.limit, params.cursor).await?,
+    ))
+}

@@ -1,0 +1,393 @@
+//! Insights through the whole pipeline: a small community is driven through
+//! the domain services, the relay and every consumer; `GET /insights` must
+//! equal counts the test computes on its own from the primary records, and
+//! redelivering every event must move nothing.
+
+use async_trait::async_trait;
+use community::auth::Caller;
+use community::domain::{IdeaId, IdeaStatus};
+use community::events::{Event, Queue};
+use community::insights::InsightsConsumer;
+use community::mail::dir::DirMailbox;
+use community::mail::EmailsConsumer;
+use community::points::PointsConsumer;
+use community::queue::Consumer;
+use community::store::embedded::EmbeddedTable;
+use community::store::Table;
+use community::testing::{apply_campaigns, caller, contest, embedded_app, member, As};
+use community::thresholds::ThresholdsConsumer;
+use community::App;
+use local::pipeline::Pipeline;
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+/// The insights consumer, recording every event it is given.
+struct Recording {
+    inner: InsightsConsumer<EmbeddedTable>,
+    seen: Arc<Mutex<Vec<Event>>>,
+}
+
+#[async_trait]
+impl Consumer for Recording {
+    fn name(&self) -> &'static str {
+        "insights"
+    }
+    async fn apply(&self, e: &Event) -> community::error::Result<()> {
+        self.inner.apply(e).await
+    }
+    async fn apply_batch(&self, batch: &[(String, Event)]) -> Vec<String> {
+        if let Ok(mut s) = self.seen.lock() {
+            s.extend(batch.iter().map(|(_, e)| e.clone()));
+        }
+        self.inner.apply_batch(batch).await
+    }
+}
+
+fn marketing() -> Caller {
+    caller(&member("mkt").in_groups(&["marketing"]))
+}
+
+async fn sign_up(app: &App<EmbeddedTable>, who: &As, invite: Option<&str>) {
+    let mut body = community::testing::sign_up_body(&who.sub);
+    if let Some(code) = invite {
+        body["invite_code"] = json!(code);
+    }
+    let req: community::members::SignUp = serde_json::from_value(body).expect("body");
+    community::members::sign_up(app, &caller(who), req, None)
+        .await
+        .expect("sign up");
+}
+
+async fn post(app: &App<EmbeddedTable>, who: &str, theme: &str) -> IdeaId {
+    let req: community::ideas::NewIdea = serde_json::from_value(json!({
+        "theme": theme, "title": format!("Une idée sur {theme}"),
+        "body": "Une idée assez longue pour passer les règles de validation."}))
+    .expect("body");
+    let id = community::ideas::create(app, &caller(&member(who)), req, None)
+        .await
+        .expect("idea")
+        .id;
+    IdeaId::parse(&id).expect("id")
+}
+
+/// `GET /insights` without the parts that move with the clock.
+async fn insights(app: &App<EmbeddedTable>) -> Value {
+    let mut v = community::insights::read(app, &marketing())
+        .await
+        .expect("insights");
+    v["generated_at"] = Value::Null;
+    if let Some(ideas) = v["review"]["ideas"].as_array_mut() {
+        for i in ideas {
+            i["age_seconds"] = Value::Null;
+        }
+    }
+    v["review"]["oldest_age_seconds"] = Value::Null;
+    v["review"]["average_age_seconds"] = Value::Null;
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn insights_equal_independent_counts_and_redelivery_moves_nothing() {
+    let (app, dir) = embedded_app(|s| s.vote_threshold = 3);
+    let mailbox = DirMailbox::new(dir.path().join("mailbox")).expect("mailbox");
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let mut consumers: HashMap<Queue, Arc<dyn Consumer>> = HashMap::new();
+    consumers.insert(Queue::Points, Arc::new(PointsConsumer { app: app.clone() }));
+    consumers.insert(
+        Queue::Thresholds,
+        Arc::new(ThresholdsConsumer { app: app.clone() }),
+    );
+    consumers.insert(
+        Queue::Emails,
+        Arc::new(EmailsConsumer {
+            app: app.clone(),
+            mailer: mailbox.clone(),
+        }),
+    );
+    consumers.insert(
+        Queue::Insights,
+        Arc::new(Recording {
+            inner: InsightsConsumer { app: app.clone() },
+            seen: seen.clone(),
+        }),
+    );
+    let p = Pipeline {
+        table: app.table.clone(),
+        consumers,
+        max_receives: 5,
+    };
+    apply_campaigns(&app, vec![contest("ete", -60, 3600)], vec![]).await;
+
+    // Two cohorts: 6 staff members with an invite, 8 public members.
+    let codes = community::members::create_invites(&app.table, "staff", 1, 10)
+        .await
+        .expect("invites");
+    let staff: Vec<String> = (0..6).map(|i| format!("s{i}")).collect();
+    let public: Vec<String> = (0..8).map(|i| format!("p{i}")).collect();
+    for s in &staff {
+        sign_up(&app, &member(s), Some(&codes[0])).await;
+    }
+    for s in &public {
+        sign_up(&app, &member(s), None).await;
+    }
+    // Ideas on several themes.
+    let a = post(&app, "s0", "eat-well").await;
+    let b = post(&app, "s1", "environment").await;
+    let c = post(&app, "p0", "children").await;
+    let d = post(&app, "p1", "environment").await;
+    let mut cast = 0;
+    let mut withdrawn = 0;
+    // Idea a reaches the threshold (3); b gets votes and a withdrawal.
+    for v in ["p2", "p3", "p4"] {
+        community::votes::cast(&app, &caller(&member(v)), &a)
+            .await
+            .expect("vote");
+        cast += 1;
+    }
+    for v in ["p2", "p3", "s3"] {
+        community::votes::cast(&app, &caller(&member(v)), &b)
+            .await
+            .expect("vote");
+        cast += 1;
+    }
+    community::votes::withdraw(&app, &caller(&member("p3")), &b)
+        .await
+        .expect("withdraw");
+    withdrawn += 1;
+    community::votes::cast(&app, &caller(&member("p5")), &c)
+        .await
+        .expect("vote");
+    cast += 1;
+    p.drain().await.expect("drain");
+    // The committee accepts a, then starts on it.
+    let committee = caller(&member("comite").in_groups(&["committee"]));
+    community::committee::decide(
+        &app,
+        &committee,
+        &a,
+        serde_json::from_value(
+            json!({"outcome": "accepted", "reason": "Une très bonne idée, faisable."}),
+        )
+        .expect("decision"),
+    )
+    .await
+    .expect("decided");
+    community::committee::progress(
+        &app,
+        &committee,
+        &a,
+        serde_json::from_value(
+            json!({"status": "in_progress", "note": "Les équipes s'y mettent."}),
+        )
+        .expect("progress"),
+    )
+    .await
+    .expect("progress");
+    // Contest entries and reviews.
+    for m in ["p5", "p6"] {
+        community::contests::enter(
+            &app,
+            &caller(&member(m)),
+            "ete",
+            serde_json::from_value(json!({"answers": {"frequence": "souvent"}})).expect("entry"),
+            None,
+        )
+        .await
+        .expect("entry");
+    }
+    for m in ["p7", "s2"] {
+        community::products::review(
+            &app,
+            &caller(&member(m)),
+            "3017620422003",
+            serde_json::from_value(
+                json!({"rating": 4, "title": "Très bon", "body": "Je le rachèterai sans hésiter."}),
+            )
+            .expect("review"),
+            None,
+        )
+        .await
+        .expect("review");
+    }
+    p.drain().await.expect("drain");
+    // A redemption by s0 (sign-up, idea, threshold and acceptance credits).
+    let s0 = caller(&member("s0"));
+    community::members::update(
+        &app,
+        &s0,
+        community::members::Patch {
+            loyalty_card: Some("9130012345678901".into()),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("card");
+    community::points::redeem(
+        &app,
+        &s0,
+        community::points::RedemptionRequest { points: Some(500) },
+        None,
+    )
+    .await
+    .expect("redeem");
+    // Two members click their welcome mail's link.
+    let mails = mailbox.list().expect("mails");
+    let mut clicked = 0;
+    for m in mails.iter().filter(|m| m.mail_id == "welcome").take(2) {
+        let token = m
+            .text
+            .split("/r/")
+            .nth(1)
+            .and_then(|t| t.split_whitespace().next())
+            .expect("a tracked link");
+        community::mail::click(&app, token).await.expect("click");
+        clicked += 1;
+    }
+    p.drain().await.expect("drain");
+
+    // --- The counts, computed independently from the records.
+    let everyone: Vec<String> = staff.iter().chain(public.iter()).cloned().collect();
+    let mut by_theme: BTreeMap<String, BTreeMap<String, i64>> = BTreeMap::new();
+    let mut in_review = 0;
+    for id in [&a, &b, &c, &d] {
+        let row = community::ideas::load(&app, id, true).await.expect("idea");
+        *by_theme
+            .entry(row.theme.clone())
+            .or_default()
+            .entry(row.status.as_str().to_owned())
+            .or_default() += 1;
+        if row.status == IdeaStatus::UnderReview {
+            in_review += 1;
+        }
+    }
+    let (mut credited, mut redeemed) = (0, 0);
+    for m in &everyone {
+        let l = community::points::ledger(&app, &caller(&member(m)), 100, None)
+            .await
+            .expect("ledger");
+        for e in l.items {
+            if e.delta > 0 {
+                credited += e.delta;
+            } else {
+                redeemed -= e.delta;
+            }
+        }
+    }
+    let welcome_sent = mails.iter().filter(|m| m.mail_id == "welcome").count() as i64;
+    assert_eq!(welcome_sent, 14, "every member opted in to mails");
+
+    let got = insights(&app).await;
+    assert_eq!(got["members"]["total"], json!(14), "{got:#}");
+    assert_eq!(
+        got["members"]["by_cohort"],
+        json!({"staff": 6, "public": 8})
+    );
+    let today = community::domain::now()[..10].to_owned();
+    let per_day = got["members"]["new_per_day"].as_array().expect("days");
+    assert_eq!(per_day.len(), 30);
+    assert_eq!(per_day[29], json!({"day": today, "count": 14}));
+    assert_eq!(
+        per_day
+            .iter()
+            .filter_map(|d| d["count"].as_i64())
+            .sum::<i64>(),
+        14
+    );
+    assert_eq!(got["active_members"]["last_30_days"], json!(14));
+    for (theme, statuses) in &by_theme {
+        for (status, n) in statuses {
+            assert_eq!(
+                got["ideas"]["by_theme"][theme][status],
+                json!(n),
+                "{theme}/{status}: {got:#}"
+            );
+        }
+    }
+    assert_eq!(got["ideas"]["total"], json!(4));
+    assert_eq!(got["ideas"]["by_status"]["in_progress"], json!(1));
+    assert_eq!(got["ideas"]["by_status"]["open"], json!(3));
+    assert_eq!(got["ideas"]["by_status"]["under_review"], json!(0));
+    assert_eq!(
+        got["votes"],
+        json!({"cast": cast, "withdrawn": withdrawn, "net": cast - withdrawn})
+    );
+    assert_eq!(got["review"]["in_review"], json!(in_review));
+    assert_eq!(got["contests"]["entries"], json!(2));
+    assert_eq!(got["reviews"], json!({"posted": 2, "labels_earned": 0}));
+    assert_eq!(got["points"]["credited"], json!(credited), "{got:#}");
+    assert_eq!(got["points"]["redeemed"], json!(redeemed));
+    assert_eq!(redeemed, 500);
+    let welcome = got["mails"]
+        .as_array()
+        .expect("mails")
+        .iter()
+        .find(|m| m["mail_id"] == "welcome")
+        .cloned()
+        .expect("the welcome mail is listed");
+    assert_eq!(welcome["sent"], json!(welcome_sent));
+    assert_eq!(welcome["unique_clicks"], json!(clicked));
+    assert_eq!(
+        welcome["unique_click_rate"].as_f64(),
+        Some(clicked as f64 / welcome_sent as f64)
+    );
+    assert!(
+        got["mails"]
+            .as_array()
+            .expect("mails")
+            .iter()
+            .all(|m| !m["mail_id"].as_str().unwrap_or("").ends_with("-author")),
+        "personal notices are not community mails"
+    );
+
+    // The members' activity counters the ambassadors are scored on.
+    let score = |m: &str| {
+        let app = app.clone();
+        let m = m.to_owned();
+        async move {
+            app.table
+                .get(&community::ambassadors::score_key(&m), true)
+                .await
+                .expect("get")
+                .map(|i| community::ambassadors::counts_of(&i))
+                .unwrap_or_default()
+        }
+    };
+    let s0_counts = score("s0").await;
+    assert_eq!(s0_counts["ideas"], 1);
+    assert_eq!(s0_counts["votes_drawn"], 3);
+    assert_eq!(s0_counts["points"], 50 + 20 + 500 + 1000);
+    assert_eq!(
+        score("s1").await["votes_drawn"],
+        2,
+        "three votes, one withdrawn"
+    );
+    assert_eq!(score("p5").await["entries"], 1);
+    assert_eq!(score("p7").await["reviews"], 1);
+
+    // --- Every event again, in batches and one by one: nothing moves.
+    let events: Vec<Event> = seen.lock().expect("lock").clone();
+    // 14 sign-ups, 4 ideas, 7 votes and 1 withdrawal, the threshold, the
+    // decision, the progress, 2 entries, 2 reviews, 1 redemption.
+    assert_eq!(events.len(), 34);
+    let again = InsightsConsumer { app: app.clone() };
+    let batch: Vec<(String, Event)> = events
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (format!("m{i}"), e.clone()))
+        .collect();
+    for chunk in batch.chunks(10) {
+        assert!(again.apply_batch(chunk).await.is_empty());
+    }
+    for e in events.iter().rev() {
+        again.apply(e).await.expect("redelivery");
+    }
+    assert_eq!(insights(&app).await, got);
+    assert_eq!(score("s0").await, s0_counts);
+
+    // 403 for others.
+    match community::insights::read(&app, &caller(&member("p0"))).await {
+        Err(community::error::Error::Forbidden(_)) => {}
+        other => panic!("{other:?}"),
+    }
+}

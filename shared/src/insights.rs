@@ -1,0 +1,665 @@
+//! Insights for marketing: aggregates maintained as events happen, read by
+//! `GET /insights` without scanning anything.
+//!
+//! **Aggregates.** Counters live in `INSIGHTS_SHARDS` partitions
+//! `INSIGHTS#{00-15}`: sort key `TOTALS` (sign-ups, erasures, cohorts, ideas
+//! per theme and status, votes cast and withdrawn, entries, reviews, labels,
+//! comments, points credited and redeemed) and `DAY#{yyyy-mm-dd}` (sign-ups
+//! of the day, and `last_active`: the members whose last action was that
+//! day). Each write picks a shard at random, so a vote spike spreads over 16
+//! partitions; a read sums the shards (16 queries).
+//!
+//! **The consumer** (`insights` queue) applies a whole batch in one
+//! transaction: a marker `DONE#insights#{event_id}` per event (condition:
+//! absent), the batch's counter deltas summed per item, and the members'
+//! activity counters (`ambassadors::score_key`). Markers already present are
+//! filtered out first; a condition that fails (a marker written meanwhile, a
+//! member erased or active meanwhile) makes the batch re-read and re-plan; a
+//! transaction conflict or throttle retries with backoff in-process, so a
+//! spike does not end in the dead-letter queue. Deltas commute, so the order
+//! events arrive in does not matter, and each is applied once: an idea's
+//! move between statuses (`open → under_review → accepted → …`) is a −1 and
+//! a +1 in the same transaction as that event's marker.
+//!
+//! **Active members.** The score item keeps the member's `last_active` day;
+//! an action on a later day moves the member from `DAY#{old}.last_active` to
+//! `DAY#{new}.last_active` (conditional on the old value, same transaction).
+//! Every member is counted in exactly one day, so the members active in the
+//! last 30 days are the sum of `last_active` over those 30 days.
+//!
+//! **Points credited** are added by the points consumer in its own credit
+//! transaction (`total_write`), so they match the ledgers exactly; **labels**
+//! by the review that earns the label, in the transaction that sets it.
+//! **Mails**: the emails consumer indexes each community mail's figures
+//! (`MAIL#{id} / STATS`, gsi1 `MAILS` / `{mail id}`).
+
+use crate::ambassadors::{self, not_erased, score_key};
+use crate::app::App;
+use crate::auth::Caller;
+use crate::domain::{parse_ts, IdeaId, IdeaStatus};
+use crate::error::{Error, Result};
+use crate::events::{consumed_marker, Event, Kind};
+use crate::ideas;
+use crate::queue::Consumer;
+use crate::store::{Cond, Index, Item, Key, Query, SortKey, StoreError, Table, Update, Write};
+use crate::thresholds::REVIEW_PK;
+use async_trait::async_trait;
+use serde_json::{json, Map, Value};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::time::Duration;
+
+pub const CONSUMER: &str = "insights";
+pub const INSIGHTS_SHARDS: u32 = 16;
+/// gsi1 partition of the community mails' figures.
+pub const MAILS_PK: &str = "MAILS";
+/// Days of sign-ups and activity `GET /insights` reports.
+pub const WINDOW_DAYS: i64 = 30;
+const TOTALS: &str = "TOTALS";
+const ATTEMPTS: u32 = 12;
+
+pub fn shard_pk(shard: u32) -> String {
+    format!("INSIGHTS#{shard:02}")
+}
+
+fn random_shard() -> u32 {
+    use rand::Rng;
+    rand::rng().random_range(0..INSIGHTS_SHARDS)
+}
+
+fn day_sk(day: &str) -> String {
+    format!("DAY#{day}")
+}
+
+/// Adds to one total on a random shard (for another consumer's transaction).
+pub fn total_write(attr: &str, n: i64) -> Write {
+    Write::update(
+        Key::new(shard_pk(random_shard()), TOTALS),
+        Update::default().add(attr, n),
+    )
+}
+
+fn day_of(at: &str) -> String {
+    at.get(..10).unwrap_or("0000-00-00").to_owned()
+}
+
+/// The deltas of a batch, summed per item.
+#[derive(Default)]
+struct Plan {
+    totals: BTreeMap<String, i64>,
+    days: BTreeMap<String, BTreeMap<String, i64>>,
+    /// member → counter → delta.
+    scores: BTreeMap<String, BTreeMap<String, i64>>,
+    /// member → the latest day they acted in this batch.
+    active: BTreeMap<String, String>,
+    erased: BTreeSet<String>,
+}
+
+impl Plan {
+    fn total(&mut self, attr: impl Into<String>, n: i64) {
+        *self.totals.entry(attr.into()).or_default() += n;
+    }
+    fn day(&mut self, day: &str, attr: &str, n: i64) {
+        *self
+            .days
+            .entry(day.to_owned())
+            .or_default()
+            .entry(attr.to_owned())
+            .or_default() += n;
+    }
+    fn score(&mut self, member: &str, counter: &str, n: i64) {
+        if member.is_empty() {
+            return;
+        }
+        *self
+            .scores
+            .entry(member.to_owned())
+            .or_default()
+            .entry(counter.to_owned())
+            .or_default() += n;
+    }
+    fn acted(&mut self, member: &str, at: &str) {
+        if member.is_empty() {
+            return;
+        }
+        let d = day_of(at);
+        let e = self.active.entry(member.to_owned()).or_default();
+        if d > *e {
+            *e = d;
+        }
+    }
+}
+
+fn ideas_attr(theme: &str, status: &str) -> String {
+    format!("ideas#{theme}#{status}")
+}
+
+/// What one event adds to the plan. `ideas` holds the rows of the ideas the
+/// batch's events are about (theme, author).
+fn plan_event(p: &mut Plan, e: &Event, ideas: &HashMap<String, ideas::IdeaRow>) {
+    let idea = e.idea_id.as_deref().and_then(|i| ideas.get(i));
+    let theme = idea
+        .map(|i| i.theme.clone())
+        .or_else(|| e.data["theme"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| "unknown".into());
+    let m = e.member_id.as_str();
+    match e.kind {
+        Kind::MemberSignedUp => {
+            p.total("members_signed_up", 1);
+            let cohort = e.data["cohort"]
+                .as_str()
+                .unwrap_or(crate::members::PUBLIC_COHORT);
+            p.total(format!("cohort#{cohort}"), 1);
+            p.day(&day_of(&e.at), "signups", 1);
+            p.acted(m, &e.at);
+        }
+        Kind::IdeaPosted => {
+            p.total(ideas_attr(&theme, IdeaStatus::Open.as_str()), 1);
+            p.score(m, "ideas", 1);
+            p.acted(m, &e.at);
+        }
+        Kind::VoteCast | Kind::VoteWithdrawn => {
+            let cast = e.kind == Kind::VoteCast;
+            p.total(
+                if cast {
+                    "votes_cast"
+                } else {
+                    "votes_withdrawn"
+                },
+                1,
+            );
+            if let Some(i) = idea {
+                p.score(&i.author_id, "votes_drawn", if cast { 1 } else { -1 });
+            }
+            p.acted(m, &e.at);
+        }
+        Kind::IdeaReachedThreshold => {
+            p.total(ideas_attr(&theme, IdeaStatus::Open.as_str()), -1);
+            p.total(ideas_attr(&theme, IdeaStatus::UnderReview.as_str()), 1);
+        }
+        Kind::IdeaDecided => {
+            if let Some(to) = e.data["outcome"].as_str().and_then(IdeaStatus::parse) {
+                p.total(ideas_attr(&theme, IdeaStatus::UnderReview.as_str()), -1);
+                p.total(ideas_attr(&theme, to.as_str()), 1);
+            }
+        }
+        Kind::IdeaProgressed => {
+            let to = e.data["status"].as_str().and_then(IdeaStatus::parse);
+            // Events written before `from` was added: in_progress comes from
+            // accepted; implemented is read as coming from in_progress.
+            let from = e.data["from"]
+                .as_str()
+                .and_then(IdeaStatus::parse)
+                .or(match to {
+                    Some(IdeaStatus::InProgress) => Some(IdeaStatus::Accepted),
+                    Some(_) => Some(IdeaStatus::InProgress),
+                    None => None,
+                });
+            if let (Some(from), Some(to)) = (from, to) {
+                p.total(ideas_attr(&theme, from.as_str()), -1);
+                p.total(ideas_attr(&theme, to.as_str()), 1);
+            }
+        }
+        Kind::PointsRedeemed => {
+            p.total("points_redeemed", e.data["points"].as_i64().unwrap_or(0));
+            p.acted(m, &e.at);
+        }
+        Kind::ContestEntered => {
+            p.total("entries", 1);
+            p.score(m, "entries", 1);
+            p.acted(m, &e.at);
+        }
+        Kind::ReviewPosted => {
+            p.total("reviews", 1);
+            p.score(m, "reviews", 1);
+            p.acted(m, &e.at);
+        }
+        Kind::CommentPosted => {
+            p.total("comments", 1);
+            p.score(m, "comments", 1);
+            p.acted(m, &e.at);
+        }
+        Kind::MemberErased => {
+            p.total("members_erased", 1);
+            if !m.is_empty() {
+                p.erased.insert(m.to_owned());
+            }
+        }
+        _ => {}
+    }
+}
+
+pub struct InsightsConsumer<T> {
+    pub app: App<T>,
+}
+
+enum Outcome {
+    Done,
+    /// A condition failed: re-read and plan again.
+    Replan,
+    /// Contention: back off and retry.
+    Busy,
+}
+
+impl<T: Table + Clone> InsightsConsumer<T> {
+    /// One attempt at the whole batch.
+    async fn attempt(&self, events: &[&Event]) -> Result<Outcome> {
+        let table = &self.app.table;
+        // 1. Drop the events already applied.
+        let marker_keys: Vec<Key> = events
+            .iter()
+            .filter_map(|e| consumed_marker(CONSUMER, &e.event_id).key())
+            .collect();
+        let done: HashSet<String> = table
+            .get_many(&marker_keys, true)
+            .await?
+            .iter()
+            .filter_map(|i| i.get("pk")?.as_str().map(str::to_owned))
+            .collect();
+        let pending: Vec<&Event> = events
+            .iter()
+            .copied()
+            .filter(|e| {
+                consumed_marker(CONSUMER, &e.event_id)
+                    .key()
+                    .is_some_and(|k| !done.contains(&k.pk))
+            })
+            .collect();
+        if pending.is_empty() {
+            return Ok(Outcome::Done);
+        }
+        // 2. The ideas the events are about.
+        let idea_keys: Vec<Key> = pending
+            .iter()
+            .filter(|e| e.kind != Kind::IdeaPosted)
+            .filter_map(|e| e.idea_id.as_deref().and_then(IdeaId::parse))
+            .map(|i| ideas::key(&i))
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let mut idea_rows = HashMap::new();
+        if !idea_keys.is_empty() {
+            for i in table.get_many(&idea_keys, true).await? {
+                let row = ideas::row_from(i)?;
+                idea_rows.insert(row.id.clone(), row);
+            }
+        }
+        let mut plan = Plan::default();
+        for e in &pending {
+            plan_event(&mut plan, e, &idea_rows);
+        }
+        // 3. The members' score items (erased? last active day?).
+        let members: BTreeSet<String> = plan
+            .scores
+            .keys()
+            .chain(plan.active.keys())
+            .filter(|m| !plan.erased.contains(*m))
+            .cloned()
+            .collect();
+        let score_keys: Vec<Key> = members.iter().map(|m| score_key(m)).collect();
+        let mut score_items: HashMap<String, Item> = HashMap::new();
+        if !score_keys.is_empty() {
+            for i in table.get_many(&score_keys, true).await? {
+                if let Some(pk) = i.get("pk").and_then(Value::as_str) {
+                    let m = pk.trim_start_matches("MEMBER#").to_owned();
+                    score_items.insert(m, i);
+                }
+            }
+        }
+        // 4. The writes.
+        let shard = random_shard();
+        let mut writes: Vec<Write> = pending
+            .iter()
+            .map(|e| consumed_marker(CONSUMER, &e.event_id))
+            .collect();
+        let mut days = plan.days.clone();
+        let mut score_writes = Vec::new();
+        for m in &members {
+            let current = score_items.get(m);
+            if current.is_some_and(|i| i.get("erased").is_some()) {
+                continue;
+            }
+            // Only counters put a member in the scored index; being active
+            // (last_active) alone does not.
+            let mut u = Update::default().set("member_id", m.as_str());
+            let mut cond = not_erased();
+            let mut touched = false;
+            if let Some(adds) = plan.scores.get(m) {
+                for (c, n) in adds {
+                    if *n != 0 {
+                        u = u.add(c, *n);
+                        touched = true;
+                    }
+                }
+            }
+            if touched {
+                u = ambassadors::indexed(u, m);
+            }
+            if let Some(day) = plan.active.get(m) {
+                let last = current
+                    .and_then(|i| i.get("last_active"))
+                    .and_then(Value::as_str)
+                    .map(str::to_owned);
+                if last.as_ref().is_none_or(|l| l < day) {
+                    u = u.set("last_active", day.as_str());
+                    touched = true;
+                    cond = match &last {
+                        Some(l) => {
+                            *days
+                                .entry(l.clone())
+                                .or_default()
+                                .entry("last_active".into())
+                                .or_default() -= 1;
+                            cond.and(Cond::Eq("last_active".into(), json!(l)))
+                        }
+                        None => cond.and(Cond::AttrAbsent("last_active".into())),
+                    };
+                    *days
+                        .entry(day.clone())
+                        .or_default()
+                        .entry("last_active".into())
+                        .or_default() += 1;
+                }
+            }
+            if touched {
+                score_writes.push(Write::update(score_key(m), u).when(cond));
+            }
+        }
+        for m in &plan.erased {
+            score_writes.push(ambassadors::tombstone(m));
+        }
+        let totals: Vec<(&String, &i64)> = plan.totals.iter().filter(|(_, n)| **n != 0).collect();
+        if !totals.is_empty() {
+            let mut u = Update::default();
+            for (a, n) in totals {
+                u = u.add(a, *n);
+            }
+            writes.push(Write::update(Key::new(shard_pk(shard), TOTALS), u));
+        }
+        for (day, attrs) in &days {
+            let mut u = Update::default();
+            let mut any = false;
+            for (a, n) in attrs {
+                if *n != 0 {
+                    u = u.add(a, *n);
+                    any = true;
+                }
+            }
+            if any {
+                writes.push(Write::update(Key::new(shard_pk(shard), day_sk(day)), u));
+            }
+        }
+        writes.extend(score_writes);
+        // An erased member's profile stops being an ambassador's before the
+        // tombstone is written (idempotent; a retry repeats it harmlessly).
+        for m in &plan.erased {
+            let reset = Write::update(
+                Key::new(format!("MEMBER#{m}"), "PROFILE"),
+                Update::default()
+                    .set("ambassador", false)
+                    .set("level", crate::members::DEFAULT_LEVEL),
+            )
+            .when(Cond::Exists);
+            match table.transact(vec![reset]).await {
+                Ok(()) | Err(StoreError::ConditionFailed { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        match table.transact(writes).await {
+            Ok(()) => Ok(Outcome::Done),
+            Err(StoreError::ConditionFailed { .. }) => Ok(Outcome::Replan),
+            Err(StoreError::Conflict) | Err(StoreError::Throttled) => Ok(Outcome::Busy),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Applies events (at most `CHUNK` per transaction), retrying in-process.
+    async fn apply_all(&self, events: &[&Event]) -> Result<()> {
+        for chunk in events.chunks(CHUNK) {
+            let mut attempt = 0;
+            loop {
+                match self.attempt(chunk).await? {
+                    Outcome::Done => break,
+                    Outcome::Replan if attempt < ATTEMPTS => {}
+                    Outcome::Busy if attempt < ATTEMPTS => {
+                        use rand::Rng;
+                        let ms = (10u64 << attempt.min(6)) + rand::rng().random_range(0..20);
+                        tokio::time::sleep(Duration::from_millis(ms)).await;
+                    }
+                    _ => return Err(Error::Busy),
+                }
+                attempt += 1;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Events per transaction: each takes a marker and touches at most two
+/// members (actor, idea author) plus a few shared counter items, so ten stay
+/// well under the 100 writes of a transaction.
+const CHUNK: usize = 10;
+
+#[async_trait]
+impl<T: Table + Clone> Consumer for InsightsConsumer<T> {
+    fn name(&self) -> &'static str {
+        CONSUMER
+    }
+
+    async fn apply(&self, event: &Event) -> Result<()> {
+        self.apply_all(&[event]).await
+    }
+
+    /// The whole batch in one transaction; when that fails, each event on
+    /// its own so that only the failing ones are retried by the queue.
+    async fn apply_batch(&self, batch: &[(String, Event)]) -> Vec<String> {
+        let events: Vec<&Event> = batch.iter().map(|(_, e)| e).collect();
+        match self.apply_all(&events).await {
+            Ok(()) => Vec::new(),
+            Err(e) => {
+                tracing::warn!(consumer = CONSUMER, error = %e, "batch failed; applying its events one by one");
+                let mut failed = Vec::new();
+                for (id, ev) in batch {
+                    if let Err(e) = self.apply(ev).await {
+                        tracing::warn!(consumer = CONSUMER, message_id = %id, event_id = %ev.event_id, error = %e, "event failed; it will be retried");
+                        failed.push(id.clone());
+                    }
+                }
+                failed
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------- reading
+
+fn num(item: &Item, attr: &str) -> i64 {
+    item.get(attr).and_then(Value::as_i64).unwrap_or(0)
+}
+
+/// `GET /insights` (marketing).
+pub async fn read<T: Table>(app: &App<T>, caller: &Caller) -> Result<Value> {
+    ambassadors::require_marketing(caller)?;
+    let today = time::OffsetDateTime::now_utc();
+    let day = |d: time::OffsetDateTime| {
+        crate::domain::format_ts(d)
+            .get(..10)
+            .unwrap_or("")
+            .to_owned()
+    };
+    let days: Vec<String> = (0..WINDOW_DAYS)
+        .rev()
+        .map(|i| day(today - time::Duration::days(i)))
+        .collect();
+    let first = days.first().cloned().unwrap_or_default();
+    let queries = (0..INSIGHTS_SHARDS).map(|s| {
+        let table = &app.table;
+        let first = first.clone();
+        async move {
+            let totals = table.get(&Key::new(shard_pk(s), TOTALS), true).await?;
+            let mut out = Vec::new();
+            let mut start = None;
+            loop {
+                let page = table
+                    .query(
+                        &Query::new(Index::Primary, shard_pk(s))
+                            .sk(SortKey::Between(day_sk(&first), day_sk("9999")))
+                            .limit(100)
+                            .start_after(start),
+                    )
+                    .await?;
+                out.extend(page.items);
+                match page.last_key {
+                    Some(k) => start = Some(k),
+                    None => break,
+                }
+            }
+            Ok::<_, StoreError>((totals, out))
+        }
+    });
+    let shards = futures::future::try_join_all(queries).await?;
+    let mut totals: BTreeMap<String, i64> = BTreeMap::new();
+    let mut per_day: BTreeMap<String, (i64, i64)> = BTreeMap::new();
+    for (t, day_items) in shards {
+        if let Some(t) = t {
+            for (k, v) in t {
+                if let Some(n) = v.as_i64() {
+                    *totals.entry(k).or_default() += n;
+                }
+            }
+        }
+        for i in day_items {
+            let d = i["sk"]
+                .as_str()
+                .unwrap_or("")
+                .trim_start_matches("DAY#")
+                .to_owned();
+            let e = per_day.entry(d).or_default();
+            e.0 += num(&i, "signups");
+            e.1 += num(&i, "last_active");
+        }
+    }
+    let t = |k: &str| totals.get(k).copied().unwrap_or(0);
+    let mut cohorts = Map::new();
+    let mut by_theme: BTreeMap<String, Map<String, Value>> = BTreeMap::new();
+    let mut by_status: BTreeMap<String, i64> = BTreeMap::new();
+    for th in &app.settings.themes {
+        by_theme.insert(th.id.clone(), Map::new());
+    }
+    for (k, v) in &totals {
+        if let Some(c) = k.strip_prefix("cohort#") {
+            cohorts.insert(c.to_owned(), json!(v));
+        }
+        if let Some(rest) = k.strip_prefix("ideas#") {
+            if let Some((theme, status)) = rest.rsplit_once('#') {
+                by_theme
+                    .entry(theme.to_owned())
+                    .or_default()
+                    .insert(status.to_owned(), json!(v));
+                *by_status.entry(status.to_owned()).or_default() += v;
+            }
+        }
+    }
+    for m in by_theme.values_mut() {
+        for s in IdeaStatus::ALL {
+            m.entry(s.as_str()).or_insert(json!(0));
+        }
+    }
+    for s in IdeaStatus::ALL {
+        by_status.entry(s.as_str().to_owned()).or_insert(0);
+    }
+    let new_per_day: Vec<Value> = days
+        .iter()
+        .map(|d| json!({"day": d, "count": per_day.get(d).map(|x| x.0).unwrap_or(0)}))
+        .collect();
+    let active: i64 = days
+        .iter()
+        .map(|d| per_day.get(d).map(|x| x.1).unwrap_or(0))
+        .sum();
+
+    // Ideas in review: the committee's queue (gsi3 `REVIEW`), oldest first.
+    let mut review = Vec::new();
+    let mut start = None;
+    loop {
+        let page = app
+            .table
+            .query(
+                &Query::new(Index::Gsi3, REVIEW_PK)
+                    .limit(100)
+                    .start_after(start),
+            )
+            .await?;
+        for i in page.items {
+            let row = ideas::row_from(i)?;
+            let age = row
+                .reached_threshold_at
+                .as_deref()
+                .and_then(parse_ts)
+                .map(|at| (today - at).whole_seconds())
+                .unwrap_or(0);
+            review.push(
+                json!({"id": row.id, "title": row.title, "theme": row.theme, "age_seconds": age}),
+            );
+        }
+        match page.last_key {
+            Some(k) if review.len() < 1000 => start = Some(k),
+            _ => break,
+        }
+    }
+    let ages: Vec<i64> = review
+        .iter()
+        .filter_map(|r| r["age_seconds"].as_i64())
+        .collect();
+    let oldest = ages.iter().copied().max();
+    let average = (!ages.is_empty()).then(|| ages.iter().sum::<i64>() / ages.len() as i64);
+
+    // Community mails, newest first.
+    let mails_page = app
+        .table
+        .query(&Query::new(Index::Gsi1, MAILS_PK).backward().limit(100))
+        .await?;
+    let mails: Vec<Value> = mails_page
+        .items
+        .iter()
+        .map(|m| {
+            let sent = num(m, "sent");
+            let clicks = num(m, "unique_clicks");
+            let rate = if sent > 0 { clicks as f64 / sent as f64 } else { 0.0 };
+            json!({"mail_id": m.get("gsi1sk"), "sent": sent, "unique_clicks": clicks, "unique_click_rate": rate})
+        })
+        .collect();
+
+    let signed_up = t("members_signed_up");
+    let erased = t("members_erased");
+    Ok(json!({
+        "generated_at": crate::domain::now(),
+        "members": {
+            "total": signed_up - erased,
+            "signed_up": signed_up,
+            "erased": erased,
+            "by_cohort": cohorts,
+            "new_per_day": new_per_day,
+        },
+        "active_members": {"last_30_days": active},
+        "ideas": {
+            "total": by_status.values().sum::<i64>(),
+            "by_status": by_status,
+            "by_theme": by_theme,
+        },
+        "votes": {
+            "cast": t("votes_cast"),
+            "withdrawn": t("votes_withdrawn"),
+            "net": t("votes_cast") - t("votes_withdrawn"),
+        },
+        "review": {
+            "in_review": review.len(),
+            "oldest_age_seconds": oldest,
+            "average_age_seconds": average,
+            "ideas": review,
+        },
+        "mails": mails,
+        "contests": {"entries": t("entries")},
+        "reviews": {"posted": t("reviews"), "labels_earned": t("labels_earned")},
+        "comments": {"posted": t("comments")},
+        "points": {"credited": t("points_credited"), "redeemed": t("points_redeemed")},
+    }))
+}
