@@ -223,3 +223,20 @@ pub async fn invites_create_cmd(
     }
     Ok(())
 }
+
+/// `ambassadors run [--campaigns DIR] --target local|aws`: the scheduled
+/// scoring run, now (weights and levels from the campaign's `[ambassadors]`).
+pub async fn ambassadors_run_cmd(target: &TargetArgs, campaigns: &Path) -> anyhow::Result<()> {
+    let settings = community::config::Settings::load(Some(campaigns))
+        .with_context(|| format!("cannot load the campaign from {}", campaigns.display()))?;
+    let table = target.open().await?;
+    let app = community::App::new(table, settings);
+    let r = community::ambassadors::run(&app)
+        .await
+        .context("the ambassadors' run failed")?;
+    println!(
+        "{} member(s) scored, {} ambassador(s): {} newly flagged, {} unflagged, {} level change(s), {} item(s) written",
+        r.scored, r.ambassadors, r.flagged, r.unflagged, r.level_changed, r.writes
+    );
+    Ok(())
+}

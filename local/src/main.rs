@@ -6,6 +6,7 @@
 //! - `campaigns validate [DIR]`, `campaigns apply [DIR] --target local|aws
 //!   [--dry-run]` (see docs/marketing.md);
 //! - `invites create --cohort NAME --count N --target local|aws`;
+//! - `ambassadors run --target local|aws` (the daily scoring, now);
 //! - `verify-draw FILE`.
 //!
 //! A new command: a variant of `Command` (or of a nested enum) and its arm in
@@ -64,6 +65,24 @@ enum Command {
     Invites {
         #[command(subcommand)]
         command: InviteCommand,
+    },
+    /// The ambassadors' engagement scoring (daily on AWS).
+    Ambassadors {
+        #[command(subcommand)]
+        command: AmbassadorCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AmbassadorCommand {
+    /// Score every active member now and flag the top ones.
+    Run {
+        /// The campaigns directory whose community.toml has `[ambassadors]`
+        /// (default infra/campaigns).
+        #[arg(long)]
+        campaigns: Option<PathBuf>,
+        #[command(flatten)]
+        target: cli::TargetArgs,
     },
 }
 
@@ -164,6 +183,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     target,
                 },
         } => cli::invites_create_cmd(&target, &cohort, count, max_uses).await,
+        Command::Ambassadors {
+            command: AmbassadorCommand::Run { campaigns, target },
+        } => cli::ambassadors_run_cmd(&target, &default_campaigns(campaigns)).await,
         Command::Serve => serve().await,
         Command::Campaigns {
             command: CampaignCommand::Validate { dir },

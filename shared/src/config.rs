@@ -206,21 +206,21 @@ impl Settings {
                 );
             }
         }
-        let ambassadors =
-            match crate::ambassadors::AmbassadorsConfig::from_file(f.ambassadors, "") {
-                Ok(a) => a,
-                Err(ConfigError::File { message, .. }) => {
-                    let (field, m) = message
-                        .split_once(": ")
-                        .unwrap_or(("ambassadors", message.as_str()));
-                    errs.push((field.to_owned(), m.to_owned()));
-                    crate::ambassadors::AmbassadorsConfig::default()
-                }
-                Err(other) => {
-                    errs.push(("ambassadors".to_owned(), other.to_string()));
-                    crate::ambassadors::AmbassadorsConfig::default()
-                }
-            };
+        let ambassadors = match crate::ambassadors::AmbassadorsConfig::from_file(f.ambassadors, "")
+        {
+            Ok(a) => a,
+            Err(ConfigError::File { message, .. }) => {
+                let (field, m) = message
+                    .split_once(": ")
+                    .unwrap_or(("ambassadors", message.as_str()));
+                errs.push((field.to_owned(), m.to_owned()));
+                crate::ambassadors::AmbassadorsConfig::default()
+            }
+            Err(other) => {
+                errs.push(("ambassadors".to_owned(), other.to_string()));
+                crate::ambassadors::AmbassadorsConfig::default()
+            }
+        };
         if !errs.is_empty() {
             return Err(errs);
         }
