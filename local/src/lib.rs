@@ -41,6 +41,7 @@ fn routes<T: Table + Clone>(app: App<T>) -> Router {
         .merge(committee::routes(app.clone()))
         .merge(contests::routes(app.clone()))
         .merge(reviews::routes(app.clone()))
+        .merge(moderation::routes(app.clone()))
         .merge(links::routes(app))
         .route(
             "/openapi.json",
@@ -134,9 +135,44 @@ impl<T: Table + Clone> Local<T> {
                     .route("/local/dead-letters/redrive", post(redrive::<T>))
                     .route("/local/loyalty", get(loyalty::<T>))
                     .with_state(self.pipeline.clone()),
+            )
+            .merge(
+                Router::new()
+                    .route("/local/digests/run", post(run_digests::<T>))
+                    .with_state((self.app.clone(), self.mailbox.clone())),
             );
         with_auth(routes(self.app.clone()).merge(local), verifier)
     }
+}
+
+/// Seconds between runs of the scheduled jobs locally (`COMMUNITY_SCHEDULE_EVERY_SECS`).
+pub const DEFAULT_SCHEDULE_EVERY_SECS: u64 = 3600;
+
+impl<T: Table + Clone> Local<T> {
+    /// Runs the scheduled jobs (the comment digests) every `every`, as the
+    /// EventBridge schedules do on AWS.
+    pub fn spawn_schedules(&self, every: std::time::Duration) {
+        let (app, mailbox) = (self.app.clone(), self.mailbox.clone());
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                match community::digests::run(&app, &mailbox).await {
+                    Ok(r) => tracing::info!(mails = r.mails, comments = r.comments, "comment digests sent"),
+                    Err(e) => tracing::error!(error = %e, "comment digests failed; next run retries"),
+                }
+            }
+        });
+    }
+}
+
+/// `POST /local/digests/run`: runs the comment digests now.
+async fn run_digests<T: Table + Clone>(
+    State((app, mailbox)): State<(App<T>, DirMailbox)>,
+) -> Result<Json<Value>, community::http::ApiError> {
+    let r = community::digests::run(&app, &mailbox).await?;
+    Ok(Json(json!(r)))
 }
 
 async fn mailbox(State(m): State<DirMailbox>) -> Json<Value> {

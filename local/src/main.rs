@@ -94,6 +94,25 @@ fn campaigns_dir() -> Option<PathBuf> {
     })
 }
 
+/// `COMMUNITY_SCHEDULE_EVERY_SECS`: how often the local server runs the
+/// scheduled jobs (hourly on AWS).
+fn schedule_every() -> anyhow::Result<std::time::Duration> {
+    match std::env::var("COMMUNITY_SCHEDULE_EVERY_SECS") {
+        Err(_) => Ok(std::time::Duration::from_secs(
+            local::DEFAULT_SCHEDULE_EVERY_SECS,
+        )),
+        Ok(v) => v
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|n| *n >= 1)
+            .map(std::time::Duration::from_secs)
+            .ok_or_else(|| {
+                anyhow::anyhow!("COMMUNITY_SCHEDULE_EVERY_SECS: {v:?} is not a whole number of seconds >= 1")
+            }),
+    }
+}
+
 fn open_store() -> anyhow::Result<EmbeddedTable> {
     let dir = data_dir();
     EmbeddedTable::open(&dir).with_context(|| {
@@ -222,6 +241,7 @@ async fn serve() -> anyhow::Result<()> {
     }
     let node = local::Local::new(App::new(table, settings), &data_dir())?;
     node.pipeline.clone().spawn();
+    node.spawn_schedules(schedule_every()?);
     let router = node.router(local::auth::Verifier::new(&secret()));
     println!("Community API listening on http://{bound}");
     println!("  API docs: http://{bound}/docs   OpenAPI: http://{bound}/openapi.json");

@@ -133,7 +133,7 @@ pub fn routes(kind: Kind) -> &'static [Queue] {
         Kind::ContestDrawn => &[Queue::Emails],
         Kind::TestersSelected => &[Queue::Emails],
         Kind::ReviewPosted => &[Queue::Points],
-        Kind::CommentPosted => &[Queue::Points],
+        Kind::CommentPosted => &[Queue::Points, Queue::Emails],
         Kind::ContentHidden => &[Queue::Emails],
         Kind::ContentRestored => &[Queue::Emails],
         Kind::MemberErased => &[Queue::Points],

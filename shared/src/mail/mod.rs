@@ -174,6 +174,38 @@ pub async fn stats<T: Table>(app: &App<T>, mail_id: &str) -> Result<Value> {
     )
 }
 
+/// A rendered template as the mail sent to `member` at `to`: the
+/// unsubscribe footer and the one-click `List-Unsubscribe` headers added.
+pub fn compose(
+    settings: &crate::config::Settings,
+    to: &str,
+    member: &str,
+    t: templates::Rendered,
+) -> Mail {
+    let unsub = unsubscribe_url(settings, member);
+    Mail {
+        mail_id: t.mail_id,
+        to: to.to_owned(),
+        from: settings.mail_from.clone(),
+        subject: t.subject,
+        text: format!("{}\n\n--\nNe plus recevoir les e-mails de la communauté : {unsub}\n", t.text),
+        html: format!(
+            "<!doctype html><html lang=\"fr\"><body>{}<hr><p style=\"font-size:small\"><a href=\"{}\">Ne plus recevoir les e-mails de la communauté</a></p></body></html>",
+            t.html,
+            templates::esc(&unsub)
+        ),
+        headers: vec![
+            ("List-Unsubscribe".into(), format!("<{unsub}>")),
+            ("List-Unsubscribe-Post".into(), "List-Unsubscribe=One-Click".into()),
+        ],
+    }
+}
+
+/// Counts one more copy of a mail sent (the denominator of its click rate).
+pub fn count_sent(mail_id: &str) -> Write {
+    Write::update(stats_key(mail_id), Update::default().add("sent", 1))
+}
+
 pub struct EmailsConsumer<T, M> {
     pub app: App<T>,
     pub mailer: M,
@@ -214,30 +246,14 @@ impl<T: Table + Clone, M: Mailer> EmailsConsumer<T, M> {
         if self.app.table.get(&mk, true).await?.is_some() {
             return Ok(());
         }
-        let unsub = unsubscribe_url(&self.app.settings, &r.member);
-        let mail = Mail {
-            mail_id: t.mail_id.clone(),
-            to: r.email.clone(),
-            from: self.app.settings.mail_from.clone(),
-            subject: t.subject,
-            text: format!("{}\n\n--\nNe plus recevoir les e-mails de la communauté : {unsub}\n", t.text),
-            html: format!(
-                "<!doctype html><html lang=\"fr\"><body>{}<hr><p style=\"font-size:small\"><a href=\"{}\">Ne plus recevoir les e-mails de la communauté</a></p></body></html>",
-                t.html,
-                templates::esc(&unsub)
-            ),
-            headers: vec![
-                ("List-Unsubscribe".into(), format!("<{unsub}>")),
-                ("List-Unsubscribe-Post".into(), "List-Unsubscribe=One-Click".into()),
-            ],
-        };
+        let mail = compose(&self.app.settings, &r.email, &r.member, t);
         self.mailer
             .send(&mail)
             .await
             .map_err(|err| Error::Store(StoreError::unavailable(err)))?;
         let writes = vec![
             marker,
-            Write::update(stats_key(&t.mail_id), Update::default().add("sent", 1)),
+            count_sent(&mail.mail_id),
         ];
         match self.app.table.transact(writes).await {
             Ok(()) | Err(StoreError::ConditionFailed { .. }) => Ok(()),
@@ -331,6 +347,17 @@ impl<T: Table + Clone, M: Mailer> Consumer for EmailsConsumer<T, M> {
                         let t = templates::for_campaign(s, e, &r.name, prize.as_deref());
                         self.deliver(e, &r, t).await?;
                     }
+                }
+                Ok(())
+            }
+            // New comments on the ideas of authors who opted in: recorded
+            // for the next digest (`crate::digests`), not mailed one by one.
+            Kind::CommentPosted => crate::digests::record(&self.app, e).await,
+            // Moderation: the author is told, with the moderator's reason.
+            Kind::ContentHidden | Kind::ContentRestored => {
+                if let Some((r, _)) = self.member(&e.member_id).await? {
+                    let t = templates::for_moderation(s, e, &r.name, &r.member);
+                    self.deliver(e, &r, t).await?;
                 }
                 Ok(())
             }
