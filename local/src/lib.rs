@@ -159,8 +159,14 @@ impl<T: Table + Clone> Local<T> {
             loop {
                 tick.tick().await;
                 match community::digests::run(&app, &mailbox).await {
-                    Ok(r) => tracing::info!(mails = r.mails, comments = r.comments, "comment digests sent"),
-                    Err(e) => tracing::error!(error = %e, "comment digests failed; next run retries"),
+                    Ok(r) => tracing::info!(
+                        mails = r.mails,
+                        comments = r.comments,
+                        "comment digests sent"
+                    ),
+                    Err(e) => {
+                        tracing::error!(error = %e, "comment digests failed; next run retries")
+                    }
                 }
             }
         });

@@ -108,7 +108,9 @@ fn schedule_every() -> anyhow::Result<std::time::Duration> {
             .filter(|n| *n >= 1)
             .map(std::time::Duration::from_secs)
             .ok_or_else(|| {
-                anyhow::anyhow!("COMMUNITY_SCHEDULE_EVERY_SECS: {v:?} is not a whole number of seconds >= 1")
+                anyhow::anyhow!(
+                    "COMMUNITY_SCHEDULE_EVERY_SECS: {v:?} is not a whole number of seconds >= 1"
+                )
             }),
     }
 }

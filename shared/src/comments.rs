@@ -152,8 +152,11 @@ pub async fn post<T: Table>(
     );
     let writes = vec![
         Write::put_new(item),
-        Write::update(ideas::key(idea_id), Update::default().add("comment_count", 1))
-            .when(Cond::Exists.and(Cond::AttrAbsent("moderation".into()))),
+        Write::update(
+            ideas::key(idea_id),
+            Update::default().add("comment_count", 1),
+        )
+        .when(Cond::Exists.and(Cond::AttrAbsent("moderation".into()))),
         contrib::pointer(&member.id, ContribKind::Comment, &at, &id, &k),
         event.write(),
     ];
@@ -161,9 +164,7 @@ pub async fn post<T: Table>(
     match commit(&app.table, writes, receipt.map(|r| (r, 201, &shown))).await {
         Ok(()) => Ok(c),
         // Hidden between the read and the write.
-        Err(Error::Store(StoreError::ConditionFailed { index: 1 })) => {
-            Err(Error::NotFound("idea"))
-        }
+        Err(Error::Store(StoreError::ConditionFailed { index: 1 })) => Err(Error::NotFound("idea")),
         Err(e) => Err(e),
     }
 }

@@ -154,9 +154,8 @@ pub async fn decide<T: Table>(
         json!({"outcome": outcome.as_str(), "reason": reason, "title": row.title}),
     );
     let writes = vec![
-        Write::update(ideas::key(id), u).when(
-            Cond::Eq("status".into(), json!(IdeaStatus::UnderReview.as_str())).and(listed),
-        ),
+        Write::update(ideas::key(id), u)
+            .when(Cond::Eq("status".into(), json!(IdeaStatus::UnderReview.as_str())).and(listed)),
         event.write(),
     ];
     match app.table.transact(writes).await {

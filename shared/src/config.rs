@@ -377,13 +377,24 @@ mod tests {
         // Other modules' sections are not this loader's business.
         let other = "[rate_limits]\nideas_per_hour = 5\n\n[moderation]\nauto_hide_reports = 4\n";
         assert_eq!(
-            ModerationConfig::parse(other, "trust.toml").map(|m| m.auto_hide_reports).ok(),
+            ModerationConfig::parse(other, "trust.toml")
+                .map(|m| m.auto_hide_reports)
+                .ok(),
             Some(4)
         );
         for (bad, field) in [
-            ("[moderation]\nauto_hide_reports = 0\n", "moderation.auto_hide_reports"),
-            ("[moderation]\nauto_hide_reports = \"trois\"\n", "moderation"),
-            ("[moderation]\nauto_hide_reports = 3\nhide_after = 2\n", "hide_after"),
+            (
+                "[moderation]\nauto_hide_reports = 0\n",
+                "moderation.auto_hide_reports",
+            ),
+            (
+                "[moderation]\nauto_hide_reports = \"trois\"\n",
+                "moderation",
+            ),
+            (
+                "[moderation]\nauto_hide_reports = 3\nhide_after = 2\n",
+                "hide_after",
+            ),
             ("[rate_limits]\n", "moderation"),
         ] {
             let e = ModerationConfig::parse(bad, "x/trust.toml").expect_err(bad);

@@ -88,10 +88,7 @@ pub async fn record<T: Table>(app: &App<T>, e: &Event) -> Result<()> {
     let Value::Object(item) = item else {
         return Ok(());
     };
-    let writes = vec![
-        consumed_marker("digest", comment),
-        Write::put(item),
-    ];
+    let writes = vec![consumed_marker("digest", comment), Write::put(item)];
     match app.table.transact(writes).await {
         Ok(()) | Err(StoreError::ConditionFailed { index: 0 }) => Ok(()),
         Err(err) => Err(err.into()),

@@ -77,7 +77,10 @@ pub fn state_key(ty: TargetType, id: &str) -> Key {
 }
 
 pub fn report_key(ty: TargetType, id: &str, member: &str) -> Key {
-    Key::new(format!("MOD#{}#{id}", ty.as_str()), format!("REPORT#{member}"))
+    Key::new(
+        format!("MOD#{}#{id}", ty.as_str()),
+        format!("REPORT#{member}"),
+    )
 }
 
 pub fn require_moderator(caller: &Caller) -> Result<()> {
@@ -445,7 +448,9 @@ pub async fn report<T: Table>(
             });
         }
         if t.author_id == member.id {
-            return Err(Error::Forbidden("you cannot report your own content".into()));
+            return Err(Error::Forbidden(
+                "you cannot report your own content".into(),
+            ));
         }
         let st = load_state(app, ty, &t.id).await?;
         let at = now();
@@ -579,9 +584,7 @@ pub async fn decide<T: Table>(
             }
             // A hide confirmed after the reports still tells the author the
             // moderator's reason.
-            writes.push(
-                content_event(&t, Kind::ContentHidden, "moderator", Some(&reason)).write(),
-            );
+            writes.push(content_event(&t, Kind::ContentHidden, "moderator", Some(&reason)).write());
         } else {
             if !t.hidden() && !st.queued {
                 return Err(Error::Conflict(

@@ -119,7 +119,15 @@ impl<T: Table + Clone> Consumer for PointsConsumer<T> {
             Kind::CommentPosted => {
                 let comment = e.data["comment_id"].as_str().unwrap_or_default();
                 let key = format!("comment#{comment}");
-                credit(&self.app, e, &e.member_id, "comment_posted", &key, &idea_ref).await
+                credit(
+                    &self.app,
+                    e,
+                    &e.member_id,
+                    "comment_posted",
+                    &key,
+                    &idea_ref,
+                )
+                .await
             }
             _ => Ok(()),
         }

@@ -3,9 +3,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use community::auth::Caller;
+use community::comments::{self, NewComment};
 use community::domain::{IdeaId, IdeaStatus};
 use community::error::Error;
-use community::comments::{self, NewComment};
 use community::http::{
     cacheable, with_receipt, ApiError, IdempotencyKey, JsonBody, ListParams, MaybeCaller,
 };

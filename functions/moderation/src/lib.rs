@@ -14,10 +14,7 @@ pub fn routes<T: Table + Clone>(app: App<T>) -> Router {
     Router::new()
         .route("/reports", post(handler::report::<T>))
         .route("/moderation/queue", get(handler::queue::<T>))
-        .route(
-            "/moderation/{target_type}/{id}",
-            post(handler::decide::<T>),
-        )
+        .route("/moderation/{target_type}/{id}", post(handler::decide::<T>))
         .with_state(app)
 }
 

@@ -5,9 +5,7 @@ use community::mail::dir::DirMailbox;
 use community::mail::EmailsConsumer;
 use community::queue::Consumer;
 use community::store::{Index, Query, Table};
-use community::testing::{
-    call, caller, embedded_app, join, member, post_idea, As,
-};
+use community::testing::{call, caller, embedded_app, join, member, post_idea, As};
 use community::App;
 use serde_json::{json, Value};
 
@@ -56,13 +54,36 @@ async fn reports_validate_and_are_one_per_member_and_target() {
     let bea = member("bea");
     join(&app, &bea).await;
 
-    assert_eq!(call(&r, "POST", "/reports", None, Some(report("idea", &id))).await.status, 401);
     assert_eq!(
-        call(&r, "POST", "/reports", Some(&member("nobody")), Some(report("idea", &id))).await.status,
+        call(&r, "POST", "/reports", None, Some(report("idea", &id)))
+            .await
+            .status,
+        401
+    );
+    assert_eq!(
+        call(
+            &r,
+            "POST",
+            "/reports",
+            Some(&member("nobody")),
+            Some(report("idea", &id))
+        )
+        .await
+        .status,
         403
     );
-    let res = call(&r, "POST", "/reports", Some(&bea), Some(json!({"target_type": "idea", "target_id": id}))).await;
-    assert_eq!((res.status, res.fields()), (422, vec!["reason".to_string()]));
+    let res = call(
+        &r,
+        "POST",
+        "/reports",
+        Some(&bea),
+        Some(json!({"target_type": "idea", "target_id": id})),
+    )
+    .await;
+    assert_eq!(
+        (res.status, res.fields()),
+        (422, vec!["reason".to_string()])
+    );
     let res = call(
         &r,
         "POST",
@@ -71,38 +92,90 @@ async fn reports_validate_and_are_one_per_member_and_target() {
         Some(json!({"target_type": "idea", "target_id": id, "reason": "x".repeat(501)})),
     )
     .await;
-    assert_eq!((res.status, res.fields()), (422, vec!["reason".to_string()]));
-    let res = call(&r, "POST", "/reports", Some(&bea), Some(json!({"target_type": "user", "reason": "spam"}))).await;
     assert_eq!(
         (res.status, res.fields()),
-        (422, vec!["target_type".to_string(), "target_id".to_string()])
+        (422, vec!["reason".to_string()])
     );
-    let res = call(&r, "POST", "/reports", Some(&bea), Some(json!({"target_type": 1}))).await;
+    let res = call(
+        &r,
+        "POST",
+        "/reports",
+        Some(&bea),
+        Some(json!({"target_type": "user", "reason": "spam"})),
+    )
+    .await;
+    assert_eq!(
+        (res.status, res.fields()),
+        (
+            422,
+            vec!["target_type".to_string(), "target_id".to_string()]
+        )
+    );
+    let res = call(
+        &r,
+        "POST",
+        "/reports",
+        Some(&bea),
+        Some(json!({"target_type": 1})),
+    )
+    .await;
     assert_eq!(res.status, 400);
     for ty in ["idea", "comment", "review"] {
         assert_eq!(
-            call(&r, "POST", "/reports", Some(&bea), Some(report(ty, "01JD0000000000000000000000"))).await.status,
+            call(
+                &r,
+                "POST",
+                "/reports",
+                Some(&bea),
+                Some(report(ty, "01JD0000000000000000000000"))
+            )
+            .await
+            .status,
             404,
             "{ty}"
         );
     }
     assert_eq!(
-        call(&r, "POST", "/reports", Some(&author), Some(report("idea", &id))).await.status,
+        call(
+            &r,
+            "POST",
+            "/reports",
+            Some(&author),
+            Some(report("idea", &id))
+        )
+        .await
+        .status,
         403,
         "one's own content"
     );
-    let res = call(&r, "POST", "/reports", Some(&bea), Some(report("idea", &id))).await;
+    let res = call(
+        &r,
+        "POST",
+        "/reports",
+        Some(&bea),
+        Some(report("idea", &id)),
+    )
+    .await;
     assert_eq!(res.status, 201, "{}", res.body);
     assert_eq!(res.body["target_id"], json!(id));
     assert_eq!(res.body["target_type"], "idea");
-    let res = call(&r, "POST", "/reports", Some(&bea), Some(report("idea", &id))).await;
+    let res = call(
+        &r,
+        "POST",
+        "/reports",
+        Some(&bea),
+        Some(report("idea", &id)),
+    )
+    .await;
     assert_eq!(res.status, 409);
     // The reporter's contribution pointer.
-    let mine = app
-        .table
-        .query(&Query::new(Index::Primary, "MEMBER#bea").sk(community::store::SortKey::BeginsWith("CONTRIB#report#".into())))
-        .await
-        .expect("pointers");
+    let mine =
+        app.table
+            .query(&Query::new(Index::Primary, "MEMBER#bea").sk(
+                community::store::SortKey::BeginsWith("CONTRIB#report#".into()),
+            ))
+            .await
+            .expect("pointers");
     assert_eq!(mine.items.len(), 1);
 }
 
@@ -118,24 +191,60 @@ async fn auto_hide_at_exactly_the_threshold_and_the_moderation_queue() {
     let mo = member("mo").in_groups(&["moderator"]);
 
     for (i, m) in reporters.iter().take(2).enumerate() {
-        let reason = json!({"target_type": "idea", "target_id": id, "reason": format!("raison {i}")});
-        assert_eq!(call(&r, "POST", "/reports", Some(m), Some(reason)).await.status, 201);
+        let reason =
+            json!({"target_type": "idea", "target_id": id, "reason": format!("raison {i}")});
+        assert_eq!(
+            call(&r, "POST", "/reports", Some(m), Some(reason))
+                .await
+                .status,
+            201
+        );
     }
-    assert_eq!(call(&ideas_r, "GET", &format!("/ideas/{id}"), None, None).await.status, 200, "2 < 3: visible");
+    assert_eq!(
+        call(&ideas_r, "GET", &format!("/ideas/{id}"), None, None)
+            .await
+            .status,
+        200,
+        "2 < 3: visible"
+    );
     assert_eq!(hidden_events(&app, &id).await, 0);
     // Reported but visible: in the queue, awaiting a decision.
-    assert_eq!(call(&r, "GET", "/moderation/queue", Some(&author), None).await.status, 403);
-    assert_eq!(call(&r, "GET", "/moderation/queue", None, None).await.status, 401);
+    assert_eq!(
+        call(&r, "GET", "/moderation/queue", Some(&author), None)
+            .await
+            .status,
+        403
+    );
+    assert_eq!(
+        call(&r, "GET", "/moderation/queue", None, None)
+            .await
+            .status,
+        401
+    );
     let q = call(&r, "GET", "/moderation/queue", Some(&mo), None).await;
     assert_eq!(q.status, 200, "{}", q.body);
     assert_eq!(q.body["items"][0]["state"], "visible");
     assert_eq!(q.body["items"][0]["report_count"], 2);
 
     let third = json!({"target_type": "idea", "target_id": id, "reason": "raison 2"});
-    assert_eq!(call(&r, "POST", "/reports", Some(&reporters[2]), Some(third)).await.status, 201);
-    assert_eq!(call(&ideas_r, "GET", &format!("/ideas/{id}"), None, None).await.status, 404, "3 = 3: hidden");
+    assert_eq!(
+        call(&r, "POST", "/reports", Some(&reporters[2]), Some(third))
+            .await
+            .status,
+        201
+    );
+    assert_eq!(
+        call(&ideas_r, "GET", &format!("/ideas/{id}"), None, None)
+            .await
+            .status,
+        404,
+        "3 = 3: hidden"
+    );
     assert_eq!(hidden_events(&app, &id).await, 1);
-    assert_eq!(call(&ideas_r, "GET", "/ideas", None, None).await.body["items"], json!([]));
+    assert_eq!(
+        call(&ideas_r, "GET", "/ideas", None, None).await.body["items"],
+        json!([])
+    );
     let q = call(&r, "GET", "/moderation/queue", Some(&mo), None).await;
     let item = &q.body["items"][0];
     assert_eq!(item["target_type"], "idea");
@@ -143,55 +252,185 @@ async fn auto_hide_at_exactly_the_threshold_and_the_moderation_queue() {
     assert_eq!(item["state"], "hidden");
     assert_eq!(item["report_count"], 3);
     assert_eq!(item["author_id"], "author");
-    let reasons: Vec<_> = item["reports"].as_array().expect("reports").iter().map(|x| x["reason"].clone()).collect();
-    assert_eq!(reasons, vec![json!("raison 0"), json!("raison 1"), json!("raison 2")]);
-    assert_eq!(item["content"]["title"], "Des recettes du jour à petit prix");
+    let reasons: Vec<_> = item["reports"]
+        .as_array()
+        .expect("reports")
+        .iter()
+        .map(|x| x["reason"].clone())
+        .collect();
+    assert_eq!(
+        reasons,
+        vec![json!("raison 0"), json!("raison 1"), json!("raison 2")]
+    );
+    assert_eq!(
+        item["content"]["title"],
+        "Des recettes du jour à petit prix"
+    );
     // Hidden content cannot be reported by others any more (it does not exist for them).
     let late = member("late");
     join(&app, &late).await;
-    assert_eq!(call(&r, "POST", "/reports", Some(&late), Some(report("idea", &id))).await.status, 404);
+    assert_eq!(
+        call(
+            &r,
+            "POST",
+            "/reports",
+            Some(&late),
+            Some(report("idea", &id))
+        )
+        .await
+        .status,
+        404
+    );
 
     // Decisions: moderators only, with a reason.
     let path = format!("/moderation/idea/{id}");
     let restore = json!({"action": "restore", "reason": "Rien de contraire à la charte"});
-    assert_eq!(call(&r, "POST", &path, None, Some(restore.clone())).await.status, 401);
-    assert_eq!(call(&r, "POST", &path, Some(&author), Some(restore.clone())).await.status, 403);
-    let res = call(&r, "POST", &path, Some(&mo), Some(json!({"action": "restore"}))).await;
-    assert_eq!((res.status, res.fields()), (422, vec!["reason".to_string()]));
-    let res = call(&r, "POST", &path, Some(&mo), Some(json!({"action": "delete", "reason": "x"}))).await;
-    assert_eq!((res.status, res.fields()), (422, vec!["action".to_string()]));
     assert_eq!(
-        call(&r, "POST", &format!("/moderation/user/{id}"), Some(&mo), Some(restore.clone())).await.status,
+        call(&r, "POST", &path, None, Some(restore.clone()))
+            .await
+            .status,
+        401
+    );
+    assert_eq!(
+        call(&r, "POST", &path, Some(&author), Some(restore.clone()))
+            .await
+            .status,
+        403
+    );
+    let res = call(
+        &r,
+        "POST",
+        &path,
+        Some(&mo),
+        Some(json!({"action": "restore"})),
+    )
+    .await;
+    assert_eq!(
+        (res.status, res.fields()),
+        (422, vec!["reason".to_string()])
+    );
+    let res = call(
+        &r,
+        "POST",
+        &path,
+        Some(&mo),
+        Some(json!({"action": "delete", "reason": "x"})),
+    )
+    .await;
+    assert_eq!(
+        (res.status, res.fields()),
+        (422, vec!["action".to_string()])
+    );
+    assert_eq!(
+        call(
+            &r,
+            "POST",
+            &format!("/moderation/user/{id}"),
+            Some(&mo),
+            Some(restore.clone())
+        )
+        .await
+        .status,
         404
     );
     assert_eq!(
-        call(&r, "POST", "/moderation/idea/01JD0000000000000000000000", Some(&mo), Some(restore.clone())).await.status,
+        call(
+            &r,
+            "POST",
+            "/moderation/idea/01JD0000000000000000000000",
+            Some(&mo),
+            Some(restore.clone())
+        )
+        .await
+        .status,
         404
     );
     let res = call(&r, "POST", &path, Some(&mo), Some(restore.clone())).await;
     assert_eq!(res.status, 200, "{}", res.body);
     assert_eq!(res.body["state"], "visible");
-    assert_eq!(res.body["decision"]["reason"], "Rien de contraire à la charte");
-    assert_eq!(call(&ideas_r, "GET", &format!("/ideas/{id}"), None, None).await.status, 200);
-    assert_eq!(call(&r, "GET", "/moderation/queue", Some(&mo), None).await.body["items"], json!([]), "restored content leaves the queue");
-    assert_eq!(call(&r, "POST", &path, Some(&mo), Some(restore)).await.status, 409, "nothing to restore");
+    assert_eq!(
+        res.body["decision"]["reason"],
+        "Rien de contraire à la charte"
+    );
+    assert_eq!(
+        call(&ideas_r, "GET", &format!("/ideas/{id}"), None, None)
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        call(&r, "GET", "/moderation/queue", Some(&mo), None)
+            .await
+            .body["items"],
+        json!([]),
+        "restored content leaves the queue"
+    );
+    assert_eq!(
+        call(&r, "POST", &path, Some(&mo), Some(restore))
+            .await
+            .status,
+        409,
+        "nothing to restore"
+    );
     // After a moderator restored it, further reports queue it again but do not hide it.
-    assert_eq!(call(&r, "POST", "/reports", Some(&late), Some(report("idea", &id))).await.status, 201);
-    assert_eq!(call(&ideas_r, "GET", &format!("/ideas/{id}"), None, None).await.status, 200);
+    assert_eq!(
+        call(
+            &r,
+            "POST",
+            "/reports",
+            Some(&late),
+            Some(report("idea", &id))
+        )
+        .await
+        .status,
+        201
+    );
+    assert_eq!(
+        call(&ideas_r, "GET", &format!("/ideas/{id}"), None, None)
+            .await
+            .status,
+        200
+    );
     let q = call(&r, "GET", "/moderation/queue", Some(&mo), None).await;
-    assert_eq!((q.body["items"][0]["state"].clone(), q.body["items"][0]["report_count"].clone()), (json!("visible"), json!(4)));
+    assert_eq!(
+        (
+            q.body["items"][0]["state"].clone(),
+            q.body["items"][0]["report_count"].clone()
+        ),
+        (json!("visible"), json!(4))
+    );
     let hide = json!({"action": "hide", "reason": "Finalement contraire à la charte"});
-    assert_eq!(call(&r, "POST", &path, Some(&mo), Some(hide.clone())).await.status, 200);
-    assert_eq!(call(&r, "POST", &path, Some(&mo), Some(hide)).await.status, 409, "already hidden");
-    assert_eq!(call(&r, "GET", "/moderation/queue", Some(&mo), None).await.body["items"], json!([]));
+    assert_eq!(
+        call(&r, "POST", &path, Some(&mo), Some(hide.clone()))
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        call(&r, "POST", &path, Some(&mo), Some(hide)).await.status,
+        409,
+        "already hidden"
+    );
+    assert_eq!(
+        call(&r, "GET", "/moderation/queue", Some(&mo), None)
+            .await
+            .body["items"],
+        json!([])
+    );
 
     // The author is told each time, in French, with the moderator's reason.
     let dir = tempfile::tempdir().expect("dir");
     let mailbox = DirMailbox::new(dir.path().to_path_buf()).expect("mailbox");
-    let consumer = EmailsConsumer { app: app.clone(), mailer: mailbox.clone() };
+    let consumer = EmailsConsumer {
+        app: app.clone(),
+        mailer: mailbox.clone(),
+    };
     for e in outbox(&app).await {
         consumer.apply(&e).await.expect("mail");
-        consumer.apply(&e).await.expect("redelivered: no second mail");
+        consumer
+            .apply(&e)
+            .await
+            .expect("redelivered: no second mail");
     }
     let mails = mailbox.list().expect("mails");
     let subjects: Vec<_> = mails
@@ -199,11 +438,22 @@ async fn auto_hide_at_exactly_the_threshold_and_the_moderation_queue() {
         .filter(|m| m.to == "author@example.fr" && m.subject.starts_with("Votre contribution"))
         .map(|m| m.subject.clone())
         .collect();
-    assert!(subjects.contains(&"Votre contribution est masquée en attendant un modérateur".to_string()), "{subjects:?}");
-    assert!(subjects.contains(&"Votre contribution est de nouveau visible".to_string()), "{subjects:?}");
-    assert!(subjects.contains(&"Votre contribution a été masquée par un modérateur".to_string()), "{subjects:?}");
+    assert!(
+        subjects.contains(&"Votre contribution est masquée en attendant un modérateur".to_string()),
+        "{subjects:?}"
+    );
+    assert!(
+        subjects.contains(&"Votre contribution est de nouveau visible".to_string()),
+        "{subjects:?}"
+    );
+    assert!(
+        subjects.contains(&"Votre contribution a été masquée par un modérateur".to_string()),
+        "{subjects:?}"
+    );
     assert_eq!(subjects.len(), 3, "{subjects:?}");
-    assert!(mails.iter().any(|m| m.text.contains("Motif : Finalement contraire à la charte")));
+    assert!(mails
+        .iter()
+        .any(|m| m.text.contains("Motif : Finalement contraire à la charte")));
 }
 
 #[tokio::test]
@@ -233,13 +483,23 @@ async fn concurrent_reporters_hide_exactly_once() {
             }
         }
         let hidden = hidden_events(&app, &id).await;
-        let row = community::ideas::load(&app, &community::domain::IdeaId::parse(&id).expect("id"), true)
-            .await
-            .expect("row");
+        let row = community::ideas::load(
+            &app,
+            &community::domain::IdeaId::parse(&id).expect("id"),
+            true,
+        )
+        .await
+        .expect("row");
         if reporters >= threshold {
-            assert_eq!(hidden, 1, "{threshold}/{reporters}: exactly one report hides");
+            assert_eq!(
+                hidden, 1,
+                "{threshold}/{reporters}: exactly one report hides"
+            );
             assert!(row.is_hidden());
-            assert_eq!(ok, threshold, "reports after the hide find nothing to report");
+            assert_eq!(
+                ok, threshold,
+                "reports after the hide find nothing to report"
+            );
         } else {
             assert_eq!(hidden, 0, "{threshold}/{reporters}: below the threshold");
             assert!(!row.is_hidden());
@@ -247,7 +507,10 @@ async fn concurrent_reporters_hide_exactly_once() {
         }
         let st = app
             .table
-            .get(&community::moderation::state_key(community::moderation::TargetType::Idea, &id), true)
+            .get(
+                &community::moderation::state_key(community::moderation::TargetType::Idea, &id),
+                true,
+            )
             .await
             .expect("state")
             .expect("exists");
@@ -267,23 +530,94 @@ async fn hidden_comments_and_reviews_leave_their_lists() {
     let ideas_r = ideas::router(app.clone());
     let r = moderation::router(app.clone());
     let reviews_r = reviews::router(app.clone());
-    let c = call(&ideas_r, "POST", &format!("/ideas/{id}/comments"), Some(&bea), Some(json!({"body": "Achetez ma crème miracle"}))).await;
+    let c = call(
+        &ideas_r,
+        "POST",
+        &format!("/ideas/{id}/comments"),
+        Some(&bea),
+        Some(json!({"body": "Achetez ma crème miracle"})),
+    )
+    .await;
     let cid = c.body["id"].as_str().expect("id").to_owned();
-    call(&ideas_r, "POST", &format!("/ideas/{id}/comments"), Some(&author), Some(json!({"body": "Merci à tous"}))).await;
+    call(
+        &ideas_r,
+        "POST",
+        &format!("/ideas/{id}/comments"),
+        Some(&author),
+        Some(json!({"body": "Merci à tous"})),
+    )
+    .await;
 
-    assert_eq!(call(&r, "POST", "/reports", Some(&author), Some(report("comment", &cid))).await.status, 201);
-    let list = call(&ideas_r, "GET", &format!("/ideas/{id}/comments"), None, None).await;
+    assert_eq!(
+        call(
+            &r,
+            "POST",
+            "/reports",
+            Some(&author),
+            Some(report("comment", &cid))
+        )
+        .await
+        .status,
+        201
+    );
+    let list = call(
+        &ideas_r,
+        "GET",
+        &format!("/ideas/{id}/comments"),
+        None,
+        None,
+    )
+    .await;
     assert_eq!(list.body["items"].as_array().map(Vec::len), Some(1));
     assert_eq!(list.body["items"][0]["body"], "Merci à tous");
-    assert_eq!(call(&ideas_r, "GET", &format!("/ideas/{id}"), None, None).await.body["comment_count"], 1);
-    assert_eq!(call(&ideas_r, "GET", &format!("/comments/{cid}"), None, None).await.status, 404);
-    let own = call(&ideas_r, "GET", &format!("/comments/{cid}"), Some(&bea), None).await;
-    assert_eq!((own.status, own.body["moderation"].clone()), (200, json!("hidden")));
-    let res = call(&r, "POST", &format!("/moderation/comment/{cid}"), Some(&mo), Some(json!({"action": "restore", "reason": "Faux positif"}))).await;
+    assert_eq!(
+        call(&ideas_r, "GET", &format!("/ideas/{id}"), None, None)
+            .await
+            .body["comment_count"],
+        1
+    );
+    assert_eq!(
+        call(&ideas_r, "GET", &format!("/comments/{cid}"), None, None)
+            .await
+            .status,
+        404
+    );
+    let own = call(
+        &ideas_r,
+        "GET",
+        &format!("/comments/{cid}"),
+        Some(&bea),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (own.status, own.body["moderation"].clone()),
+        (200, json!("hidden"))
+    );
+    let res = call(
+        &r,
+        "POST",
+        &format!("/moderation/comment/{cid}"),
+        Some(&mo),
+        Some(json!({"action": "restore", "reason": "Faux positif"})),
+    )
+    .await;
     assert_eq!(res.status, 200, "{}", res.body);
-    let list = call(&ideas_r, "GET", &format!("/ideas/{id}/comments"), None, None).await;
+    let list = call(
+        &ideas_r,
+        "GET",
+        &format!("/ideas/{id}/comments"),
+        None,
+        None,
+    )
+    .await;
     assert_eq!(list.body["items"].as_array().map(Vec::len), Some(2));
-    assert_eq!(call(&ideas_r, "GET", &format!("/ideas/{id}"), None, None).await.body["comment_count"], 2);
+    assert_eq!(
+        call(&ideas_r, "GET", &format!("/ideas/{id}"), None, None)
+            .await
+            .body["comment_count"],
+        2
+    );
 
     // Reviews: out of the product's list and figures while hidden.
     let ean = "3560070123452";
@@ -297,14 +631,48 @@ async fn hidden_comments_and_reviews_leave_their_lists() {
     .await;
     assert_eq!(rv.status, 201, "{}", rv.body);
     let rid = rv.body["id"].as_str().expect("id").to_owned();
-    let res = call(&r, "POST", &format!("/moderation/review/{rid}"), Some(&mo), Some(json!({"action": "hide", "reason": "Dénigrement"}))).await;
+    let res = call(
+        &r,
+        "POST",
+        &format!("/moderation/review/{rid}"),
+        Some(&mo),
+        Some(json!({"action": "hide", "reason": "Dénigrement"})),
+    )
+    .await;
     assert_eq!(res.status, 200, "{}", res.body);
-    let page = call(&reviews_r, "GET", &format!("/products/{ean}/reviews"), None, None).await;
+    let page = call(
+        &reviews_r,
+        "GET",
+        &format!("/products/{ean}/reviews"),
+        None,
+        None,
+    )
+    .await;
     assert_eq!(page.body["items"], json!([]));
     assert_eq!(page.body["review_count"], 0);
-    let res = call(&r, "POST", &format!("/moderation/review/{rid}"), Some(&mo), Some(json!({"action": "restore", "reason": "Avis authentique"}))).await;
+    let res = call(
+        &r,
+        "POST",
+        &format!("/moderation/review/{rid}"),
+        Some(&mo),
+        Some(json!({"action": "restore", "reason": "Avis authentique"})),
+    )
+    .await;
     assert_eq!(res.status, 200);
-    let page = call(&reviews_r, "GET", &format!("/products/{ean}/reviews"), None, None).await;
+    let page = call(
+        &reviews_r,
+        "GET",
+        &format!("/products/{ean}/reviews"),
+        None,
+        None,
+    )
+    .await;
     assert_eq!(page.body["items"][0]["id"], json!(rid));
-    assert_eq!((page.body["review_count"].clone(), page.body["average_rating"].clone()), (json!(1), json!(1.0)));
+    assert_eq!(
+        (
+            page.body["review_count"].clone(),
+            page.body["average_rating"].clone()
+        ),
+        (json!(1), json!(1.0))
+    );
 }

@@ -209,6 +209,11 @@ async fn a_redelivered_comment_event_credits_once() {
             .expect("partial");
         assert!(res.batch_item_failures.is_empty());
     }
-    let rule = app.settings.points.rule("comment_posted").expect("rule").points;
+    let rule = app
+        .settings
+        .points
+        .rule("comment_posted")
+        .expect("rule")
+        .points;
     assert_eq!(balance(&app, "cc").await, rule);
 }

@@ -251,10 +251,7 @@ impl<T: Table + Clone, M: Mailer> EmailsConsumer<T, M> {
             .send(&mail)
             .await
             .map_err(|err| Error::Store(StoreError::unavailable(err)))?;
-        let writes = vec![
-            marker,
-            count_sent(&mail.mail_id),
-        ];
+        let writes = vec![marker, count_sent(&mail.mail_id)];
         match self.app.table.transact(writes).await {
             Ok(()) | Err(StoreError::ConditionFailed { .. }) => Ok(()),
             Err(e) => Err(e.into()),

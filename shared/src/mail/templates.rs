@@ -239,7 +239,9 @@ pub fn for_moderation(s: &Settings, e: &Event, name: &str, member: &str) -> Rend
             "Votre contribution a été masquée par un modérateur".to_string(),
             vec![
                 format!("Bonjour {name},"),
-                format!("Un modérateur a masqué {what} : elle n'est plus visible par la communauté."),
+                format!(
+                    "Un modérateur a masqué {what} : elle n'est plus visible par la communauté."
+                ),
             ],
         )
     };
@@ -253,7 +255,12 @@ pub fn for_moderation(s: &Settings, e: &Event, name: &str, member: &str) -> Rend
     let link = e.idea_id.as_deref().map(|idea| {
         (
             "Voir l'idée".to_string(),
-            tracked_url(s, &mail_id, member, &format!("{}/ideas/{idea}", s.public_url)),
+            tracked_url(
+                s,
+                &mail_id,
+                member,
+                &format!("{}/ideas/{idea}", s.public_url),
+            ),
         )
     });
     render(mail_id, subject, lines, link)
@@ -287,7 +294,12 @@ pub fn comment_digest(
     ];
     let mut html = html_paragraphs(&text);
     for i in ideas {
-        let url = tracked_url(s, mail_id, member, &format!("{}/ideas/{}", s.public_url, i.idea_id));
+        let url = tracked_url(
+            s,
+            mail_id,
+            member,
+            &format!("{}/ideas/{}", s.public_url, i.idea_id),
+        );
         let n = i.comments.len();
         let count = if n == 1 {
             "1 nouveau commentaire".to_string()
@@ -298,10 +310,17 @@ pub fn comment_digest(
         let mut hblock = format!("<h3>« {} » — {}</h3><ul>", esc(&i.title), esc(&count));
         for (who, excerpt) in &i.comments {
             block.push_str(&format!("\n  • {who} : « {excerpt} »"));
-            hblock.push_str(&format!("<li><strong>{}</strong> : « {} »</li>", esc(who), esc(excerpt)));
+            hblock.push_str(&format!(
+                "<li><strong>{}</strong> : « {} »</li>",
+                esc(who),
+                esc(excerpt)
+            ));
         }
         block.push_str(&format!("\n  Répondre : {url}"));
-        hblock.push_str(&format!("</ul><p><a href=\"{}\">Voir les commentaires</a></p>", esc(&url)));
+        hblock.push_str(&format!(
+            "</ul><p><a href=\"{}\">Voir les commentaires</a></p>",
+            esc(&url)
+        ));
         text.push(block);
         html.push_str(&hblock);
     }
