@@ -223,7 +223,7 @@ pub fn for_moderation(s: &Settings, e: &Event, name: &str, member: &str) -> Rend
             "Votre contribution est de nouveau visible".to_string(),
             vec![
                 format!("Bonjour {name},"),
-                format!("Après examen, un modérateur a rétabli {what} : elle est de nouveau visible par la communauté."),
+                format!("Après examen, un modérateur a rétabli {what} : cette contribution est de nouveau visible par la communauté."),
             ],
         )
     } else if by_reports {
@@ -231,7 +231,7 @@ pub fn for_moderation(s: &Settings, e: &Event, name: &str, member: &str) -> Rend
             "Votre contribution est masquée en attendant un modérateur".to_string(),
             vec![
                 format!("Bonjour {name},"),
-                format!("Plusieurs membres ont signalé {what}. Elle est masquée en attendant l'examen d'un modérateur, qui décidera de la rétablir ou non."),
+                format!("Plusieurs membres ont signalé {what}. Cette contribution est masquée en attendant l'examen d'un modérateur, qui décidera de la rétablir ou non."),
             ],
         )
     } else {
@@ -240,7 +240,7 @@ pub fn for_moderation(s: &Settings, e: &Event, name: &str, member: &str) -> Rend
             vec![
                 format!("Bonjour {name},"),
                 format!(
-                    "Un modérateur a masqué {what} : elle n'est plus visible par la communauté."
+                    "Un modérateur a masqué {what} : cette contribution n'est plus visible par la communauté."
                 ),
             ],
         )
