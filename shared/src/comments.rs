@@ -210,7 +210,8 @@ pub async fn list<T: Table>(
 }
 
 /// One comment as `viewer` may see it (`GET /comments/{id}`): a hidden
-/// comment is 404 except to its author and to moderators.
+/// comment (or a comment of a hidden idea) is 404 except to its author (the
+/// idea's author) and to moderators.
 pub async fn get<T: Table>(app: &App<T>, id: &str, viewer: Option<&Caller>) -> Result<Comment> {
     if ulid::Ulid::from_string(id).is_err() {
         return Err(Error::NotFound("comment"));
@@ -221,6 +222,16 @@ pub async fn get<T: Table>(app: &App<T>, id: &str, viewer: Option<&Caller>) -> R
     let c = from_item(item)?;
     if c.moderation.is_some() && !ideas::sees_hidden(viewer, &c.author.id) {
         return Err(Error::NotFound("comment"));
+    }
+    // The comments of a hidden idea are hidden with it.
+    if let Some(idea) = IdeaId::parse(&c.idea_id) {
+        match ideas::load(app, &idea, false).await {
+            Ok(row) if row.is_hidden() && !ideas::sees_hidden(viewer, &row.author_id) => {
+                return Err(Error::NotFound("comment"))
+            }
+            Ok(_) | Err(Error::NotFound(_)) => {}
+            Err(e) => return Err(e),
+        }
     }
     Ok(c)
 }

@@ -643,7 +643,7 @@ pub struct QueueItem {
     pub report_count: i64,
     pub queued_at: String,
     pub author_id: String,
-    /// The first reports (up to 20), oldest first.
+    /// Up to 20 of its reports, sorted by time (the count is exact).
     pub reports: Vec<ReportView>,
     /// What was reported: title (ideas, reviews), an excerpt of the text, the idea.
     pub content: Value,

@@ -215,7 +215,7 @@ async fn hidden_ideas_are_404_to_others_and_shown_to_author_and_moderators() {
     let r = ideas::router(app.clone());
     let votes_r = votes::router(app.clone());
     let path = format!("/ideas/{id}");
-    call(
+    let before = call(
         &r,
         "POST",
         &format!("{path}/comments"),
@@ -223,6 +223,7 @@ async fn hidden_ideas_are_404_to_others_and_shown_to_author_and_moderators() {
         Some(json!({"body": "Avant"})),
     )
     .await;
+    let before_id = before.body["id"].as_str().expect("id").to_owned();
 
     moderation::decide(
         &app,
@@ -268,6 +269,31 @@ async fn hidden_ideas_are_404_to_others_and_shown_to_author_and_moderators() {
         call(&r, "GET", &format!("{path}/comments"), Some(&author), None)
             .await
             .status,
+        200
+    );
+    assert_eq!(
+        call(
+            &r,
+            "GET",
+            &format!("/comments/{before_id}"),
+            Some(&bea),
+            None
+        )
+        .await
+        .status,
+        404,
+        "the comments of a hidden idea are hidden with it"
+    );
+    assert_eq!(
+        call(
+            &r,
+            "GET",
+            &format!("/comments/{before_id}"),
+            Some(&author),
+            None
+        )
+        .await
+        .status,
         200
     );
     assert_eq!(
