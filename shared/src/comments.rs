@@ -161,11 +161,28 @@ pub async fn post<T: Table>(
         event.write(),
     ];
     let shown = serde_json::to_value(&c).map_err(|e| Error::Store(StoreError::unavailable(e)))?;
-    match commit(&app.table, writes, receipt.map(|r| (r, 201, &shown))).await {
-        Ok(()) => Ok(c),
-        // Hidden between the read and the write.
-        Err(Error::Store(StoreError::ConditionFailed { index: 1 })) => Err(Error::NotFound("idea")),
-        Err(e) => Err(e),
+    // The idea row is also written by vote roll-ups: a transaction racing
+    // one is cancelled as a conflict and retried (then 503 + Retry-After).
+    let mut attempt = 0;
+    loop {
+        match commit(
+            &app.table,
+            writes.clone(),
+            receipt.map(|r| (r, 201, &shown)),
+        )
+        .await
+        {
+            Ok(()) => return Ok(c),
+            // Hidden between the read and the write.
+            Err(Error::Store(StoreError::ConditionFailed { index: 1 })) => {
+                return Err(Error::NotFound("idea"))
+            }
+            Err(Error::Store(StoreError::Conflict | StoreError::Throttled)) if attempt < 3 => {
+                attempt += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(10 << attempt)).await;
+            }
+            Err(e) => return Err(e),
+        }
     }
 }
 
