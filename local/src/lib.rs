@@ -43,6 +43,7 @@ fn routes<T: Table + Clone>(app: App<T>) -> Router {
         .merge(committee::routes(app.clone()))
         .merge(contests::routes(app.clone()))
         .merge(reviews::routes(app.clone()))
+        .merge(moderation::routes(app.clone()))
         .merge(links::routes(app.clone()))
         .merge(marketing::routes(app))
         .route(
@@ -146,18 +147,38 @@ impl<T: Table + Clone> Local<T> {
                 Router::new()
                     .route("/local/ambassadors/run", post(run_ambassadors::<T>))
                     .with_state(self.app.clone()),
+            )
+            .merge(
+                Router::new()
+                    .route("/local/digests/run", post(run_digests::<T>))
+                    .with_state((self.app.clone(), self.mailbox.clone())),
             );
         with_auth(routes(self.app.clone()).merge(local), verifier)
     }
 }
 
 impl<T: Table + Clone> Local<T> {
-    /// The scheduled jobs (EventBridge on AWS), every `period`.
+    /// The scheduled jobs (EventBridge on AWS), every `period`
+    /// (`COMMUNITY_SCHEDULE_EVERY_SECS`): the ambassadors' scoring and the
+    /// comment digests.
     pub fn spawn_scheduled(&self, period: std::time::Duration) {
         let app = self.app.clone();
         schedule::spawn_every("ambassadors", period, move || {
             let app = app.clone();
             async move { community::ambassadors::run(&app).await.map(|_| ()) }
+        });
+        let (app, mailbox) = (self.app.clone(), self.mailbox.clone());
+        schedule::spawn_every("digests", period, move || {
+            let (app, mailbox) = (app.clone(), mailbox.clone());
+            async move {
+                community::digests::run(&app, &mailbox).await.map(|r| {
+                    tracing::info!(
+                        mails = r.mails,
+                        comments = r.comments,
+                        "comment digests sent"
+                    )
+                })
+            }
         });
     }
 }
@@ -167,6 +188,14 @@ async fn run_ambassadors<T: Table + Clone>(
     State(app): State<App<T>>,
 ) -> Result<Json<community::ambassadors::RunReport>, community::http::ApiError> {
     Ok(Json(community::ambassadors::run(&app).await?))
+}
+
+/// `POST /local/digests/run`: runs the comment digests now.
+async fn run_digests<T: Table + Clone>(
+    State((app, mailbox)): State<(App<T>, DirMailbox)>,
+) -> Result<Json<Value>, community::http::ApiError> {
+    let r = community::digests::run(&app, &mailbox).await?;
+    Ok(Json(json!(r)))
 }
 
 async fn mailbox(State(m): State<DirMailbox>) -> Json<Value> {

@@ -44,6 +44,12 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/products/{ean}/label"),
     ("GET", "/insights"),
     ("GET", "/ambassadors"),
+    ("GET", "/ideas/{id}/comments"),
+    ("POST", "/ideas/{id}/comments"),
+    ("GET", "/comments/{id}"),
+    ("POST", "/reports"),
+    ("GET", "/moderation/queue"),
+    ("POST", "/moderation/{target_type}/{id}"),
 ];
 
 fn bodies(rng: &mut impl Rng) -> Vec<Vec<u8>> {
@@ -141,7 +147,11 @@ async fn no_hostile_request_gets_a_5xx() {
                 route
                     .replace("{id}", id)
                     .replace("{token}", id)
-                    .replace("{ean}", id),
+                    .replace("{ean}", id)
+                    .replace(
+                        "{target_type}",
+                        ["idea", "comment", "review", "x%00"][i % 4]
+                    ),
                 query
             );
             let mut req = Request::builder().method(*method).uri(&path);

@@ -473,7 +473,11 @@ fn load_settings(
     if tpath.exists() {
         if let Some(t) = read(crate::config::TRUST_FILE, errs) {
             let file = tpath.display().to_string();
-            if let Err(e) = crate::ratelimit::AbuseConfig::parse(&t, &file) {
+            let checks = [
+                crate::ratelimit::AbuseConfig::parse(&t, &file).err(),
+                crate::config::ModerationConfig::parse(&t, &file).err(),
+            ];
+            for e in checks.into_iter().flatten() {
                 let text = match e {
                     crate::config::ConfigError::File { message, .. } => message,
                     other => other.to_string(),

@@ -97,8 +97,11 @@ fn reason(field: &str, v: Option<String>) -> std::result::Result<String, FieldEr
     Ok(v)
 }
 
+/// The committee sees the idea it works on even while moderation hides it.
 async fn exact_view<T: Table>(app: &App<T>, id: &IdeaId) -> Result<IdeaView> {
-    ideas::get(app, id).await
+    let row = ideas::load(app, id, true).await?;
+    let tally = crate::votes::tally(app, id).await?;
+    Ok(row.view(tally.votes))
 }
 
 /// `POST /ideas/{id}/decision`.
@@ -134,7 +137,6 @@ pub async fn decide<T: Table>(
         reason: reason.clone(),
         decided_at: now(),
     };
-    let lp = ideas::list_pk(&row.theme, outcome);
     let u = Update::default()
         .set("status", outcome.as_str())
         .set(
@@ -142,10 +144,9 @@ pub async fn decide<T: Table>(
             serde_json::to_value(&decision).unwrap_or(Value::Null),
         )
         .set("decided_by", caller.id.as_str())
-        .set("gsi1pk", lp.as_str())
-        .set("gsi2pk", lp.as_str())
         .remove("gsi3pk")
         .remove("gsi3sk");
+    let (u, listed) = row.relist(u, outcome);
     let event = Event::new(
         Kind::IdeaDecided,
         &row.author_id,
@@ -153,10 +154,8 @@ pub async fn decide<T: Table>(
         json!({"outcome": outcome.as_str(), "reason": reason, "title": row.title}),
     );
     let writes = vec![
-        Write::update(ideas::key(id), u).when(Cond::Eq(
-            "status".into(),
-            json!(IdeaStatus::UnderReview.as_str()),
-        )),
+        Write::update(ideas::key(id), u)
+            .when(Cond::Eq("status".into(), json!(IdeaStatus::UnderReview.as_str())).and(listed)),
         event.write(),
     ];
     match app.table.transact(writes).await {
@@ -220,15 +219,11 @@ pub async fn progress<T: Table>(
         note: note.clone(),
         at: now(),
     });
-    let lp = ideas::list_pk(&row.theme, to);
-    let u = Update::default()
-        .set("status", to.as_str())
-        .set(
-            "progress",
-            serde_json::to_value(&notes).unwrap_or(Value::Null),
-        )
-        .set("gsi1pk", lp.as_str())
-        .set("gsi2pk", lp.as_str());
+    let u = Update::default().set("status", to.as_str()).set(
+        "progress",
+        serde_json::to_value(&notes).unwrap_or(Value::Null),
+    );
+    let (u, listed) = row.relist(u, to);
     let event = Event::new(
         Kind::IdeaProgressed,
         &row.author_id,
@@ -237,7 +232,7 @@ pub async fn progress<T: Table>(
     );
     let writes = vec![
         Write::update(ideas::key(id), u)
-            .when(Cond::Eq("status".into(), json!(row.status.as_str()))),
+            .when(Cond::Eq("status".into(), json!(row.status.as_str())).and(listed)),
         event.write(),
     ];
     match app.table.transact(writes).await {

@@ -13,6 +13,36 @@ pub const POINTS_FILE: &str = "points.toml";
 pub const BUILTIN_TRUST: &str = include_str!("../../infra/campaigns/trust.toml");
 pub const TRUST_FILE: &str = "trust.toml";
 
+/// The `[moderation]` section of `trust.toml` (other sections belong to
+/// other modules and are ignored here).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ModerationConfig {
+    /// Distinct reports that hide content until a moderator decides.
+    pub auto_hide_reports: i64,
+}
+
+impl ModerationConfig {
+    pub fn parse(text: &str, file: &str) -> Result<ModerationConfig, ConfigError> {
+        let err = |message: String| ConfigError::File {
+            file: file.to_owned(),
+            message,
+        };
+        let doc: toml::Table = toml::from_str(text).map_err(|e| err(e.to_string()))?;
+        let Some(section) = doc.get("moderation") else {
+            return Err(err("moderation: the [moderation] section is missing".into()));
+        };
+        let c = ModerationConfig::deserialize(section.clone())
+            .map_err(|e| err(format!("moderation: {}", e.message())))?;
+        if !(1..=1000).contains(&c.auto_hide_reports) {
+            return Err(err(
+                "moderation.auto_hide_reports: must be a whole number from 1 to 1000".into(),
+            ));
+        }
+        Ok(c)
+    }
+}
+
 /// Point rules and their conversion into euros.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -38,7 +68,7 @@ pub struct PointRule {
 }
 
 /// The rules the code credits; a points file may not name others.
-pub const POINT_RULES: [&str; 7] = [
+pub const POINT_RULES: [&str; 8] = [
     "member_signed_up",
     "idea_posted",
     "vote_cast",
@@ -46,6 +76,7 @@ pub const POINT_RULES: [&str; 7] = [
     "idea_accepted",
     "contest_entry",
     "review",
+    "comment_posted",
 ];
 
 impl PointsConfig {
@@ -148,6 +179,8 @@ pub struct Settings {
     pub abuse: crate::ratelimit::AbuseConfig,
     /// `[ambassadors]`: the engagement score and who is an ambassador.
     pub ambassadors: crate::ambassadors::AmbassadorsConfig,
+    /// Reports and moderation (`trust.toml`, `[moderation]`).
+    pub moderation: ModerationConfig,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -247,6 +280,8 @@ impl Settings {
                 "infra/campaigns/trust.toml",
             )
             .map_err(|e| vec![("(built-in trust.toml)".to_owned(), e.to_string())])?,
+            moderation: ModerationConfig::parse(BUILTIN_TRUST, "infra/campaigns/trust.toml")
+                .map_err(|e| vec![("(built-in trust.toml)".to_owned(), e.to_string())])?,
         })
     }
 
@@ -277,6 +312,7 @@ impl Settings {
                     })?;
                     s.abuse =
                         crate::ratelimit::AbuseConfig::parse(&text, &tpath.display().to_string())?;
+                    s.moderation = ModerationConfig::parse(&text, &tpath.display().to_string())?;
                 }
                 s
             }
@@ -450,6 +486,39 @@ mod tests {
         let bad = BUILTIN_POINTS.replace("daily_cap = 20", "daily_cap = 0");
         let e = PointsConfig::parse(&bad, "points.toml").expect_err("cap");
         assert!(e.to_string().contains("rules.vote_cast.daily_cap"), "{e}");
+    }
+
+    #[test]
+    fn moderation_section_is_read_alone_and_checked() {
+        let m = ModerationConfig::parse(BUILTIN_TRUST, "trust.toml").expect("valid");
+        assert_eq!(m.auto_hide_reports, 3);
+        // Other modules' sections are not this loader's business.
+        let other = "[rate_limits]\nideas_per_hour = 5\n\n[moderation]\nauto_hide_reports = 4\n";
+        assert_eq!(
+            ModerationConfig::parse(other, "trust.toml")
+                .map(|m| m.auto_hide_reports)
+                .ok(),
+            Some(4)
+        );
+        for (bad, field) in [
+            (
+                "[moderation]\nauto_hide_reports = 0\n",
+                "moderation.auto_hide_reports",
+            ),
+            (
+                "[moderation]\nauto_hide_reports = \"trois\"\n",
+                "moderation",
+            ),
+            (
+                "[moderation]\nauto_hide_reports = 3\nhide_after = 2\n",
+                "hide_after",
+            ),
+            ("[rate_limits]\n", "moderation"),
+        ] {
+            let e = ModerationConfig::parse(bad, "x/trust.toml").expect_err(bad);
+            let e = e.to_string();
+            assert!(e.contains("x/trust.toml") && e.contains(field), "{e}");
+        }
     }
 
     #[test]

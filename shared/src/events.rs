@@ -137,7 +137,7 @@ pub fn routes(kind: Kind) -> &'static [Queue] {
         Kind::ContestDrawn => &[Queue::Emails],
         Kind::TestersSelected => &[Queue::Emails],
         Kind::ReviewPosted => &[Queue::Points, Queue::Insights],
-        Kind::CommentPosted => &[Queue::Points, Queue::Insights],
+        Kind::CommentPosted => &[Queue::Points, Queue::Emails, Queue::Insights],
         Kind::ContentHidden => &[Queue::Emails],
         Kind::ContentRestored => &[Queue::Emails],
         Kind::MemberErased => &[Queue::Points, Queue::Insights],

@@ -14,7 +14,7 @@ use crate::error::{commit, Error, Result};
 use crate::events::{Event, Kind};
 use crate::members;
 use crate::receipt::Receipt;
-use crate::store::{cursor, Index, Item, Key, Query, StoreError, Table, Write};
+use crate::store::{cursor, Cond, Index, Item, Key, Query, StoreError, Table, Update, Write};
 use crate::votes;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -65,6 +65,12 @@ pub struct IdeaRow {
     pub decision: Option<Decision>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub progress: Vec<ProgressNote>,
+    /// Visible comments (see `crate::comments`).
+    #[serde(default)]
+    pub comment_count: i64,
+    /// `Some("hidden")` while moderation hides the idea (see `crate::moderation`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub moderation: Option<String>,
 }
 
 /// The feasibility committee's answer.
@@ -102,6 +108,11 @@ pub struct IdeaView {
     pub reached_threshold_at: Option<String>,
     pub decision: Option<Decision>,
     pub progress: Vec<ProgressNote>,
+    pub comment_count: i64,
+    /// `"hidden"` when moderation hid the idea (shown only to its author and
+    /// to moderators; everyone else gets 404).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub moderation: Option<String>,
 }
 
 impl IdeaRow {
@@ -121,6 +132,28 @@ impl IdeaRow {
             reached_threshold_at: self.reached_threshold_at,
             decision: self.decision,
             progress: self.progress,
+            comment_count: self.comment_count,
+            moderation: self.moderation,
+        }
+    }
+
+    pub fn is_hidden(&self) -> bool {
+        self.moderation.is_some()
+    }
+
+    /// The list-index part of a status change: a hidden idea stays out of the
+    /// lists (no `gsi1pk`/`gsi2pk`), and the condition makes the change fail
+    /// if moderation hid or restored the idea since `self` was read.
+    pub fn relist(&self, u: Update, to: IdeaStatus) -> (Update, Cond) {
+        match &self.moderation {
+            Some(m) => (u, Cond::Eq("moderation".into(), json!(m))),
+            None => {
+                let lp = list_pk(&self.theme, to);
+                (
+                    u.set("gsi1pk", lp.as_str()).set("gsi2pk", lp.as_str()),
+                    Cond::AttrAbsent("moderation".into()),
+                )
+            }
         }
     }
 
@@ -203,6 +236,8 @@ pub async fn create<T: Table>(
         reached_threshold_at: None,
         decision: None,
         progress: Vec::new(),
+        comment_count: 0,
+        moderation: None,
     };
     let item = row.to_item()?;
     let event = Event::new(
@@ -230,9 +265,27 @@ pub async fn create<T: Table>(
     Ok(view)
 }
 
-/// One idea with its exact vote count.
+/// One idea with its exact vote count (404 when moderation hid it).
 pub async fn get<T: Table>(app: &App<T>, id: &IdeaId) -> Result<IdeaView> {
+    get_for(app, id, None).await
+}
+
+/// Whether `viewer` may see hidden content of `author`: its author and moderators.
+pub fn sees_hidden(viewer: Option<&Caller>, author_id: &str) -> bool {
+    viewer.is_some_and(|c| c.id.as_str() == author_id || c.in_group(crate::auth::MODERATOR))
+}
+
+/// One idea as `viewer` may see it: a hidden idea is 404 except to its
+/// author and to moderators, who see it with `"moderation": "hidden"`.
+pub async fn get_for<T: Table>(
+    app: &App<T>,
+    id: &IdeaId,
+    viewer: Option<&Caller>,
+) -> Result<IdeaView> {
     let row = load(app, id, true).await?;
+    if row.is_hidden() && !sees_hidden(viewer, &row.author_id) {
+        return Err(Error::NotFound("idea"));
+    }
     let tally = votes::tally(app, id).await?;
     Ok(row.view(tally.votes))
 }

@@ -81,6 +81,8 @@ pub struct Patch {
     pub display_name: Option<String>,
     pub email_opt_in: Option<bool>,
     pub loyalty_card: Option<String>,
+    /// Opt-in to the digest of new comments on the member's ideas.
+    pub comment_digest: Option<bool>,
 }
 
 /// A member as stored (key attributes aside).
@@ -108,6 +110,9 @@ pub struct MemberRow {
     /// tombstone without personal data; see `gdpr`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub erased_at: Option<String>,
+    /// Digest mails of new comments on the member's ideas (opt-in).
+    #[serde(default)]
+    pub comment_digest: bool,
 }
 
 /// A member as shown to themself.
@@ -126,6 +131,7 @@ pub struct MemberView {
     pub terms_accepted_at: String,
     /// Masked: only the last four digits are ever shown.
     pub loyalty_card: Option<String>,
+    pub comment_digest: bool,
 }
 
 impl From<MemberRow> for MemberView {
@@ -143,6 +149,7 @@ impl From<MemberRow> for MemberView {
             terms_version: r.terms_version,
             terms_accepted_at: r.terms_accepted_at,
             loyalty_card: r.loyalty_card.as_deref().map(LoyaltyCard::masked),
+            comment_digest: r.comment_digest,
         }
     }
 }
@@ -257,6 +264,7 @@ pub async fn sign_up<T: Table>(
         level: DEFAULT_LEVEL.into(),
         ambassador: false,
         erased_at: None,
+        comment_digest: false,
     };
     let k = key(&caller.id);
     let event = Event::new(
@@ -342,6 +350,9 @@ pub async fn update<T: Table>(app: &App<T>, caller: &Caller, p: Patch) -> Result
     }
     if let Some(opt) = p.email_opt_in {
         u = u.set("email_opt_in", opt).set("email_opt_in_at", now());
+    }
+    if let Some(d) = p.comment_digest {
+        u = u.set("comment_digest", d).set("comment_digest_at", now());
     }
     if !errs.is_empty() {
         return Err(Error::Invalid(errs.0));

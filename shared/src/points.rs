@@ -115,6 +115,20 @@ impl<T: Table + Clone> Consumer for PointsConsumer<T> {
                 let key = format!("review#{ean}#{}", e.member_id);
                 credit(&self.app, e, &e.member_id, "review", &key, ean).await
             }
+            // Once per comment, however often the event is delivered.
+            Kind::CommentPosted => {
+                let comment = e.data["comment_id"].as_str().unwrap_or_default();
+                let key = format!("comment#{comment}");
+                credit(
+                    &self.app,
+                    e,
+                    &e.member_id,
+                    "comment_posted",
+                    &key,
+                    &idea_ref,
+                )
+                .await
+            }
             _ => Ok(()),
         }
     }

@@ -286,6 +286,18 @@ pub struct Review {
     pub community_tester: bool,
     pub product_test_id: Option<String>,
     pub created_at: String,
+    /// `"hidden"` while moderation hides it (never in the product's list).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub moderation: Option<String>,
+}
+
+/// A review is found by its id (reports, moderation) through gsi2.
+pub fn review_id_pk(id: &str) -> String {
+    format!("REVIEWID#{id}")
+}
+
+pub fn review_list_pk(ean: &str) -> String {
+    format!("REVIEWS#{ean}")
 }
 
 pub fn stats_key(ean: &str) -> Key {
@@ -379,14 +391,17 @@ pub async fn review<T: Table>(
         community_tester: test.is_some(),
         product_test_id: test.as_ref().map(|t| t.config.id.clone()),
         created_at: at.clone(),
+        moderation: None,
     };
     let k = Key::new(format!("REVIEW#{ean}#{}", member.id), "REVIEW");
     let mut item =
         obj(serde_json::to_value(&r).map_err(|e| Error::Store(StoreError::unavailable(e)))?)?;
     item.insert("pk".into(), json!(k.pk));
     item.insert("sk".into(), json!(k.sk));
-    item.insert("gsi1pk".into(), json!(format!("REVIEWS#{ean}")));
+    item.insert("gsi1pk".into(), json!(review_list_pk(ean)));
     item.insert("gsi1sk".into(), json!(format!("{at}#{}", member.id)));
+    item.insert("gsi2pk".into(), json!(review_id_pk(&r.id)));
+    item.insert("gsi2sk".into(), json!("REVIEW"));
     let mut stats = Update::default()
         .add("review_count", 1)
         .add("rating_sum", rating);

@@ -80,6 +80,10 @@ async fn open_idea<T: Table>(
     idea: &IdeaId,
 ) -> Result<ideas::IdeaRow> {
     let row = ideas::load(app, idea, true).await?;
+    if row.is_hidden() {
+        // Hidden by moderation: it takes no votes, and to voters it does not exist.
+        return Err(Error::NotFound("idea"));
+    }
     members::require(app, caller).await?;
     if row.status != IdeaStatus::Open {
         return Err(closed(row.status));
@@ -224,13 +228,9 @@ pub async fn close<T: Table>(
     if row.status != IdeaStatus::Open {
         return Err(closed(row.status));
     }
-    let lp = ideas::list_pk(&row.theme, to);
-    let u = extra
-        .set("status", to.as_str())
-        .set("gsi1pk", lp.as_str())
-        .set("gsi2pk", lp.as_str());
-    let mut writes =
-        vec![Write::update(ideas::key(idea), u).when(Cond::Eq("status".into(), json!("open")))];
+    let (u, listed) = row.relist(extra.set("status", to.as_str()), to);
+    let mut writes = vec![Write::update(ideas::key(idea), u)
+        .when(Cond::Eq("status".into(), json!("open")).and(listed))];
     for k in 0..app.settings.vote_shards {
         writes.push(Write::update(
             shard_key(idea, k),
@@ -242,6 +242,10 @@ pub async fn close<T: Table>(
         Ok(()) => ideas::load(app, idea, true).await,
         Err(StoreError::ConditionFailed { index: 0 }) => {
             let row = ideas::load(app, idea, true).await?;
+            if row.status == IdeaStatus::Open {
+                // Moderation hid or restored it meanwhile: retry from a fresh read.
+                return Err(Error::Store(StoreError::Conflict));
+            }
             Err(closed(row.status))
         }
         Err(e) => Err(e.into()),

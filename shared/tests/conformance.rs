@@ -441,6 +441,131 @@ async fn votes_are_exact_under_concurrency(t: T) {
     assert_eq!(got.votes, 35);
 }
 
+/// Reports and moderation on this adapter: concurrent reporters hide an idea
+/// exactly once at the threshold, hiding takes it out of both list orders and
+/// its comments out of theirs, restoring brings everything back.
+async fn reports_hide_once_and_lists_follow(t: T) {
+    use community::moderation::{self, DecisionRequest, ReportRequest};
+    let app = support::app(t.clone(), |s| s.moderation.auto_hide_reports = 3);
+    let author = support::member(&app, "author").await;
+    let idea = support::idea(&app, &author).await;
+    let id = idea.as_str().to_owned();
+    let bea = support::member(&app, "bea").await;
+    let c = community::comments::post(
+        &app,
+        &bea,
+        &idea,
+        community::comments::NewComment {
+            body: Some("Bonne idée".into()),
+        },
+        None,
+    )
+    .await
+    .expect("comment");
+    let reporters: Vec<_> = futures::future::join_all((0..6).map(|i| {
+        let app = app.clone();
+        async move { support::member(&app, &format!("r{i}")).await }
+    }))
+    .await;
+    let tasks: Vec<_> = reporters
+        .iter()
+        .map(|r| {
+            let (app, r, id) = (app.clone(), r.clone(), id.clone());
+            tokio::spawn(async move {
+                let req = ReportRequest {
+                    target_type: Some("idea".into()),
+                    target_id: Some(id),
+                    reason: Some("Hors sujet".into()),
+                };
+                moderation::report(&app, &r, req, None).await
+            })
+        })
+        .collect();
+    let mut ok = 0;
+    for task in tasks {
+        match task.await.expect("task") {
+            Ok(_) => ok += 1,
+            Err(community::error::Error::NotFound(_)) => {}
+            Err(e) => panic!("unexpected {e:?}"),
+        }
+    }
+    assert_eq!(ok, 3, "the reports after the hide find nothing to report");
+    let row = community::ideas::load(&app, &idea, true)
+        .await
+        .expect("row");
+    assert!(row.is_hidden());
+    let st = t
+        .get(
+            &moderation::state_key(moderation::TargetType::Idea, &id),
+            true,
+        )
+        .await
+        .expect("state")
+        .expect("exists");
+    assert_eq!(
+        (st["report_count"].clone(), st["state"].clone()),
+        (json!(3), json!("hidden"))
+    );
+    for sort in [community::ideas::Sort::New, community::ideas::Sort::Top] {
+        let req = community::ideas::ListRequest {
+            sort,
+            limit: 20,
+            ..Default::default()
+        };
+        let page = community::ideas::list(&app, req).await.expect("list");
+        assert!(page.items.is_empty(), "{sort:?}");
+    }
+    assert!(community::ideas::get(&app, &idea).await.is_err());
+    let mo = community::auth::Caller {
+        groups: vec!["moderator".into()],
+        ..support::caller("mo")
+    };
+    let q = moderation::queue(&app, &mo, 20, None).await.expect("queue");
+    assert_eq!(q.items.len(), 1);
+    assert_eq!(q.items[0].report_count, 3);
+    // Hide the comment too, then restore both.
+    let hide = DecisionRequest {
+        action: Some("hide".into()),
+        reason: Some("Test".into()),
+    };
+    moderation::decide(&app, &mo, "comment", &c.id, hide)
+        .await
+        .expect("hide comment");
+    let restore = || DecisionRequest {
+        action: Some("restore".into()),
+        reason: Some("Test".into()),
+    };
+    moderation::decide(&app, &mo, "idea", &id, restore())
+        .await
+        .expect("restore idea");
+    let page = community::comments::list(&app, &idea, None, 20, None)
+        .await
+        .expect("comments");
+    assert!(page.items.is_empty());
+    moderation::decide(&app, &mo, "comment", &c.id, restore())
+        .await
+        .expect("restore comment");
+    let page = community::comments::list(&app, &idea, None, 20, None)
+        .await
+        .expect("comments");
+    assert_eq!(page.items.len(), 1);
+    for sort in [community::ideas::Sort::New, community::ideas::Sort::Top] {
+        let req = community::ideas::ListRequest {
+            sort,
+            limit: 20,
+            ..Default::default()
+        };
+        let page = community::ideas::list(&app, req).await.expect("list");
+        assert_eq!(page.items.len(), 1, "{sort:?}");
+        assert_eq!(page.items[0].comment_count, 1);
+    }
+    assert!(moderation::queue(&app, &mo, 20, None)
+        .await
+        .expect("queue")
+        .items
+        .is_empty());
+}
+
 macro_rules! conformance {
     ($($case:ident),* $(,)?) => {
         mod embedded {
@@ -475,6 +600,7 @@ conformance!(
     get_many_returns_what_exists,
     concurrent_conditions_never_overshoot,
     votes_are_exact_under_concurrency,
+    reports_hide_once_and_lists_follow,
 );
 
 #[test]

@@ -3,9 +3,12 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use community::auth::Caller;
+use community::comments::{self, NewComment};
 use community::domain::{IdeaId, IdeaStatus};
 use community::error::Error;
-use community::http::{cacheable, with_receipt, ApiError, IdempotencyKey, JsonBody, ListParams};
+use community::http::{
+    cacheable, with_receipt, ApiError, IdempotencyKey, JsonBody, ListParams, MaybeCaller,
+};
 use community::ideas::{self, IdeaView, ListRequest, NewIdea, Sort};
 use community::store::Table;
 use community::App;
@@ -80,12 +83,53 @@ pub async fn create<T: Table + Clone>(
     .await
 }
 
+/// A hidden idea is shown only to its author and to moderators (when their
+/// token reaches the function: see docs/architecture.md, "Moderation").
 #[tracing::instrument(skip_all, fields(idea = %id))]
 pub async fn get_one<T: Table + Clone>(
     State(app): State<App<T>>,
+    MaybeCaller(viewer): MaybeCaller,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let id = IdeaId::parse(&id).ok_or(Error::NotFound("idea"))?;
-    let idea: IdeaView = ideas::get(&app, &id).await?;
+    let idea: IdeaView = ideas::get_for(&app, &id, viewer.as_ref()).await?;
     Ok(Json(idea).into_response())
+}
+
+#[tracing::instrument(skip_all, fields(member = %caller.id.as_str(), idea = %id))]
+pub async fn post_comment<T: Table + Clone>(
+    State(app): State<App<T>>,
+    caller: Caller,
+    idem: IdempotencyKey,
+    Path(id): Path<String>,
+    JsonBody(req): JsonBody<NewComment>,
+) -> Result<Response, ApiError> {
+    let idea = IdeaId::parse(&id).ok_or(Error::NotFound("idea"))?;
+    let receipt = idem.receipt(&caller, &format!("POST /ideas/{}/comments", idea.as_str()));
+    let table = app.table.clone();
+    with_receipt(&table, receipt, StatusCode::CREATED, |r| async move {
+        comments::post(&app, &caller, &idea, req, r.as_ref()).await
+    })
+    .await
+}
+
+#[tracing::instrument(skip_all, fields(idea = %id))]
+pub async fn list_comments<T: Table + Clone>(
+    State(app): State<App<T>>,
+    MaybeCaller(viewer): MaybeCaller,
+    Path(id): Path<String>,
+    params: ListParams,
+) -> Result<Response, ApiError> {
+    let idea = IdeaId::parse(&id).ok_or(Error::NotFound("idea"))?;
+    let page = comments::list(&app, &idea, viewer.as_ref(), params.limit, params.cursor).await?;
+    Ok(Json(page).into_response())
+}
+
+#[tracing::instrument(skip_all, fields(comment = %id))]
+pub async fn get_comment<T: Table + Clone>(
+    State(app): State<App<T>>,
+    MaybeCaller(viewer): MaybeCaller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    Ok(Json(comments::get(&app, &id, viewer.as_ref()).await?).into_response())
 }

@@ -1,5 +1,6 @@
 //! `ideas`: the idea box. `GET /themes`, `GET /ideas`, `POST /ideas`,
-//! `GET /ideas/{id}` (and `GET /health`).
+//! `GET /ideas/{id}` (and `GET /health`); comments: `GET`/`POST
+//! /ideas/{id}/comments`, `GET /comments/{id}`.
 
 mod handler;
 
@@ -15,6 +16,11 @@ pub fn routes<T: Table + Clone>(app: App<T>) -> Router {
         .route("/themes", get(handler::themes::<T>))
         .route("/ideas", get(handler::list::<T>).post(handler::create::<T>))
         .route("/ideas/{id}", get(handler::get_one::<T>))
+        .route(
+            "/ideas/{id}/comments",
+            get(handler::list_comments::<T>).post(handler::post_comment::<T>),
+        )
+        .route("/comments/{id}", get(handler::get_comment::<T>))
         .with_state(app)
 }
 

@@ -122,3 +122,25 @@ async fn comments_and_reports_are_limited_per_member_and_the_switch_turns_limits
             .expect("off");
     }
 }
+
+/// Comments go through the same limiter (trust.toml `[rate_limits] comments`).
+#[tokio::test]
+async fn comments_over_the_rate_limit_are_429() {
+    let (app, _d) = embedded_app(|s| limit(s, Action::Comment, 2, 86_400));
+    let alice = member("alice");
+    join(&app, &alice).await;
+    let r = ideas::router(app);
+    let res = call(&r, "POST", "/ideas", Some(&alice), Some(idea_body())).await;
+    assert_eq!(res.status, 201, "{}", res.body);
+    let path = format!("/ideas/{}/comments", res.body["id"].as_str().expect("id"));
+    let body = || serde_json::json!({"body": "Bonne idée, je valide !"});
+    for _ in 0..2 {
+        let res = call(&r, "POST", &path, Some(&alice), Some(body())).await;
+        assert_eq!(res.status, 201, "{}", res.body);
+    }
+    let res = call(&r, "POST", &path, Some(&alice), Some(body())).await;
+    assert_eq!(res.status, 429, "{}", res.body);
+    assert!(res.header("retry-after").is_some());
+    let list = call(&r, "GET", &path, None, None).await;
+    assert_eq!(list.body["items"].as_array().map(Vec::len), Some(2));
+}

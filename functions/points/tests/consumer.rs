@@ -191,3 +191,29 @@ async fn redemptions_never_overdraw_even_concurrently() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_redelivered_comment_event_credits_once() {
+    let (app, _d) = embedded_app(|_| {});
+    join(&app, &member("cc")).await;
+    let consumer = PointsConsumer { app: app.clone() };
+    let e = Event::new(
+        Kind::CommentPosted,
+        "cc",
+        Some("01JD0000000000000000000000"),
+        json!({"comment_id": "01JD0000000000000000000001", "idea_author_id": "someone"}),
+    );
+    for _ in 0..3 {
+        let res = community::queue::sqs(&consumer, batch(&[e.clone(), e.clone()]))
+            .await
+            .expect("partial");
+        assert!(res.batch_item_failures.is_empty());
+    }
+    let rule = app
+        .settings
+        .points
+        .rule("comment_posted")
+        .expect("rule")
+        .points;
+    assert_eq!(balance(&app, "cc").await, rule);
+}

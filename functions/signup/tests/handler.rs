@@ -361,3 +361,60 @@ async fn concurrent_sign_ups_of_one_member_create_one() {
     );
     assert!(statuses.iter().all(|s| *s == 201 || *s == 409));
 }
+
+#[tokio::test]
+async fn the_comment_digest_is_opt_in_and_patchable() {
+    let (app, _d) = embedded_app(|_| {});
+    let r = signup::router(app);
+    let alice = member("alice");
+    let res = call(
+        &r,
+        "POST",
+        "/members",
+        Some(&alice),
+        Some(sign_up_body("Alice")),
+    )
+    .await;
+    assert_eq!(
+        (res.status, res.body["comment_digest"].clone()),
+        (201, json!(false))
+    );
+    let res = call(
+        &r,
+        "PATCH",
+        "/members/me",
+        Some(&alice),
+        Some(json!({"comment_digest": true})),
+    )
+    .await;
+    assert_eq!(
+        (res.status, res.body["comment_digest"].clone()),
+        (200, json!(true))
+    );
+    let res = call(
+        &r,
+        "PATCH",
+        "/members/me",
+        Some(&alice),
+        Some(json!({"comment_digest": "yes"})),
+    )
+    .await;
+    assert_eq!(
+        (res.status, res.fields()),
+        (400, vec!["comment_digest".to_string()])
+    );
+    let me = call(&r, "GET", "/members/me", Some(&alice), None).await;
+    assert_eq!(me.body["comment_digest"], true);
+    assert_eq!(
+        call(
+            &r,
+            "PATCH",
+            "/members/me",
+            None,
+            Some(json!({"comment_digest": false}))
+        )
+        .await
+        .status,
+        401
+    );
+}

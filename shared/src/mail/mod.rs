@@ -117,7 +117,12 @@ fn stats_key(mail_id: &str) -> Key {
 /// committee) is also listed in gsi1 `MAILS` for `GET /insights`.
 fn stats_update(mail_id: &str) -> Update {
     let u = Update::default().add("sent", 1);
-    if mail_id.ends_with("-author") || mail_id.ends_with("-committee") {
+    // Notices to one person (author, committee, moderation) are not
+    // community mails: only these are listed in the insights.
+    if ["-author", "-committee", "-moderation"]
+        .iter()
+        .any(|s| mail_id.ends_with(s))
+    {
         u
     } else {
         u.set("gsi1pk", crate::insights::MAILS_PK)
@@ -222,6 +227,38 @@ pub fn sent_record(member: &str, event_id: &str, mail: &Mail) -> Write {
 /// Sort-key prefix of sent-mail records in a member's partition.
 pub const SENT_PREFIX: &str = "MAIL#";
 
+/// A rendered template as the mail sent to `member` at `to`: the
+/// unsubscribe footer and the one-click `List-Unsubscribe` headers added.
+pub fn compose(
+    settings: &crate::config::Settings,
+    to: &str,
+    member: &str,
+    t: templates::Rendered,
+) -> Mail {
+    let unsub = unsubscribe_url(settings, member);
+    Mail {
+        mail_id: t.mail_id,
+        to: to.to_owned(),
+        from: settings.mail_from.clone(),
+        subject: t.subject,
+        text: format!("{}\n\n--\nNe plus recevoir les e-mails de la communauté : {unsub}\n", t.text),
+        html: format!(
+            "<!doctype html><html lang=\"fr\"><body>{}<hr><p style=\"font-size:small\"><a href=\"{}\">Ne plus recevoir les e-mails de la communauté</a></p></body></html>",
+            t.html,
+            templates::esc(&unsub)
+        ),
+        headers: vec![
+            ("List-Unsubscribe".into(), format!("<{unsub}>")),
+            ("List-Unsubscribe-Post".into(), "List-Unsubscribe=One-Click".into()),
+        ],
+    }
+}
+
+/// Counts one more copy of a mail sent (the denominator of its click rate).
+pub fn count_sent(mail_id: &str) -> Write {
+    Write::update(stats_key(mail_id), stats_update(mail_id))
+}
+
 pub struct EmailsConsumer<T, M> {
     pub app: App<T>,
     pub mailer: M,
@@ -262,37 +299,18 @@ impl<T: Table + Clone, M: Mailer> EmailsConsumer<T, M> {
         if self.app.table.get(&mk, true).await?.is_some() {
             return Ok(());
         }
-        let unsub = unsubscribe_url(&self.app.settings, &r.member);
-        let mail = Mail {
-            mail_id: t.mail_id.clone(),
-            to: r.email.clone(),
-            from: self.app.settings.mail_from.clone(),
-            subject: t.subject,
-            text: format!("{}\n\n--\nNe plus recevoir les e-mails de la communauté : {unsub}\n", t.text),
-            html: format!(
-                "<!doctype html><html lang=\"fr\"><body>{}<hr><p style=\"font-size:small\"><a href=\"{}\">Ne plus recevoir les e-mails de la communauté</a></p></body></html>",
-                t.html,
-                templates::esc(&unsub)
-            ),
-            headers: vec![
-                ("List-Unsubscribe".into(), format!("<{unsub}>")),
-                ("List-Unsubscribe-Post".into(), "List-Unsubscribe=One-Click".into()),
-            ],
-        };
+        let mail = compose(&self.app.settings, &r.email, &r.member, t);
         self.mailer
             .send(&mail)
             .await
             .map_err(|err| Error::Store(StoreError::unavailable(err)))?;
-        let mut writes = vec![
-            marker,
-            Write::update(stats_key(&t.mail_id), stats_update(&t.mail_id)),
-        ];
+        let mut writes = vec![marker, count_sent(&mail.mail_id)];
         if r.member != COMMITTEE_RECIPIENT {
             writes.push(sent_record(&r.member, &e.event_id, &mail));
         }
         match self.app.table.transact(writes).await {
             Ok(()) => {
-                crate::metrics::record_email_sent(&t.mail_id);
+                crate::metrics::record_email_sent(&mail.mail_id);
                 Ok(())
             }
             Err(StoreError::ConditionFailed { .. }) => Ok(()),
@@ -386,6 +404,17 @@ impl<T: Table + Clone, M: Mailer> Consumer for EmailsConsumer<T, M> {
                         let t = templates::for_campaign(s, e, &r.name, prize.as_deref());
                         self.deliver(e, &r, t).await?;
                     }
+                }
+                Ok(())
+            }
+            // New comments on the ideas of authors who opted in: recorded
+            // for the next digest (`crate::digests`), not mailed one by one.
+            Kind::CommentPosted => crate::digests::record(&self.app, e).await,
+            // Moderation: the author is told, with the moderator's reason.
+            Kind::ContentHidden | Kind::ContentRestored => {
+                if let Some((r, _)) = self.member(&e.member_id).await? {
+                    let t = templates::for_moderation(s, e, &r.name, &r.member);
+                    self.deliver(e, &r, t).await?;
                 }
                 Ok(())
             }

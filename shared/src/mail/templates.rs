@@ -201,3 +201,136 @@ pub fn for_campaign(s: &Settings, e: &Event, name: &str, prize: Option<&str>) ->
         )
     }
 }
+
+/// The author of hidden or restored content (transactional: it is about
+/// their own contribution), with the moderator's reason.
+pub fn for_moderation(s: &Settings, e: &Event, name: &str, member: &str) -> Rendered {
+    let mail_id = format!("{}-moderation", e.event_id);
+    let title = e.data["title"].as_str().unwrap_or_default();
+    let excerpt = e.data["excerpt"].as_str().unwrap_or_default();
+    let what = match e.data["target_type"].as_str() {
+        Some("idea") => format!("votre idée « {title} »"),
+        Some("comment") if !title.is_empty() => {
+            format!("votre commentaire sur l'idée « {title} »")
+        }
+        Some("comment") => "votre commentaire".to_string(),
+        _ => format!("votre avis « {title} »"),
+    };
+    let reason = e.data["reason"].as_str();
+    let by_reports = e.data["by"] == "reports";
+    let (subject, mut lines) = if e.kind == Kind::ContentRestored {
+        (
+            "Votre contribution est de nouveau visible".to_string(),
+            vec![
+                format!("Bonjour {name},"),
+                format!("Après examen, un modérateur a rétabli {what} : cette contribution est de nouveau visible par la communauté."),
+            ],
+        )
+    } else if by_reports {
+        (
+            "Votre contribution est masquée en attendant un modérateur".to_string(),
+            vec![
+                format!("Bonjour {name},"),
+                format!("Plusieurs membres ont signalé {what}. Cette contribution est masquée en attendant l'examen d'un modérateur, qui décidera de la rétablir ou non."),
+            ],
+        )
+    } else {
+        (
+            "Votre contribution a été masquée par un modérateur".to_string(),
+            vec![
+                format!("Bonjour {name},"),
+                format!(
+                    "Un modérateur a masqué {what} : cette contribution n'est plus visible par la communauté."
+                ),
+            ],
+        )
+    };
+    if let Some(r) = reason {
+        lines.push(format!("Motif : {r}"));
+    }
+    if !excerpt.is_empty() {
+        lines.push(format!("Pour mémoire : « {excerpt} »"));
+    }
+    lines.push("Merci de respecter la charte de la communauté : des échanges bienveillants, utiles et sans publicité.".into());
+    let link = e.idea_id.as_deref().map(|idea| {
+        (
+            "Voir l'idée".to_string(),
+            tracked_url(
+                s,
+                &mail_id,
+                member,
+                &format!("{}/ideas/{idea}", s.public_url),
+            ),
+        )
+    });
+    render(mail_id, subject, lines, link)
+}
+
+/// New comments on one of the author's ideas, for the digest.
+pub struct DigestIdea {
+    pub idea_id: String,
+    pub title: String,
+    /// (commenter's display name, excerpt), oldest first.
+    pub comments: Vec<(String, String)>,
+}
+
+/// The digest of new comments on an author's ideas (opt-in: `comment_digest`).
+pub fn comment_digest(
+    s: &Settings,
+    mail_id: &str,
+    name: &str,
+    member: &str,
+    ideas: &[DigestIdea],
+) -> Rendered {
+    let total: usize = ideas.iter().map(|i| i.comments.len()).sum();
+    let subject = match (total, ideas) {
+        (1, [one]) => format!("Un nouveau commentaire sur votre idée « {} »", one.title),
+        (n, [one]) => format!("{n} nouveaux commentaires sur votre idée « {} »", one.title),
+        (n, _) => format!("{n} nouveaux commentaires sur vos idées"),
+    };
+    let mut text = vec![
+        format!("Bonjour {name},"),
+        "Les membres de la communauté ont réagi à vos idées « Si j'étais… » :".to_string(),
+    ];
+    let mut html = html_paragraphs(&text);
+    for i in ideas {
+        let url = tracked_url(
+            s,
+            mail_id,
+            member,
+            &format!("{}/ideas/{}", s.public_url, i.idea_id),
+        );
+        let n = i.comments.len();
+        let count = if n == 1 {
+            "1 nouveau commentaire".to_string()
+        } else {
+            format!("{n} nouveaux commentaires")
+        };
+        let mut block = format!("« {} » — {count}", i.title);
+        let mut hblock = format!("<h3>« {} » — {}</h3><ul>", esc(&i.title), esc(&count));
+        for (who, excerpt) in &i.comments {
+            block.push_str(&format!("\n  • {who} : « {excerpt} »"));
+            hblock.push_str(&format!(
+                "<li><strong>{}</strong> : « {} »</li>",
+                esc(who),
+                esc(excerpt)
+            ));
+        }
+        block.push_str(&format!("\n  Répondre : {url}"));
+        hblock.push_str(&format!(
+            "</ul><p><a href=\"{}\">Voir les commentaires</a></p>",
+            esc(&url)
+        ));
+        text.push(block);
+        html.push_str(&hblock);
+    }
+    let outro = "Vous recevez ce récapitulatif parce que vous l'avez demandé. Pour ne plus le recevoir, désactivez « Récapitulatif des commentaires » dans votre espace membre, ou utilisez le lien de désinscription ci-dessous.".to_string();
+    html.push_str(&html_paragraphs(std::slice::from_ref(&outro)));
+    text.push(outro);
+    Rendered {
+        mail_id: mail_id.to_owned(),
+        subject,
+        text: text.join("\n\n"),
+        html,
+    }
+}

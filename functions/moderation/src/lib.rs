@@ -1,0 +1,24 @@
+//! `moderation`: reports and moderation. `POST /reports` (members),
+//! `GET /moderation/queue` and `POST /moderation/{target_type}/{id}`
+//! (moderator group).
+
+mod handler;
+
+use axum::routing::{get, post};
+use axum::Router;
+use community::store::Table;
+use community::App;
+
+/// The routes, for mounting next to other functions' routes (local server).
+pub fn routes<T: Table + Clone>(app: App<T>) -> Router {
+    Router::new()
+        .route("/reports", post(handler::report::<T>))
+        .route("/moderation/queue", get(handler::queue::<T>))
+        .route("/moderation/{target_type}/{id}", post(handler::decide::<T>))
+        .with_state(app)
+}
+
+/// The function's complete Router (what Lambda runs).
+pub fn router<T: Table + Clone>(app: App<T>) -> Router {
+    community::http::finish(routes(app))
+}

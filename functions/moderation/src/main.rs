@@ -1,0 +1,9 @@
+//! Lambda entry: settings and the DynamoDB client, created once at init;
+//! then API Gateway events run through the function's Router.
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    lambda_http::tracing::init_default_subscriber();
+    let (app, _aws) = community::lambda::init().await?;
+    lambda_http::run(moderation::router(app)).await
+}

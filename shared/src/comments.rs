@@ -1,0 +1,271 @@
+//! Comments on ideas: the exchange of tips between members, brands and staff.
+//!
+//! Keys: a comment is its own partition `COMMENT#{id} / COMMENT` (so a report
+//! or a moderator can address it by id alone), listed in gsi1 under
+//! `COMMENTS#{idea}` / `{created_at}#{id}` (oldest first). Hiding a comment
+//! removes its gsi1 attributes (it leaves the list); restoring puts them back.
+//!
+//! Posting is one transaction: the comment, the idea's `comment_count`
+//! (with the condition that the idea exists and is not hidden), the member's
+//! contribution pointer and the `comment.posted` event (points, digest mails).
+
+use crate::app::App;
+use crate::auth::Caller;
+use crate::contrib::{self, ContribKind};
+use crate::domain::{now, FieldError, IdeaId};
+use crate::error::{commit, Error, Result};
+use crate::events::{Event, Kind};
+use crate::ideas::{self, ListPage};
+use crate::members;
+use crate::receipt::Receipt;
+use crate::store::{cursor, Cond, Index, Item, Key, Query, StoreError, Table, Update, Write};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+/// Groups whose members are shown with a badge on their comments.
+pub const STAFF: &str = "staff";
+pub const BRAND: &str = "brand";
+/// Characters of a comment's body, after trimming.
+pub const MAX_BODY: usize = 2000;
+
+pub fn key(id: &str) -> Key {
+    Key::new(format!("COMMENT#{id}"), "COMMENT")
+}
+
+pub fn list_pk(idea: &str) -> String {
+    format!("COMMENTS#{idea}")
+}
+
+pub fn list_sk(created_at: &str, id: &str) -> String {
+    format!("{created_at}#{id}")
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewComment {
+    pub body: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CommentAuthor {
+    pub id: String,
+    pub display_name: String,
+    /// `staff` or `brand` when the author wrote with such a group in their token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub badge: Option<String>,
+}
+
+/// A comment as stored (key attributes aside) and shown.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Comment {
+    pub id: String,
+    pub idea_id: String,
+    pub author: CommentAuthor,
+    pub body: String,
+    pub created_at: String,
+    /// `"hidden"` while moderation hides it (never in public lists).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub moderation: Option<String>,
+}
+
+pub fn from_item(item: Item) -> Result<Comment> {
+    serde_json::from_value(Value::Object(item))
+        .map_err(|e| Error::Store(StoreError::unavailable(e)))
+}
+
+/// The badge a caller's groups give (staff first).
+pub fn badge(caller: &Caller) -> Option<String> {
+    [STAFF, BRAND]
+        .into_iter()
+        .find(|g| caller.in_group(g))
+        .map(str::to_owned)
+}
+
+fn parse_body(v: Option<String>) -> std::result::Result<String, FieldError> {
+    let Some(v) = v else {
+        return Err(FieldError::new("body", "is required"));
+    };
+    let t = v.trim();
+    let n = t.chars().count();
+    if n == 0 || n > MAX_BODY {
+        return Err(FieldError::new(
+            "body",
+            format!("must be 1 to {MAX_BODY} characters long (it is {n})"),
+        ));
+    }
+    if t.chars()
+        .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+    {
+        return Err(FieldError::new(
+            "body",
+            "must not contain control characters",
+        ));
+    }
+    Ok(t.to_owned())
+}
+
+/// `POST /ideas/{id}/comments`.
+pub async fn post<T: Table>(
+    app: &App<T>,
+    caller: &Caller,
+    idea_id: &IdeaId,
+    req: NewComment,
+    receipt: Option<&Receipt>,
+) -> Result<Comment> {
+    let body = parse_body(req.body).map_err(|e| Error::Invalid(vec![e]))?;
+    let idea = ideas::load(app, idea_id, true).await?;
+    if idea.is_hidden() {
+        return Err(Error::NotFound("idea"));
+    }
+    let member = members::require(app, caller).await?;
+    crate::ratelimit::check(app, &member.id, crate::ratelimit::Action::Comment).await?;
+    let id = ulid::Ulid::new().to_string();
+    let at = now();
+    let c = Comment {
+        id: id.clone(),
+        idea_id: idea.id.clone(),
+        author: CommentAuthor {
+            id: member.id.clone(),
+            display_name: member.display_name.clone(),
+            badge: badge(caller),
+        },
+        body,
+        created_at: at.clone(),
+        moderation: None,
+    };
+    let k = key(&id);
+    let Value::Object(mut item) =
+        serde_json::to_value(&c).map_err(|e| Error::Store(StoreError::unavailable(e)))?
+    else {
+        return Err(Error::Store(StoreError::Invalid("comment".into())));
+    };
+    item.insert("pk".into(), json!(k.pk));
+    item.insert("sk".into(), json!(k.sk));
+    item.insert("author_id".into(), json!(member.id));
+    item.insert("idea_author_id".into(), json!(idea.author_id));
+    item.insert("gsi1pk".into(), json!(list_pk(&idea.id)));
+    item.insert("gsi1sk".into(), json!(list_sk(&at, &id)));
+    let event = Event::new(
+        Kind::CommentPosted,
+        &member.id,
+        Some(&idea.id),
+        json!({"comment_id": id, "idea_author_id": idea.author_id}),
+    );
+    let writes = vec![
+        Write::put_new(item),
+        Write::update(
+            ideas::key(idea_id),
+            Update::default().add("comment_count", 1),
+        )
+        .when(Cond::Exists.and(Cond::AttrAbsent("moderation".into()))),
+        contrib::pointer(&member.id, ContribKind::Comment, &at, &id, &k),
+        event.write(),
+    ];
+    let shown = serde_json::to_value(&c).map_err(|e| Error::Store(StoreError::unavailable(e)))?;
+    // The idea row is also written by vote roll-ups: a transaction racing
+    // one is cancelled as a conflict and retried (then 503 + Retry-After).
+    let mut attempt = 0;
+    loop {
+        match commit(
+            &app.table,
+            writes.clone(),
+            receipt.map(|r| (r, 201, &shown)),
+        )
+        .await
+        {
+            Ok(()) => return Ok(c),
+            // Hidden between the read and the write.
+            Err(Error::Store(StoreError::ConditionFailed { index: 1 })) => {
+                return Err(Error::NotFound("idea"))
+            }
+            Err(Error::Store(StoreError::Conflict | StoreError::Throttled)) if attempt < 3 => {
+                attempt += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(10 << attempt)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// `GET /ideas/{id}/comments`: visible comments, oldest first. The comments
+/// of a hidden idea are 404 like the idea, except to its author and moderators.
+pub async fn list<T: Table>(
+    app: &App<T>,
+    idea_id: &IdeaId,
+    viewer: Option<&Caller>,
+    limit: u32,
+    cursor_in: Option<String>,
+) -> Result<ListPage<Comment>> {
+    let idea = ideas::load(app, idea_id, false).await?;
+    if idea.is_hidden() && !ideas::sees_hidden(viewer, &idea.author_id) {
+        return Err(Error::NotFound("idea"));
+    }
+    let pk = list_pk(idea_id.as_str());
+    let start = match cursor_in {
+        Some(c) => Some(
+            cursor::decode(&c, Index::Gsi1, &pk)
+                .map_err(|e| Error::invalid("cursor", e.to_string()))?,
+        ),
+        None => None,
+    };
+    let page = app
+        .table
+        .query(
+            &Query::new(Index::Gsi1, pk)
+                .limit(limit.clamp(1, 100))
+                .start_after(start),
+        )
+        .await?;
+    let items = page
+        .items
+        .into_iter()
+        .map(from_item)
+        .collect::<Result<Vec<_>>>()?;
+    Ok(ListPage {
+        items,
+        next_cursor: page.last_key.as_ref().map(cursor::encode),
+    })
+}
+
+/// One comment as `viewer` may see it (`GET /comments/{id}`): a hidden
+/// comment (or a comment of a hidden idea) is 404 except to its author (the
+/// idea's author) and to moderators.
+pub async fn get<T: Table>(app: &App<T>, id: &str, viewer: Option<&Caller>) -> Result<Comment> {
+    if ulid::Ulid::from_string(id).is_err() {
+        return Err(Error::NotFound("comment"));
+    }
+    let Some(item) = app.table.get(&key(id), true).await? else {
+        return Err(Error::NotFound("comment"));
+    };
+    let c = from_item(item)?;
+    if c.moderation.is_some() && !ideas::sees_hidden(viewer, &c.author.id) {
+        return Err(Error::NotFound("comment"));
+    }
+    // The comments of a hidden idea are hidden with it.
+    if let Some(idea) = IdeaId::parse(&c.idea_id) {
+        match ideas::load(app, &idea, false).await {
+            Ok(row) if row.is_hidden() && !ideas::sees_hidden(viewer, &row.author_id) => {
+                return Err(Error::NotFound("comment"))
+            }
+            Ok(_) | Err(Error::NotFound(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bodies_are_trimmed_and_bounded() {
+        assert_eq!(parse_body(Some("  merci !  ".into())), Ok("merci !".into()));
+        assert!(parse_body(Some("   ".into())).is_err());
+        assert!(parse_body(None).is_err());
+        assert!(parse_body(Some("é".repeat(MAX_BODY))).is_ok());
+        assert!(parse_body(Some("é".repeat(MAX_BODY + 1))).is_err());
+        assert!(parse_body(Some("a\u{0}b".into())).is_err());
+        assert!(parse_body(Some("ligne 1\nligne 2".into())).is_ok());
+    }
+}
