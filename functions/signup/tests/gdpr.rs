@@ -197,6 +197,31 @@ async fn scenario<T: Table + Clone>(
     )
     .await
     .expect("review");
+    // A comment and a report on Bob's idea.
+    let bobs_id = IdeaId::parse(&bobs.id).expect("id");
+    let comment = community::comments::post(
+        &app,
+        &zoe,
+        &bobs_id,
+        community::comments::NewComment {
+            body: Some("Je pourrais aider à le mettre en place.".into()),
+        },
+        None,
+    )
+    .await
+    .expect("comment");
+    community::moderation::report(
+        &app,
+        &zoe,
+        community::moderation::ReportRequest {
+            target_type: Some("idea".into()),
+            target_id: Some(bobs.id.clone()),
+            reason: Some("Doublon d'une autre idée".into()),
+        },
+        None,
+    )
+    .await
+    .expect("report");
     drain(&app, &mailbox).await;
     let redemption = community::points::redeem(
         &app,
@@ -233,8 +258,9 @@ async fn scenario<T: Table + Clone>(
     assert_eq!(x["contest_entries"][0]["answers"]["idee"], ANSWER);
     assert_eq!(x["product_test_applications"][0]["motivation"], MOTIVATION);
     assert_eq!(x["reviews"][0]["rating"], 4);
-    assert_eq!(x["comments"], json!([]));
-    assert_eq!(x["reports"], json!([]));
+    assert_eq!(x["comments"].as_array().map(Vec::len), Some(1), "{x}");
+    assert_eq!(x["comments"][0]["id"], comment.id);
+    assert_eq!(x["reports"].as_array().map(Vec::len), Some(1), "{x}");
     let ledger = x["points_ledger"].as_array().expect("ledger");
     let sum: i64 = ledger.iter().filter_map(|e| e["delta"].as_i64()).sum();
     assert!(ledger.len() >= 5, "{ledger:?}");
@@ -292,6 +318,11 @@ async fn scenario<T: Table + Clone>(
         .await
         .expect("reviews");
     assert_eq!(reviews.items[0].author.display_name, "Ancien membre");
+    let comments = community::comments::list(&app, &bobs_id, None, 10, None)
+        .await
+        .expect("comments");
+    assert_eq!(comments.items.len(), 1, "the comment stays");
+    assert_eq!(comments.items[0].author.display_name, "Ancien membre");
     // The ledger still sums to the balance, now 0; the redemption is kept.
     let profile = app
         .table
