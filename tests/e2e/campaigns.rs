@@ -535,3 +535,105 @@ async fn apply_and_invites_on_aws_against_moto() {
     );
     assert!(!ok && err.contains("no-such-table does not exist"), "{err}");
 }
+
+/// `community ambassadors run --target local` scores the members from the
+/// activity the server's pipeline recorded, flags the top ones on their
+/// profiles (seen by the server after restart), and a second run writes
+/// nothing.
+#[tokio::test]
+async fn the_cli_runs_the_ambassadors_scoring_on_the_local_store() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(data.path());
+    let c = client();
+    for who in ["alice", "bob"] {
+        let (s, b) = send(
+            &c,
+            Method::POST,
+            &server.url("/members"),
+            Some(who),
+            Some(&sign_up_body(who)),
+        )
+        .await
+        .expect("sign up");
+        assert_eq!(s, 201, "{b}");
+    }
+    // Ten ideas weigh 10 × 20 = 200 (the shipped min_score): Alice qualifies.
+    for i in 0..10 {
+        let body = json!({"theme": "environment", "title": format!("Idée numéro {i}"),
+                          "body": "Des sacs réutilisables consignés dans tous les magasins."});
+        let (s, b) = send(
+            &c,
+            Method::POST,
+            &server.url("/ideas"),
+            Some("alice"),
+            Some(&body),
+        )
+        .await
+        .expect("idea");
+        assert_eq!(s, 201, "{b}");
+    }
+    let marketing = token("mkt", &["marketing"]);
+    let counted = eventually(20, || {
+        let (c, url, t) = (c.clone(), server.url("/insights"), marketing.clone());
+        async move {
+            let Ok(r) = c.get(url).bearer_auth(t).send().await else {
+                return false;
+            };
+            let v: Value = r.json().await.unwrap_or(Value::Null);
+            v["ideas"]["total"] == json!(10)
+        }
+    })
+    .await;
+    assert!(counted, "the insights consumer counted the ideas");
+    server.stop();
+
+    let run = || {
+        std::process::Command::new(BIN)
+            .current_dir(root())
+            .args(["ambassadors", "run", "--target", "local", "--data-dir"])
+            .arg(data.path())
+            .env("RUST_BACKTRACE", "0")
+            .output()
+            .expect("run the CLI")
+    };
+    let out = run();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("1 ambassador(s): 1 newly flagged"),
+        "{stdout}"
+    );
+    let again = run();
+    let stdout = String::from_utf8_lossy(&again.stdout).to_string();
+    assert!(again.status.success());
+    assert!(stdout.contains("0 item(s) written"), "{stdout}");
+
+    let server = Server::start(data.path());
+    let (s, alice) = send(
+        &c,
+        Method::GET,
+        &server.url("/members/me"),
+        Some("alice"),
+        None,
+    )
+    .await
+    .expect("me");
+    assert_eq!(s, 200);
+    assert_eq!(alice["ambassador"], true, "{alice}");
+    assert_eq!(alice["level"], "bronze", "{alice}");
+    let (_, bob) = send(
+        &c,
+        Method::GET,
+        &server.url("/members/me"),
+        Some("bob"),
+        None,
+    )
+    .await
+    .expect("me");
+    assert_eq!(bob["ambassador"], false, "{bob}");
+    server.stop();
+}
