@@ -9,6 +9,11 @@
   charts exactly the business metrics of shared/src/metrics.rs (both
   directions), each in its namespace, with its dimensions, on the function
   that records it.
+- every environment variable a function reads is set for it in the template,
+  it gets no other, and a variable set for several functions has one value;
+- least privilege: each function's DynamoDB actions, per table and index, are
+  exactly those its code path uses (derived by infra/tests/codepaths.py), and
+  only functions that use SQS / SES get SQS / SES actions.
 
 Run by ./scripts/test with the .venv's python (cfn-lint decodes the template).
 """
@@ -19,6 +24,8 @@ import sys
 from pathlib import Path
 
 from cfnlint.decode import decode
+
+from codepaths import CratePaths, shared_graph
 
 ROOT = Path(__file__).resolve().parents[2]
 # Variables only the local server reads (Lambda uses the built-in campaign files).
@@ -126,6 +133,58 @@ def check_dashboard(template, crates):
         check(f"dashboard metric {name} is defined in shared/src/metrics.rs", name in metrics)
 
 
+def _resource(r):
+    """A policy resource as text: `Table`, `Table/index/gsi1`, `PointsQueue`, or the ARN pattern."""
+    if isinstance(r, dict) and "Fn::GetAtt" in r:
+        ga = r["Fn::GetAtt"]
+        ga = ga.split(".") if isinstance(ga, str) else ga
+        return ga[0] if ga[1] == "Arn" else ".".join(ga)
+    if isinstance(r, dict) and "Fn::Sub" in r and isinstance(r["Fn::Sub"], str):
+        return re.sub(r"^\$\{(\w+)\.Arn\}", r"\1", r["Fn::Sub"])
+    return json.dumps(r, sort_keys=True)
+
+
+def granted(fn):
+    """{(action, resource)} the function's inline policy statements allow."""
+    out = set()
+    for pol in fn["Properties"].get("Policies") or []:
+        if not isinstance(pol, dict):
+            out.add((f"managed:{pol}", "*"))
+            continue
+        for name, body in pol.items():
+            if name != "Statement":
+                out.add((f"template:{name}", json.dumps(body, sort_keys=True)))
+                continue
+            for st in body:
+                if st.get("Effect") != "Allow":
+                    continue
+                acts = st.get("Action")
+                res = st.get("Resource")
+                for a in acts if isinstance(acts, list) else [acts]:
+                    for r in res if isinstance(res, list) else [res]:
+                        out.add((a, _resource(r)))
+    return out
+
+
+def check_policies(crate, logical, fn, paths, uses_table, src):
+    got = granted(fn)
+    table, indexes = paths.dynamodb() if uses_table else (set(), {})
+    want = {(f"dynamodb:{a}", "Table") for a in table}
+    want |= {(f"dynamodb:{a}", f"Table/index/{ix}") for ix, acts in indexes.items() for a in acts}
+    have = {g for g in got if g[0].startswith("dynamodb:")}
+    check(f"{logical} has the DynamoDB actions functions/{crate} uses", not (want - have),
+          f"add {sorted(want - have)}")
+    check(f"{logical} has no DynamoDB action functions/{crate} does not use", not (have - want),
+          f"remove {sorted(have - want)}")
+    uses_sqs, uses_ses = "aws_sdk_sqs" in src, "aws_sdk_ses" in src
+    sqs = {g for g in got if g[0].startswith("sqs:") or "SQS" in g[0]}
+    ses = {g for g in got if g[0].startswith("ses:") or "SES" in g[0]}
+    check(f"{logical} has SQS send rights only if it sends", bool(sqs) == uses_sqs, f"{sorted(sqs)}")
+    check(f"{logical} has SES send rights only if it mails", bool(ses) == uses_ses, f"{sorted(ses)}")
+    other = {g for g in got if g not in have | sqs | ses}
+    check(f"{logical} has no other permission", not other, f"{sorted(other)}")
+
+
 def main():
     template, matches = decode(str(ROOT / "infra/template.yaml"))
     if template is None:
@@ -172,25 +231,38 @@ def main():
         uri = f["Properties"].get("CodeUri", "")
         check(f"{logical} points at a crate", any(uri.rstrip("/") == f"../functions/{c}" for c in crates), uri)
 
-    # Environment variables.
+    # Environment variables: what the code reads, exactly.
     globals_env = set(((template.get("Globals") or {}).get("Function") or {}).get("Environment", {}).get("Variables", {}))
     shared = ROOT / "shared/src"
-    init_env = env_names((shared / "lambda.rs").read_text()) | env_names((shared / "config.rs").read_text())
+    init_env = env_names((shared / "lambda.rs").read_text())
     queues = re.findall(r'Queue::\w+ => "([a-z]+)"', (shared / "events.rs").read_text())
+    graph = shared_graph()
+    values = {}
     for crate in crates:
+        paths = CratePaths(crate, graph)
         src = "".join(p.read_text() for p in (ROOT / "functions" / crate / "src").rglob("*.rs"))
         needed = env_names(src)
-        if "community::lambda::init" in src:
-            needed |= init_env
+        if re.search(r"community::lambda::init\b", src) is not None:
+            needed |= init_env | paths.settings_vars()
         if "SqsOutbound::from_env" in src:
             needed |= {f"{q.upper()}_QUEUE_URL" for q in queues}
         needed -= LOCAL_ONLY_ENV | RUNTIME_ENV
-        owner = next((f for f in functions.values() if f["Properties"].get("CodeUri", "").rstrip("/") == f"../functions/{crate}"), None)
+        owner_name = next((k for k, f in functions.items() if f["Properties"].get("CodeUri", "").rstrip("/") == f"../functions/{crate}"), None)
+        owner = functions.get(owner_name)
         have = set(globals_env)
         if owner:
-            have |= set(((owner["Properties"].get("Environment") or {}).get("Variables") or {}))
+            own = (owner["Properties"].get("Environment") or {}).get("Variables") or {}
+            have |= set(own)
+            for k, v in own.items():
+                values.setdefault(k, {})[owner_name] = json.dumps(v, sort_keys=True)
         missing = sorted(needed - have)
         check(f"functions/{crate} gets every variable it reads", not missing, f"missing {missing}")
+        extra = sorted(have - needed)
+        check(f"functions/{crate} gets no variable it does not read", not extra, f"remove {extra}")
+        if owner:
+            check_policies(crate, owner_name, owner, paths, re.search(r"community::lambda::init\b", src) is not None, src)
+    for var, by_fn in sorted(values.items()):
+        check(f"{var} has one value in every function", len(set(by_fn.values())) == 1, f"{by_fn}")
 
     check_dashboard(template, crates)
 

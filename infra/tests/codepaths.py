@@ -1,0 +1,165 @@
+"""What each function crate's code can reach, for the drift tests.
+
+A name-level call graph of `shared/src` (every `fn` with a body is a node;
+an edge is a call by path `module::f`, a call of a free function defined in
+the same module or defined only once in the crate, or the use of a type whose
+methods then count as reached). It over-approximates (a name collision adds
+an edge, never removes one), so what it derives is a superset of what runs.
+
+From the reached code it derives:
+- the settings variables read (a `Settings` field used, mapped to the
+  variable `config.rs` loads it from);
+- the DynamoDB actions: `table.get` → GetItem, `table.get_many` →
+  BatchGetItem, `table.query` → Query (on the table for `Index::Primary`, on
+  `index/gsiN` for `Index::GsiN`), and for `table.transact` the item action of
+  every write kind built (`Write::put*` → PutItem, `Write::update` →
+  UpdateItem, `Write::Delete` → DeleteItem, `Write::Check` →
+  ConditionCheckItem): the DynamoDB adapter sends a lone write as that item
+  call and a group as TransactWriteItems, which IAM authorises per item
+  action (there is no TransactWriteItems IAM action).
+"""
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+SHARED = ROOT / "shared/src"
+# The storage port and its adapters implement the primitives; they are not a
+# function's code path (their `Write::*` matches would count every kind).
+PORT_MODULES = {"store", "dynamo", "embedded", "cursor", "testing", "config"}
+
+
+def strip_code(t):
+    """Blanks comments and string/char literals (so braces balance) and drops the tests module."""
+    i = t.find("#[cfg(test)]")
+    if i >= 0:
+        t = t[:i]
+    t = re.sub(r'(?<![\w"])r(#*)"(?:.|\n)*?"\1', lambda m: " " * len(m.group(0)), t)
+    t = re.sub(r'"(?:\\.|[^"\\])*"', lambda m: '"' + " " * (len(m.group(0)) - 2) + '"', t, flags=re.S)
+    t = re.sub(r"'(?:\\.|[^'\\])'", "' '", t)
+    return re.sub(r"//[^\n]*", "", t)
+
+
+def _block_end(t, start):
+    depth = 0
+    for i in range(start, len(t)):
+        if t[i] == "{":
+            depth += 1
+        elif t[i] == "}":
+            depth -= 1
+            if depth == 0:
+                return i
+    return len(t)
+
+
+def _fns(t):
+    """(impl type or None, fn name, body) of every fn with a body."""
+    impls = []
+    for m in re.finditer(r"\bimpl\b[^{;]*?(?:\bfor\s+)?(\w+)\s*(?:<[^{;]*>)?\s*(?:where[^{]*)?\{", t):
+        impls.append((m.end() - 1, _block_end(t, m.end() - 1), m.group(1)))
+    for m in re.finditer(r"\bfn\s+(\w+)", t):
+        brace, semi = t.find("{", m.end()), t.find(";", m.end())
+        if brace < 0 or 0 <= semi < brace:
+            continue
+        owner = next((o for s, e, o in impls if s < m.start() < e), None)
+        yield owner, m.group(1), t[brace:_block_end(t, brace) + 1]
+
+
+def shared_graph():
+    """{(module, impl type or None, fn): body} for shared/src."""
+    nodes = {}
+    for p in sorted(SHARED.rglob("*.rs")):
+        parts = p.relative_to(SHARED).parts
+        module = parts[-2] if parts[-1] == "mod.rs" else parts[-1][:-3]
+        for owner, name, body in _fns(strip_code(p.read_text())):
+            nodes[(module, owner, name)] = body
+    return nodes
+
+
+def _edges(text, module, nodes, free):
+    out = set()
+    for node in nodes:
+        m, owner, name = node
+        if owner is None:
+            local = m == module or len(free[name]) == 1
+            if re.search(rf"\b(?:{m}|super)::{name}\b", text) or (
+                local and re.search(rf"(?<![\w:.]){name}\s*(?:::<|\()", text)
+            ):
+                out.add(node)
+        elif re.search(rf"\b{owner}\b", text) or (m == module and re.search(rf"\.{name}\s*\(", text)):
+            out.add(node)
+    return out
+
+
+def crate_source(crate):
+    return "".join(strip_code(p.read_text()) for p in sorted((ROOT / "functions" / crate / "src").rglob("*.rs")))
+
+
+def reached(src, nodes):
+    free = {}
+    for m, owner, name in nodes:
+        if owner is None:
+            free.setdefault(name, set()).add(m)
+    seen, todo = set(), list(_edges(src, None, nodes, free))
+    while todo:
+        n = todo.pop()
+        if n in seen:
+            continue
+        seen.add(n)
+        todo.extend(_edges(nodes[n], n[0], nodes, free) - seen)
+    return seen
+
+
+def settings_env():
+    """Settings field -> the variable config.rs overrides it from."""
+    cfg = (SHARED / "config.rs").read_text()
+    return {f: v for v, f in re.findall(r'get\("([A-Z0-9_]+)"\)\s*\{\s*self\.(\w+)', cfg)}
+
+
+WRITE_ACTIONS = {
+    "PutItem": r"Write::(?:put_new|put|Put)\b",
+    "UpdateItem": r"Write::(?:update|Update)\b",
+    "DeleteItem": r"Write::(?:delete|Delete)\b",
+    "ConditionCheckItem": r"Write::(?:check|Check)\b",
+}
+READ_ACTIONS = {"get": "GetItem", "get_many": "BatchGetItem", "query": "Query"}
+
+
+class CratePaths:
+    def __init__(self, crate, nodes=None):
+        nodes = nodes if nodes is not None else shared_graph()
+        self.src = crate_source(crate)
+        self.reached = reached(self.src, nodes)
+        self.bodies = [self.src] + [nodes[n] for n in self.reached if n[0] not in PORT_MODULES]
+
+    def settings_vars(self):
+        return {v for f, v in settings_env().items() if any(re.search(rf"\.{f}\b", b) for b in self.bodies)}
+
+    def dynamodb(self):
+        """(actions on the table, {index name: actions})."""
+        table, indexes, writes = set(), {}, False
+        for b in self.bodies:
+            for op in re.findall(r"\btable\s*\.\s*(get_many|get|query|transact)\s*\(", b):
+                if op == "transact":
+                    writes = True
+                    continue
+                if op != "query":
+                    table.add(READ_ACTIONS[op])
+                    continue
+                for ix in re.findall(r"Index::(Primary|Gsi\d)", b):
+                    if ix == "Primary":
+                        table.add("Query")
+                    else:
+                        indexes.setdefault(ix.lower(), set()).add("Query")
+        # A query built in one function and run by another (a paging helper
+        # taking a `Query`): every `Query::new(Index::…)` the crate reaches.
+        if any(re.search(r"\btable\s*\.\s*query\s*\(", b) for b in self.bodies):
+            for b in self.bodies:
+                for ix in re.findall(r"Query::new\(\s*Index::(Primary|Gsi\d)", b):
+                    if ix == "Primary":
+                        table.add("Query")
+                    else:
+                        indexes.setdefault(ix.lower(), set()).add("Query")
+        if writes:
+            table |= {a for a, pat in WRITE_ACTIONS.items() if any(re.search(pat, b) for b in self.bodies)}
+        return table, indexes
