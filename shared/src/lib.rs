@@ -23,6 +23,7 @@ pub mod lambda;
 pub mod mail;
 pub mod members;
 pub mod metrics;
+pub mod mine;
 pub mod moderation;
 pub mod observe;
 pub mod points;

@@ -566,6 +566,137 @@ async fn reports_hide_once_and_lists_follow(t: T) {
         .is_empty());
 }
 
+/// What an author sees of their own contributions on this adapter
+/// (`GET /members/me/contributions`): hidden by reports and awaiting a
+/// moderator, hidden by a moderator with the reason, visible again after a
+/// restore; newest first, paginated, each list by its type only, nobody
+/// else's items.
+async fn authors_follow_their_hidden_contributions(t: T) {
+    use community::error::Error;
+    use community::mine;
+    use community::moderation::{self, DecisionRequest, ReportRequest};
+    let app = support::app(t.clone(), |s| {
+        s.moderation.auto_hide_reports = 3;
+        s.abuse.rate_limits.enabled = false;
+    });
+    let author = support::member(&app, "author").await;
+    let other = support::member(&app, "other").await;
+    // Apart by a few milliseconds: the list is ordered by creation time.
+    let pause = || tokio::time::sleep(std::time::Duration::from_millis(5));
+    let first = support::idea(&app, &author).await;
+    pause().await;
+    let second = support::idea(&app, &author).await;
+    pause().await;
+    let third = support::idea(&app, &author).await;
+    support::idea(&app, &other).await;
+    let comment = community::comments::post(
+        &app,
+        &author,
+        &first,
+        community::comments::NewComment {
+            body: Some("Et des sachets en papier pour le vrac ?".into()),
+        },
+        None,
+    )
+    .await
+    .expect("comment");
+    let report = |ty: &str, id: &str| ReportRequest {
+        target_type: Some(ty.into()),
+        target_id: Some(id.into()),
+        reason: Some("Propos déplacés".into()),
+    };
+    for i in 0..3 {
+        let r = support::member(&app, &format!("rep{i}")).await;
+        moderation::report(&app, &r, report("comment", &comment.id), None)
+            .await
+            .expect("report");
+    }
+    let mo = community::auth::Caller {
+        groups: vec!["moderator".into()],
+        ..support::caller("mo")
+    };
+    let hide = DecisionRequest {
+        action: Some("hide".into()),
+        reason: Some("Publicité pour un autre magasin".into()),
+    };
+    moderation::decide(&app, &mo, "idea", second.as_str(), hide)
+        .await
+        .expect("hide idea");
+
+    // Comments: hidden by the reports, a moderator still to decide.
+    let page = mine::list(&app, &author, Some("comment"), 20, None)
+        .await
+        .expect("comments");
+    assert_eq!(page.items.len(), 1);
+    let c = &page.items[0];
+    assert_eq!(
+        (c.kind, c.id.as_str(), c.state),
+        ("comment", comment.id.as_str(), "hidden")
+    );
+    let m = c.moderation.as_ref().expect("moderation");
+    assert_eq!((m.hidden_by, m.awaiting_decision), ("reports", true));
+    assert_eq!(m.reason, None);
+    assert!(m.hidden_at.is_some());
+    assert_eq!(
+        c.content["body"],
+        json!("Et des sachets en papier pour le vrac ?")
+    );
+    assert_eq!(c.content["moderation"], json!("hidden"));
+
+    // Ideas: newest first, two per page, the hidden one with its reason.
+    let p1 = mine::list(&app, &author, Some("idea"), 2, None)
+        .await
+        .expect("ideas");
+    let ids: Vec<&str> = p1.items.iter().map(|i| i.id.as_str()).collect();
+    assert_eq!(ids, [third.as_str(), second.as_str()]);
+    assert_eq!(p1.items[0].state, "visible");
+    assert!(p1.items[0].moderation.is_none());
+    let m = p1.items[1].moderation.as_ref().expect("hidden idea");
+    assert_eq!(
+        (p1.items[1].state, m.hidden_by, m.awaiting_decision),
+        ("hidden", "moderator", false)
+    );
+    assert_eq!(m.reason.as_deref(), Some("Publicité pour un autre magasin"));
+    let cursor = p1.next_cursor.clone().expect("a second page");
+    let p2 = mine::list(&app, &author, Some("idea"), 2, Some(cursor.clone()))
+        .await
+        .expect("page 2");
+    let ids: Vec<&str> = p2.items.iter().map(|i| i.id.as_str()).collect();
+    assert_eq!(ids, [first.as_str()]);
+    assert_eq!(p2.next_cursor, None);
+    // A cursor of the ideas is not one of the comments' list.
+    assert!(matches!(
+        mine::list(&app, &author, Some("comment"), 2, Some(cursor)).await,
+        Err(Error::Invalid(e)) if e[0].field == "cursor"
+    ));
+    // Reviews: none; the other member sees only their own idea.
+    assert!(mine::list(&app, &author, Some("review"), 20, None)
+        .await
+        .expect("reviews")
+        .items
+        .is_empty());
+    let theirs = mine::list(&app, &other, Some("idea"), 20, None)
+        .await
+        .expect("theirs");
+    assert_eq!(theirs.items.len(), 1);
+    assert_eq!(theirs.items[0].state, "visible");
+
+    // A restore makes the comment visible again, without moderation details.
+    let restore = DecisionRequest {
+        action: Some("restore".into()),
+        reason: Some("Signalements injustifiés".into()),
+    };
+    moderation::decide(&app, &mo, "comment", &comment.id, restore)
+        .await
+        .expect("restore");
+    let page = mine::list(&app, &author, Some("comment"), 20, None)
+        .await
+        .expect("comments");
+    assert_eq!(page.items[0].state, "visible");
+    assert!(page.items[0].moderation.is_none());
+    assert!(page.items[0].content.get("moderation").is_none());
+}
+
 macro_rules! conformance {
     ($($case:ident),* $(,)?) => {
         mod embedded {
@@ -601,6 +732,7 @@ conformance!(
     concurrent_conditions_never_overshoot,
     votes_are_exact_under_concurrency,
     reports_hide_once_and_lists_follow,
+    authors_follow_their_hidden_contributions,
 );
 
 #[test]

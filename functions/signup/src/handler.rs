@@ -6,6 +6,7 @@ use community::auth::Caller;
 use community::http::{with_receipt, ApiError, IdempotencyKey, JsonBody, ListParams};
 use community::ideas::ListPage;
 use community::members::{self, MemberView, Patch, SignUp};
+use community::mine::{self, Contribution};
 use community::points::{self, LedgerEntry, RedemptionRequest};
 use community::store::Table;
 use community::App;
@@ -51,6 +52,26 @@ pub async fn points<T: Table + Clone>(
     members::require(&app, &caller).await?;
     Ok(Json(
         points::ledger(&app, &caller, params.limit, params.cursor).await?,
+    ))
+}
+
+/// `GET /members/me/contributions?type=idea|comment|review`: the caller's
+/// own contributions with their moderation state (see `community::mine`).
+#[tracing::instrument(skip_all, fields(member = %caller.id.as_str()))]
+pub async fn contributions<T: Table + Clone>(
+    State(app): State<App<T>>,
+    caller: Caller,
+    mut params: ListParams,
+) -> Result<Json<ListPage<Contribution>>, ApiError> {
+    let kind = params.rest.remove("type");
+    if let Some(other) = params.rest.keys().next() {
+        return Err(ApiError::bad_request(
+            other,
+            "is not a parameter of this list",
+        ));
+    }
+    Ok(Json(
+        mine::list(&app, &caller, kind.as_deref(), params.limit, params.cursor).await?,
     ))
 }
 

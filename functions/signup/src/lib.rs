@@ -1,6 +1,7 @@
 //! `signup`: becoming a member and managing one's profile.
 //! `POST /members`, `GET /members/me`, `PATCH /members/me`,
-//! `GET /members/me/points`, `POST /members/me/redemptions`,
+//! `GET /members/me/points`, `GET /members/me/contributions`,
+//! `POST /members/me/redemptions`,
 //! `GET /members/me/export` and `DELETE /members/me` (GDPR).
 
 mod handler;
@@ -22,6 +23,10 @@ pub fn routes<T: Table + Clone>(app: App<T>) -> Router {
         )
         .route("/members/me/export", get(handler::export::<T>))
         .route("/members/me/points", get(handler::points::<T>))
+        .route(
+            "/members/me/contributions",
+            get(handler::contributions::<T>),
+        )
         .route("/members/me/redemptions", post(handler::redeem::<T>))
         .with_state(app)
 }

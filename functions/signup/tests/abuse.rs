@@ -1,6 +1,6 @@
 //! Sign-up anti-abuse and the GDPR routes, through the Lambda entry.
 
-use community::testing::{call, embedded_app, member, sign_up_body};
+use community::testing::{call, embedded_app, join, member, post_idea, sign_up_body};
 use serde_json::json;
 
 #[tokio::test]
@@ -194,4 +194,80 @@ async fn one_member_per_loyalty_card() {
     )
     .await;
     assert_eq!(res.status, 200, "{}", res.body);
+}
+
+/// `GET /members/me/contributions` through the Lambda entry: a token, a
+/// member, a valid `type`, no unknown parameter; then the author's hidden
+/// idea is listed with its state while its public route says 404.
+#[tokio::test]
+async fn my_contributions_show_what_moderation_hid() {
+    let (app, _d) = embedded_app(|s| s.moderation.auto_hide_reports = 1);
+    let r = signup::router(app.clone());
+    let path = "/members/me/contributions?type=idea";
+    assert_eq!(call(&r, "GET", path, None, None).await.status, 401);
+    assert_eq!(
+        call(&r, "GET", path, Some(&member("nobody")), None)
+            .await
+            .status,
+        403
+    );
+    let marie = member("marie");
+    join(&app, &marie).await;
+    let res = call(&r, "GET", "/members/me/contributions", Some(&marie), None).await;
+    assert_eq!(res.status, 422, "{}", res.body);
+    assert_eq!(res.fields(), ["type"]);
+    let res = call(
+        &r,
+        "GET",
+        "/members/me/contributions?type=vote",
+        Some(&marie),
+        None,
+    )
+    .await;
+    assert_eq!((res.status, res.fields()), (422, vec!["type".to_owned()]));
+    let res = call(
+        &r,
+        "GET",
+        "/members/me/contributions?type=idea&author=eve",
+        Some(&marie),
+        None,
+    )
+    .await;
+    assert_eq!(res.status, 400, "{}", res.body);
+    assert_eq!(res.fields(), ["author"]);
+
+    let id = post_idea(&app, &marie).await;
+    let eve = member("eve");
+    join(&app, &eve).await;
+    let reported = call(
+        &moderation::router(app.clone()),
+        "POST",
+        "/reports",
+        Some(&eve),
+        Some(json!({"target_type": "idea", "target_id": id, "reason": "Hors sujet"})),
+    )
+    .await;
+    assert_eq!(reported.status, 201, "{}", reported.body);
+    // The public route (without the author's token, as on AWS) says 404 ...
+    let public = call(
+        &ideas::router(app.clone()),
+        "GET",
+        &format!("/ideas/{id}"),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(public.status, 404);
+    // ... while the author's own list shows the idea and why it is hidden.
+    let res = call(&r, "GET", path, Some(&marie), None).await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    let item = &res.body["items"][0];
+    assert_eq!(item["id"], json!(id));
+    assert_eq!(item["state"], "hidden");
+    assert_eq!(item["moderation"]["hidden_by"], "reports");
+    assert_eq!(item["moderation"]["awaiting_decision"], true);
+    assert_eq!(item["content"]["author"]["id"], "marie");
+    // Eve's list has none of Marie's ideas.
+    let res = call(&r, "GET", path, Some(&eve), None).await;
+    assert_eq!(res.body["items"], json!([]));
 }
