@@ -14,7 +14,9 @@ use community::points::PointsConsumer;
 use community::queue::Consumer;
 use community::store::embedded::EmbeddedTable;
 use community::store::Table;
-use community::testing::{apply_campaigns, caller, contest, embedded_app, member, As};
+use community::testing::{
+    apply_campaigns, caller, contest, embedded_app, member, product_test, As,
+};
 use community::thresholds::ThresholdsConsumer;
 use community::App;
 use local::pipeline::Pipeline;
@@ -210,6 +212,42 @@ async fn insights_equal_independent_counts_and_redelivery_moves_nothing() {
         .await
         .expect("review");
     }
+    // A product test earns its label: two testers selected out of two
+    // applicants, both review (reviews_for_label = 2).
+    const TESTED: &str = "3560070123452";
+    let window = |apply: (i64, i64), review: (i64, i64)| {
+        vec![product_test("yaourt", TESTED, apply, review, 2, 2)]
+    };
+    let ete = || vec![contest("ete", -60, 3600)];
+    apply_campaigns(&app, ete(), window((-60, 3600), (3600, 7200))).await;
+    for m in ["p0", "p1"] {
+        community::products::apply(
+            &app,
+            &caller(&member(m)),
+            "yaourt",
+            community::products::ApplicationRequest { motivation: None },
+            None,
+        )
+        .await
+        .expect("application");
+    }
+    apply_campaigns(&app, ete(), window((-7200, -3600), (-60, 3600))).await;
+    community::products::select(&app, &marketing(), "yaourt")
+        .await
+        .expect("selection");
+    for m in ["p0", "p1"] {
+        community::products::review(
+            &app,
+            &caller(&member(m)),
+            TESTED,
+            serde_json::from_value(json!({"rating": 5, "title": "Excellent",
+                "body": "Onctueux, je le recommande.", "product_test_id": "yaourt"}))
+            .expect("review"),
+            None,
+        )
+        .await
+        .expect("tester review");
+    }
     p.drain().await.expect("drain");
     // A redemption by s0 (sign-up, idea, threshold and acceptance credits).
     let s0 = caller(&member("s0"));
@@ -314,7 +352,18 @@ async fn insights_equal_independent_counts_and_redelivery_moves_nothing() {
     );
     assert_eq!(got["review"]["in_review"], json!(in_review));
     assert_eq!(got["contests"]["entries"], json!(2));
-    assert_eq!(got["reviews"], json!({"posted": 2, "labels_earned": 0}));
+    let mut labels = 0;
+    let mut reviews_posted = 0;
+    for ean in ["3017620422003", TESTED] {
+        let l = community::products::label(&app, ean).await.expect("label");
+        labels += i64::from(l["tested_by_community"] == json!(true));
+        reviews_posted += l["review_count"].as_i64().expect("count");
+    }
+    assert_eq!((labels, reviews_posted), (1, 4));
+    assert_eq!(
+        got["reviews"],
+        json!({"posted": reviews_posted, "labels_earned": labels})
+    );
     assert_eq!(got["points"]["credited"], json!(credited), "{got:#}");
     assert_eq!(got["points"]["redeemed"], json!(redeemed));
     assert_eq!(redeemed, 500);
@@ -364,12 +413,14 @@ async fn insights_equal_independent_counts_and_redelivery_moves_nothing() {
     );
     assert_eq!(score("p5").await["entries"], 1);
     assert_eq!(score("p7").await["reviews"], 1);
+    assert_eq!(score("p0").await["reviews"], 1, "a tester's review");
 
     // --- Every event again, in batches and one by one: nothing moves.
     let events: Vec<Event> = seen.lock().expect("lock").clone();
     // 14 sign-ups, 4 ideas, 7 votes and 1 withdrawal, the threshold, the
-    // decision, the progress, 2 entries, 2 reviews, 1 redemption.
-    assert_eq!(events.len(), 34);
+    // decision, the progress, 2 entries, 4 reviews (2 by testers: the label
+    // is counted in the review's own write), 1 redemption.
+    assert_eq!(events.len(), 36);
     let again = InsightsConsumer { app: app.clone() };
     let batch: Vec<(String, Event)> = events
         .iter()
