@@ -91,7 +91,10 @@ async fn insights(app: &App<EmbeddedTable>) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn insights_equal_independent_counts_and_redelivery_moves_nothing() {
-    let (app, dir) = embedded_app(|s| s.vote_threshold = 3);
+    let (app, dir) = embedded_app(|s| {
+        s.vote_threshold = 3;
+        s.moderation.auto_hide_reports = 3;
+    });
     let mailbox = DirMailbox::new(dir.path().join("mailbox")).expect("mailbox");
     let seen = Arc::new(Mutex::new(Vec::new()));
     let mut consumers: HashMap<Queue, Arc<dyn Consumer>> = HashMap::new();
@@ -248,6 +251,55 @@ async fn insights_equal_independent_counts_and_redelivery_moves_nothing() {
         .await
         .expect("tester review");
     }
+    // Moderation: p6's comment is hidden by three reports, then a moderator
+    // confirms it (no second count); p1's idea d is hidden by a moderator,
+    // then restored.
+    let comment = community::comments::post(
+        &app,
+        &caller(&member("p6")),
+        &a,
+        community::comments::NewComment {
+            body: Some("Allez plutôt chez le concurrent, c'est moins cher.".into()),
+        },
+        None,
+    )
+    .await
+    .expect("comment");
+    for r in ["s3", "s4", "s5"] {
+        community::moderation::report(
+            &app,
+            &caller(&member(r)),
+            community::moderation::ReportRequest {
+                target_type: Some("comment".into()),
+                target_id: Some(comment.id.clone()),
+                reason: Some("Publicité".into()),
+            },
+            None,
+        )
+        .await
+        .expect("report");
+    }
+    let moderator = caller(&member("modo").in_groups(&["moderator"]));
+    let decide = |ty: &'static str, id: String, action: &'static str| {
+        let (app, moderator) = (app.clone(), moderator.clone());
+        async move {
+            community::moderation::decide(
+                &app,
+                &moderator,
+                ty,
+                &id,
+                community::moderation::DecisionRequest {
+                    action: Some(action.into()),
+                    reason: Some("Charte de la communauté".into()),
+                },
+            )
+            .await
+            .expect("decision");
+        }
+    };
+    decide("comment", comment.id.clone(), "hide").await;
+    decide("idea", d.as_str().to_owned(), "hide").await;
+    decide("idea", d.as_str().to_owned(), "restore").await;
     p.drain().await.expect("drain");
     // A redemption by s0 (sign-up, idea, threshold and acceptance credits).
     let s0 = caller(&member("s0"));
@@ -352,6 +404,27 @@ async fn insights_equal_independent_counts_and_redelivery_moves_nothing() {
     );
     assert_eq!(got["review"]["in_review"], json!(in_review));
     assert_eq!(got["contests"]["entries"], json!(2));
+    // Hidden now, read from the content itself.
+    let hidden_ideas = {
+        let mut n = 0;
+        for id in [&a, &b, &c, &d] {
+            let row = community::ideas::load(&app, id, true).await.expect("idea");
+            n += i64::from(row.is_hidden());
+        }
+        n
+    };
+    let hidden_comments = i64::from(
+        community::comments::get(&app, &comment.id, Some(&caller(&member("p6"))))
+            .await
+            .expect("the author sees their comment")
+            .moderation
+            .is_some(),
+    );
+    assert_eq!((hidden_ideas, hidden_comments), (0, 1));
+    assert_eq!(
+        got["moderation"]["hidden"],
+        json!({"idea": hidden_ideas, "comment": hidden_comments, "review": 0})
+    );
     let mut labels = 0;
     let mut reviews_posted = 0;
     for ean in ["3017620422003", TESTED] {
@@ -414,13 +487,20 @@ async fn insights_equal_independent_counts_and_redelivery_moves_nothing() {
     assert_eq!(score("p5").await["entries"], 1);
     assert_eq!(score("p7").await["reviews"], 1);
     assert_eq!(score("p0").await["reviews"], 1, "a tester's review");
+    assert_eq!(
+        score("p6").await["comments"],
+        0,
+        "a hidden comment leaves its author's counter"
+    );
+    assert_eq!(score("p1").await["ideas"], 1, "hidden, then restored");
 
     // --- Every event again, in batches and one by one: nothing moves.
     let events: Vec<Event> = seen.lock().expect("lock").clone();
     // 14 sign-ups, 4 ideas, 7 votes and 1 withdrawal, the threshold, the
     // decision, the progress, 2 entries, 4 reviews (2 by testers: the label
-    // is counted in the review's own write), 1 redemption.
-    assert_eq!(events.len(), 36);
+    // is counted in the review's own write), 1 comment, 3 hides (by reports,
+    // the moderator's confirmation, the idea's) and 1 restore, 1 redemption.
+    assert_eq!(events.len(), 41);
     let again = InsightsConsumer { app: app.clone() };
     let batch: Vec<(String, Event)> = events
         .iter()

@@ -138,8 +138,8 @@ pub fn routes(kind: Kind) -> &'static [Queue] {
         Kind::TestersSelected => &[Queue::Emails],
         Kind::ReviewPosted => &[Queue::Points, Queue::Insights],
         Kind::CommentPosted => &[Queue::Points, Queue::Emails, Queue::Insights],
-        Kind::ContentHidden => &[Queue::Emails],
-        Kind::ContentRestored => &[Queue::Emails],
+        Kind::ContentHidden => &[Queue::Emails, Queue::Insights],
+        Kind::ContentRestored => &[Queue::Emails, Queue::Insights],
         Kind::MemberErased => &[Queue::Points, Queue::Insights],
     }
 }

@@ -4,7 +4,7 @@
 //! **Aggregates.** Counters live in `INSIGHTS_SHARDS` partitions
 //! `INSIGHTS#{00-15}`: sort key `TOTALS` (sign-ups, erasures, cohorts, ideas
 //! per theme and status, votes cast and withdrawn, entries, reviews, labels,
-//! comments, points credited and redeemed) and `DAY#{yyyy-mm-dd}` (sign-ups
+//! comments, content hidden by moderation, points credited and redeemed) and `DAY#{yyyy-mm-dd}` (sign-ups
 //! of the day, and `last_active`: the members whose last action was that
 //! day). Each write picks a shard at random, so a vote spike spreads over 16
 //! partitions; a read sums the shards (16 queries).
@@ -217,6 +217,26 @@ fn plan_event(p: &mut Plan, e: &Event, ideas: &HashMap<String, ideas::IdeaRow>) 
             p.total("comments", 1);
             p.score(m, "comments", 1);
             p.acted(m, &e.at);
+        }
+        Kind::ContentHidden | Kind::ContentRestored => {
+            // Hidden content leaves its author's activity counters (so a
+            // troll's hidden comments make no ambassador) and is counted in
+            // `moderation.hidden`; a restore puts both back. A moderator's
+            // confirmation of a hide by reports changes nothing.
+            let hide = e.kind == Kind::ContentHidden;
+            let counter = match e.data["target_type"].as_str() {
+                Some("idea") => Some(("ideas", "idea")),
+                Some("comment") => Some(("comments", "comment")),
+                Some("review") => Some(("reviews", "review")),
+                _ => None,
+            };
+            if let Some((counter, ty)) = counter {
+                if !(hide && e.data["confirmed"] == json!(true)) {
+                    let n = if hide { 1 } else { -1 };
+                    p.total(format!("hidden#{ty}"), n);
+                    p.score(m, counter, -n);
+                }
+            }
         }
         Kind::MemberErased => {
             p.total("members_erased", 1);
@@ -660,6 +680,9 @@ pub async fn read<T: Table>(app: &App<T>, caller: &Caller) -> Result<Value> {
         "contests": {"entries": t("entries")},
         "reviews": {"posted": t("reviews"), "labels_earned": t("labels_earned")},
         "comments": {"posted": t("comments")},
+        "moderation": {"hidden": {
+            "idea": t("hidden#idea"), "comment": t("hidden#comment"), "review": t("hidden#review"),
+        }},
         "points": {"credited": t("points_credited"), "redeemed": t("points_redeemed")},
     }))
 }

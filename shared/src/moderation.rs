@@ -580,12 +580,18 @@ pub async fn decide<T: Table>(
             if t.hidden() && !st.queued {
                 return Err(Error::Conflict("this content is already hidden".into()));
             }
-            if !t.hidden() {
+            let confirmed = t.hidden();
+            if !confirmed {
                 writes.extend(hide_writes(&t));
             }
             // A hide confirmed after the reports still tells the author the
-            // moderator's reason.
-            writes.push(content_event(&t, Kind::ContentHidden, "moderator", Some(&reason)).write());
+            // moderator's reason; `confirmed` tells the insights consumer that
+            // nothing changed state (the reports' event counted the hide).
+            let mut e = content_event(&t, Kind::ContentHidden, "moderator", Some(&reason));
+            if confirmed {
+                e.data["confirmed"] = json!(true);
+            }
+            writes.push(e.write());
         } else {
             if !t.hidden() && !st.queued {
                 return Err(Error::Conflict(
