@@ -549,13 +549,7 @@ pub async fn list<T: Table>(
     cursor_in: Option<String>,
 ) -> Result<ListPage<AmbassadorView>> {
     require_marketing(caller)?;
-    let start = match cursor_in {
-        Some(c) => Some(
-            cursor::decode(&c, Index::Gsi3, AMBASSADORS_PK)
-                .map_err(|e| Error::invalid("cursor", e.to_string()))?,
-        ),
-        None => None,
-    };
+    let start = cursor::start(cursor_in.as_deref(), Index::Gsi3, AMBASSADORS_PK)?;
     let page = app
         .table
         .query(

@@ -201,13 +201,7 @@ pub async fn list<T: Table>(
         return Err(Error::NotFound("idea"));
     }
     let pk = list_pk(idea_id.as_str());
-    let start = match cursor_in {
-        Some(c) => Some(
-            cursor::decode(&c, Index::Gsi1, &pk)
-                .map_err(|e| Error::invalid("cursor", e.to_string()))?,
-        ),
-        None => None,
-    };
+    let start = cursor::start(cursor_in.as_deref(), Index::Gsi1, &pk)?;
     let page = app
         .table
         .query(

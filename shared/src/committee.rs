@@ -38,13 +38,7 @@ pub async fn review_queue<T: Table>(
     cursor_in: Option<String>,
 ) -> Result<crate::ideas::ListPage<QueuedIdea>> {
     require_committee(caller)?;
-    let start = match cursor_in {
-        Some(c) => Some(
-            crate::store::cursor::decode(&c, Index::Gsi3, REVIEW_PK)
-                .map_err(|e| Error::invalid("cursor", e.to_string()))?,
-        ),
-        None => None,
-    };
+    let start = crate::store::cursor::start(cursor_in.as_deref(), Index::Gsi3, REVIEW_PK)?;
     let page = app
         .table
         .query(

@@ -81,13 +81,7 @@ pub async fn list<T: Table>(
     limit: u32,
     cursor_in: Option<String>,
 ) -> Result<ListPage<ContestView>> {
-    let start = match cursor_in {
-        Some(c) => Some(
-            crate::store::cursor::decode(&c, Index::Gsi1, "CONTESTS")
-                .map_err(|e| Error::invalid("cursor", e.to_string()))?,
-        ),
-        None => None,
-    };
+    let start = crate::store::cursor::start(cursor_in.as_deref(), Index::Gsi1, "CONTESTS")?;
     let page = app
         .table
         .query(

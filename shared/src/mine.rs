@@ -116,6 +116,17 @@ fn hidden(target: &Item, state: Option<&Item>) -> Hidden {
     }
 }
 
+/// Items read by key (one `BatchGetItem` per 100), found by their key.
+async fn by_key<T: Table>(app: &App<T>, keys: &[Key]) -> Result<HashMap<Key, Item>> {
+    Ok(app
+        .table
+        .get_many(keys, true)
+        .await?
+        .into_iter()
+        .filter_map(|i| Some((Key::of(&i)?, i)))
+        .collect())
+}
+
 /// The caller's contributions of one type, newest first.
 pub async fn list<T: Table>(
     app: &App<T>,
@@ -128,22 +139,15 @@ pub async fn list<T: Table>(
     crate::members::require(app, caller).await?;
     let pk = format!("MEMBER#{}", caller.id.as_str());
     let prefix = format!("{}{}#", contrib::PREFIX, kind.as_str());
-    let start = match cursor_in {
-        Some(c) => {
-            let k = cursor::decode(&c, Index::Primary, &pk)
-                .map_err(|e| Error::invalid("cursor", e.to_string()))?;
-            // A cursor of another type's list would start in the wrong place.
-            if !k
-                .get("sk")
-                .and_then(Value::as_str)
-                .is_some_and(|sk| sk.starts_with(&prefix))
-            {
-                return Err(Error::invalid("cursor", "is not one this list returned"));
-            }
-            Some(k)
-        }
-        None => None,
-    };
+    let start = cursor::start(cursor_in.as_deref(), Index::Primary, &pk)?;
+    // A cursor of another type's list would start in the wrong place.
+    if start.as_ref().is_some_and(|k| {
+        !k.get("sk")
+            .and_then(Value::as_str)
+            .is_some_and(|sk| sk.starts_with(&prefix))
+    }) {
+        return Err(Error::invalid("cursor", "is not one this list returned"));
+    }
     let mut q = Query::new(Index::Primary, pk)
         .sk(SortKey::BeginsWith(prefix))
         .backward()
@@ -157,13 +161,7 @@ pub async fn list<T: Table>(
         .filter_map(contrib::target_of)
         .map(|(_, k)| k)
         .collect();
-    let targets: HashMap<Key, Item> = app
-        .table
-        .get_many(&pointers, true)
-        .await?
-        .into_iter()
-        .filter_map(|i| Some((Key::of(&i)?, i)))
-        .collect();
+    let targets = by_key(app, &pointers).await?;
     let hidden_ids: Vec<String> = targets
         .values()
         .filter(|i| i.get("moderation").and_then(Value::as_str) == Some(HIDDEN))
@@ -173,13 +171,7 @@ pub async fn list<T: Table>(
         .iter()
         .map(|id| moderation::state_key(ty, id))
         .collect();
-    let states: HashMap<Key, Item> = app
-        .table
-        .get_many(&state_keys, true)
-        .await?
-        .into_iter()
-        .filter_map(|i| Some((Key::of(&i)?, i)))
-        .collect();
+    let states = by_key(app, &state_keys).await?;
     let mut items = Vec::with_capacity(pointers.len());
     for key in pointers {
         // A pointer whose target is gone (never expected) is skipped rather

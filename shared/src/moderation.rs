@@ -664,13 +664,7 @@ pub async fn queue<T: Table>(
     cursor_in: Option<String>,
 ) -> Result<ListPage<QueueItem>> {
     require_moderator(caller)?;
-    let start = match cursor_in {
-        Some(c) => Some(
-            cursor::decode(&c, Index::Gsi1, QUEUE_PK)
-                .map_err(|e| Error::invalid("cursor", e.to_string()))?,
-        ),
-        None => None,
-    };
+    let start = cursor::start(cursor_in.as_deref(), Index::Gsi1, QUEUE_PK)?;
     let page = app
         .table
         .query(

@@ -223,13 +223,7 @@ pub async fn ledger<T: Table>(
     cursor_in: Option<String>,
 ) -> Result<ListPage<LedgerEntry>> {
     let pk = format!("MEMBER#{}", caller.id.as_str());
-    let start = match cursor_in {
-        Some(c) => Some(
-            cursor::decode(&c, Index::Primary, &pk)
-                .map_err(|e| Error::invalid("cursor", e.to_string()))?,
-        ),
-        None => None,
-    };
+    let start = cursor::start(cursor_in.as_deref(), Index::Primary, &pk)?;
     let page = app
         .table
         .query(

@@ -81,13 +81,7 @@ pub async fn list<T: Table>(
     limit: u32,
     cursor_in: Option<String>,
 ) -> Result<ListPage<ProductTestView>> {
-    let start = match cursor_in {
-        Some(c) => Some(
-            cursor::decode(&c, Index::Gsi1, "PRODUCT_TESTS")
-                .map_err(|e| Error::invalid("cursor", e.to_string()))?,
-        ),
-        None => None,
-    };
+    let start = cursor::start(cursor_in.as_deref(), Index::Gsi1, "PRODUCT_TESTS")?;
     let page = app
         .table
         .query(
@@ -511,13 +505,7 @@ pub async fn reviews<T: Table>(
         return Err(Error::NotFound("product"));
     }
     let pk = format!("REVIEWS#{ean}");
-    let start = match cursor_in {
-        Some(c) => Some(
-            cursor::decode(&c, Index::Gsi1, &pk)
-                .map_err(|e| Error::invalid("cursor", e.to_string()))?,
-        ),
-        None => None,
-    };
+    let start = cursor::start(cursor_in.as_deref(), Index::Gsi1, &pk)?;
     let page = app
         .table
         .query(

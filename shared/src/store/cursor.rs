@@ -16,6 +16,16 @@ pub fn encode(key: &Item) -> String {
 #[error("the cursor is not one this list returned")]
 pub struct BadCursor;
 
+/// A list's `cursor` parameter: `None` for the first page, else the key to
+/// start after — or a 422 naming `cursor` when it is not one this list gave.
+pub fn start(cursor: Option<&str>, index: Index, pk: &str) -> crate::error::Result<Option<Item>> {
+    cursor
+        .map(|c| {
+            decode(c, index, pk).map_err(|e| crate::error::Error::invalid("cursor", e.to_string()))
+        })
+        .transpose()
+}
+
 /// Decodes a cursor for a query on `index` with partition key `pk`.
 pub fn decode(cursor: &str, index: Index, pk: &str) -> Result<Item, BadCursor> {
     decode_where(cursor, index, |p| p == pk)
