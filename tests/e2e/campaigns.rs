@@ -546,16 +546,7 @@ async fn the_cli_runs_the_ambassadors_scoring_on_the_local_store() {
     let server = Server::start(data.path());
     let c = client();
     for who in ["alice", "bob"] {
-        let (s, b) = send(
-            &c,
-            Method::POST,
-            &server.url("/members"),
-            Some(who),
-            Some(&sign_up_body(who)),
-        )
-        .await
-        .expect("sign up");
-        assert_eq!(s, 201, "{b}");
+        join(&c, &server, who).await;
     }
     // Ten ideas weigh 10 × 20 = 200 (the shipped min_score): Alice qualifies.
     for i in 0..10 {

@@ -13,16 +13,7 @@ async fn kill_9_under_write_load_loses_no_acknowledged_write() {
     let dir = tempfile::tempdir().expect("tempdir");
     let server = Server::start(dir.path());
     let c = client();
-    let (st, _) = send(
-        &c,
-        Method::POST,
-        &server.url("/members"),
-        Some("author"),
-        Some(&sign_up_body("author")),
-    )
-    .await
-    .expect("sign up");
-    assert_eq!(st, 201);
+    join(&c, &server, "author").await;
 
     let stop = Arc::new(AtomicBool::new(false));
     let acked_members: Arc<Mutex<Vec<String>>> = Arc::default();
@@ -117,16 +108,7 @@ async fn kill_9_under_write_load_loses_no_acknowledged_write() {
         );
     }
     // The store is usable after the crash.
-    let (st, _) = send(
-        &c,
-        Method::POST,
-        &server.url("/members"),
-        Some("after"),
-        Some(&sign_up_body("after")),
-    )
-    .await
-    .expect("sign up");
-    assert_eq!(st, 201);
+    join(&c, &server, "after").await;
     eprintln!(
         "after kill -9: {} members and {} ideas acknowledged, all found",
         members.len(),

@@ -37,16 +37,7 @@ async fn three_hundred_voters_converge_exactly_and_survive_a_restart() {
     let server = Server::start(dir.path());
     let c = client();
 
-    let (st, _) = send(
-        &c,
-        Method::POST,
-        &server.url("/members"),
-        Some("author"),
-        Some(&sign_up_body("author")),
-    )
-    .await
-    .expect("sign up");
-    assert_eq!(st, 201);
+    join(&c, &server, "author").await;
     let idea = json!({"theme": "shopping", "title": "Des caisses sans attente le samedi",
                       "body": "Ouvrir plus de caisses automatiques le samedi matin, quand les files sont longues."});
     let (st, created) = send(
@@ -321,16 +312,7 @@ async fn five_votes_reach_the_committee_and_the_author_is_told_why() {
     let dir = tempfile::tempdir().expect("tempdir");
     let server = Server::start_with(dir.path(), &[("COMMUNITY_VOTE_THRESHOLD", "5")]);
     let c = client();
-    let (st, _) = send(
-        &c,
-        Method::POST,
-        &server.url("/members"),
-        Some("autrice"),
-        Some(&sign_up_body("autrice")),
-    )
-    .await
-    .expect("sign up");
-    assert_eq!(st, 201);
+    join(&c, &server, "autrice").await;
     let idea = json!({"theme": "children", "title": "Un coin lecture pour les enfants",
                       "body": "Un petit coin lecture près des caisses pour patienter."});
     let (_, created) = send(

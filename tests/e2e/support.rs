@@ -132,6 +132,20 @@ pub fn sign_up_body(name: &str) -> Value {
            "accept_terms_version": "2026-11", "email_opt_in": true})
 }
 
+/// Signs `sub` up (a member with the default body) and checks the 201.
+pub async fn join(c: &reqwest::Client, server: &Server, sub: &str) {
+    let (st, body) = send(
+        c,
+        reqwest::Method::POST,
+        &server.url("/members"),
+        Some(sub),
+        Some(&sign_up_body(sub)),
+    )
+    .await
+    .expect("sign up");
+    assert_eq!(st, 201, "sign-up of {sub}: {body}");
+}
+
 /// Sends a request; returns (status, JSON body or Null).
 pub async fn send(
     c: &reqwest::Client,
