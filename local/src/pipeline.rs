@@ -252,6 +252,34 @@ impl<T: Table + Clone> Pipeline<T> {
         }
     }
 
+    /// Drains, then waits for the messages a consumer failed and
+    /// re-scheduled (exponential backoff) until none is left in a consumed
+    /// queue — they were applied or dead-lettered — or `timeout` passes.
+    /// Returns whether everything settled. Tests use it where one event's
+    /// effect may wait for another's (the points of a hidden comment wait for
+    /// the comment's credit).
+    pub async fn settle(&self, timeout: Duration) -> Result<bool, StoreError> {
+        let until = tokio::time::Instant::now() + timeout;
+        loop {
+            self.drain().await?;
+            let mut waiting = false;
+            for q in self.consumers.keys() {
+                let page = self
+                    .table
+                    .query(&Query::new(Index::Primary, queue_pk(*q)).limit(1))
+                    .await?;
+                waiting |= !page.items.is_empty();
+            }
+            if !waiting {
+                return Ok(true);
+            }
+            if tokio::time::Instant::now() >= until {
+                return Ok(false);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Relays and consumes until every queue is empty of visible messages
     /// (tests and the CLI use this instead of the background loops).
     pub async fn drain(&self) -> Result<(), StoreError> {

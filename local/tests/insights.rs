@@ -24,6 +24,10 @@ use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
+/// Long enough for a message retried with backoff (the points of a hidden
+/// comment wait for the comment's own credit) to be applied.
+const SETTLE: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// The insights consumer, recording every event it is given.
 struct Recording {
     inner: InsightsConsumer<EmbeddedTable>,
@@ -164,7 +168,7 @@ async fn insights_equal_independent_counts_and_redelivery_moves_nothing() {
         .await
         .expect("vote");
     cast += 1;
-    p.drain().await.expect("drain");
+    assert!(p.settle(SETTLE).await.expect("settle"), "queues settled");
     // The committee accepts a, then starts on it.
     let committee = caller(&member("comite").in_groups(&["committee"]));
     community::committee::decide(
@@ -300,7 +304,7 @@ async fn insights_equal_independent_counts_and_redelivery_moves_nothing() {
     decide("comment", comment.id.clone(), "hide").await;
     decide("idea", d.as_str().to_owned(), "hide").await;
     decide("idea", d.as_str().to_owned(), "restore").await;
-    p.drain().await.expect("drain");
+    assert!(p.settle(SETTLE).await.expect("settle"), "queues settled");
     // A redemption by s0 (sign-up, idea, threshold and acceptance credits).
     let s0 = caller(&member("s0"));
     community::members::update(
@@ -334,7 +338,12 @@ async fn insights_equal_independent_counts_and_redelivery_moves_nothing() {
         community::mail::click(&app, token).await.expect("click");
         clicked += 1;
     }
-    p.drain().await.expect("drain");
+    assert!(p.settle(SETTLE).await.expect("settle"), "queues settled");
+
+    assert!(
+        p.dead_letters().await.expect("dead letters").is_empty(),
+        "no message was dead-lettered"
+    );
 
     // --- The counts, computed independently from the records.
     let everyone: Vec<String> = staff.iter().chain(public.iter()).cloned().collect();
@@ -351,19 +360,44 @@ async fn insights_equal_independent_counts_and_redelivery_moves_nothing() {
             in_review += 1;
         }
     }
-    let (mut credited, mut redeemed) = (0, 0);
+    let (mut credited, mut redeemed, mut taken_back) = (0, 0, 0);
+    let mut moderated: BTreeMap<String, Vec<(String, i64)>> = BTreeMap::new();
     for m in &everyone {
         let l = community::points::ledger(&app, &caller(&member(m)), 100, None)
             .await
             .expect("ledger");
         for e in l.items {
-            if e.delta > 0 {
-                credited += e.delta;
-            } else {
-                redeemed -= e.delta;
+            match e.reason.as_str() {
+                "redemption" => redeemed -= e.delta,
+                "content_hidden" | "content_restored" => {
+                    taken_back -= e.delta;
+                    moderated
+                        .entry(m.clone())
+                        .or_default()
+                        .push((e.reason.clone(), e.delta));
+                }
+                _ => credited += e.delta,
             }
         }
     }
+    // p6's hidden comment gave back its 2 points once (the moderator's
+    // confirmation took nothing more); p1's idea gave back its 20, then got
+    // them again when restored.
+    let mut p1 = moderated.remove("p1").unwrap_or_default();
+    p1.sort();
+    assert_eq!(
+        p1,
+        [
+            ("content_hidden".to_owned(), -20),
+            ("content_restored".to_owned(), 20)
+        ]
+    );
+    assert_eq!(
+        moderated.remove("p6").unwrap_or_default(),
+        [("content_hidden".to_owned(), -2)]
+    );
+    assert!(moderated.is_empty(), "{moderated:?}");
+    assert_eq!(taken_back, 2);
     let welcome_sent = mails.iter().filter(|m| m.mail_id == "welcome").count() as i64;
     assert_eq!(welcome_sent, 14, "every member opted in to mails");
 
@@ -439,6 +473,7 @@ async fn insights_equal_independent_counts_and_redelivery_moves_nothing() {
     );
     assert_eq!(got["points"]["credited"], json!(credited), "{got:#}");
     assert_eq!(got["points"]["redeemed"], json!(redeemed));
+    assert_eq!(got["points"]["withdrawn_by_moderation"], json!(taken_back));
     assert_eq!(redeemed, 500);
     let welcome = got["mails"]
         .as_array()

@@ -138,8 +138,8 @@ pub fn routes(kind: Kind) -> &'static [Queue] {
         Kind::TestersSelected => &[Queue::Emails],
         Kind::ReviewPosted => &[Queue::Points, Queue::Insights],
         Kind::CommentPosted => &[Queue::Points, Queue::Emails, Queue::Insights],
-        Kind::ContentHidden => &[Queue::Emails, Queue::Insights],
-        Kind::ContentRestored => &[Queue::Emails, Queue::Insights],
+        Kind::ContentHidden => &[Queue::Points, Queue::Emails, Queue::Insights],
+        Kind::ContentRestored => &[Queue::Points, Queue::Emails, Queue::Insights],
         Kind::MemberErased => &[Queue::Points, Queue::Insights],
     }
 }
@@ -205,11 +205,25 @@ pub fn outbox_pk(bucket: u32) -> String {
 /// The exactly-once marker of `consumer` for `event_id`: put it, with its
 /// condition, in the same transaction as the consumer's effect.
 pub fn consumed_marker(consumer: &str, business_key: &str) -> Write {
-    let k = Key::new(format!("DONE#{consumer}#{business_key}"), "DONE");
+    consumed_marker_with(consumer, business_key, &[])
+}
+
+/// The key of a consumer's marker for a business key.
+pub fn marker_key(consumer: &str, business_key: &str) -> Key {
+    Key::new(format!("DONE#{consumer}#{business_key}"), "DONE")
+}
+
+/// A marker that also records what its effect was (the points consumer
+/// keeps the points a credit gave, so moderation can take them back).
+pub fn consumed_marker_with(consumer: &str, business_key: &str, attrs: &[(&str, Value)]) -> Write {
+    let k = marker_key(consumer, business_key);
     let mut item = Item::new();
     item.insert("pk".into(), json!(k.pk));
     item.insert("sk".into(), json!(k.sk));
     item.insert("at".into(), json!(now()));
+    for (a, v) in attrs {
+        item.insert((*a).to_owned(), v.clone());
+    }
     Write::put_new(item)
 }
 

@@ -28,7 +28,8 @@
 //! last 30 days are the sum of `last_active` over those 30 days.
 //!
 //! **Points credited** are added by the points consumer in its own credit
-//! transaction (`total_write`), so they match the ledgers exactly; **labels**
+//! transaction (`total_write`), so they match the ledgers exactly (and so are
+//! the points moderation takes back and gives again, `points_withdrawn`); **labels**
 //! by the review that earns the label, in the transaction that sets it.
 //! **Mails**: the emails consumer indexes each community mail's figures
 //! (`MAIL#{id} / STATS`, gsi1 `MAILS` / `{mail id}`).
@@ -683,6 +684,10 @@ pub async fn read<T: Table>(app: &App<T>, caller: &Caller) -> Result<Value> {
         "moderation": {"hidden": {
             "idea": t("hidden#idea"), "comment": t("hidden#comment"), "review": t("hidden#review"),
         }},
-        "points": {"credited": t("points_credited"), "redeemed": t("points_redeemed")},
+        "points": {
+            "credited": t("points_credited"),
+            "redeemed": t("points_redeemed"),
+            "withdrawn_by_moderation": t("points_withdrawn"),
+        },
     }))
 }

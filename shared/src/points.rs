@@ -11,7 +11,7 @@ use crate::app::App;
 use crate::auth::Caller;
 use crate::domain::{now, IdeaStatus};
 use crate::error::{commit, Error, Result};
-use crate::events::{consumed_marker, Event, Kind};
+use crate::events::{consumed_marker, consumed_marker_with, marker_key, Event, Kind};
 use crate::ideas::ListPage;
 use crate::members;
 use crate::queue::Consumer;
@@ -73,16 +73,10 @@ impl<T: Table + Clone> Consumer for PointsConsumer<T> {
                 )
                 .await
             }
+            // Keyed by the idea, so moderation can find what it was credited.
             Kind::IdeaPosted => {
-                credit(
-                    &self.app,
-                    e,
-                    &e.member_id,
-                    "idea_posted",
-                    &e.event_id,
-                    &idea_ref,
-                )
-                .await
+                let key = format!("idea#{idea_ref}");
+                credit(&self.app, e, &e.member_id, "idea_posted", &key, &idea_ref).await
             }
             // One credit per member and idea, however often they vote and withdraw.
             Kind::VoteCast => {
@@ -129,8 +123,103 @@ impl<T: Table + Clone> Consumer for PointsConsumer<T> {
                 )
                 .await
             }
+            Kind::ContentHidden | Kind::ContentRestored => moderated(&self.app, e).await,
             _ => Ok(()),
         }
+    }
+}
+
+/// The credit key of a moderated contribution (the key its credit used).
+fn credit_key_of(e: &Event) -> Option<(&'static str, String)> {
+    let id = e.data["target_id"].as_str()?;
+    match e.data["target_type"].as_str()? {
+        "idea" => Some(("idea_posted", format!("idea#{id}"))),
+        "comment" => Some(("comment_posted", format!("comment#{id}"))),
+        "review" => {
+            let ean = e.data["ean"].as_str()?;
+            Some(("review", format!("review#{ean}#{}", e.member_id)))
+        }
+        _ => None,
+    }
+}
+
+/// `content.hidden` takes back the points the contribution earned (a ledger
+/// entry of the opposite sign, the balance, marketing's total and the
+/// member's ambassador counter, in one transaction with the event's marker);
+/// `content.restored` gives them again. A moderator's confirmation of a hide
+/// by reports (`confirmed`) changes nothing. The balance may go below zero
+/// if the points were already converted: the ledger still sums to it, and
+/// nothing more can be converted until it is positive again.
+async fn moderated<T: Table>(app: &App<T>, e: &Event) -> Result<()> {
+    let hide = e.kind == Kind::ContentHidden;
+    if hide && e.data["confirmed"] == json!(true) {
+        return Ok(());
+    }
+    let Some((rule, credit_key)) = credit_key_of(e) else {
+        return Ok(());
+    };
+    if app.settings.points.rule(rule).is_none() {
+        return Ok(());
+    }
+    let credited = match app
+        .table
+        .get(&marker_key(CONSUMER, &credit_key), true)
+        .await?
+    {
+        Some(m) => m.get("points").and_then(Value::as_i64).unwrap_or(0),
+        // The credit's own event has not been applied yet (queues do not
+        // keep order): retry this message later rather than miss it.
+        None => return Err(Error::Busy),
+    };
+    let marker = consumed_marker(CONSUMER, &format!("moderation#{}", e.event_id));
+    if credited <= 0 {
+        // Capped, or given to a member since erased: nothing to move.
+        return match app.table.transact(vec![marker]).await {
+            Ok(()) | Err(StoreError::ConditionFailed { .. }) => Ok(()),
+            Err(err) => Err(err.into()),
+        };
+    }
+    let delta = if hide { -credited } else { credited };
+    let member = e.member_id.as_str();
+    let entry = LedgerEntry {
+        id: e.event_id.clone(),
+        delta,
+        reason: if hide {
+            "content_hidden"
+        } else {
+            "content_restored"
+        }
+        .into(),
+        label: if hide {
+            "Contribution masquée par la modération"
+        } else {
+            "Contribution rétablie par la modération"
+        }
+        .into(),
+        reference: e.data["target_id"].as_str().unwrap_or_default().to_owned(),
+        created_at: e.at.clone(),
+    };
+    let writes = vec![
+        marker.clone(),
+        ledger_write(member, &entry),
+        Write::update(
+            Key::new(format!("MEMBER#{member}"), "PROFILE"),
+            Update::default().add("points_balance", delta),
+        )
+        .when(Cond::Exists.and(Cond::AttrAbsent("erased_at".into()))),
+        crate::insights::total_write("points_withdrawn", -delta),
+        crate::ambassadors::counter_write(member, &[("points", delta)]),
+    ];
+    match app.table.transact(writes).await {
+        Ok(()) => Ok(()),
+        // Already applied: a redelivery.
+        Err(StoreError::ConditionFailed { index: 0 }) => Ok(()),
+        // The member was erased meanwhile: nothing to move.
+        Err(StoreError::ConditionFailed { .. }) => match app.table.transact(vec![marker]).await {
+            Ok(()) | Err(StoreError::ConditionFailed { .. }) => Ok(()),
+            Err(err) => Err(err.into()),
+        },
+        Err(err) => Err(err.into()),
     }
 }
 
@@ -152,7 +241,11 @@ async fn credit<T: Table>(
     if let Some(p) = e.data["points"].as_i64().filter(|p| *p > 0) {
         r.points = p;
     }
-    let marker = consumed_marker(CONSUMER, business_key);
+    // The marker keeps what the credit gave (0 when capped or the member is
+    // gone), for `moderated` to take back.
+    let marker_for =
+        |points: i64| consumed_marker_with(CONSUMER, business_key, &[("points", json!(points))]);
+    let marker = marker_for(r.points);
     let entry = LedgerEntry {
         id: e.event_id.clone(),
         delta: r.points,
@@ -207,10 +300,12 @@ async fn credit<T: Table>(
         Err(StoreError::ConditionFailed { index: 0 }) => Ok(()),
         // The member is gone (erased) or the day's cap is reached: nothing to
         // credit, but the event is done.
-        Err(StoreError::ConditionFailed { .. }) => match app.table.transact(vec![marker]).await {
-            Ok(()) | Err(StoreError::ConditionFailed { .. }) => Ok(()),
-            Err(e) => Err(e.into()),
-        },
+        Err(StoreError::ConditionFailed { .. }) => {
+            match app.table.transact(vec![marker_for(0)]).await {
+                Ok(()) | Err(StoreError::ConditionFailed { .. }) => Ok(()),
+                Err(e) => Err(e.into()),
+            }
+        }
         Err(e) => Err(e.into()),
     }
 }

@@ -217,3 +217,120 @@ async fn a_redelivered_comment_event_credits_once() {
         .points;
     assert_eq!(balance(&app, "cc").await, rule);
 }
+
+/// Moderation takes a contribution's points back and gives them again: once
+/// per event however often it is delivered, not before the credit itself
+/// (queues keep no order: the hide is retried), nothing for a confirmation,
+/// and nothing when the credit was capped.
+#[tokio::test]
+async fn hidden_content_gives_its_points_back_once() {
+    let (app, _d) = embedded_app(|_| {});
+    join(&app, &member("troll")).await;
+    let consumer = PointsConsumer { app: app.clone() };
+    let rule = |name: &str| app.settings.points.rule(name).expect("rule").points;
+    // (No sign-up credit here: this test feeds the consumer by hand.)
+    let signed_up = balance(&app, "troll").await;
+    let comment = |i: u32| {
+        Event::new(
+            Kind::CommentPosted,
+            "troll",
+            Some("01JD0000000000000000000000"),
+            json!({"comment_id": format!("01JD00000000000000000001{i:02}")}),
+        )
+    };
+    let moderation = |kind: Kind, i: u32, extra: serde_json::Value| {
+        let mut data = json!({"target_type": "comment",
+            "target_id": format!("01JD00000000000000000001{i:02}"), "by": "reports"});
+        if let (Some(d), Some(x)) = (data.as_object_mut(), extra.as_object()) {
+            d.extend(x.clone());
+        }
+        Event::new(kind, "troll", Some("01JD0000000000000000000000"), data)
+    };
+    let hide = moderation(Kind::ContentHidden, 0, json!({}));
+    // The hide arrives before the comment's credit: it fails, to be retried.
+    // (A batch where every message fails is reported as a failed batch.)
+    let res = community::queue::sqs(&consumer, batch(std::slice::from_ref(&hide))).await;
+    assert!(res.is_err(), "retried later");
+    assert_eq!(balance(&app, "troll").await, signed_up);
+    // The credit, then the hide (delivered three times), a moderator's
+    // confirmation, a restore.
+    let credit = community::queue::sqs(&consumer, batch(&[comment(0)])).await;
+    assert!(credit.expect("partial").batch_item_failures.is_empty());
+    let c = rule("comment_posted");
+    assert_eq!(balance(&app, "troll").await, signed_up + c);
+    for _ in 0..3 {
+        let res = community::queue::sqs(&consumer, batch(std::slice::from_ref(&hide)))
+            .await
+            .expect("partial");
+        assert!(res.batch_item_failures.is_empty());
+    }
+    assert_eq!(balance(&app, "troll").await, signed_up);
+    let confirm = moderation(
+        Kind::ContentHidden,
+        0,
+        json!({"by": "moderator", "confirmed": true}),
+    );
+    let res = community::queue::sqs(&consumer, batch(&[confirm]))
+        .await
+        .expect("partial");
+    assert!(res.batch_item_failures.is_empty());
+    assert_eq!(
+        balance(&app, "troll").await,
+        signed_up,
+        "a confirmation takes nothing"
+    );
+    let restore = moderation(Kind::ContentRestored, 0, json!({"by": "moderator"}));
+    for _ in 0..2 {
+        let res = community::queue::sqs(&consumer, batch(std::slice::from_ref(&restore)))
+            .await
+            .expect("partial");
+        assert!(res.batch_item_failures.is_empty());
+    }
+    assert_eq!(balance(&app, "troll").await, signed_up + c);
+    let ledger = community::points::ledger(&app, &caller(&member("troll")), 100, None)
+        .await
+        .expect("ledger");
+    let mut reasons: Vec<(String, i64)> = ledger
+        .items
+        .iter()
+        .map(|e| (e.reason.clone(), e.delta))
+        .collect();
+    reasons.sort();
+    assert_eq!(
+        reasons,
+        [
+            ("comment_posted".to_owned(), c),
+            ("content_hidden".to_owned(), -c),
+            ("content_restored".to_owned(), c),
+        ]
+    );
+    assert_eq!(
+        ledger.items.iter().map(|e| e.delta).sum::<i64>(),
+        balance(&app, "troll").await,
+        "the ledger still sums to the balance"
+    );
+
+    // Past the daily cap a comment earns nothing, and its hide takes nothing.
+    let cap = app
+        .settings
+        .points
+        .rule("comment_posted")
+        .and_then(|r| r.daily_cap)
+        .expect("a cap") as u32;
+    let events: Vec<Event> = (1..=cap + 1).map(comment).collect();
+    let res = community::queue::sqs(&consumer, batch(&events))
+        .await
+        .expect("partial");
+    assert!(res.batch_item_failures.is_empty());
+    let before = balance(&app, "troll").await;
+    let over = moderation(Kind::ContentHidden, cap + 1, json!({}));
+    let res = community::queue::sqs(&consumer, batch(&[over]))
+        .await
+        .expect("partial");
+    assert!(res.batch_item_failures.is_empty());
+    assert_eq!(
+        balance(&app, "troll").await,
+        before,
+        "the capped comment had earned nothing"
+    );
+}
