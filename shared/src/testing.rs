@@ -298,3 +298,20 @@ pub async fn apply_campaigns<T: crate::store::Table>(
         .await
         .expect("apply");
 }
+
+/// A sample SQS event of `events/sqs/{name}` (the repository's fixtures).
+pub fn sqs_sample(name: &str) -> aws_lambda_events::event::sqs::SqsEvent {
+    let path = format!("{}/../events/sqs/{name}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).expect("sample");
+    serde_json::from_str(&text).expect("an SQS event")
+}
+
+/// An SQS event carrying `events`, message ids `m0`, `m1`, …
+pub fn sqs_batch(events: &[crate::events::Event]) -> aws_lambda_events::event::sqs::SqsEvent {
+    let records: Vec<Value> = events
+        .iter()
+        .enumerate()
+        .map(|(i, e)| json!({"messageId": format!("m{i}"), "body": serde_json::to_string(e).expect("json"), "eventSource": "aws:sqs"}))
+        .collect();
+    serde_json::from_value(json!({"Records": records})).expect("event")
+}

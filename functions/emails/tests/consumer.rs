@@ -6,12 +6,7 @@ use community::testing::{caller, embedded_app, join, member};
 use emails::EmailsConsumer;
 
 fn sample() -> SqsEvent {
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../events/sqs/emails.json"
-    ))
-    .expect("sample");
-    serde_json::from_str(&text).expect("an SQS event")
+    community::testing::sqs_sample("emails.json")
 }
 
 fn link(text: &str, prefix: &str) -> String {

@@ -10,21 +10,11 @@ use insights::InsightsConsumer;
 use serde_json::json;
 
 fn sample() -> SqsEvent {
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../events/sqs/insights.json"
-    ))
-    .expect("sample");
-    serde_json::from_str(&text).expect("an SQS event")
+    community::testing::sqs_sample("insights.json")
 }
 
 fn batch(events: &[Event]) -> SqsEvent {
-    let records: Vec<_> = events
-        .iter()
-        .enumerate()
-        .map(|(i, e)| json!({"messageId": format!("m{i}"), "body": serde_json::to_string(e).expect("json"), "eventSource": "aws:sqs"}))
-        .collect();
-    serde_json::from_value(json!({"Records": records})).expect("event")
+    community::testing::sqs_batch(events)
 }
 
 fn marketing() -> community::auth::Caller {

@@ -10,12 +10,7 @@ use thresholds::ThresholdsConsumer;
 const SAMPLE_IDEA: &str = "01JD0000000000000000000000";
 
 fn sample() -> SqsEvent {
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../events/sqs/thresholds.json"
-    ))
-    .expect("sample");
-    serde_json::from_str(&text).expect("an SQS event")
+    community::testing::sqs_sample("thresholds.json")
 }
 
 async fn outbox_events<T: Table>(t: &T, kind: Kind) -> usize {
