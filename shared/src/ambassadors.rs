@@ -571,8 +571,7 @@ pub async fn list<T: Table>(
     let names: HashMap<String, String> = if keys.is_empty() {
         HashMap::new()
     } else {
-        app.table
-            .get_many(&keys, false)
+        crate::store::get_all(&app.table, &keys, false)
             .await?
             .into_iter()
             .filter_map(|p| {

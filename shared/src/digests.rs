@@ -193,14 +193,13 @@ async fn send_one<T: Table, M: Mailer>(
         .filter_map(|i| i.get("comment_id").and_then(Value::as_str))
         .map(comments::key)
         .collect();
-    let mut visible: Vec<comments::Comment> = app
-        .table
-        .get_many(&comment_keys, true)
-        .await?
-        .into_iter()
-        .filter_map(|i| comments::from_item(i).ok())
-        .filter(|c| c.moderation.is_none())
-        .collect();
+    let mut visible: Vec<comments::Comment> =
+        crate::store::get_all(&app.table, &comment_keys, true)
+            .await?
+            .into_iter()
+            .filter_map(|i| comments::from_item(i).ok())
+            .filter(|c| c.moderation.is_none())
+            .collect();
     visible.sort_by(|a, b| a.created_at.cmp(&b.created_at));
     let idea_keys: Vec<Key> = {
         let mut ids: Vec<&str> = visible.iter().map(|c| c.idea_id.as_str()).collect();
@@ -211,9 +210,7 @@ async fn send_one<T: Table, M: Mailer>(
             .map(|i| ideas::key(&i))
             .collect()
     };
-    let idea_rows: Vec<ideas::IdeaRow> = app
-        .table
-        .get_many(&idea_keys, true)
+    let idea_rows: Vec<ideas::IdeaRow> = crate::store::get_all(&app.table, &idea_keys, true)
         .await?
         .into_iter()
         .filter_map(|i| ideas::row_from(i).ok())

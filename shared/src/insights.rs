@@ -270,8 +270,7 @@ impl<T: Table + Clone> InsightsConsumer<T> {
             .iter()
             .filter_map(|e| consumed_marker(CONSUMER, &e.event_id).key())
             .collect();
-        let done: HashSet<String> = table
-            .get_many(&marker_keys, true)
+        let done: HashSet<String> = crate::store::get_all(table, &marker_keys, true)
             .await?
             .iter()
             .filter_map(|i| i.get("pk")?.as_str().map(str::to_owned))
@@ -299,7 +298,7 @@ impl<T: Table + Clone> InsightsConsumer<T> {
             .collect();
         let mut idea_rows = HashMap::new();
         if !idea_keys.is_empty() {
-            for i in table.get_many(&idea_keys, true).await? {
+            for i in crate::store::get_all(table, &idea_keys, true).await? {
                 let row = ideas::row_from(i)?;
                 idea_rows.insert(row.id.clone(), row);
             }
@@ -319,7 +318,7 @@ impl<T: Table + Clone> InsightsConsumer<T> {
         let score_keys: Vec<Key> = members.iter().map(|m| score_key(m)).collect();
         let mut score_items: HashMap<String, Item> = HashMap::new();
         if !score_keys.is_empty() {
-            for i in table.get_many(&score_keys, true).await? {
+            for i in crate::store::get_all(table, &score_keys, true).await? {
                 if let Some(pk) = i.get("pk").and_then(Value::as_str) {
                     let m = pk.trim_start_matches("MEMBER#").to_owned();
                     score_items.insert(m, i);

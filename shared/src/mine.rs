@@ -118,9 +118,7 @@ fn hidden(target: &Item, state: Option<&Item>) -> Hidden {
 
 /// Items read by key (one `BatchGetItem` per 100), found by their key.
 async fn by_key<T: Table>(app: &App<T>, keys: &[Key]) -> Result<HashMap<Key, Item>> {
-    Ok(app
-        .table
-        .get_many(keys, true)
+    Ok(crate::store::get_all(&app.table, keys, true)
         .await?
         .into_iter()
         .filter_map(|i| Some((Key::of(&i)?, i)))

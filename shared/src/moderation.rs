@@ -683,7 +683,7 @@ pub async fn queue<T: Table>(
             ))
         })
         .collect();
-    let contents = app.table.get_many(&targets, false).await?;
+    let contents = crate::store::get_all(&app.table, &targets, false).await?;
     let content_of = |k: &Key| contents.iter().find(|c| Key::of(c).as_ref() == Some(k));
     let reads = page.items.iter().map(|i| {
         let pk = s(i, "pk");

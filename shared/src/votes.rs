@@ -32,7 +32,9 @@ use std::time::Duration;
 /// Index buckets for the voters of one idea.
 pub const VOTER_BUCKETS: u32 = 16;
 /// Attempts before a vote gives up on a contended or throttled store.
-const ATTEMPTS: u32 = 6;
+/// Vote transactions conflict on a shared shard under DynamoDB's rules
+/// (a shard is in every vote's transaction); retried on another shard.
+const ATTEMPTS: u32 = 10;
 
 pub fn vote_key(idea: &IdeaId, member: &str) -> Key {
     Key::new(format!("VOTE#{}#{member}", idea.as_str()), "VOTE")

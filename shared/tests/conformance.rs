@@ -83,7 +83,13 @@ async fn groups_are_all_or_nothing(t: T) {
         .when(Cond::Exists),
     ];
     let e = t.transact(group).await.expect_err("two writes on C/x");
-    assert!(matches!(e, StoreError::Invalid(_)), "{e:?}");
+    assert!(
+        matches!(
+            e,
+            StoreError::Limit(community::store::limits::Limit::TransactionDuplicateItem { .. })
+        ),
+        "{e:?}"
+    );
     let group = vec![
         Write::put_new(obj(json!({"pk": "A", "sk": "1"}))),
         Write::update(k("B", "1"), Update::default().add("n", 5)),
@@ -342,8 +348,8 @@ async fn get_many_returns_what_exists(t: T) {
         .expect("put");
     }
     let keys: Vec<Key> = (0..140).map(|i| k(&format!("G#{i}"), "G")).collect();
-    let mut got: Vec<i64> = t
-        .get_many(&keys, true)
+    // More than 100 keys: read in BatchGetItem-sized batches.
+    let mut got: Vec<i64> = community::store::get_all(&t, &keys, true)
         .await
         .expect("get_many")
         .iter()
@@ -697,6 +703,190 @@ async fn authors_follow_their_hidden_contributions(t: T) {
     assert!(page.items[0].content.get("moderation").is_none());
 }
 
+/// DynamoDB's limits: both adapters refuse the same requests with the same
+/// `StoreError::Limit` (the DynamoDB adapter checks them before sending, and
+/// maps DynamoDB's own ValidationException for them to the same error).
+async fn dynamodb_limits_hold(t: T) {
+    use community::store::limits::{self, Limit};
+    // Item size: names and values count; 400 KB fits, one byte more does not.
+    let base = limits::item_size(&obj(json!({"pk": "L", "sk": "1", "body": ""})));
+    let fits = "x".repeat(limits::MAX_ITEM_BYTES - base);
+    t.transact(vec![Write::put(obj(
+        json!({"pk": "L", "sk": "1", "body": fits}),
+    ))])
+    .await
+    .expect("an item of exactly 400 KB is stored");
+    let over = "x".repeat(limits::MAX_ITEM_BYTES - base + 1);
+    let e = t
+        .transact(vec![Write::put(obj(
+            json!({"pk": "L", "sk": "2", "body": over}),
+        ))])
+        .await
+        .expect_err("401 KB");
+    assert!(
+        matches!(e, StoreError::Limit(Limit::ItemSize { .. })),
+        "{e:?}"
+    );
+    assert_eq!(t.get(&k("L", "2"), true).await.expect("get"), None);
+    // An update that grows an item past 400 KB fails and changes nothing
+    // (DynamoDB checks the item it would write).
+    let e = t
+        .transact(vec![Write::update(
+            k("L", "1"),
+            Update::default().set("more", "y".repeat(200)),
+        )])
+        .await
+        .expect_err("grown past 400 KB");
+    assert!(
+        matches!(
+            e,
+            StoreError::Limit(Limit::ItemSize { .. }) | StoreError::Invalid(_)
+        ),
+        "{e:?}"
+    );
+    let kept = t.get(&k("L", "1"), true).await.expect("get").expect("kept");
+    assert!(!kept.contains_key("more"));
+    // A transaction: at most 100 actions, one per item, at most 4 MB.
+    let many: Vec<Write> = (0..101)
+        .map(|i| Write::put(obj(json!({"pk": "T", "sk": format!("{i:03}")}))))
+        .collect();
+    let e = t.transact(many).await.expect_err("101 actions");
+    assert!(
+        matches!(e, StoreError::Limit(Limit::TransactionActions(101))),
+        "{e:?}"
+    );
+    let hundred: Vec<Write> = (0..100)
+        .map(|i| Write::put(obj(json!({"pk": "T", "sk": format!("{i:03}")}))))
+        .collect();
+    t.transact(hundred).await.expect("100 actions");
+    let e = t
+        .transact(vec![
+            Write::put(obj(json!({"pk": "D", "sk": "1"}))),
+            Write::update(k("D", "1"), Update::default().add("n", 1)),
+        ])
+        .await
+        .expect_err("two actions on one item");
+    assert!(
+        matches!(e, StoreError::Limit(Limit::TransactionDuplicateItem { .. })),
+        "{e:?}"
+    );
+    let big = "z".repeat(399 * 1024);
+    let heavy: Vec<Write> = (0..11)
+        .map(|i| {
+            Write::put(obj(
+                json!({"pk": "H", "sk": format!("{i}"), "b": big.clone()}),
+            ))
+        })
+        .collect();
+    let e = t.transact(heavy).await.expect_err("over 4 MB");
+    assert!(
+        matches!(e, StoreError::Limit(Limit::TransactionSize(_))),
+        "{e:?}"
+    );
+    // Key attributes: present, non-empty strings (indexes' too).
+    for bad in [
+        json!({"pk": "", "sk": "1"}),
+        json!({"pk": "K", "sk": ""}),
+        json!({"pk": "K", "sk": "1", "gsi1pk": "", "gsi1sk": "x"}),
+        json!({"pk": "K", "sk": "1", "gsi2pk": 5, "gsi2sk": "x"}),
+    ] {
+        let e = t
+            .transact(vec![Write::put(obj(bad.clone()))])
+            .await
+            .expect_err("bad key");
+        assert!(
+            matches!(e, StoreError::Limit(Limit::KeyAttribute { .. })),
+            "{bad}: {e:?}"
+        );
+    }
+    // BatchGetItem: at most 100 distinct keys.
+    let keys: Vec<Key> = (0..101).map(|i| k("T", &format!("{i:03}"))).collect();
+    let e = t.get_many(&keys, true).await.expect_err("101 keys");
+    assert!(
+        matches!(e, StoreError::Limit(Limit::BatchGetKeys(101))),
+        "{e:?}"
+    );
+    let e = t
+        .get_many(&[k("T", "001"), k("T", "001")], true)
+        .await
+        .expect_err("duplicate keys");
+    assert!(
+        matches!(e, StoreError::Limit(Limit::BatchGetDuplicateKey { .. })),
+        "{e:?}"
+    );
+    assert_eq!(
+        t.get_many(&keys[..100], true)
+            .await
+            .expect("100 keys")
+            .len(),
+        100
+    );
+    assert_eq!(
+        community::store::get_all(&t, &keys, true)
+            .await
+            .expect("in batches")
+            .len(),
+        100
+    );
+}
+
+/// A Query page stops after 1 MB read and says where to resume. moto does
+/// not stop at 1 MB (it returns up to `limit` items), so on moto this case
+/// only checks that paging reaches every item; on the embedded store every
+/// page is at most 1 MB.
+async fn query_pages_stop_at_one_megabyte(t: T, strict: bool) {
+    use community::store::limits;
+    let body = "q".repeat(300 * 1024);
+    for i in 0..7 {
+        // 300 WCU each: one partition takes 1,000 WCU/s, so a writer paces
+        // itself as the SDK's retries would.
+        let w = Write::put(obj(
+            json!({"pk": "Q", "sk": format!("{i}"), "b": body.clone()}),
+        ));
+        let mut tries = 0;
+        loop {
+            match t.transact(vec![w.clone()]).await {
+                Ok(()) => break,
+                Err(StoreError::Throttled) if tries < 20 => {
+                    tries += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+                Err(e) => panic!("put: {e:?}"),
+            }
+        }
+    }
+    let mut seen = 0;
+    let mut start = None;
+    let mut pages = 0;
+    loop {
+        let page = t
+            .query(
+                &Query::new(Index::Primary, "Q")
+                    .limit(100)
+                    .start_after(start),
+            )
+            .await
+            .expect("query");
+        pages += 1;
+        let bytes: usize = page.items.iter().map(limits::item_size).sum();
+        if strict {
+            assert!(
+                bytes <= limits::MAX_QUERY_PAGE_BYTES,
+                "{bytes} bytes in a page"
+            );
+        }
+        seen += page.items.len();
+        match page.last_key {
+            Some(k) => start = Some(k),
+            None => break,
+        }
+    }
+    assert_eq!(seen, 7);
+    if strict {
+        assert!(pages >= 3, "7 items of 300 KB take 3 pages, not {pages}");
+    }
+}
+
 macro_rules! conformance {
     ($($case:ident),* $(,)?) => {
         mod embedded {
@@ -707,6 +897,11 @@ macro_rules! conformance {
                     super::$case(t).await;
                 }
             )*
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn query_pages_stop_at_one_megabyte() {
+                let (t, _dir) = super::support::embedded();
+                super::query_pages_stop_at_one_megabyte(t, true).await;
+            }
         }
         mod dynamodb {
             $(
@@ -716,6 +911,11 @@ macro_rules! conformance {
                     super::$case(t).await;
                 }
             )*
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn query_pages_stop_at_one_megabyte() {
+                let Some(t) = super::support::dynamodb().await else { return };
+                super::query_pages_stop_at_one_megabyte(t, false).await;
+            }
         }
     };
 }
@@ -733,6 +933,7 @@ conformance!(
     votes_are_exact_under_concurrency,
     reports_hide_once_and_lists_follow,
     authors_follow_their_hidden_contributions,
+    dynamodb_limits_hold,
 );
 
 #[test]

@@ -202,7 +202,11 @@ where
             | "RequestLimitExceeded",
         ) => StoreError::Throttled,
         Some("ValidationException") => {
-            StoreError::Invalid(e.message().unwrap_or("validation error").to_owned())
+            let msg = e.message().unwrap_or("validation error");
+            match super::limits::from_validation_message(msg) {
+                Some(limit) => StoreError::Limit(limit),
+                None => StoreError::Invalid(msg.to_owned()),
+            }
         }
         _ => StoreError::unavailable(e),
     }
@@ -332,9 +336,13 @@ impl Table for DynamoTable {
     }
 
     async fn get_many(&self, keys: &[Key], consistent: bool) -> StoreResult<Vec<Item>> {
+        super::limits::check_batch_get(keys)?;
         let mut out = Vec::with_capacity(keys.len());
-        for chunk in keys.chunks(100) {
-            let mut pending: Vec<Attrs> = chunk.iter().map(key_attrs).collect();
+        if keys.is_empty() {
+            return Ok(out);
+        }
+        {
+            let mut pending: Vec<Attrs> = keys.iter().map(key_attrs).collect();
             let mut attempt = 0u32;
             while !pending.is_empty() {
                 let ka = KeysAndAttributes::builder()

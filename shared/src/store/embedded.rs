@@ -12,7 +12,15 @@
 //!   (so every read is strongly consistent).
 //! - Each secondary index is its own ordered table keyed by
 //!   `(index pk, index sk, pk, sk)`, maintained in the same transaction.
+//! - It is never kinder than DynamoDB: its limits ([`super::limits`]: item
+//!   size, transaction actions and size, batch keys, key attributes, 1 MB
+//!   query pages), transaction conflicts and per-partition throughput
+//!   ([`super::capacity`], set by [`Rules`]) hold, and every unit DynamoDB
+//!   would bill is counted on its [`Meter`], attributed to the caller's
+//!   cause.
 
+use super::capacity::{self, is_local_queue, Holds, Kind, Meter, Rules, Throughput};
+use super::limits;
 use super::{
     page_key, validate_group, Index, Item, Key, Page, Query, SortKey, StoreError, StoreResult,
     Table, Write, PK, SK,
@@ -24,6 +32,7 @@ use std::ops::Bound;
 use std::path::Path;
 use std::sync::mpsc;
 use std::sync::Arc;
+use std::time::Instant;
 use tokio::sync::oneshot;
 
 const ITEMS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("items");
@@ -49,6 +58,46 @@ type Reply = oneshot::Sender<StoreResult<()>>;
 struct Job {
     writes: Vec<Write>,
     reply: Reply,
+    /// Whether DynamoDB would run this group as `TransactWriteItems`.
+    transactional: bool,
+    cause: Arc<str>,
+}
+
+/// The DynamoDB model shared by all clones of one table.
+struct Strict {
+    rules: Rules,
+    meter: Arc<Meter>,
+    throughput: Throughput,
+    holds: Holds,
+}
+
+impl Strict {
+    fn new(rules: Rules) -> Self {
+        Strict {
+            throughput: Throughput::new(rules.clone()),
+            rules,
+            meter: Arc::new(Meter::default()),
+            holds: Holds::default(),
+        }
+    }
+
+    /// Charges a read of `bytes` on `partition`, or refuses it (throttled).
+    fn read(&self, partition: &str, bytes: usize, consistent: bool) -> StoreResult<()> {
+        if is_local_queue(partition) {
+            return Ok(());
+        }
+        let cause = capacity::cause();
+        let charge = [(
+            partition.to_owned(),
+            capacity::read_units(bytes, consistent),
+        )];
+        if let Err(over) = self.throughput.take(Kind::Read, &charge) {
+            self.meter.throttle(&cause, &over);
+            return Err(StoreError::Throttled);
+        }
+        self.meter.read(&cause, partition, charge[0].1);
+        Ok(())
+    }
 }
 
 /// The store's file in its directory.
@@ -70,11 +119,28 @@ pub fn is_locked(e: &StoreError) -> bool {
 pub struct EmbeddedTable {
     db: Arc<Database>,
     writer: mpsc::Sender<Job>,
+    strict: Arc<Strict>,
 }
 
 impl EmbeddedTable {
-    /// Opens (or creates) the store in `dir` (created if missing).
+    /// Opens (or creates) the store in `dir` (created if missing), as strict
+    /// as DynamoDB ([`Rules::default`]).
     pub fn open(dir: &Path) -> StoreResult<Self> {
+        Self::open_with(dir, Rules::default())
+    }
+
+    /// The capacity meter of this table (shared by its clones).
+    pub fn meter(&self) -> Arc<Meter> {
+        self.strict.meter.clone()
+    }
+
+    /// The rules this table was opened with.
+    pub fn rules(&self) -> &Rules {
+        &self.strict.rules
+    }
+
+    /// Opens the store with the given load rules.
+    pub fn open_with(dir: &Path, rules: Rules) -> StoreResult<Self> {
         std::fs::create_dir_all(dir).map_err(StoreError::unavailable)?;
         let db = Database::create(dir.join(FILE)).map_err(StoreError::unavailable)?;
         let txn = db.begin_write().map_err(StoreError::unavailable)?;
@@ -89,11 +155,17 @@ impl EmbeddedTable {
         let db = Arc::new(db);
         let (tx, rx) = mpsc::channel::<Job>();
         let wdb = db.clone();
+        let strict = Arc::new(Strict::new(rules));
+        let wstrict = strict.clone();
         std::thread::Builder::new()
             .name("embedded-writer".into())
-            .spawn(move || writer_loop(&wdb, rx))
+            .spawn(move || writer_loop(&wdb, &wstrict, rx))
             .map_err(StoreError::unavailable)?;
-        Ok(EmbeddedTable { db, writer: tx })
+        Ok(EmbeddedTable {
+            db,
+            writer: tx,
+            strict,
+        })
     }
 
     fn read<R: Send + 'static>(
@@ -153,7 +225,7 @@ fn index_key(index: Index, item: &Item) -> Option<(String, String)> {
     ))
 }
 
-fn writer_loop(db: &Database, rx: mpsc::Receiver<Job>) {
+fn writer_loop(db: &Database, strict: &Strict, rx: mpsc::Receiver<Job>) {
     while let Ok(first) = rx.recv() {
         let mut jobs = vec![first];
         while jobs.len() < MAX_BATCH {
@@ -162,7 +234,7 @@ fn writer_loop(db: &Database, rx: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        match commit_batch(db, &jobs) {
+        match commit_batch(db, strict, &jobs) {
             Ok(results) => {
                 for (job, r) in jobs.into_iter().zip(results) {
                     let _ = job.reply.send(r);
@@ -184,7 +256,7 @@ fn writer_loop(db: &Database, rx: mpsc::Receiver<Job>) {
 /// Applies each job atomically inside one write transaction and commits it.
 /// Returns per-job results (condition failures are per job); an `Err` means
 /// nothing in the batch was committed.
-fn commit_batch(db: &Database, jobs: &[Job]) -> StoreResult<Vec<StoreResult<()>>> {
+fn commit_batch(db: &Database, strict: &Strict, jobs: &[Job]) -> StoreResult<Vec<StoreResult<()>>> {
     let mut txn = db.begin_write().map_err(StoreError::unavailable)?;
     txn.set_durability(Durability::Immediate)
         .map_err(StoreError::unavailable)?;
@@ -197,7 +269,7 @@ fn commit_batch(db: &Database, jobs: &[Job]) -> StoreResult<Vec<StoreResult<()>>
             txn.open_table(GSI3).map_err(StoreError::unavailable)?,
         ];
         for job in jobs {
-            results.push(apply_group(&mut items, &mut gsis, &job.writes)?);
+            results.push(apply_group(&mut items, &mut gsis, strict, job)?);
         }
     }
     txn.commit().map_err(StoreError::unavailable)?;
@@ -211,33 +283,81 @@ type GsiTable<'t> = redb::Table<'t, (&'static str, &'static str, &'static str, &
 fn apply_group(
     items: &mut ItemsTable<'_>,
     gsis: &mut [GsiTable<'_>; 3],
-    writes: &[Write],
+    strict: &Strict,
+    job: &Job,
 ) -> StoreResult<StoreResult<()>> {
+    let writes = &job.writes;
     if let Err(e) = validate_group(writes) {
         return Ok(Err(e));
     }
-    // Phase 1: read current state and check every condition.
-    let mut currents = Vec::with_capacity(writes.len());
+    // Phase 1: read current state, check every condition, compute the new
+    // items (each within DynamoDB's item size) and what DynamoDB would bill.
+    let mut planned = Vec::with_capacity(writes.len());
+    let mut charges: Vec<(String, f64)> = Vec::new();
+    let mut failed = None;
     for (index, w) in writes.iter().enumerate() {
         let Some(key) = w.key() else {
             return Ok(Err(StoreError::Invalid("write without key".into())));
         };
         let current = get_item(items, &key)?;
-        if let Some(c) = w.cond() {
-            if !c.holds(current.as_ref()) {
-                return Ok(Err(StoreError::ConditionFailed { index }));
-            }
-        }
-        currents.push((key, current));
-    }
-    // Phase 2: apply (cannot fail on conditions any more).
-    for (w, (key, current)) in writes.iter().zip(currents) {
         let next = match w {
             Write::Put { item, .. } => Some(item.clone()),
             Write::Update { update, .. } => Some(update.apply(&key, current.as_ref())),
             Write::Delete { .. } => None,
-            Write::Check { .. } => continue,
+            Write::Check { .. } => current.clone(),
         };
+        if let Some(n) = &next {
+            if let Err(limit) = limits::check_item(n) {
+                return Ok(Err(StoreError::Limit(limit)));
+            }
+        }
+        if !is_local_queue(&key.pk) {
+            // A write whose condition fails is billed too (on the item as it is).
+            let after = if failed.is_some() {
+                current.as_ref()
+            } else {
+                next.as_ref()
+            };
+            charges.extend(capacity::write_charges(
+                w,
+                &key,
+                current.as_ref(),
+                after,
+                job.transactional,
+            ));
+        }
+        if failed.is_none() {
+            if let Some(c) = w.cond() {
+                if !c.holds(current.as_ref()) {
+                    failed = Some(index);
+                }
+            }
+        }
+        planned.push((key, current, next));
+    }
+    if let Err(over) = strict.throughput.take(Kind::Write, &charges) {
+        strict.meter.throttle(&job.cause, &over);
+        return Ok(Err(StoreError::Throttled));
+    }
+    strict.meter.write(&job.cause, &charges);
+    if let Some(index) = failed {
+        return Ok(Err(StoreError::ConditionFailed { index }));
+    }
+    // Phase 2: apply (cannot fail on conditions any more).
+    for (w, (key, current, next)) in writes.iter().zip(planned) {
+        if matches!(w, Write::Check { .. }) {
+            continue;
+        }
+        if let Some(queue) = key.pk.strip_prefix("LQ#") {
+            let fresh = next
+                .as_ref()
+                .and_then(|n| n.get("receive_count"))
+                .and_then(Value::as_i64)
+                == Some(0);
+            if current.is_none() && fresh {
+                strict.meter.message(&job.cause, queue);
+            }
+        }
         for (n, index) in Index::SECONDARY.into_iter().enumerate() {
             let old = current.as_ref().and_then(|i| index_key(index, i));
             let new = next.as_ref().and_then(|i| index_key(index, i));
@@ -281,11 +401,24 @@ fn str_attr<'a>(item: &'a Item, attr: &str) -> StoreResult<&'a str> {
         .ok_or_else(|| StoreError::Invalid(format!("start key lacks {attr}")))
 }
 
-fn run_query(txn: &redb::ReadTransaction, q: &Query) -> StoreResult<Page> {
+/// Runs a query; returns the page and the bytes it read. A page stops at
+/// `limit` items or before the item that would take it past 1 MB.
+fn run_query(txn: &redb::ReadTransaction, q: &Query) -> StoreResult<(Page, usize)> {
     let items = txn.open_table(ITEMS).map_err(StoreError::unavailable)?;
     let limit = q.limit.clamp(1, 1000) as usize;
     let mut out: Vec<Item> = Vec::new();
     let mut more = false;
+    let mut bytes = 0usize;
+    // Adds an item unless the page is full (by count or by size).
+    let mut push = |item: Item, out: &mut Vec<Item>| -> bool {
+        let size = limits::item_size(&item);
+        if out.len() == limit || (!out.is_empty() && bytes + size > limits::MAX_QUERY_PAGE_BYTES) {
+            return false;
+        }
+        bytes += size;
+        out.push(item);
+        true
+    };
     // Sort-key bounds from the condition; the start key narrows them further.
     let (lo_sk, hi_sk): (Option<&str>, Option<&str>) = match &q.sk {
         SortKey::All => (None, None),
@@ -324,11 +457,10 @@ fn run_query(txn: &redb::ReadTransaction, q: &Query) -> StoreResult<Page> {
             if !q.sk.matches(sk) {
                 continue;
             }
-            if out.len() == limit {
+            if !push(decode(v.value())?, &mut out) {
                 more = true;
                 break;
             }
-            out.push(decode(v.value())?);
         }
     } else {
         let gsi = txn
@@ -366,14 +498,13 @@ fn run_query(txn: &redb::ReadTransaction, q: &Query) -> StoreResult<Page> {
             if !q.sk.matches(gsk) {
                 continue;
             }
-            if out.len() == limit {
+            let key = Key::new(pk, sk);
+            let Some(item) = get_item(&items, &key)? else {
+                return Err(StoreError::Invalid("index entry without item".into()));
+            };
+            if !push(item, &mut out) {
                 more = true;
                 break;
-            }
-            let key = Key::new(pk, sk);
-            match get_item(&items, &key)? {
-                Some(item) => out.push(item),
-                None => return Err(StoreError::Invalid("index entry without item".into())),
             }
         }
     }
@@ -382,50 +513,114 @@ fn run_query(txn: &redb::ReadTransaction, q: &Query) -> StoreResult<Page> {
     } else {
         None
     };
-    Ok(Page {
-        items: out,
-        last_key,
-    })
+    Ok((
+        Page {
+            items: out,
+            last_key,
+        },
+        bytes,
+    ))
 }
 
 #[async_trait]
 impl Table for EmbeddedTable {
-    async fn get(&self, key: &Key, _consistent: bool) -> StoreResult<Option<Item>> {
-        let key = key.clone();
-        self.read(move |txn| {
-            let t = txn.open_table(ITEMS).map_err(StoreError::unavailable)?;
-            get_item(&t, &key)
-        })
-        .await
+    async fn get(&self, key: &Key, consistent: bool) -> StoreResult<Option<Item>> {
+        limits::check_key(key)?;
+        let k = key.clone();
+        let found = self
+            .read(move |txn| {
+                let t = txn.open_table(ITEMS).map_err(StoreError::unavailable)?;
+                get_item(&t, &k)
+            })
+            .await?;
+        let bytes = found.as_ref().map(limits::item_size).unwrap_or(0);
+        self.strict.read(&key.pk, bytes, consistent)?;
+        Ok(found)
     }
 
-    async fn get_many(&self, keys: &[Key], _consistent: bool) -> StoreResult<Vec<Item>> {
-        let keys = keys.to_vec();
-        self.read(move |txn| {
-            let t = txn.open_table(ITEMS).map_err(StoreError::unavailable)?;
-            let mut out = Vec::with_capacity(keys.len());
-            for k in &keys {
-                if let Some(i) = get_item(&t, k)? {
-                    out.push(i);
+    async fn get_many(&self, keys: &[Key], consistent: bool) -> StoreResult<Vec<Item>> {
+        limits::check_batch_get(keys)?;
+        let ks = keys.to_vec();
+        let found = self
+            .read(move |txn| {
+                let t = txn.open_table(ITEMS).map_err(StoreError::unavailable)?;
+                let mut out = Vec::with_capacity(ks.len());
+                for k in &ks {
+                    if let Some(i) = get_item(&t, k)? {
+                        out.push(i);
+                    }
                 }
+                Ok(out)
+            })
+            .await?;
+        // BatchGetItem bills each item on its own, rounded up to 4 KB
+        // (a request that finds nothing still costs the minimum).
+        for i in &found {
+            let pk = i.get(PK).and_then(Value::as_str).unwrap_or_default();
+            self.strict.read(pk, limits::item_size(i), consistent)?;
+        }
+        if found.is_empty() {
+            if let Some(k) = keys.first() {
+                self.strict.read(&k.pk, 0, consistent)?;
             }
-            Ok(out)
-        })
-        .await
+        }
+        Ok(found)
     }
 
     async fn query(&self, q: &Query) -> StoreResult<Page> {
-        let q = q.clone();
-        self.read(move |txn| run_query(txn, &q)).await
+        let qc = q.clone();
+        let (page, bytes) = self.read(move |txn| run_query(txn, &qc)).await?;
+        let partition = match q.index.name() {
+            Some(name) => format!("{name}:{}", q.pk),
+            None => q.pk.clone(),
+        };
+        self.strict
+            .read(&partition, bytes, q.consistent && q.index == Index::Primary)?;
+        Ok(page)
     }
 
     async fn transact(&self, writes: Vec<Write>) -> StoreResult<()> {
         validate_group(&writes)?;
+        let cause = capacity::cause();
+        let table_keys: Vec<Key> = writes
+            .iter()
+            .filter_map(Write::key)
+            .filter(|k| !is_local_queue(&k.pk))
+            .collect();
+        // What DynamoDB runs as TransactWriteItems (the DynamoDB adapter
+        // sends a lone put, update or delete as a plain conditional write).
+        let transactional =
+            table_keys.len() > 1 || writes.iter().any(|w| matches!(w, Write::Check { .. }));
+        let window = self.strict.rules.txn_window;
+        let start = Instant::now();
+        let guard = if window.is_zero() || table_keys.is_empty() {
+            None
+        } else {
+            match self.strict.holds.acquire(table_keys, transactional) {
+                Ok(g) => Some(g),
+                Err(busy) => {
+                    self.strict.meter.conflict(&cause, &busy);
+                    return Err(StoreError::Conflict);
+                }
+            }
+        };
         let (tx, rx) = oneshot::channel();
         self.writer
-            .send(Job { writes, reply: tx })
+            .send(Job {
+                writes,
+                reply: tx,
+                transactional,
+                cause,
+            })
             .map_err(|_| StoreError::Unavailable("embedded writer stopped".into()))?;
-        rx.await
-            .map_err(|_| StoreError::Unavailable("embedded writer stopped".into()))?
+        let result = rx
+            .await
+            .map_err(|_| StoreError::Unavailable("embedded writer stopped".into()))?;
+        if transactional && guard.is_some() {
+            // In flight for the whole window: its items stay locked.
+            tokio::time::sleep_until((start + window).into()).await;
+        }
+        drop(guard);
+        result
     }
 }

@@ -7,9 +7,11 @@
 //! key layouts (see `crate::domain`); nothing above this module knows which
 //! adapter is in use.
 
+pub mod capacity;
 pub mod cursor;
 pub mod dynamo;
 pub mod embedded;
+pub mod limits;
 
 use async_trait::async_trait;
 use serde_json::{Map, Value};
@@ -348,6 +350,11 @@ pub enum StoreError {
     /// The store is over its provisioned or partition rate; retry later.
     #[error("throttled")]
     Throttled,
+    /// The request broke one of DynamoDB's limits (item size, transaction
+    /// actions or size, batch keys, key attributes): a programming error,
+    /// never user input, and both adapters report it the same way.
+    #[error("DynamoDB limit: {0}")]
+    Limit(#[from] limits::Limit),
     /// The request itself was invalid (a programming error, not user input).
     #[error("invalid request: {0}")]
     Invalid(String),
@@ -369,11 +376,15 @@ pub type StoreResult<T> = Result<T, StoreError>;
 ///   evaluated against the state at commit; at most 100 writes, one per item.
 /// - a write acknowledged with `Ok` is durable.
 /// - `query` returns items in sort-key order (byte order of UTF-8 strings);
-///   ties on an index sort key are broken by the primary key.
+///   ties on an index sort key are broken by the primary key. A page stops
+///   at `limit` items or after 1 MB read, whichever comes first, so a short
+///   page with a `last_key` is not the end.
+/// - DynamoDB's limits hold on both ([`limits`]).
 #[async_trait]
 pub trait Table: Send + Sync + 'static {
     async fn get(&self, key: &Key, consistent: bool) -> StoreResult<Option<Item>>;
-    /// Returns the items that exist, in any order.
+    /// Returns the items that exist, in any order. At most 100 distinct keys
+    /// (DynamoDB's `BatchGetItem`); [`get_all`] reads more in batches.
     async fn get_many(&self, keys: &[Key], consistent: bool) -> StoreResult<Vec<Item>>;
     async fn query(&self, q: &Query) -> StoreResult<Page>;
     async fn transact(&self, writes: Vec<Write>) -> StoreResult<()>;
@@ -395,25 +406,24 @@ impl<T: Table + ?Sized> Table for Arc<T> {
     }
 }
 
-/// Checks the rules both adapters enforce on a write group.
+/// Checks the rules both adapters enforce on a write group (see
+/// [`limits::check_group`]).
 pub fn validate_group(writes: &[Write]) -> StoreResult<()> {
-    if writes.is_empty() || writes.len() > 100 {
-        return Err(StoreError::Invalid(format!(
-            "a write group holds 1 to 100 writes, not {}",
-            writes.len()
-        )));
-    }
+    Ok(limits::check_group(writes)?)
+}
+
+/// Reads any number of keys in batches of at most 100 distinct keys (one
+/// `BatchGetItem` each, as DynamoDB requires); duplicates are read once.
+pub async fn get_all<T: Table + ?Sized>(
+    table: &T,
+    keys: &[Key],
+    consistent: bool,
+) -> StoreResult<Vec<Item>> {
     let mut seen = std::collections::HashSet::new();
-    for w in writes {
-        let key = w
-            .key()
-            .ok_or_else(|| StoreError::Invalid("an item without a string pk and sk".into()))?;
-        if !seen.insert(key.clone()) {
-            return Err(StoreError::Invalid(format!(
-                "two writes on one item ({}, {})",
-                key.pk, key.sk
-            )));
-        }
+    let distinct: Vec<Key> = keys.iter().filter(|k| seen.insert(*k)).cloned().collect();
+    let mut out = Vec::with_capacity(distinct.len());
+    for chunk in distinct.chunks(limits::MAX_BATCH_GET_KEYS) {
+        out.extend(table.get_many(chunk, consistent).await?);
     }
-    Ok(())
+    Ok(out)
 }
