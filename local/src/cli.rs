@@ -103,7 +103,8 @@ fn chain(e: &dyn std::error::Error) -> String {
 
 /// Opens the local store, saying clearly when a running server holds it.
 pub fn open_local(dir: &Path) -> anyhow::Result<EmbeddedTable> {
-    EmbeddedTable::open(dir).map_err(|e| {
+    let rules = community::store::capacity::Rules::from_env().map_err(anyhow::Error::msg)?;
+    EmbeddedTable::open_with(dir, rules).map_err(|e| {
         if embedded::is_locked(&e) {
             anyhow::anyhow!(
                 "the local store in {} is locked by a running local server: stop the server (Ctrl-C), run this command, then start the server again",

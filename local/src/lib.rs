@@ -18,6 +18,7 @@ use community::mail::dir::DirMailbox;
 use community::mail::EmailsConsumer;
 use community::points::PointsConsumer;
 use community::queue::Consumer;
+use community::store::capacity::{self, Meter};
 use community::store::{Index, Item, Query as StoreQuery, StoreError, Table, Write};
 use community::thresholds::ThresholdsConsumer;
 use community::App;
@@ -91,6 +92,10 @@ pub struct Local<T> {
     pub app: App<T>,
     pub pipeline: Arc<Pipeline<T>>,
     pub mailbox: DirMailbox,
+    /// The store's capacity meter, when it has one (the embedded store):
+    /// requests are attributed to their route and `GET /local/capacity`
+    /// reports them.
+    pub meter: Option<Arc<Meter>>,
 }
 
 impl<T: Table + Clone> Local<T> {
@@ -123,12 +128,24 @@ impl<T: Table + Clone> Local<T> {
             table: app.table.clone(),
             consumers,
             max_receives: pipeline::MAX_RECEIVES,
+            meter: None,
         });
         Ok(Local {
             app,
             pipeline,
             mailbox,
+            meter: None,
         })
+    }
+
+    /// Attributes every request and consumer batch to its cause on `meter`
+    /// and serves `GET /local/capacity`. Call before the pipeline starts.
+    pub fn metered(mut self, meter: Arc<Meter>) -> Self {
+        if let Some(p) = Arc::get_mut(&mut self.pipeline) {
+            p.meter = Some(meter.clone());
+        }
+        self.meter = Some(meter);
+        self
     }
 
     /// Every route, the local-only routes included.
@@ -153,8 +170,55 @@ impl<T: Table + Clone> Local<T> {
                     .route("/local/digests/run", post(run_digests::<T>))
                     .with_state((self.app.clone(), self.mailbox.clone())),
             );
-        with_auth(routes(self.app.clone()).merge(local), verifier)
+        let mut all = routes(self.app.clone()).merge(local);
+        if let Some(meter) = &self.meter {
+            all = all
+                .merge(
+                    Router::new()
+                        .route("/local/capacity", get(capacity_report))
+                        .route("/local/capacity/reset", post(capacity_reset))
+                        .with_state(meter.clone()),
+                )
+                .route_layer(axum::middleware::from_fn_with_state(
+                    meter.clone(),
+                    attribute,
+                ));
+        }
+        with_auth(all, verifier)
     }
+}
+
+/// Attributes a request's store calls and messages to its route
+/// (`METHOD /path/{param}`), and counts it.
+async fn attribute(
+    State(meter): State<Arc<Meter>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let path = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".into());
+    if path.starts_with("/local/capacity") {
+        return next.run(req).await;
+    }
+    let cause = format!("{} {path}", req.method());
+    meter.call(&cause);
+    capacity::attributed(cause, next.run(req)).await
+}
+
+/// `GET /local/capacity`: per route and consumer, calls, write and read
+/// units, conflicts, throttles and messages per queue, and the hottest
+/// partitions (see `community::store::capacity`).
+async fn capacity_report(State(meter): State<Arc<Meter>>) -> Json<capacity::Report> {
+    Json(meter.report())
+}
+
+/// `POST /local/capacity/reset`: zeroes the meter.
+async fn capacity_reset(State(meter): State<Arc<Meter>>) -> axum::http::StatusCode {
+    meter.reset();
+    axum::http::StatusCode::NO_CONTENT
 }
 
 impl<T: Table + Clone> Local<T> {

@@ -258,7 +258,8 @@ async fn serve() -> anyhow::Result<()> {
         let applied = community::campaigns::apply(&table, &campaigns).await?;
         tracing::info!(campaigns = applied.len(), "campaigns applied");
     }
-    let node = local::Local::new(App::new(table, settings), &data_dir())?;
+    let meter = table.meter();
+    let node = local::Local::new(App::new(table, settings), &data_dir())?.metered(meter);
     node.pipeline.clone().spawn();
     node.spawn_scheduled(local::schedule::period().map_err(anyhow::Error::msg)?);
     let router = node.router(local::auth::Verifier::new(&secret()));

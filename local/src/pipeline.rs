@@ -15,6 +15,7 @@
 
 use community::events::{outbox_pk, routes, Event, Queue, OUTBOX_BUCKETS};
 use community::queue::{self, Consumer, Message};
+use community::store::capacity::{self, Meter};
 use community::store::{Index, Item, Key, Query, SortKey, StoreError, Table, Write};
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -50,11 +51,21 @@ pub struct Pipeline<T> {
     pub table: T,
     pub consumers: HashMap<Queue, Arc<dyn Consumer>>,
     pub max_receives: i64,
+    /// Counts each consumer batch as a call (`GET /local/capacity`).
+    pub meter: Option<Arc<Meter>>,
 }
+
+/// The cause the local relay's store calls are attributed to: on AWS the
+/// relay reads the table's stream, which bills no read units.
+pub const RELAY_CAUSE: &str = "relay (local stand-in for the stream)";
 
 impl<T: Table + Clone> Pipeline<T> {
     /// Moves outbox events to their queues; returns how many were relayed.
     pub async fn relay_once(&self) -> Result<usize, StoreError> {
+        capacity::attributed(RELAY_CAUSE, self.relay_pass()).await
+    }
+
+    async fn relay_pass(&self) -> Result<usize, StoreError> {
         let mut n = 0;
         for b in 0..OUTBOX_BUCKETS {
             let page = self
@@ -121,9 +132,15 @@ impl<T: Table + Clone> Pipeline<T> {
             consumer.name(),
             messages.len(),
         );
-        let failed = queue::handle(consumer.as_ref(), &messages)
-            .instrument(span)
-            .await;
+        let cause = format!("consumer:{}", consumer.name());
+        if let Some(m) = &self.meter {
+            m.call(&cause);
+        }
+        let failed = capacity::attributed(
+            cause,
+            queue::handle(consumer.as_ref(), &messages).instrument(span),
+        )
+        .await;
         for item in &page.items {
             let Some(key) = Key::of(item) else { continue };
             let msg_id = item["msg_id"].as_str().unwrap_or_default();

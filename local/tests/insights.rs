@@ -125,6 +125,7 @@ async fn insights_equal_independent_counts_and_redelivery_moves_nothing() {
         table: app.table.clone(),
         consumers,
         max_receives: 5,
+        meter: None,
     };
     apply_campaigns(&app, vec![contest("ete", -60, 3600)], vec![]).await;
 

@@ -191,6 +191,7 @@ async fn consumers_failing_a_fifth_of_records_are_retried_until_exact() {
         table: app.table.clone(),
         consumers,
         max_receives: 30,
+        meter: None,
     };
     for _ in 0..200 {
         p.drain().await.expect("drain");
@@ -278,6 +279,7 @@ async fn a_poison_message_reaches_the_dead_letters_and_its_batch_goes_on() {
         table: app.table.clone(),
         consumers,
         max_receives: 3,
+        meter: None,
     };
     for _ in 0..100 {
         p.drain().await.expect("drain");
@@ -343,8 +345,10 @@ async fn two_hundred_voters_across_a_threshold_of_fifty_make_one_transition() {
                 c
             },
             max_receives: 5,
+            meter: None,
         }),
         mailbox: mailbox.clone(),
+        meter: None,
     };
     node.pipeline.clone().spawn();
     // Votes and extra concurrent threshold checks race each other.

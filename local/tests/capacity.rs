@@ -1,0 +1,116 @@
+//! The capacity meter through the local server: each request's write and
+//! read units are attributed to its route, each consumer batch to its
+//! consumer, and `POST /local/capacity/reset` zeroes it.
+
+use axum::body::Body;
+use axum::http::Request;
+use axum::Router;
+use community::testing::settings;
+use community::App;
+use http_body_util::BodyExt;
+use serde_json::{json, Value};
+use tower::ServiceExt;
+
+const SECRET: &str = "test-secret";
+
+fn token(sub: &str) -> String {
+    local::auth::sign(SECRET, sub, Some(&format!("{sub}@example.fr")), &[], 600).expect("token")
+}
+
+async fn send(
+    r: &Router,
+    method: &str,
+    path: &str,
+    tok: Option<&str>,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut req = Request::builder().method(method).uri(path);
+    if let Some(t) = tok {
+        req = req.header("authorization", format!("Bearer {t}"));
+    }
+    if body.is_some() {
+        req = req.header("content-type", "application/json");
+    }
+    let req = req
+        .body(Body::from(body.map(|b| b.to_string()).unwrap_or_default()))
+        .expect("request");
+    let res = r.clone().oneshot(req).await.expect("infallible");
+    let status = res.status().as_u16();
+    let bytes = res.into_body().collect().await.expect("body").to_bytes();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_meter_attributes_units_to_routes_and_consumers() {
+    let dir = tempfile::tempdir().expect("dir");
+    let table = community::store::embedded::EmbeddedTable::open(dir.path()).expect("store");
+    let meter = table.meter();
+    let node = local::Local::new(App::new(table, settings()), dir.path())
+        .expect("local")
+        .metered(meter);
+    let r = node.router(local::auth::Verifier::new(SECRET));
+    let (alice, bob) = (token("alice"), token("bob"));
+    for (name, t) in [("alice", &alice), ("bob", &bob)] {
+        let body = json!({"display_name": name, "email": format!("{name}@example.fr"),
+                          "accept_terms_version": "2026-11", "email_opt_in": true});
+        assert_eq!(
+            send(&r, "POST", "/members", Some(t), Some(body)).await.0,
+            201
+        );
+    }
+    let (st, idea) = send(
+        &r,
+        "POST",
+        "/ideas",
+        Some(&alice),
+        Some(
+            json!({"theme": "environment", "title": "Des paniers anti-gaspi",
+                    "body": "Des paniers de produits à date courte, à prix réduit."}),
+        ),
+    )
+    .await;
+    assert_eq!(st, 201);
+    let id = idea["id"].as_str().expect("id").to_owned();
+    assert_eq!(
+        send(&r, "PUT", &format!("/ideas/{id}/vote"), Some(&bob), None)
+            .await
+            .0,
+        200
+    );
+    node.pipeline.drain().await.expect("drain");
+
+    let (st, rep) = send(&r, "GET", "/local/capacity", None, None).await;
+    assert_eq!(st, 200);
+    let by = &rep["by_cause"];
+    assert_eq!(by["POST /members"]["calls"], json!(2));
+    let vote = &by["PUT /ideas/{id}/vote"];
+    assert_eq!(vote["calls"], json!(1));
+    assert!(vote["wcu"].as_f64().unwrap_or(0.0) >= 2.0, "{vote}");
+    assert!(vote["rcu"].as_f64().unwrap_or(0.0) > 0.0, "{vote}");
+    // The vote's event reached the points queue through the relay, and the
+    // points consumer's work is its own.
+    let points = &by["consumer:points"];
+    assert!(points["calls"].as_u64().unwrap_or(0) >= 1, "{points}");
+    assert!(points["wcu"].as_f64().unwrap_or(0.0) > 0.0, "{points}");
+    let relay = &by[local::pipeline::RELAY_CAUSE];
+    assert!(
+        relay["messages"]["points"].as_u64().unwrap_or(0) >= 1,
+        "{relay}"
+    );
+    assert!(rep["hot_write_partitions"]
+        .as_array()
+        .is_some_and(|a| !a.is_empty()));
+    assert_eq!(rep["total"]["conflicts"], json!(0));
+
+    assert_eq!(
+        send(&r, "POST", "/local/capacity/reset", None, None)
+            .await
+            .0,
+        204
+    );
+    let (_, rep) = send(&r, "GET", "/local/capacity", None, None).await;
+    assert_eq!(rep["by_cause"], json!({}));
+}
