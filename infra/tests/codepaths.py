@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SHARED = ROOT / "shared/src"
 # The storage port and its adapters implement the primitives; they are not a
 # function's code path (their `Write::*` matches would count every kind).
-PORT_MODULES = {"store", "dynamo", "embedded", "cursor", "testing", "config"}
+PORT_MODULES = {"store", "dynamo", "embedded", "cursor", "testing", "config", "limits", "capacity"}
 
 
 def strip_code(t):
@@ -139,6 +139,9 @@ class CratePaths:
         """(actions on the table, {index name: actions})."""
         table, indexes, writes = set(), {}, False
         for b in self.bodies:
+            # `store::get_all` reads any number of keys in BatchGetItem batches.
+            if re.search(r"\bstore::get_all\s*\(", b):
+                table.add("BatchGetItem")
             for op in re.findall(r"\btable\s*\.\s*(get_many|get|query|transact)\s*\(", b):
                 if op == "transact":
                     writes = True
