@@ -54,10 +54,26 @@ pub async fn commit<T: crate::store::Table>(
     if let Some((r, status, body)) = receipt {
         writes.push(r.write(status, body));
     }
-    match table.transact(writes).await {
-        Err(StoreError::ConditionFailed { index }) if receipt.is_some() && index == receipt_at => {
-            Err(Error::Replay)
+    // A transaction cancelled by a conflict wrote nothing: run it again
+    // (its conditions then decide, e.g. a duplicate entry becomes a 409),
+    // with jittered backoff, as DynamoDB advises for TransactionConflict.
+    let mut attempt = 0u32;
+    loop {
+        match table.transact(writes.clone()).await {
+            Err(StoreError::ConditionFailed { index })
+                if receipt.is_some() && index == receipt_at =>
+            {
+                return Err(Error::Replay)
+            }
+            Err(StoreError::Conflict) if attempt < COMMIT_ATTEMPTS => {
+                attempt += 1;
+                let ms = rand::Rng::random_range(&mut rand::rng(), 5..20u64) << attempt.min(5);
+                tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+            }
+            other => return Ok(other?),
         }
-        other => Ok(other?),
     }
 }
+
+/// Attempts of a request's transaction cancelled by conflicts.
+const COMMIT_ATTEMPTS: u32 = 6;

@@ -708,12 +708,12 @@ async fn authors_follow_their_hidden_contributions(t: T) {
 /// maps DynamoDB's own ValidationException for them to the same error).
 async fn dynamodb_limits_hold(t: T) {
     use community::store::limits::{self, Limit};
-    // Item size: names and values count; just under 400 KB fits, one byte
-    // past it does not. (moto counts a little more than DynamoDB and refuses
-    // an item of exactly 400 KB, so the fitting item keeps a 1 KB margin;
-    // the exact boundary is the unit test of `limits::check_item`.)
+    // Item size: names and values count; under 400 KB fits, one byte past
+    // it does not. (moto caps items at 400,000 bytes, not 400 KB, so the
+    // fitting item stays under that; the exact 409,600-byte boundary is the
+    // unit test of `limits::check_item`.)
     let base = limits::item_size(&obj(json!({"pk": "L", "sk": "1", "body": ""})));
-    let fits = "x".repeat(limits::MAX_ITEM_BYTES - base - 1024);
+    let fits = "x".repeat(400_000 - base - 100);
     t.transact(vec![Write::put(obj(
         json!({"pk": "L", "sk": "1", "body": fits}),
     ))])
@@ -736,7 +736,7 @@ async fn dynamodb_limits_hold(t: T) {
     let e = t
         .transact(vec![Write::update(
             k("L", "1"),
-            Update::default().set("more", "y".repeat(2000)),
+            Update::default().set("more", "y".repeat(12_000)),
         )])
         .await
         .expect_err("grown past 400 KB");
