@@ -241,3 +241,120 @@ pub async fn ambassadors_run_cmd(target: &TargetArgs, campaigns: &Path) -> anyho
     );
     Ok(())
 }
+
+/// `verify-draw [FILE] [--entries FILE | --server URL]`: recomputes a draw
+/// from its proof; the entry list is inline (`proof.entries`, the shape
+/// before paging), in `--entries`, or fetched page by page from `--server`.
+pub async fn verify_draw_cmd(
+    file: Option<&Path>,
+    entries: Option<&Path>,
+    server: Option<&str>,
+) -> anyhow::Result<()> {
+    use serde_json::Value;
+    let text = match file {
+        Some(f) => {
+            std::fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display()))?
+        }
+        None => std::io::read_to_string(std::io::stdin())?,
+    };
+    let v: Value = serde_json::from_str(&text).context("not JSON")?;
+    let proof_json = [&v["proof"], &v["draw"]["proof"], &v["selection"]["proof"]]
+        .into_iter()
+        .find(|p| p.is_object())
+        .cloned()
+        .unwrap_or_else(|| v.clone());
+    let (count, winners) = if proof_json.get("entries").is_some() {
+        let proof: community::draw::Proof =
+            serde_json::from_value(proof_json).context("no draw proof in this JSON")?;
+        community::draw::verify(&proof)
+            .map_err(|e| anyhow::anyhow!("the draw does NOT check out: {e}"))?;
+        (proof.entries.len(), proof.winners)
+    } else {
+        let s: community::draw::Summary =
+            serde_json::from_value(proof_json).context("no draw proof in this JSON")?;
+        let pages = match (entries, server) {
+            (Some(f), _) => {
+                let t = std::fs::read_to_string(f)
+                    .with_context(|| format!("cannot read {}", f.display()))?;
+                let list = entries_of(&t);
+                list.chunks(s.page_size.max(1)).map(<[String]>::to_vec).collect()
+            }
+            (None, Some(url)) => fetch_pages(url, &s.entries_path).await?,
+            (None, None) => bail!(
+                "the proof holds {} entries in {} pages served at {}: pass --server URL to fetch them, or --entries FILE",
+                s.entry_count,
+                s.entry_pages,
+                s.entries_path
+            ),
+        };
+        community::draw::verify_paged(&s, &pages)
+            .map_err(|e| anyhow::anyhow!("the draw does NOT check out: {e}"))?;
+        (s.entry_count, s.winners)
+    };
+    println!("the draw checks out: {count} entries, seed matches its published hash, winners:");
+    for (i, w) in winners.iter().enumerate() {
+        println!("  {}. {w}", i + 1);
+    }
+    Ok(())
+}
+
+/// The pseudonyms of an entries file (see `verify-draw --entries`).
+fn entries_of(text: &str) -> Vec<String> {
+    use serde_json::Value;
+    fn from(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::String(s) => out.push(s.clone()),
+            Value::Array(a) => a.iter().for_each(|e| from(e, out)),
+            Value::Object(o) => {
+                if let Some(i) = o.get("items") {
+                    from(i, out);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    if let Ok(v) = serde_json::from_str::<Value>(text) {
+        from(&v, &mut out);
+        return out;
+    }
+    for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        match serde_json::from_str::<Value>(line) {
+            Ok(v) => from(&v, &mut out),
+            Err(_) => out.push(line.to_owned()),
+        }
+    }
+    out
+}
+
+/// Reads every page of `path` from `server`, following `next_cursor`.
+async fn fetch_pages(server: &str, path: &str) -> anyhow::Result<Vec<Vec<String>>> {
+    let client = reqwest::Client::new();
+    let base = format!("{}{path}", server.trim_end_matches('/'));
+    let mut pages = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut req = client.get(&base);
+        if let Some(c) = &cursor {
+            req = req.query(&[("cursor", c)]);
+        }
+        let res = req
+            .send()
+            .await
+            .with_context(|| format!("cannot fetch {base}"))?;
+        if !res.status().is_success() {
+            bail!("{base}: HTTP {}", res.status());
+        }
+        let page: serde_json::Value = res.json().await.context("an entry page is not JSON")?;
+        let mut list = Vec::new();
+        for e in page["items"].as_array().into_iter().flatten() {
+            list.push(e.as_str().context("an entry is not a string")?.to_owned());
+        }
+        pages.push(list);
+        match page["next_cursor"].as_str() {
+            Some(c) if pages.len() <= 1_000_000 => cursor = Some(c.to_owned()),
+            _ => break,
+        }
+    }
+    Ok(pages)
+}

@@ -58,8 +58,18 @@ enum Command {
     /// Recompute a contest draw or tester selection from its published
     /// response (a file, or standard input): exits 0 when it checks out.
     VerifyDraw {
-        /// The JSON response of POST /contests/{id}/draw (or of a selection).
+        /// The JSON response of POST /contests/{id}/draw (or of a selection,
+        /// or GET of the contest or product test).
         file: Option<PathBuf>,
+        /// The entry list, when the proof does not hold it: a JSON array of
+        /// pseudonyms, the page responses of `entries_path` (one JSON
+        /// object, an array of them, or one per line), or one pseudonym per line.
+        #[arg(long)]
+        entries: Option<PathBuf>,
+        /// Fetch the entry pages from this server (http://…): its
+        /// `entries_path` route, following `next_cursor`.
+        #[arg(long)]
+        server: Option<String>,
     },
     /// Soft-launch invite codes, by cohort.
     Invites {
@@ -198,31 +208,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     dry_run,
                 },
         } => cli::apply_cmd(&default_campaigns(dir), &target, dry_run).await,
-        Command::VerifyDraw { file } => {
-            let text = match file {
-                Some(f) => std::fs::read_to_string(&f)
-                    .with_context(|| format!("cannot read {}", f.display()))?,
-                None => std::io::read_to_string(std::io::stdin())?,
-            };
-            let v: serde_json::Value = serde_json::from_str(&text).context("not JSON")?;
-            let proof_json = if v.get("proof").is_some() {
-                v["proof"].clone()
-            } else {
-                v
-            };
-            let proof: community::draw::Proof =
-                serde_json::from_value(proof_json).context("no draw proof in this JSON")?;
-            community::draw::verify(&proof)
-                .map_err(|e| anyhow::anyhow!("the draw does NOT check out: {e}"))?;
-            println!(
-                "the draw checks out: {} entries, seed matches its published hash, winners:",
-                proof.entries.len()
-            );
-            for (i, w) in proof.winners.iter().enumerate() {
-                println!("  {}. {w}", i + 1);
-            }
-            Ok(())
-        }
+        Command::VerifyDraw {
+            file,
+            entries,
+            server,
+        } => cli::verify_draw_cmd(file.as_deref(), entries.as_deref(), server.as_deref()).await,
     }
 }
 

@@ -39,6 +39,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/product-tests/{id}"),
     ("POST", "/product-tests/{id}/applications"),
     ("POST", "/product-tests/{id}/selection"),
+    ("GET", "/contests/{id}/draw/entries"),
+    ("GET", "/product-tests/{id}/selection/entries"),
     ("POST", "/products/{ean}/reviews"),
     ("GET", "/products/{ean}/reviews"),
     ("GET", "/products/{ean}/label"),

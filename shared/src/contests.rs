@@ -319,6 +319,131 @@ pub async fn all_members<T: Table>(
     Ok(out)
 }
 
+/// The key of page `index` of a draw's entry list. Pages are keyed by the
+/// list's `entries_hash`, so two racing draws over different lists never mix
+/// pages, and a retried draw rewrites the same pages with the same content;
+/// each page is its own partition (a ~330 KB page is a ~330 WCU PutItem, so
+/// pages sharing a partition would hit its 1,000 WCU/s).
+pub fn draw_page_key(kind: &str, id: &str, entries_hash: &str, index: usize) -> Key {
+    Key::new(
+        format!("DRAW#{kind}#{id}#{entries_hash}#{index:05}"),
+        "PAGE",
+    )
+}
+
+/// Writes a proof's entry pages (one idempotent PutItem per page, each well
+/// under 400 KB), before the conditional write that publishes the draw;
+/// a throttled or conflicting put is retried with backoff (~6 s in all).
+pub async fn store_pages<T: Table>(
+    app: &App<T>,
+    kind: &str,
+    id: &str,
+    proof: &draw::Proof,
+) -> Result<()> {
+    for (i, page) in proof.pages().into_iter().enumerate() {
+        let k = draw_page_key(kind, id, &proof.entries_hash, i);
+        let item = json!({"pk": k.pk, "sk": k.sk, "page": i, "page_hash": draw::entries_hash(&page),
+            "entries": page});
+        let Value::Object(item) = item else {
+            return Err(Error::Store(StoreError::Invalid("draw page".into())));
+        };
+        let mut attempt = 0u32;
+        loop {
+            match app.table.transact(vec![Write::put(item.clone())]).await {
+                Ok(()) => break,
+                Err(StoreError::Conflict | StoreError::Throttled) if attempt < 8 => {
+                    attempt += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(25 << attempt)).await;
+                }
+                Err(StoreError::Conflict | StoreError::Throttled) => return Err(Error::Busy),
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One page of a draw's entry list.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct EntriesPage {
+    pub items: Vec<String>,
+    pub next_cursor: Option<String>,
+    pub page: usize,
+    pub entry_pages: usize,
+    pub page_hash: String,
+    pub entry_count: usize,
+    pub entries_hash: String,
+}
+
+/// Reads page `cursor` (a page number, "0" when absent) of the entry list of
+/// a published proof (`result["proof"]`).
+pub async fn read_page<T: Table>(
+    app: &App<T>,
+    kind: &str,
+    id: &str,
+    result: Option<&Value>,
+    cursor: Option<&str>,
+    what: &'static str,
+) -> Result<EntriesPage> {
+    let Some(proof) = result.map(|r| &r["proof"]) else {
+        return Err(Error::NotFound(what));
+    };
+    let s: draw::Summary = serde_json::from_value(proof.clone())
+        .map_err(|e| Error::Store(StoreError::unavailable(e)))?;
+    let page = match cursor {
+        None => 0,
+        Some(c) => match c.parse::<usize>() {
+            Ok(n) if n < s.entry_pages.max(1) => n,
+            _ => return Err(Error::invalid("cursor", "is not a cursor of this list")),
+        },
+    };
+    let items = if s.entry_pages == 0 {
+        Vec::new()
+    } else {
+        let item = app
+            .table
+            .get(&draw_page_key(kind, id, &s.entries_hash, page), false)
+            .await?
+            .ok_or_else(|| Error::Store(StoreError::Invalid("missing draw page".into())))?;
+        item.get("entries")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    Ok(EntriesPage {
+        items,
+        next_cursor: (page + 1 < s.entry_pages).then(|| (page + 1).to_string()),
+        page,
+        entry_pages: s.entry_pages,
+        page_hash: s
+            .page_hashes
+            .get(page)
+            .cloned()
+            .unwrap_or_else(|| draw::entries_hash(&[])),
+        entry_count: s.entry_count,
+        entries_hash: s.entries_hash,
+    })
+}
+
+/// `GET /contests/{id}/draw/entries?cursor=`: public, like the contest.
+pub async fn draw_entries<T: Table>(
+    app: &App<T>,
+    id: &str,
+    cursor: Option<&str>,
+) -> Result<EntriesPage> {
+    let item = app
+        .table
+        .get(&contest_key(id), true)
+        .await?
+        .ok_or(Error::NotFound("contest"))?;
+    read_page(app, "contest", id, item.get("draw"), cursor, "draw").await
+}
+
 pub async fn seed<T: Table>(app: &App<T>, kind: &str, id: &str) -> Result<String> {
     let s = app
         .table
@@ -380,7 +505,11 @@ pub async fn run_draw<T: Table>(app: &App<T>, caller: &Caller, id: &str) -> Resu
         };
         winners.push(json!({"pseudonym": p, "display_name": name, "prize": prizes.get(i)}));
     }
-    let result = json!({"drawn_at": now(), "winners": winners, "proof": proof});
+    // The entry list goes to its own page items first; the contest row keeps
+    // the summary (DynamoDB's 400 KB item limit).
+    store_pages(app, "contest", id, &proof).await?;
+    let summary = proof.summary(&format!("/contests/{id}/draw/entries"));
+    let result = json!({"drawn_at": now(), "winners": winners, "proof": summary});
     let event = Event::new(
         Kind::ContestDrawn,
         caller.id.as_str(),

@@ -42,6 +42,94 @@ pub fn entries_hash(entries: &[String]) -> String {
     sha256_hex(entries.join("\n").as_bytes())
 }
 
+/// Pseudonyms per stored page of a proof's entry list: 5,000 × 65 bytes
+/// keeps a page item near 330 KB, under DynamoDB's 400 KB item limit.
+pub const PAGE_SIZE: usize = 5_000;
+
+/// The published, stored part of a proof: everything but the entry list,
+/// which is stored and served in pages of [`PAGE_SIZE`] pseudonyms
+/// (`entries_path?cursor=`), page `i` holding `entries[i*PAGE_SIZE..]`.
+/// `page_hashes[i]` = SHA-256(page `i` joined by "\n") lets a member check
+/// one page alone; `entries_hash` (over the whole list) is what the draw uses.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    pub algorithm: String,
+    pub campaign_id: String,
+    pub seed: String,
+    pub seed_hash: String,
+    pub entries_hash: String,
+    pub entry_count: usize,
+    pub count: usize,
+    pub winners: Vec<String>,
+    pub page_size: usize,
+    pub entry_pages: usize,
+    pub page_hashes: Vec<String>,
+    /// The route serving the entry pages (`?cursor=` from `next_cursor`).
+    pub entries_path: String,
+}
+
+impl Proof {
+    /// The entry list cut into stored pages.
+    pub fn pages(&self) -> Vec<Vec<String>> {
+        self.entries
+            .chunks(PAGE_SIZE)
+            .map(<[String]>::to_vec)
+            .collect()
+    }
+
+    pub fn summary(&self, entries_path: &str) -> Summary {
+        let pages = self.pages();
+        Summary {
+            algorithm: self.algorithm.clone(),
+            campaign_id: self.campaign_id.clone(),
+            seed: self.seed.clone(),
+            seed_hash: self.seed_hash.clone(),
+            entries_hash: self.entries_hash.clone(),
+            entry_count: self.entries.len(),
+            count: self.count,
+            winners: self.winners.clone(),
+            page_size: PAGE_SIZE,
+            entry_pages: pages.len(),
+            page_hashes: pages.iter().map(|p| entries_hash(p)).collect(),
+            entries_path: entries_path.to_owned(),
+        }
+    }
+}
+
+/// Recomputes a draw from its summary and its entry pages (in order).
+pub fn verify_paged(s: &Summary, pages: &[Vec<String>]) -> Result<(), String> {
+    if pages.len() != s.entry_pages || s.page_hashes.len() != s.entry_pages {
+        return Err(format!(
+            "the proof has {} entry pages, {} were given",
+            s.entry_pages,
+            pages.len()
+        ));
+    }
+    for (i, (p, h)) in pages.iter().zip(&s.page_hashes).enumerate() {
+        if &entries_hash(p) != h {
+            return Err(format!("entry page {i} does not match its page hash"));
+        }
+    }
+    let entries: Vec<String> = pages.concat();
+    if entries.len() != s.entry_count {
+        return Err(format!(
+            "the proof counts {} entries, the pages hold {}",
+            s.entry_count,
+            entries.len()
+        ));
+    }
+    verify(&Proof {
+        algorithm: s.algorithm.clone(),
+        campaign_id: s.campaign_id.clone(),
+        seed: s.seed.clone(),
+        seed_hash: s.seed_hash.clone(),
+        entries,
+        entries_hash: s.entries_hash.clone(),
+        count: s.count,
+        winners: s.winners.clone(),
+    })
+}
+
 /// Picks `count` entries from the sorted, deduplicated `entries`.
 pub fn pick(seed: &str, entries: &[String], count: usize) -> Vec<String> {
     let eh = entries_hash(entries);
@@ -145,6 +233,18 @@ mod tests {
         let mut t = a;
         t.entries.pop();
         assert!(verify(&t).is_err());
+    }
+
+    #[test]
+    fn paged_summary_verifies_and_catches_a_changed_page() {
+        let p = run("c", "seed", &members(12_001), 4);
+        let s = p.summary("/x");
+        assert_eq!((s.entry_pages, s.entry_count), (3, 12_001));
+        let mut pages = p.pages();
+        assert_eq!(verify_paged(&s, &pages), Ok(()));
+        pages[1][7] = "0".repeat(64);
+        assert!(verify_paged(&s, &pages).is_err());
+        assert!(verify_paged(&s, &p.pages()[..2]).is_err());
     }
 
     #[test]

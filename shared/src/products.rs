@@ -206,7 +206,9 @@ pub async fn select<T: Table>(app: &App<T>, caller: &Caller, id: &str) -> Result
         .iter()
         .filter_map(|p| by_pseudonym.get(p).cloned())
         .collect();
-    let result = json!({"selected_at": now(), "testers": proof.winners, "proof": proof});
+    crate::contests::store_pages(app, "product-test", id, &proof).await?;
+    let summary = proof.summary(&format!("/product-tests/{id}/selection/entries"));
+    let result = json!({"selected_at": now(), "testers": proof.winners, "proof": summary});
     // The selection record and the event first (once), then the tester marks.
     let event = Event::new(
         Kind::TestersSelected,
@@ -239,6 +241,28 @@ pub async fn select<T: Table>(app: &App<T>, caller: &Caller, id: &str) -> Result
             .await?;
     }
     Ok(result)
+}
+
+/// `GET /product-tests/{id}/selection/entries?cursor=`: public.
+pub async fn selection_entries<T: Table>(
+    app: &App<T>,
+    id: &str,
+    cursor: Option<&str>,
+) -> Result<crate::contests::EntriesPage> {
+    let item = app
+        .table
+        .get(&product_test_key(id), true)
+        .await?
+        .ok_or(Error::NotFound("product test"))?;
+    crate::contests::read_page(
+        app,
+        "product-test",
+        id,
+        item.get("selection"),
+        cursor,
+        "selection",
+    )
+    .await
 }
 
 /// Whether a member was selected for a test (the selection record is the

@@ -115,7 +115,7 @@ async fn contest_draw_verifier_and_product_test_label() {
         .expect("draw");
     assert_eq!(res.status().as_u16(), 200);
     let drawn: Value = res.json().await.expect("json");
-    assert_eq!(drawn["proof"]["entries"].as_array().map(Vec::len), Some(4));
+    assert_eq!(drawn["proof"]["entry_count"], json!(4));
     assert_eq!(
         drawn["winners"].as_array().map(Vec::len),
         Some(4),
@@ -126,6 +126,8 @@ async fn contest_draw_verifier_and_product_test_label() {
     let out = std::process::Command::new(BIN)
         .arg("verify-draw")
         .arg(&file)
+        .arg("--server")
+        .arg(server.url(""))
         .output()
         .expect("verify");
     assert!(
@@ -141,6 +143,8 @@ async fn contest_draw_verifier_and_product_test_label() {
     let out = std::process::Command::new(BIN)
         .arg("verify-draw")
         .arg(&file)
+        .arg("--server")
+        .arg(server.url(""))
         .output()
         .expect("verify");
     assert!(!out.status.success());

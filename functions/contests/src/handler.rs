@@ -111,3 +111,27 @@ pub async fn select<T: Table + Clone>(
     id_of(&id, "product test")?;
     Ok(Json(products::select(&app, &caller, &id).await?))
 }
+
+pub async fn draw_entries<T: Table + Clone>(
+    State(app): State<App<T>>,
+    Path(id): Path<String>,
+    p: ListParams,
+) -> Result<Response, ApiError> {
+    id_of(&id, "contest")?;
+    Ok(cacheable(
+        300,
+        Json(contests::draw_entries(&app, &id, p.cursor.as_deref()).await?),
+    ))
+}
+
+pub async fn selection_entries<T: Table + Clone>(
+    State(app): State<App<T>>,
+    Path(id): Path<String>,
+    p: ListParams,
+) -> Result<Response, ApiError> {
+    id_of(&id, "product test")?;
+    Ok(cacheable(
+        300,
+        Json(products::selection_entries(&app, &id, p.cursor.as_deref()).await?),
+    ))
+}

@@ -2,7 +2,9 @@
 //! `GET /contests`, `GET /contests/{id}`, `POST /contests/{id}/entries`,
 //! `POST /contests/{id}/draw` (marketing), `GET /product-tests`,
 //! `GET /product-tests/{id}`, `POST /product-tests/{id}/applications`,
-//! `POST /product-tests/{id}/selection` (marketing).
+//! `POST /product-tests/{id}/selection` (marketing),
+//! `GET /contests/{id}/draw/entries`, `GET /product-tests/{id}/selection/entries`
+//! (the pages of a draw's entry list).
 
 mod handler;
 
@@ -17,6 +19,10 @@ pub fn routes<T: Table + Clone>(app: App<T>) -> Router {
         .route("/contests/{id}", get(handler::get_one::<T>))
         .route("/contests/{id}/entries", post(handler::enter::<T>))
         .route("/contests/{id}/draw", post(handler::draw::<T>))
+        .route(
+            "/contests/{id}/draw/entries",
+            get(handler::draw_entries::<T>),
+        )
         .route("/product-tests", get(handler::list_tests::<T>))
         .route("/product-tests/{id}", get(handler::get_test::<T>))
         .route(
@@ -24,6 +30,10 @@ pub fn routes<T: Table + Clone>(app: App<T>) -> Router {
             post(handler::apply::<T>),
         )
         .route("/product-tests/{id}/selection", post(handler::select::<T>))
+        .route(
+            "/product-tests/{id}/selection/entries",
+            get(handler::selection_entries::<T>),
+        )
         .with_state(app)
 }
 

@@ -5,6 +5,21 @@ use community::testing::{
 };
 use serde_json::{json, Value};
 
+/// Every page of a proof's entry list, through its public route.
+async fn entry_pages(r: &axum::Router, path: &str) -> Vec<Vec<String>> {
+    let mut pages = Vec::new();
+    let mut url = path.to_owned();
+    loop {
+        let res = call(r, "GET", &url, None, None).await;
+        assert_eq!(res.status, 200, "{}", res.body);
+        pages.push(serde_json::from_value(res.body["items"].clone()).expect("items"));
+        match res.body["next_cursor"].as_str() {
+            Some(c) => url = format!("{path}?cursor={c}"),
+            None => return pages,
+        }
+    }
+}
+
 fn answers() -> Value {
     json!({"answers": {"frequence": "souvent", "rayons": ["bio", "local"], "note": 4}})
 }
@@ -317,20 +332,42 @@ async fn the_draw_is_marketing_only_after_close_once_and_verifiable() {
         "still open"
     );
     let committed = call(&r, "GET", "/contests/jeu", None, None).await.body["seed_hash"].clone();
+    let before = call(&r, "GET", "/contests/jeu/draw/entries", None, None).await;
+    assert_eq!(
+        before.status, 404,
+        "no entry list before the draw: {}",
+        before.body
+    );
+    let unknown = call(&r, "GET", "/contests/nope/draw/entries", None, None).await;
+    assert_eq!(unknown.status, 404, "{}", unknown.body);
     // Marketing closes the contest by editing its file (re-applied: the seed stays).
     apply_campaigns(&app, vec![contest("jeu", -120, -1)], vec![]).await;
     let res = call(&r, "POST", "/contests/jeu/draw", Some(&ana), None).await;
     assert_eq!(res.status, 200, "{}", res.body);
-    let proof: community::draw::Proof =
+    let proof: community::draw::Summary =
         serde_json::from_value(res.body["proof"].clone()).expect("proof");
+    let pages = entry_pages(&r, &proof.entries_path).await;
     assert_eq!(
         json!(proof.seed_hash),
         committed,
         "the revealed seed is the one committed to"
     );
-    assert_eq!(proof.entries.len(), 10);
+    assert_eq!(proof.entry_count, 10);
+    assert_eq!(pages.concat().len(), 10);
     assert_eq!(proof.winners.len(), 3, "three prizes");
-    assert_eq!(community::draw::verify(&proof), Ok(()));
+    assert_eq!(community::draw::verify_paged(&proof, &pages), Ok(()));
+    for bad in ["x", "1", "-1"] {
+        let res = call(
+            &r,
+            "GET",
+            &format!("{}?cursor={bad}", proof.entries_path),
+            None,
+            None,
+        )
+        .await;
+        assert_eq!(res.status, 422, "cursor {bad}: {}", res.body);
+        assert!(res.body.to_string().contains("cursor"), "{}", res.body);
+    }
     assert_eq!(res.body["winners"][0]["prize"], "Premier prix");
     assert_eq!(
         call(&r, "POST", "/contests/jeu/draw", Some(&ana), None)
@@ -458,10 +495,11 @@ async fn product_tests_select_within_slots_then_testers_earn_the_label() {
     )
     .await;
     assert_eq!(sel.status, 200, "{}", sel.body);
-    let proof: community::draw::Proof =
+    let proof: community::draw::Summary =
         serde_json::from_value(sel.body["proof"].clone()).expect("proof");
     assert_eq!(proof.winners.len(), 5, "never more than the slots");
-    assert_eq!(community::draw::verify(&proof), Ok(()));
+    let pages = entry_pages(&r, &proof.entries_path).await;
+    assert_eq!(community::draw::verify_paged(&proof, &pages), Ok(()));
     assert_eq!(
         call(
             &r,
