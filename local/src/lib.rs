@@ -158,6 +158,7 @@ impl<T: Table + Clone> Local<T> {
                     .route("/local/dead-letters", get(dead_letters::<T>))
                     .route("/local/dead-letters/redrive", post(redrive::<T>))
                     .route("/local/loyalty", get(loyalty::<T>))
+                    .route("/local/queues", get(queues::<T>))
                     .with_state(self.pipeline.clone()),
             )
             .merge(
@@ -205,7 +206,10 @@ async fn attribute(
     }
     let cause = format!("{} {path}", req.method());
     meter.call(&cause);
-    capacity::attributed(cause, next.run(req)).await
+    let started = std::time::Instant::now();
+    let res = capacity::attributed(cause.clone(), next.run(req)).await;
+    meter.busy(&cause, started.elapsed());
+    res
 }
 
 /// `GET /local/capacity`: per route and consumer, calls, write and read
@@ -260,6 +264,15 @@ async fn run_digests<T: Table + Clone>(
 ) -> Result<Json<Value>, community::http::ApiError> {
     let r = community::digests::run(&app, &mailbox).await?;
     Ok(Json(json!(r)))
+}
+
+/// `GET /local/queues`: per local queue, the messages waiting and the age of
+/// the oldest (SQS's ApproximateNumberOfMessages and
+/// ApproximateAgeOfOldestMessage), and the dead letters.
+async fn queues<T: Table + Clone>(
+    State(p): State<Arc<Pipeline<T>>>,
+) -> Result<Json<Value>, community::http::ApiError> {
+    Ok(Json(json!({"queues": p.queue_stats().await?})))
 }
 
 async fn mailbox(State(m): State<DirMailbox>) -> Json<Value> {

@@ -4,7 +4,9 @@
 //! - relay: reads the outbox buckets and, for each event, deletes it from the
 //!   outbox and enqueues it on every queue it is routed to, in one write.
 //! - queues: a message is `LQ#{queue} / {visible_at_ms}#{event_id}`; a
-//!   consumer takes up to 10 visible messages, runs the batch handler, deletes
+//!   queue's poller takes up to 5 batches of 10 visible messages and runs
+//!   them concurrently (as Lambda's SQS event source starts), each through
+//!   the batch handler; it deletes
 //!   the ones that succeeded and re-schedules the failed ones with
 //!   exponential backoff; after `max_receives` receives a message moves to
 //!   `LDLQ#{queue}` (the dead-letter store), listed at `GET /local/dead-letters`
@@ -25,6 +27,9 @@ use tracing::Instrument;
 
 pub const MAX_RECEIVES: i64 = 5;
 const BATCH: u32 = 10;
+/// Batches of one queue handled at once: Lambda's SQS event source starts
+/// with five concurrent batches (and scales up from there).
+pub const CONCURRENT_BATCHES: usize = 5;
 
 fn now_ms() -> i64 {
     (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
@@ -38,9 +43,18 @@ fn dlq_pk(q: Queue) -> String {
     format!("LDLQ#{}", q.name())
 }
 
-fn message_item(q: Queue, visible_at: i64, msg_id: &str, body: &str, receives: i64) -> Item {
+/// A queue message; `sent_ms` is when it was first sent (kept across
+/// retries, like SQS's SentTimestamp).
+fn message_item(
+    q: Queue,
+    visible_at: i64,
+    sent_ms: i64,
+    msg_id: &str,
+    body: &str,
+    receives: i64,
+) -> Item {
     let v = json!({"pk": queue_pk(q), "sk": format!("{visible_at:015}#{msg_id}"), "msg_id": msg_id,
-                   "body": body, "receive_count": receives});
+                   "body": body, "receive_count": receives, "sent_ms": sent_ms});
     match v {
         Value::Object(m) => m,
         _ => Item::new(),
@@ -87,13 +101,20 @@ impl<T: Table + Clone> Pipeline<T> {
                     writes.push(Write::put_new(message_item(
                         *q,
                         now_ms(),
+                        now_ms(),
                         &event.event_id,
                         &body,
                         0,
                     )));
                 }
                 match self.table.transact(writes).await {
-                    Ok(()) => n += 1,
+                    Ok(()) => {
+                        n += 1;
+                        // The relay's calls count the events relayed.
+                        if let Some(m) = &self.meter {
+                            m.call(RELAY_CAUSE);
+                        }
+                    }
                     Err(StoreError::ConditionFailed { .. }) => {}
                     Err(e) => return Err(e),
                 }
@@ -102,7 +123,49 @@ impl<T: Table + Clone> Pipeline<T> {
         Ok(n)
     }
 
-    /// Runs one batch of `q`; returns how many messages it took.
+    /// Per queue: messages waiting (visible or backing off), the age of the
+    /// oldest in seconds (from its first send), and the dead letters.
+    pub async fn queue_stats(&self) -> Result<Vec<Value>, StoreError> {
+        let now = now_ms();
+        let mut out = Vec::new();
+        for q in Queue::ALL {
+            let (mut messages, mut oldest) = (0u64, None::<i64>);
+            let mut start = None;
+            loop {
+                let page = self
+                    .table
+                    .query(
+                        &Query::new(Index::Primary, queue_pk(q))
+                            .limit(1000)
+                            .start_after(start.take()),
+                    )
+                    .await?;
+                for i in &page.items {
+                    messages += 1;
+                    let sent = i.get("sent_ms").and_then(Value::as_i64).unwrap_or(now);
+                    oldest = Some(oldest.map_or(sent, |o: i64| o.min(sent)));
+                }
+                match page.last_key {
+                    Some(k) => start = Some(k),
+                    None => break,
+                }
+            }
+            let dead = self
+                .table
+                .query(&Query::new(Index::Primary, dlq_pk(q)).limit(1000))
+                .await?
+                .items
+                .len();
+            out.push(json!({"queue": q.name(), "messages": messages,
+                "oldest_age_secs": oldest.map(|o| (now - o).max(0) as f64 / 1000.0),
+                "dead_letters": dead}));
+        }
+        Ok(out)
+    }
+
+    /// Takes up to [`CONCURRENT_BATCHES`] batches of `q` and runs them at
+    /// once, as Lambda's SQS event source does; returns how many messages
+    /// it took.
     pub async fn consume_once(&self, q: Queue) -> Result<usize, StoreError> {
         let Some(consumer) = self.consumers.get(&q) else {
             return Ok(0);
@@ -113,14 +176,31 @@ impl<T: Table + Clone> Pipeline<T> {
             .query(
                 &Query::new(Index::Primary, queue_pk(q))
                     .sk(SortKey::Between(String::new(), upto))
-                    .limit(BATCH),
+                    .limit(BATCH * CONCURRENT_BATCHES as u32),
             )
             .await?;
         if page.items.is_empty() {
             return Ok(0);
         }
-        let messages: Vec<Message> = page
+        let runs = page
             .items
+            .chunks(BATCH as usize)
+            .map(|items| self.run_batch(q, consumer.as_ref(), items));
+        for r in futures::future::join_all(runs).await {
+            r?;
+        }
+        Ok(page.items.len())
+    }
+
+    /// Runs one batch, then deletes the messages that succeeded and
+    /// re-schedules (or dead-letters) the others.
+    async fn run_batch(
+        &self,
+        q: Queue,
+        consumer: &dyn Consumer,
+        items: &[Item],
+    ) -> Result<(), StoreError> {
+        let messages: Vec<Message> = items
             .iter()
             .map(|i| Message {
                 id: i["sk"].as_str().unwrap_or_default().to_owned(),
@@ -136,12 +216,16 @@ impl<T: Table + Clone> Pipeline<T> {
         if let Some(m) = &self.meter {
             m.call(&cause);
         }
+        let started = std::time::Instant::now();
         let failed = capacity::attributed(
-            cause,
-            queue::handle(consumer.as_ref(), &messages).instrument(span),
+            cause.clone(),
+            queue::handle(consumer, &messages).instrument(span),
         )
         .await;
-        for item in &page.items {
+        if let Some(m) = &self.meter {
+            m.busy(&cause, started.elapsed());
+        }
+        for item in items {
             let Some(key) = Key::of(item) else { continue };
             let msg_id = item["msg_id"].as_str().unwrap_or_default();
             let body = item["body"].as_str().unwrap_or_default();
@@ -167,9 +251,20 @@ impl<T: Table + Clone> Pipeline<T> {
                     vec![delete, Write::put(dead)]
                 } else {
                     let backoff = 100i64 << receives.min(10);
+                    let sent = item
+                        .get("sent_ms")
+                        .and_then(Value::as_i64)
+                        .unwrap_or_else(now_ms);
                     vec![
                         delete,
-                        Write::put(message_item(q, now_ms() + backoff, msg_id, body, receives)),
+                        Write::put(message_item(
+                            q,
+                            now_ms() + backoff,
+                            sent,
+                            msg_id,
+                            body,
+                            receives,
+                        )),
                     ]
                 }
             };
@@ -178,7 +273,7 @@ impl<T: Table + Clone> Pipeline<T> {
                 Err(e) => return Err(e),
             }
         }
-        Ok(page.items.len())
+        Ok(())
     }
 
     /// Dead letters of every queue.
@@ -220,7 +315,7 @@ impl<T: Table + Clone> Pipeline<T> {
                         key,
                         cond: Some(community::store::Cond::Exists),
                     },
-                    Write::put(message_item(q, now_ms(), msg_id, body, 0)),
+                    Write::put(message_item(q, now_ms(), now_ms(), msg_id, body, 0)),
                 ];
                 match self.table.transact(writes).await {
                     Ok(()) => n += 1,
@@ -255,7 +350,7 @@ impl<T: Table + Clone> Pipeline<T> {
             tokio::spawn(async move {
                 loop {
                     match me.consume_once(q).await {
-                        Ok(n) if n < BATCH as usize => {
+                        Ok(n) if n < BATCH as usize * CONCURRENT_BATCHES => {
                             tokio::time::sleep(Duration::from_millis(20)).await
                         }
                         Ok(_) => {}

@@ -90,16 +90,20 @@ async fn the_meter_attributes_units_to_routes_and_consumers() {
     assert_eq!(vote["calls"], json!(1));
     assert!(vote["wcu"].as_f64().unwrap_or(0.0) >= 2.0, "{vote}");
     assert!(vote["rcu"].as_f64().unwrap_or(0.0) > 0.0, "{vote}");
+    assert!(vote["busy_ms"].as_f64().unwrap_or(0.0) > 0.0, "{vote}");
     // The vote's event reached the points queue through the relay, and the
     // points consumer's work is its own.
     let points = &by["consumer:points"];
     assert!(points["calls"].as_u64().unwrap_or(0) >= 1, "{points}");
     assert!(points["wcu"].as_f64().unwrap_or(0.0) > 0.0, "{points}");
+    assert!(points["busy_ms"].as_f64().unwrap_or(0.0) > 0.0, "{points}");
     let relay = &by[local::pipeline::RELAY_CAUSE];
     assert!(
         relay["messages"]["points"].as_u64().unwrap_or(0) >= 1,
         "{relay}"
     );
+    // Its calls count the events relayed: two sign-ups, the idea, the vote.
+    assert!(relay["calls"].as_u64().unwrap_or(0) >= 4, "{relay}");
     assert!(rep["hot_write_partitions"]
         .as_array()
         .is_some_and(|a| !a.is_empty()));
@@ -113,4 +117,41 @@ async fn the_meter_attributes_units_to_routes_and_consumers() {
     );
     let (_, rep) = send(&r, "GET", "/local/capacity", None, None).await;
     assert_eq!(rep["by_cause"], json!({}));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_queues_report_depth_and_the_age_of_the_oldest_message() {
+    let dir = tempfile::tempdir().expect("dir");
+    let table = community::store::embedded::EmbeddedTable::open(dir.path()).expect("store");
+    let node = local::Local::new(App::new(table, settings()), dir.path()).expect("local");
+    let r = node.router(local::auth::Verifier::new(SECRET));
+    let body = json!({"display_name": "alice", "email": "alice@example.fr",
+                      "accept_terms_version": "2026-11", "email_opt_in": true});
+    assert_eq!(
+        send(&r, "POST", "/members", Some(&token("alice")), Some(body))
+            .await
+            .0,
+        201
+    );
+    // Relayed but not consumed yet: the sign-up waits on the emails queue.
+    node.pipeline.relay_once().await.expect("relay");
+    tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+    let (st, q) = send(&r, "GET", "/local/queues", None, None).await;
+    assert_eq!(st, 200, "{q}");
+    let emails = q["queues"]
+        .as_array()
+        .and_then(|a| a.iter().find(|e| e["queue"] == "emails"))
+        .cloned()
+        .expect("emails queue");
+    assert_eq!(emails["messages"], json!(1), "{q}");
+    assert!(
+        emails["oldest_age_secs"].as_f64().unwrap_or(0.0) >= 0.02,
+        "{q}"
+    );
+    node.pipeline.drain().await.expect("drain");
+    let (_, q) = send(&r, "GET", "/local/queues", None, None).await;
+    for e in q["queues"].as_array().expect("queues") {
+        assert_eq!(e["messages"], json!(0), "{q}");
+        assert_eq!(e["oldest_age_secs"], Value::Null, "{q}");
+    }
 }

@@ -308,13 +308,17 @@ impl<T: Table + Clone, M: Mailer> EmailsConsumer<T, M> {
         if r.member != COMMITTEE_RECIPIENT {
             writes.push(sent_record(&r.member, &e.event_id, &mail));
         }
-        match self.app.table.transact(writes).await {
+        // The mail is out: a transaction cancelled by a conflict (the
+        // mail's STATS item is shared by concurrent batches) is run again
+        // rather than failing the message, whose redelivery would send the
+        // mail a second time.
+        match crate::error::commit(&self.app.table, writes, None).await {
             Ok(()) => {
                 crate::metrics::record_email_sent(&mail.mail_id);
                 Ok(())
             }
-            Err(StoreError::ConditionFailed { .. }) => Ok(()),
-            Err(e) => Err(e.into()),
+            Err(Error::Store(StoreError::ConditionFailed { .. })) => Ok(()),
+            Err(e) => Err(e),
         }
     }
 

@@ -198,6 +198,9 @@ pub struct Usage {
     pub throttles: u64,
     /// Messages sent, per queue.
     pub messages: BTreeMap<String, u64>,
+    /// Time spent serving the requests or handling the batches, in
+    /// milliseconds (what Lambda would bill as duration).
+    pub busy_ms: f64,
 }
 
 /// A partition key's peak second.
@@ -222,6 +225,9 @@ pub struct Report {
     pub hot_write_partitions: Vec<PartitionPeak>,
     /// The 20 partitions with the highest peak RCU/s.
     pub hot_read_partitions: Vec<PartitionPeak>,
+    /// The 20 partitions with the most conflicts plus throttles (only those
+    /// with at least one).
+    pub contended_partitions: Vec<PartitionPeak>,
 }
 
 #[derive(Default)]
@@ -280,6 +286,11 @@ impl Meter {
     /// One request served or one batch handled by `cause`.
     pub fn call(&self, cause: &str) {
         self.with(|s| Self::usage(s, cause).calls += 1);
+    }
+
+    /// Time `cause` spent on one request or batch.
+    pub fn busy(&self, cause: &str, spent: Duration) {
+        self.with(|s| Self::usage(s, cause).busy_ms += spent.as_secs_f64() * 1000.0);
     }
 
     /// A message sent to `queue` on behalf of `cause`.
@@ -341,6 +352,7 @@ impl Meter {
                 total.rcu += u.rcu;
                 total.conflicts += u.conflicts;
                 total.throttles += u.throttles;
+                total.busy_ms += u.busy_ms;
                 for (q, n) in &u.messages {
                     *total.messages.entry(q.clone()).or_default() += n;
                 }
@@ -351,12 +363,16 @@ impl Meter {
             let hot_write_partitions = peaks.iter().take(20).cloned().collect();
             peaks.sort_by(|a, b| b.peak_rcu_per_sec.total_cmp(&a.peak_rcu_per_sec));
             let hot_read_partitions = peaks.iter().take(20).cloned().collect();
+            peaks.retain(|p| p.conflicts + p.throttles > 0);
+            peaks.sort_by_key(|p| std::cmp::Reverse(p.conflicts + p.throttles));
+            let contended_partitions = peaks.into_iter().take(20).collect();
             Report {
                 seconds: s.since.elapsed().as_secs_f64(),
                 total,
                 by_cause: s.by_cause.clone(),
                 hot_write_partitions,
                 hot_read_partitions,
+                contended_partitions,
             }
         })
     }
