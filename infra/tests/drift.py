@@ -166,6 +166,18 @@ def granted(fn):
     return out
 
 
+def on_failure_queues(fn):
+    """Logical ids of the queues the function's stream event sources send failed batches to."""
+    out = set()
+    for ev in (fn.get("Properties", {}).get("Events") or {}).values():
+        dest = (ev.get("Properties", {}).get("DestinationConfig", {})
+                .get("OnFailure", {}).get("Destination"))
+        if isinstance(dest, dict) and "Fn::GetAtt" in dest:
+            att = dest["Fn::GetAtt"]
+            out.add(att[0] if isinstance(att, list) else str(att).split(".")[0])
+    return out
+
+
 def check_policies(crate, logical, fn, paths, uses_table, src):
     got = granted(fn)
     table, indexes = paths.dynamodb() if uses_table else (set(), {})
@@ -177,11 +189,16 @@ def check_policies(crate, logical, fn, paths, uses_table, src):
     check(f"{logical} has no DynamoDB action functions/{crate} does not use", not (have - want),
           f"remove {sorted(have - want)}")
     uses_sqs, uses_ses = "aws_sdk_sqs" in src, "aws_sdk_ses" in src
-    sqs = {g for g in got if g[0].startswith("sqs:") or "SQS" in g[0]}
+    # A stream event source's on-failure queue is sent to by Lambda with
+    # the function's role: that right is the event source's, not the code's.
+    failure_queues = on_failure_queues(fn)
+    is_sqs = lambda g: g[0].startswith("sqs:") or "SQS" in g[0]
+    on_failure = {g for g in got if is_sqs(g) and any(q in json.dumps(g[1]) for q in failure_queues)}
+    sqs = {g for g in got if is_sqs(g) and g not in on_failure}
     ses = {g for g in got if g[0].startswith("ses:") or "SES" in g[0]}
     check(f"{logical} has SQS send rights only if it sends", bool(sqs) == uses_sqs, f"{sorted(sqs)}")
     check(f"{logical} has SES send rights only if it mails", bool(ses) == uses_ses, f"{sorted(ses)}")
-    other = {g for g in got if g not in have | sqs | ses}
+    other = {g for g in got if g not in have | sqs | ses | on_failure}
     check(f"{logical} has no other permission", not other, f"{sorted(other)}")
 
 

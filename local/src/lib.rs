@@ -19,8 +19,8 @@ use community::mail::EmailsConsumer;
 use community::points::PointsConsumer;
 use community::queue::Consumer;
 use community::store::capacity::{self, Meter};
+use community::store::feed::ChangeFeed;
 use community::store::{Index, Item, Query as StoreQuery, StoreError, Table, Write};
-use community::thresholds::ThresholdsConsumer;
 use community::App;
 use pipeline::Pipeline;
 use serde_json::{json, Value};
@@ -98,15 +98,11 @@ pub struct Local<T> {
     pub meter: Option<Arc<Meter>>,
 }
 
-impl<T: Table + Clone> Local<T> {
+impl<T: Table + ChangeFeed + Clone> Local<T> {
     pub fn new(app: App<T>, data_dir: &Path) -> std::io::Result<Self> {
         let mailbox = DirMailbox::new(data_dir.join("mailbox"))?;
         let mut consumers: HashMap<Queue, Arc<dyn Consumer>> = HashMap::new();
         consumers.insert(Queue::Points, Arc::new(PointsConsumer { app: app.clone() }));
-        consumers.insert(
-            Queue::Thresholds,
-            Arc::new(ThresholdsConsumer { app: app.clone() }),
-        );
         consumers.insert(
             Queue::Emails,
             Arc::new(EmailsConsumer {
@@ -127,6 +123,7 @@ impl<T: Table + Clone> Local<T> {
         let pipeline = Arc::new(Pipeline {
             table: app.table.clone(),
             consumers,
+            aggregator: Some(app.clone()),
             max_receives: pipeline::MAX_RECEIVES,
             meter: None,
         });
@@ -225,7 +222,7 @@ async fn capacity_reset(State(meter): State<Arc<Meter>>) -> axum::http::StatusCo
     axum::http::StatusCode::NO_CONTENT
 }
 
-impl<T: Table + Clone> Local<T> {
+impl<T: Table + ChangeFeed + Clone> Local<T> {
     /// The scheduled jobs (EventBridge on AWS), every `period`
     /// (`COMMUNITY_SCHEDULE_EVERY_SECS`): the ambassadors' scoring and the
     /// comment digests.
@@ -269,7 +266,7 @@ async fn run_digests<T: Table + Clone>(
 /// `GET /local/queues`: per local queue, the messages waiting and the age of
 /// the oldest (SQS's ApproximateNumberOfMessages and
 /// ApproximateAgeOfOldestMessage), and the dead letters.
-async fn queues<T: Table + Clone>(
+async fn queues<T: Table + ChangeFeed + Clone>(
     State(p): State<Arc<Pipeline<T>>>,
 ) -> Result<Json<Value>, community::http::ApiError> {
     Ok(Json(json!({"queues": p.queue_stats().await?})))
@@ -283,13 +280,13 @@ async fn mailbox(State(m): State<DirMailbox>) -> Json<Value> {
     )
 }
 
-async fn dead_letters<T: Table + Clone>(
+async fn dead_letters<T: Table + ChangeFeed + Clone>(
     State(p): State<Arc<Pipeline<T>>>,
 ) -> Result<Json<Value>, community::http::ApiError> {
     Ok(Json(json!({"items": p.dead_letters().await?})))
 }
 
-async fn redrive<T: Table + Clone>(
+async fn redrive<T: Table + ChangeFeed + Clone>(
     State(p): State<Arc<Pipeline<T>>>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, community::http::ApiError> {
@@ -297,7 +294,7 @@ async fn redrive<T: Table + Clone>(
         Some(name) => Some(Queue::parse(name).ok_or_else(|| {
             community::http::ApiError::bad_request(
                 "queue",
-                "must be points, emails, thresholds, loyalty or insights",
+                "must be points, emails, loyalty or insights",
             )
         })?),
         None => None,

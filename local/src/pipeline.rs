@@ -1,8 +1,12 @@
 //! The event pipeline in local mode: the same relay routing and the same
 //! consumers as on AWS, over durable queues kept in the embedded store.
 //!
-//! - relay: reads the outbox buckets and, for each event, deletes it from the
-//!   outbox and enqueues it on every queue it is routed to, in one write.
+//! - relay: reads the embedded store's change feed (outbox inserts, vote
+//!   record changes) and, for each event, enqueues it on every queue it is
+//!   routed to and deletes the outbox item, in one write; then moves its
+//!   feed cursor (a crash in between relays the event again).
+//! - aggregator: the thresholds aggregator reads the same feed with its own
+//!   cursor (`thresholds::drain_feed`), as it reads the stream on AWS.
 //! - queues: a message is `LQ#{queue} / {visible_at_ms}#{event_id}`; a
 //!   queue's poller takes up to 5 batches of 10 visible messages and runs
 //!   them concurrently (as Lambda's SQS event source starts), each through
@@ -15,10 +19,13 @@
 //! Everything survives a restart: a crash between steps re-delivers, and the
 //! consumers' markers make re-delivery harmless.
 
-use community::events::{outbox_pk, routes, Event, Queue, OUTBOX_BUCKETS};
+use community::events::{from_change, routes, Queue};
 use community::queue::{self, Consumer, Message};
 use community::store::capacity::{self, Meter};
+use community::store::feed::ChangeFeed;
 use community::store::{Index, Item, Key, Query, SortKey, StoreError, Table, Write};
+use community::thresholds;
+use community::App;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -64,6 +71,8 @@ fn message_item(
 pub struct Pipeline<T> {
     pub table: T,
     pub consumers: HashMap<Queue, Arc<dyn Consumer>>,
+    /// The thresholds aggregator's app: it reads the change feed itself.
+    pub aggregator: Option<App<T>>,
     pub max_receives: i64,
     /// Counts each consumer batch as a call (`GET /local/capacity`).
     pub meter: Option<Arc<Meter>>,
@@ -73,54 +82,95 @@ pub struct Pipeline<T> {
 /// relay reads the table's stream, which bills no read units.
 pub const RELAY_CAUSE: &str = "relay (local stand-in for the stream)";
 
-impl<T: Table + Clone> Pipeline<T> {
+/// The relay's reader name on the change feed.
+pub const RELAY_READER: &str = "relay";
+/// Changes the relay reads per pass.
+const RELAY_BATCH: usize = 500;
+
+impl<T: Table + ChangeFeed + Clone> Pipeline<T> {
     /// Moves outbox events to their queues; returns how many were relayed.
     pub async fn relay_once(&self) -> Result<usize, StoreError> {
         capacity::attributed(RELAY_CAUSE, self.relay_pass()).await
     }
 
     async fn relay_pass(&self) -> Result<usize, StoreError> {
+        let changes = self.table.changes(RELAY_READER, RELAY_BATCH).await?;
         let mut n = 0;
-        for b in 0..OUTBOX_BUCKETS {
-            let page = self
-                .table
-                .query(&Query::new(Index::Primary, outbox_pk(b)).limit(100))
-                .await?;
-            for item in page.items {
-                let Some(key) = Key::of(&item) else { continue };
-                let Some(event) = Event::from_item(&item) else {
-                    tracing::error!(pk = %key.pk, sk = %key.sk, "unreadable outbox item left in place");
-                    continue;
-                };
-                let body = serde_json::to_string(&event).unwrap_or_default();
-                let mut writes = vec![Write::Delete {
-                    key,
-                    cond: Some(community::store::Cond::Exists),
-                }];
-                for q in routes(event.kind) {
-                    writes.push(Write::put_new(message_item(
-                        *q,
-                        now_ms(),
-                        now_ms(),
-                        &event.event_id,
-                        &body,
-                        0,
-                    )));
+        let mut acked = None;
+        for c in &changes {
+            let Some(event) = from_change(c) else {
+                if c.pk.starts_with("OUTBOX#") {
+                    // Never dropped: the relay stops here until it is mended.
+                    tracing::error!(pk = %c.pk, sk = %c.sk, "unreadable outbox item; the relay stops here");
+                    break;
                 }
-                match self.table.transact(writes).await {
-                    Ok(()) => {
-                        n += 1;
-                        // The relay's calls count the events relayed.
-                        if let Some(m) = &self.meter {
-                            m.call(RELAY_CAUSE);
-                        }
+                acked = Some(c.seq.clone());
+                continue;
+            };
+            let body = serde_json::to_string(&event).unwrap_or_default();
+            let mut writes = Vec::new();
+            if c.pk.starts_with("OUTBOX#") {
+                // Relayed: the outbox item has done its work (on AWS it
+                // expires by TTL instead).
+                writes.push(Write::Delete {
+                    key: Key::new(c.pk.clone(), c.sk.clone()),
+                    cond: None,
+                });
+            }
+            for q in routes(event.kind) {
+                writes.push(Write::put(message_item(
+                    *q,
+                    now_ms(),
+                    now_ms(),
+                    &event.event_id,
+                    &body,
+                    0,
+                )));
+            }
+            if !writes.is_empty() {
+                if let Err(e) = self.table.transact(writes).await {
+                    if let Some(seq) = &acked {
+                        self.table.ack(RELAY_READER, seq).await?;
                     }
-                    Err(StoreError::ConditionFailed { .. }) => {}
-                    Err(e) => return Err(e),
+                    return Err(e);
                 }
             }
+            n += 1;
+            // The relay's calls count the events relayed.
+            if let Some(m) = &self.meter {
+                m.call(RELAY_CAUSE);
+            }
+            acked = Some(c.seq.clone());
+        }
+        if let Some(seq) = &acked {
+            self.table.ack(RELAY_READER, seq).await?;
         }
         Ok(n)
+    }
+
+    /// Runs the thresholds aggregator over the feed until it is empty;
+    /// returns how many changes it read.
+    pub async fn aggregate_once(&self) -> Result<usize, StoreError> {
+        let Some(app) = &self.aggregator else {
+            return Ok(0);
+        };
+        let cause = format!("consumer:{}", thresholds::CONSUMER);
+        let started = std::time::Instant::now();
+        let r = capacity::attributed(cause.clone(), thresholds::drain_feed(app)).await;
+        if let Some(m) = &self.meter {
+            if matches!(r, Ok(n) if n > 0) {
+                m.call(&cause);
+                m.busy(&cause, started.elapsed());
+            }
+        }
+        match r {
+            Ok(n) => Ok(n),
+            Err(community::error::Error::Store(e)) => Err(e),
+            Err(e) => {
+                tracing::warn!(error = %e, "vote aggregation stopped; retried");
+                Ok(0)
+            }
+        }
     }
 
     /// Per queue: messages waiting (visible or backing off), the age of the
@@ -342,6 +392,21 @@ impl<T: Table + Clone> Pipeline<T> {
                 }
             }
         });
+        if self.aggregator.is_some() {
+            let me = self.clone();
+            tokio::spawn(async move {
+                loop {
+                    match me.aggregate_once().await {
+                        Ok(0) => tokio::time::sleep(Duration::from_millis(20)).await,
+                        Ok(_) => {}
+                        Err(e) => {
+                            tracing::error!(error = %e, "vote aggregation failed; retrying");
+                            tokio::time::sleep(Duration::from_millis(500)).await;
+                        }
+                    }
+                }
+            });
+        }
         for q in Queue::ALL {
             if !self.consumers.contains_key(&q) {
                 continue;
@@ -397,6 +462,7 @@ impl<T: Table + Clone> Pipeline<T> {
     pub async fn drain(&self) -> Result<(), StoreError> {
         for _ in 0..10_000 {
             let mut moved = self.relay_once().await?;
+            moved += self.aggregate_once().await?;
             for q in Queue::ALL {
                 moved += self.consume_once(q).await?;
             }

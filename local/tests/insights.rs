@@ -17,7 +17,6 @@ use community::store::Table;
 use community::testing::{
     apply_campaigns, caller, contest, embedded_app, member, product_test, As,
 };
-use community::thresholds::ThresholdsConsumer;
 use community::App;
 use local::pipeline::Pipeline;
 use serde_json::{json, Value};
@@ -104,10 +103,6 @@ async fn insights_equal_independent_counts_and_redelivery_moves_nothing() {
     let mut consumers: HashMap<Queue, Arc<dyn Consumer>> = HashMap::new();
     consumers.insert(Queue::Points, Arc::new(PointsConsumer { app: app.clone() }));
     consumers.insert(
-        Queue::Thresholds,
-        Arc::new(ThresholdsConsumer { app: app.clone() }),
-    );
-    consumers.insert(
         Queue::Emails,
         Arc::new(EmailsConsumer {
             app: app.clone(),
@@ -124,6 +119,7 @@ async fn insights_equal_independent_counts_and_redelivery_moves_nothing() {
     let p = Pipeline {
         table: app.table.clone(),
         consumers,
+        aggregator: Some(app.clone()),
         max_receives: 5,
         meter: None,
     };

@@ -7,6 +7,7 @@ use community::events::{outbox_pk, Event, Kind, Queue, OUTBOX_BUCKETS};
 use community::mail::dir::DirMailbox;
 use community::queue::{self, Consumer, Message};
 use community::store::embedded::EmbeddedTable;
+use community::store::feed::{Change, ChangeFeed};
 use community::store::{Index, Item, Query, Table, Write};
 use community::testing::{caller, embedded_app, join, member, post_idea};
 use community::App;
@@ -75,8 +76,18 @@ fn expected_balance(sub: &str) -> i64 {
 async fn every_event_delivered_one_to_three_times_in_random_order_applies_once() {
     let (app, _d) = embedded_app(|s| s.vote_threshold = 100);
     let (subs, idea) = activity(&app).await;
-    let events = outbox(&app.table).await;
-    assert_eq!(events.len(), 8 + 1 + 7 + 1, "one outbox event per change");
+    // Sign-ups and the idea wrote outbox items; the votes' events are their
+    // records' own changes on the feed.
+    let mut events = outbox(&app.table).await;
+    assert_eq!(events.len(), 8 + 1, "one outbox event per sign-up and idea");
+    let changes: Vec<Change> = app.table.changes("test", 10_000).await.expect("feed");
+    let votes: Vec<Change> = changes
+        .iter()
+        .filter(|c| c.pk.starts_with("VOTERS#"))
+        .cloned()
+        .collect();
+    events.extend(votes.iter().filter_map(community::events::from_change));
+    assert_eq!(events.len(), 8 + 1 + 7 + 1, "one event per change");
     let mut rng = rand::rngs::StdRng::seed_from_u64(42);
     let mut deliveries: Vec<Event> = events
         .iter()
@@ -84,7 +95,20 @@ async fn every_event_delivered_one_to_three_times_in_random_order_applies_once()
         .collect();
     deliveries.shuffle(&mut rng);
     let points = community::points::PointsConsumer { app: app.clone() };
-    let thresholds = community::thresholds::ThresholdsConsumer { app: app.clone() };
+    // The aggregator gets the vote records' changes as a stream gives them:
+    // in order per key, each batch possibly again, and retries that start
+    // over from an earlier record.
+    let mut at = 0;
+    while at < votes.len() {
+        let end = (at + rng.random_range(1..=3)).min(votes.len());
+        for _ in 0..rng.random_range(1..=3) {
+            let from = rng.random_range(0..=at);
+            assert!(community::thresholds::apply(&app, &votes[from..end])
+                .await
+                .is_ok());
+        }
+        at = end;
+    }
     for chunk in deliveries.chunks(7) {
         let msgs: Vec<Message> = chunk
             .iter()
@@ -95,7 +119,6 @@ async fn every_event_delivered_one_to_three_times_in_random_order_applies_once()
             })
             .collect();
         assert!(queue::handle(&points, &msgs).await.is_empty());
-        assert!(queue::handle(&thresholds, &msgs).await.is_empty());
     }
     for s in &subs {
         assert_eq!(balance(&app, s).await, expected_balance(s), "{s}");
@@ -163,13 +186,6 @@ async fn consumers_failing_a_fifth_of_records_are_retried_until_exact() {
         flaky(community::points::PointsConsumer { app: app.clone() }, 1),
     );
     consumers.insert(
-        Queue::Thresholds,
-        flaky(
-            community::thresholds::ThresholdsConsumer { app: app.clone() },
-            2,
-        ),
-    );
-    consumers.insert(
         Queue::Emails,
         flaky(
             community::mail::EmailsConsumer {
@@ -190,6 +206,7 @@ async fn consumers_failing_a_fifth_of_records_are_retried_until_exact() {
     let p = Pipeline {
         table: app.table.clone(),
         consumers,
+        aggregator: Some(app.clone()),
         max_receives: 30,
         meter: None,
     };
@@ -278,6 +295,7 @@ async fn a_poison_message_reaches_the_dead_letters_and_its_batch_goes_on() {
     let p = Pipeline {
         table: app.table.clone(),
         consumers,
+        aggregator: None,
         max_receives: 3,
         meter: None,
     };
@@ -328,10 +346,6 @@ async fn two_hundred_voters_across_a_threshold_of_fifty_make_one_transition() {
                     Arc::new(community::points::PointsConsumer { app: app.clone() }),
                 );
                 c.insert(
-                    Queue::Thresholds,
-                    Arc::new(community::thresholds::ThresholdsConsumer { app: app.clone() }),
-                );
-                c.insert(
                     Queue::Emails,
                     Arc::new(community::mail::EmailsConsumer {
                         app: app.clone(),
@@ -344,6 +358,7 @@ async fn two_hundred_voters_across_a_threshold_of_fifty_make_one_transition() {
                 );
                 c
             },
+            aggregator: Some(app.clone()),
             max_receives: 5,
             meter: None,
         }),
@@ -351,13 +366,14 @@ async fn two_hundred_voters_across_a_threshold_of_fifty_make_one_transition() {
         meter: None,
     };
     node.pipeline.clone().spawn();
-    // Votes and extra concurrent threshold checks race each other.
+    // Votes race extra aggregators reading the same feed with the same
+    // cursor (each change is aggregated by several at once).
     let mut tasks = Vec::new();
     for v in voters.clone() {
         let (app, id) = (app.clone(), id.clone());
         tasks.push(tokio::spawn(async move {
             let r = community::votes::cast(&app, &caller(&member(&v)), &id).await;
-            let _ = community::thresholds::check(&app, &id).await;
+            let _ = community::thresholds::drain_feed(&app).await;
             r.is_ok()
         }));
     }
@@ -367,13 +383,15 @@ async fn two_hundred_voters_across_a_threshold_of_fifty_make_one_transition() {
             accepted += 1;
         }
     }
-    assert!(accepted >= 50, "{accepted}");
+    assert_eq!(accepted, 200, "an idea under review still takes votes");
     let settled = async {
         for _ in 0..200 {
             let mails = mailbox.list().expect("list");
+            let row = community::ideas::load(&app, &id, true).await.expect("idea");
             if mails.iter().any(|m| m.subject.contains("est à l'étude"))
                 && pending(&app.table).await == 0
                 && outbox(&app.table).await.is_empty()
+                && row.votes == 200
             {
                 return true;
             }
@@ -384,11 +402,11 @@ async fn two_hundred_voters_across_a_threshold_of_fifty_make_one_transition() {
     assert!(settled.await, "the pipeline settles");
     let row = community::ideas::load(&app, &id, true).await.expect("idea");
     assert_eq!(row.status, community::domain::IdeaStatus::UnderReview);
-    let tally = community::votes::tally(&app, &id).await.expect("tally");
-    assert_eq!(
-        tally.votes, accepted,
-        "every acknowledged vote counted, none after the close"
-    );
+    assert_eq!(row.votes, 200, "every acknowledged vote counted once");
+    let tally = community::thresholds::tally(&app, &idea)
+        .await
+        .expect("tally");
+    assert_eq!(tally.votes, 200);
     let mails = mailbox.list().expect("list");
     let author_mails = mails
         .iter()
@@ -409,11 +427,31 @@ async fn two_hundred_voters_across_a_threshold_of_fifty_make_one_transition() {
         .filter(|e| e.reason == "idea_reached_threshold")
         .count();
     assert_eq!(credits, 1, "one credit");
-    // Votes after the close are refused.
+    // A late vote is counted; the idea does not go to the committee twice.
     join(&app, &member("late")).await;
-    assert!(matches!(
-        community::votes::cast(&app, &caller(&member("late")), &id).await,
-        Err(community::error::Error::Conflict(_))
-    ));
+    community::votes::cast(&app, &caller(&member("late")), &id)
+        .await
+        .expect("a vote under review");
+    let mut counted = false;
+    for _ in 0..100 {
+        let row = community::ideas::load(&app, &id, true).await.expect("idea");
+        if row.votes == 201 {
+            counted = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(counted, "the late vote is counted");
+    node.pipeline
+        .settle(std::time::Duration::from_secs(10))
+        .await
+        .expect("settle");
+    let committee_mails = mailbox
+        .list()
+        .expect("list")
+        .iter()
+        .filter(|m| m.subject.starts_with("Nouvelle idée à étudier"))
+        .count();
+    assert_eq!(committee_mails, 1, "the committee is not told twice");
     let _ = Kind::VoteCast;
 }

@@ -164,8 +164,6 @@ pub struct Settings {
     pub terms_version: String,
     pub vote_threshold: u64,
     pub themes: Vec<Theme>,
-    /// Counter shards per idea (see docs/architecture.md, "Counting votes").
-    pub vote_shards: u32,
     pub points: PointsConfig,
     /// Where the committee is told of ideas that reached the threshold.
     pub committee_email: String,
@@ -269,7 +267,6 @@ impl Settings {
             terms_version: f.launch.terms_version,
             vote_threshold: f.ideas.vote_threshold,
             themes: f.ideas.themes,
-            vote_shards: 16,
             points,
             committee_email: "comite-idees@example.fr".into(),
             public_url: "http://127.0.0.1:3000".into(),
@@ -368,17 +365,6 @@ impl Settings {
                 crate::ratelimit::parse_switch(&v).ok_or_else(|| ConfigError::Env {
                     var: "COMMUNITY_RATE_LIMITS",
                     message: format!("{v:?} is not on or off"),
-                })?;
-        }
-        if let Some(v) = get("COMMUNITY_VOTE_SHARDS") {
-            self.vote_shards = v
-                .trim()
-                .parse()
-                .ok()
-                .filter(|n| (1..=64).contains(n))
-                .ok_or_else(|| ConfigError::Env {
-                    var: "COMMUNITY_VOTE_SHARDS",
-                    message: format!("{v:?} is not a whole number from 1 to 64"),
                 })?;
         }
         Ok(())

@@ -1,20 +1,26 @@
-//! Domain events and the transactional outbox.
+//! Domain events: derived from the change itself, or written in the same
+//! atomic write as the change.
 //!
-//! Every state change others react to writes an event item **in the same
-//! atomic write as the change** (`Event::write`). The item lives under one of
-//! `OUTBOX_BUCKETS` partitions (`OUTBOX#{b} / {event_id}`) so that a burst of
-//! events spreads over many partitions. From there:
-//! - on AWS, DynamoDB Streams delivers the INSERT to the `relay` function,
-//!   which sends it to the queues its kind is routed to (`routes`); the item
-//!   expires by TTL;
-//! - locally, the local server's relay reads the buckets and moves each event
-//!   into durable local queues, deleting it from the outbox in the same write.
+//! - A vote's event is its record's own change (`from_change`): the record
+//!   is put or deleted, and the stream carries that.
+//! - Every other state change others react to writes an event item **in
+//!   the same atomic write as the change** (`Event::write`): the outbox. The
+//!   item lives under one of `OUTBOX_BUCKETS` partitions
+//!   (`OUTBOX#{b} / {event_id}`) so that a burst of events spreads over many
+//!   partitions.
+//!
+//! Both reach the relay through the change feed (`store::feed`): on AWS the
+//! table's stream invokes the `relay` function, which sends each event to
+//! the queues its kind is routed to (`routes`), and outbox items expire by
+//! TTL; locally the local server's relay reads the embedded feed, moves each
+//! event into durable local queues and deletes the outbox item.
 //!
 //! Consumers apply an event once: each writes a marker `DONE#{consumer}#{id}`
 //! with the condition that it does not exist, in the same transaction as its
 //! effect (`consumed_marker`).
 
 use crate::domain::now;
+use crate::store::feed::{Change, ChangeName};
 use crate::store::{Item, Key, Write};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -30,7 +36,6 @@ pub const OUTBOX_TTL_SECS: i64 = 7 * 24 * 3600;
 pub enum Queue {
     Points,
     Emails,
-    Thresholds,
     /// Outbound: the loyalty programme's integration point (redemptions).
     Loyalty,
     /// Marketing's aggregates and the members' activity counters (insights.rs).
@@ -38,10 +43,9 @@ pub enum Queue {
 }
 
 impl Queue {
-    pub const ALL: [Queue; 5] = [
+    pub const ALL: [Queue; 4] = [
         Queue::Points,
         Queue::Emails,
-        Queue::Thresholds,
         Queue::Loyalty,
         Queue::Insights,
     ];
@@ -49,7 +53,6 @@ impl Queue {
         match self {
             Queue::Points => "points",
             Queue::Emails => "emails",
-            Queue::Thresholds => "thresholds",
             Queue::Loyalty => "loyalty",
             Queue::Insights => "insights",
         }
@@ -127,8 +130,10 @@ pub fn routes(kind: Kind) -> &'static [Queue] {
     match kind {
         Kind::MemberSignedUp => &[Queue::Points, Queue::Emails, Queue::Insights],
         Kind::IdeaPosted => &[Queue::Points, Queue::Insights],
-        Kind::VoteCast => &[Queue::Points, Queue::Thresholds, Queue::Insights],
-        Kind::VoteWithdrawn => &[Queue::Thresholds, Queue::Insights],
+        // Counting votes is not a queue's job: the thresholds aggregator
+        // reads the vote records' changes from the stream itself.
+        Kind::VoteCast => &[Queue::Points, Queue::Insights],
+        Kind::VoteWithdrawn => &[Queue::Insights],
         Kind::IdeaReachedThreshold => &[Queue::Points, Queue::Emails, Queue::Insights],
         Kind::IdeaDecided => &[Queue::Points, Queue::Emails, Queue::Insights],
         Kind::IdeaProgressed => &[Queue::Emails, Queue::Insights],
@@ -196,6 +201,46 @@ impl Event {
     pub fn from_item(item: &Item) -> Option<Event> {
         serde_json::from_value(item.get("event")?.clone()).ok()
     }
+}
+
+/// The event a streamed change carries: an outbox insert's stored event,
+/// or a vote record's insert (`vote.cast`) or removal (`vote.withdrawn`).
+/// A vote event's id comes from the record (`vote_id`), so a change
+/// delivered twice gives the same event twice, which consumers absorb.
+pub fn from_change(c: &Change) -> Option<Event> {
+    if c.pk.starts_with("OUTBOX#") {
+        return match c.name {
+            ChangeName::Insert => Event::from_item(c.new.as_ref()?),
+            _ => None,
+        };
+    }
+    let idea = crate::votes::idea_of_pk(&c.pk)?;
+    let image = c.image();
+    let text = |a: &str| image.and_then(|i| i.get(a)).and_then(Value::as_str);
+    let vote_id = text("vote_id").map_or_else(|| format!("seq.{}", c.seq), str::to_owned);
+    let (kind, event_id) = match c.name {
+        ChangeName::Insert => (Kind::VoteCast, vote_id),
+        ChangeName::Remove => (Kind::VoteWithdrawn, format!("{vote_id}.withdrawn")),
+        ChangeName::Modify => return None,
+    };
+    let at = match (c.name, text("created_at")) {
+        (ChangeName::Insert, Some(t)) => t.to_owned(),
+        _ => time::OffsetDateTime::from_unix_timestamp(c.at)
+            .map(crate::domain::format_ts)
+            .unwrap_or_else(|_| now()),
+    };
+    let mut data = serde_json::Map::new();
+    if let Some(a) = text("author_id") {
+        data.insert("author_id".into(), json!(a));
+    }
+    Some(Event {
+        event_id,
+        kind,
+        at,
+        member_id: text("member_id").unwrap_or(c.sk.as_str()).to_owned(),
+        idea_id: Some(idea.to_owned()),
+        data: Value::Object(data),
+    })
 }
 
 pub fn outbox_pk(bucket: u32) -> String {

@@ -15,7 +15,6 @@ use crate::events::{Event, Kind};
 use crate::members;
 use crate::receipt::Receipt;
 use crate::store::{cursor, Cond, Index, Item, Key, Query, StoreError, Table, Update, Write};
-use crate::votes;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -53,9 +52,11 @@ pub struct IdeaRow {
     pub author_id: String,
     pub author_name: String,
     pub status: IdeaStatus,
-    /// Rolled-up count for lists (see `votes::rollup`).
+    /// The count, as the thresholds aggregator last rolled it up: lists,
+    /// the idea's page and vote responses all read this one number.
     #[serde(default)]
     pub votes: i64,
+    /// The version of the tally that count comes from (`thresholds::Tally`).
     #[serde(default)]
     pub votes_seq: i64,
     pub created_at: String,
@@ -265,7 +266,7 @@ pub async fn create<T: Table>(
     Ok(view)
 }
 
-/// One idea with its exact vote count (404 when moderation hid it).
+/// One idea with its aggregated vote count (404 when moderation hid it).
 pub async fn get<T: Table>(app: &App<T>, id: &IdeaId) -> Result<IdeaView> {
     get_for(app, id, None).await
 }
@@ -282,12 +283,12 @@ pub async fn get_for<T: Table>(
     id: &IdeaId,
     viewer: Option<&Caller>,
 ) -> Result<IdeaView> {
-    let row = load(app, id, true).await?;
+    let row = load(app, id, false).await?;
     if row.is_hidden() && !sees_hidden(viewer, &row.author_id) {
         return Err(Error::NotFound("idea"));
     }
-    let tally = votes::tally(app, id).await?;
-    Ok(row.view(tally.votes))
+    let votes = row.votes;
+    Ok(row.view(votes))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -13,7 +13,6 @@ use tower::ServiceExt;
 
 pub fn settings() -> Settings {
     let mut s = Settings::from_campaign(BUILTIN_CAMPAIGN, "builtin").expect("campaign");
-    s.vote_shards = 4;
     // Tests of other features post freely; rate-limit tests set their own
     // limits and turn them on (`rate_limits.enabled = true`).
     s.abuse.rate_limits.enabled = false;

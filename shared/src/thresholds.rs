@@ -1,101 +1,349 @@
-//! The `thresholds` consumer: after vote events it rolls the idea's count up
-//! onto its row (lists, `sort=top`) and, when the exact count reaches the
-//! campaign threshold, moves the idea `open → under_review` exactly once —
-//! the transition is conditional on `status = open` and carries the
-//! `idea.reached_threshold` event and the consumer's marker in the same write.
+//! The `thresholds` aggregator: it counts votes from the change feed (the
+//! table's stream on AWS, the embedded store's feed locally), in batches,
+//! onto the idea, and moves an idea that reaches the campaign threshold
+//! `open → under_review` exactly once.
+//!
+//! Per batch and per idea it makes one conditional write of the idea's
+//! tally (`IDEA#{id} / TALLY`: the count, a version, and per voter bucket
+//! the sequence number of the last vote record change it counted), then one
+//! roll-up of the count onto the idea row (lists, `sort=top`, the idea's
+//! page). Changes of one partition key come in order (Lambda keeps that
+//! order per partition key, the embedded feed keeps one global order), so a
+//! redelivered change has a sequence number at or below its bucket's
+//! watermark and is not counted again: a batch delivered twice, or split
+//! and retried, changes nothing. No vote request writes a shared item.
+//!
+//! Crossing the threshold is the roll-up's own condition (`status = open`)
+//! with the `idea.reached_threshold` event in the same write; the idea keeps
+//! counting while the committee studies it.
 
 use crate::app::App;
 use crate::domain::{now, IdeaId, IdeaStatus};
 use crate::error::{Error, Result};
-use crate::events::{consumed_marker, Event, Kind};
-use crate::queue::Consumer;
-use crate::store::{StoreError, Table, Update};
-use crate::{ideas, votes};
-use async_trait::async_trait;
-use serde_json::json;
+use crate::events::{Event, Kind};
+use crate::ideas;
+use crate::store::feed::{seq_cmp, Change, ChangeFeed, ChangeName};
+use crate::store::{Cond, Key, StoreError, Table, Update, Write};
+use crate::votes;
+use futures::StreamExt;
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::cmp::Ordering;
 use std::collections::BTreeMap;
+use std::time::Duration;
 
+/// The aggregator's name: its feed reader, its log and metric dimension.
 pub const CONSUMER: &str = "thresholds";
 /// The review queue: ideas under review, oldest first (gsi3).
 pub const REVIEW_PK: &str = "REVIEW";
+/// Changes read from the embedded feed per batch (a Lambda batch on AWS).
+pub const FEED_BATCH: usize = 1000;
+/// Ideas of one batch aggregated at once.
+const CONCURRENT_IDEAS: usize = 16;
+/// Attempts per idea and batch on a contended or throttled store.
+const ATTEMPTS: u32 = 8;
 
-pub struct ThresholdsConsumer<T> {
-    pub app: App<T>,
+pub fn tally_key(idea: &str) -> Key {
+    Key::new(format!("IDEA#{idea}"), "TALLY")
 }
 
-/// Rolls up one idea and checks its threshold.
-pub async fn check<T: Table>(app: &App<T>, idea: &IdeaId) -> Result<()> {
-    match votes::rollup(app, idea).await {
-        Ok(()) => {}
+/// The aggregator's state for one idea.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Tally {
+    pub votes: i64,
+    /// Incremented by every write: the roll-up's order, the write's guard.
+    pub ver: i64,
+    /// Per voter partition (`VOTERS#{idea}#{bucket}`'s bucket): the sequence
+    /// number of the last change counted.
+    #[serde(default)]
+    pub seqs: BTreeMap<String, String>,
+}
+
+/// One counted change: its position in the batch, bucket, sequence, ±1.
+#[derive(Debug, Clone, PartialEq)]
+struct Delta {
+    index: usize,
+    bucket: String,
+    seq: String,
+    delta: i64,
+}
+
+/// The vote record changes of a batch, per idea.
+fn deltas(changes: &[Change]) -> BTreeMap<String, Vec<Delta>> {
+    let mut out: BTreeMap<String, Vec<Delta>> = BTreeMap::new();
+    for (index, c) in changes.iter().enumerate() {
+        let delta = match c.name {
+            ChangeName::Insert => 1,
+            ChangeName::Remove => -1,
+            ChangeName::Modify => continue,
+        };
+        let Some(idea) = votes::idea_of_pk(&c.pk) else {
+            continue;
+        };
+        let bucket = c.pk.rsplit('#').next().unwrap_or_default().to_owned();
+        out.entry(idea.to_owned()).or_default().push(Delta {
+            index,
+            bucket,
+            seq: c.seq.clone(),
+            delta,
+        });
+    }
+    out
+}
+
+/// Aggregates one batch of changes (in feed order). On failure returns the
+/// position of the first change that must be delivered again (Lambda's
+/// partial batch response names its sequence number); what was counted
+/// before it is not counted twice on redelivery.
+pub async fn apply<T: Table>(app: &App<T>, changes: &[Change]) -> std::result::Result<(), usize> {
+    let per_idea = deltas(changes);
+    let results = futures::stream::iter(per_idea.into_iter().map(|(idea, ds)| async move {
+        let first = ds.first().map_or(0, |d| d.index);
+        match aggregate(app, &idea, &ds).await {
+            Ok(()) => None,
+            Err(e) => {
+                tracing::warn!(idea = %idea, error = %e, "vote aggregation failed; the batch is retried from here");
+                Some(first)
+            }
+        }
+    }))
+    .buffer_unordered(CONCURRENT_IDEAS)
+    .collect::<Vec<_>>()
+    .await;
+    match results.into_iter().flatten().min() {
+        Some(i) => Err(i),
+        None => Ok(()),
+    }
+}
+
+async fn backoff(attempt: u32) {
+    let ms = rand::rng().random_range(5..20u64) << attempt.min(5);
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+}
+
+fn is_retryable(e: &StoreError) -> bool {
+    matches!(
+        e,
+        StoreError::Conflict | StoreError::Throttled | StoreError::ConditionFailed { .. }
+    )
+}
+
+/// Counts one idea's changes of a batch, then rolls the count up.
+async fn aggregate<T: Table>(app: &App<T>, idea: &str, ds: &[Delta]) -> Result<()> {
+    let key = tally_key(idea);
+    let mut attempt = 0;
+    let tally = loop {
+        let item = app.table.get(&key, true).await?;
+        let old: Tally = match &item {
+            Some(i) => serde_json::from_value(Value::Object(i.clone()))
+                .map_err(|e| Error::Store(StoreError::unavailable(e)))?,
+            None => Tally::default(),
+        };
+        let mut next = old.clone();
+        for d in ds {
+            let seen = next
+                .seqs
+                .get(&d.bucket)
+                .is_some_and(|w| seq_cmp(&d.seq, w) != Ordering::Greater);
+            if !seen {
+                next.votes += d.delta;
+                next.seqs.insert(d.bucket.clone(), d.seq.clone());
+            }
+        }
+        if next == old {
+            break old;
+        }
+        next.ver += 1;
+        let Value::Object(mut body) = serde_json::to_value(&next).unwrap_or(Value::Null) else {
+            return Err(Error::Store(StoreError::Invalid("tally".into())));
+        };
+        body.insert("pk".into(), json!(key.pk));
+        body.insert("sk".into(), json!(key.sk));
+        let guard = if item.is_some() {
+            Cond::Eq("ver".into(), json!(old.ver))
+        } else {
+            Cond::NotExists
+        };
+        match app.table.transact(vec![Write::put(body).when(guard)]).await {
+            Ok(()) => break next,
+            Err(e) if is_retryable(&e) && attempt < ATTEMPTS => {
+                attempt += 1;
+                backoff(attempt).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    };
+    let Some(id) = IdeaId::parse(idea) else {
+        return Ok(());
+    };
+    let mut attempt = 0;
+    loop {
+        match rollup(app, &id, &tally).await {
+            Err(Error::Store(e)) if is_retryable(&e) && attempt < ATTEMPTS => {
+                attempt += 1;
+                backoff(attempt).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Writes the tally's count onto the idea row unless a newer roll-up got
+/// there first, and moves an open idea at the threshold to the committee
+/// in the same write (with its event).
+async fn rollup<T: Table>(app: &App<T>, idea: &IdeaId, t: &Tally) -> Result<()> {
+    let row = match ideas::load(app, idea, true).await {
+        Ok(r) => r,
+        // A vote for an idea that no longer exists: nothing to show it on.
         Err(Error::NotFound(_)) => return Ok(()),
         Err(e) => return Err(e),
-    }
-    let t = votes::tally(app, idea).await?;
-    let row = ideas::load(app, idea, true).await?;
-    if row.status != IdeaStatus::Open || (t.votes as u64) < app.settings.vote_threshold {
+    };
+    let newer = t.ver > row.votes_seq;
+    let crossing = row.status == IdeaStatus::Open
+        && t.votes >= 0
+        && t.votes as u64 >= app.settings.vote_threshold;
+    if !newer && !crossing {
         return Ok(());
     }
+    let (votes, seq) = if newer {
+        (t.votes, t.ver)
+    } else {
+        (row.votes, row.votes_seq)
+    };
+    let mut u = Update::default()
+        .set("votes", votes)
+        .set("votes_seq", seq)
+        .set("gsi2sk", ideas::top_sk(votes, &row.created_at, &row.id));
+    // Any other change of the row since it was read (a status change,
+    // moderation, another roll-up) fails this write, which is then retried.
+    let mut cond = Cond::Eq("votes_seq".into(), json!(row.votes_seq))
+        .and(Cond::Eq("status".into(), json!(row.status.as_str())));
+    let mut writes = Vec::new();
+    if crossing {
+        let (u2, c2, event) = review(app, &row, u, votes);
+        u = u2;
+        cond = cond.and(c2);
+        writes.push(event);
+    }
+    writes.insert(0, Write::update(ideas::key(idea), u).when(cond));
+    app.table.transact(writes).await?;
+    if crossing {
+        crate::metrics::record_threshold_reached();
+        tracing::info!(idea = %row.id, votes, "idea reached the threshold");
+    }
+    Ok(())
+}
+
+/// The move to the committee's review: the row's new status, review-queue
+/// and list keys added to `u`, the condition that it is still listed as
+/// read, and the `idea.reached_threshold` event.
+fn review<T: Table>(
+    app: &App<T>,
+    row: &ideas::IdeaRow,
+    u: Update,
+    votes: i64,
+) -> (Update, Cond, Write) {
     let at = now();
+    let u = u
+        .set("status", IdeaStatus::UnderReview.as_str())
+        .set("reached_threshold_at", at.as_str())
+        .set("gsi3pk", REVIEW_PK)
+        .set("gsi3sk", format!("{at}#{}", row.id));
+    let (u, listed) = row.relist(u, IdeaStatus::UnderReview);
     let event = Event::new(
         Kind::IdeaReachedThreshold,
         &row.author_id,
         Some(&row.id),
-        json!({"votes": t.votes, "threshold": app.settings.vote_threshold, "title": row.title}),
+        json!({"votes": votes, "threshold": app.settings.vote_threshold, "title": row.title}),
     );
-    let extra = Update::default()
-        .set("reached_threshold_at", at.as_str())
-        .set("gsi3pk", REVIEW_PK)
-        .set("gsi3sk", format!("{at}#{}", row.id));
-    let also = vec![
-        event.write(),
-        consumed_marker(CONSUMER, &format!("reached#{}", row.id)),
-    ];
-    match votes::close(app, idea, IdeaStatus::UnderReview, extra, also).await {
-        Ok(_) => {
-            crate::metrics::record_threshold_reached();
-            tracing::info!(idea = %row.id, votes = t.votes, "idea reached the threshold");
-            Ok(())
+    (u, listed, event.write())
+}
+
+/// Sends an open idea to the committee as reaching the threshold does
+/// (tests and tools that need an idea under review without its votes).
+pub async fn send_to_review<T: Table>(app: &App<T>, idea: &IdeaId) -> Result<ideas::IdeaRow> {
+    let row = ideas::load(app, idea, true).await?;
+    if row.status != IdeaStatus::Open {
+        return Err(Error::Conflict(format!(
+            "the idea is {}, not open",
+            row.status.as_str()
+        )));
+    }
+    let (u, listed, event) = review(app, &row, Update::default(), row.votes);
+    let cond = Cond::Eq("status".into(), json!("open")).and(listed);
+    app.table
+        .transact(vec![Write::update(ideas::key(idea), u).when(cond), event])
+        .await?;
+    ideas::load(app, idea, true).await
+}
+
+/// The Lambda entry's work: one DynamoDB stream batch (filtered to vote
+/// records) aggregated; the response names the first record to deliver
+/// again (`ReportBatchItemFailures`), if any.
+pub async fn stream_batch<T: Table>(app: &App<T>, batch: &Value) -> Value {
+    let empty = Vec::new();
+    let records = batch
+        .get("Records")
+        .and_then(Value::as_array)
+        .unwrap_or(&empty);
+    let mut changes = Vec::with_capacity(records.len());
+    let mut failed = None;
+    for (i, r) in records.iter().enumerate() {
+        match Change::from_stream_record(r) {
+            Some(c) => changes.push(c),
+            None => {
+                tracing::error!(
+                    record = i,
+                    "unreadable stream record; the stream retries from here"
+                );
+                failed = Some(i);
+                break;
+            }
         }
-        // Someone else moved it first (another batch, a redelivery).
-        Err(Error::Conflict(_)) | Err(Error::Store(StoreError::ConditionFailed { .. })) => Ok(()),
-        Err(e) => Err(e),
+    }
+    if let Err(i) = apply(app, &changes).await {
+        failed = Some(failed.map_or(i, |f: usize| f.min(i)));
+    }
+    match failed {
+        Some(i) => {
+            let seq = records[i]["dynamodb"]["SequenceNumber"].clone();
+            json!({"batchItemFailures": [{"itemIdentifier": seq}]})
+        }
+        None => json!({"batchItemFailures": []}),
     }
 }
 
-#[async_trait]
-impl<T: Table + Clone> Consumer for ThresholdsConsumer<T> {
-    fn name(&self) -> &'static str {
-        CONSUMER
-    }
-
-    async fn apply(&self, e: &Event) -> Result<()> {
-        match (e.kind, e.idea_id.as_deref().and_then(IdeaId::parse)) {
-            (Kind::VoteCast | Kind::VoteWithdrawn, Some(idea)) => check(&self.app, &idea).await,
-            _ => Ok(()),
-        }
-    }
-
-    /// One roll-up and check per idea per batch, however many of its votes
-    /// the batch holds; a failure fails that idea's messages only.
-    async fn apply_batch(&self, batch: &[(String, Event)]) -> Vec<String> {
-        let mut by_idea: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for (id, e) in batch {
-            let key = match (e.kind, &e.idea_id) {
-                (Kind::VoteCast | Kind::VoteWithdrawn, Some(i)) => i.clone(),
-                _ => continue,
-            };
-            by_idea.entry(key).or_default().push(id.clone());
-        }
-        let mut failed = Vec::new();
-        for (idea, ids) in by_idea {
-            let Some(idea_id) = IdeaId::parse(&idea) else {
-                continue;
-            };
-            if let Err(e) = check(&self.app, &idea_id).await {
-                tracing::warn!(idea = %idea, error = %e, "threshold check failed; retried");
-                failed.extend(ids);
+/// Reads the embedded feed as the aggregator's reader until it is empty
+/// (the local pipeline's loop, and tests that cast votes directly).
+/// Returns how many changes it read.
+pub async fn drain_feed<T: Table + ChangeFeed>(app: &App<T>) -> Result<usize> {
+    let mut n = 0;
+    loop {
+        let changes = app.table.changes(CONSUMER, FEED_BATCH).await?;
+        let Some(last) = changes.last() else {
+            return Ok(n);
+        };
+        match apply(app, &changes).await {
+            Ok(()) => {
+                app.table.ack(CONSUMER, &last.seq).await?;
+                n += changes.len();
+            }
+            Err(i) => {
+                if i > 0 {
+                    app.table.ack(CONSUMER, &changes[i - 1].seq).await?;
+                }
+                return Err(Error::Busy);
             }
         }
-        failed
+    }
+}
+
+/// An idea's tally as the aggregator left it.
+pub async fn tally<T: Table>(app: &App<T>, idea: &str) -> Result<Tally> {
+    match app.table.get(&tally_key(idea), true).await? {
+        Some(i) => serde_json::from_value(Value::Object(i))
+            .map_err(|e| Error::Store(StoreError::unavailable(e))),
+        None => Ok(Tally::default()),
     }
 }

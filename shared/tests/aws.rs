@@ -151,10 +151,12 @@ async fn relay_to_sqs_then_consume_with_partial_failures_and_a_dead_letter_queue
     };
     // The sign-up event, relayed twice (at-least-once), and a poison message.
     let signed_up = Event::new(Kind::MemberSignedUp, marie.id.as_str(), None, json!(null));
-    out.send(Queue::Points, &signed_up).await.expect("send");
-    out.send(Queue::Points, &signed_up)
+    // Through SendMessageBatch, as the relay sends: twice in one request.
+    let failed = out
+        .send_batch(Queue::Points, &[signed_up.clone(), signed_up.clone()])
         .await
-        .expect("send again");
+        .expect("send");
+    assert!(failed.is_empty(), "{failed:?}");
     c.send_message()
         .queue_url(&urls[&Queue::Points])
         .message_body("poison")

@@ -1,7 +1,6 @@
 //! The committee function through its Lambda entry.
 
-use community::domain::{IdeaId, IdeaStatus};
-use community::store::Update;
+use community::domain::IdeaId;
 use community::testing::{call, embedded_app, join, member, post_idea};
 use serde_json::json;
 
@@ -79,14 +78,9 @@ async fn decisions_need_the_group_a_reason_and_an_idea_under_review() {
     );
 
     let idea = IdeaId::parse(&id).expect("id");
-    let at = community::domain::now();
-    let extra = Update::default()
-        .set("reached_threshold_at", at.as_str())
-        .set("gsi3pk", "REVIEW")
-        .set("gsi3sk", format!("{at}#{id}"));
-    community::votes::close(&app, &idea, IdeaStatus::UnderReview, extra, vec![])
+    community::thresholds::send_to_review(&app, &idea)
         .await
-        .expect("close");
+        .expect("to review");
     let q = call(&r, "GET", "/review-queue", Some(&claire), None).await;
     assert_eq!(q.body["items"][0]["id"], json!(id));
     assert!(q.body["items"][0]["age_seconds"].as_i64().is_some());

@@ -250,12 +250,9 @@ async fn lists_filter_sort_and_paginate_across_partitions() {
         };
         community::votes::cast(&app, &c, idea).await.expect("vote");
     }
-    community::votes::rollup(&app, &idea2)
+    community::thresholds::drain_feed(&app)
         .await
-        .expect("rollup");
-    community::votes::rollup(&app, &idea7)
-        .await
-        .expect("rollup");
+        .expect("aggregate");
     let (top, _) = titles(&r, "sort=top&limit=3").await;
     assert_eq!(top, ["Idée numéro 02", "Idée numéro 07", "Idée numéro 10"]);
     let res = call(&r, "GET", "/ideas?sort=top&limit=1", None, None).await;
@@ -263,15 +260,9 @@ async fn lists_filter_sort_and_paginate_across_partitions() {
     // Status filter: none is under review yet.
     let (review, _) = titles(&r, "status=under_review").await;
     assert!(review.is_empty());
-    let closed = community::votes::close(
-        &app,
-        &idea7,
-        community::domain::IdeaStatus::UnderReview,
-        Default::default(),
-        vec![],
-    )
-    .await
-    .expect("close");
+    let closed = community::thresholds::send_to_review(&app, &idea7)
+        .await
+        .expect("to review");
     assert_eq!(closed.status, community::domain::IdeaStatus::UnderReview);
     let (review, _) = titles(&r, "status=under_review").await;
     assert_eq!(review, ["Idée numéro 07"]);

@@ -1,14 +1,15 @@
-//! The relay through its Lambda entry: a DynamoDB stream batch in.
+//! The relay through its Lambda entry: DynamoDB stream batches in.
 
 use async_trait::async_trait;
-use community::events::{Event, Queue};
-use community::relay::{Outbound, SendError};
+use community::events::{Event, Kind, Queue};
+use community::relay::{Outbound, SendError, SEND_BATCH};
+use serde_json::{json, Value};
 use std::sync::Mutex;
 
-fn sample() -> serde_json::Value {
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../events/dynamodb/outbox-stream.json"
+fn sample(name: &str) -> Value {
+    let text = std::fs::read_to_string(format!(
+        "{}/../../events/dynamodb/{name}",
+        env!("CARGO_MANIFEST_DIR")
     ))
     .expect("sample");
     serde_json::from_str(&text).expect("json")
@@ -16,40 +17,73 @@ fn sample() -> serde_json::Value {
 
 #[derive(Default)]
 struct Recorder {
-    sent: Mutex<Vec<(Queue, String)>>,
-    fail: bool,
+    sent: Mutex<Vec<(Queue, String, Kind)>>,
+    requests: Mutex<Vec<usize>>,
+    /// Every request fails.
+    down: bool,
+    /// Entries with these event ids are refused (partial batch failure).
+    refuse: Vec<String>,
 }
 
 #[async_trait]
 impl Outbound for Recorder {
-    async fn send(&self, queue: Queue, event: &Event) -> Result<(), SendError> {
-        if self.fail {
+    async fn send_batch(&self, queue: Queue, events: &[Event]) -> Result<Vec<usize>, SendError> {
+        if self.down {
             return Err(SendError {
                 queue: queue.name(),
                 message: "down".into(),
             });
         }
-        self.sent
-            .lock()
-            .expect("lock")
-            .push((queue, event.event_id.clone()));
-        Ok(())
+        assert!(events.len() <= SEND_BATCH, "SQS takes 10 per batch");
+        self.requests.lock().expect("lock").push(events.len());
+        let mut failed = Vec::new();
+        for (i, e) in events.iter().enumerate() {
+            if self.refuse.contains(&e.event_id) {
+                failed.push(i);
+                continue;
+            }
+            self.sent
+                .lock()
+                .expect("lock")
+                .push((queue, e.event_id.clone(), e.kind));
+        }
+        Ok(failed)
     }
+}
+
+fn sorted(mut v: Vec<(Queue, String, Kind)>) -> Vec<(Queue, String, Kind)> {
+    v.sort_by_key(|(q, id, _)| (q.name(), id.clone()));
+    v
 }
 
 #[tokio::test]
 async fn outbox_inserts_go_to_their_queues_and_the_rest_is_ignored() {
     let out = Recorder::default();
-    let res = relay::relay(&out, &sample()).await;
-    assert_eq!(res["batchItemFailures"], serde_json::json!([]));
-    let sent = out.sent.lock().expect("lock").clone();
+    let res = relay::relay(&out, &sample("outbox-stream.json")).await;
+    assert_eq!(res["batchItemFailures"], json!([]));
     let id = "01JD00000000000000000000E6".to_string();
     assert_eq!(
-        sent,
+        sorted(out.sent.lock().expect("lock").clone()),
         vec![
-            (Queue::Points, id.clone()),
-            (Queue::Thresholds, id.clone()),
-            (Queue::Insights, id)
+            (Queue::Insights, id.clone(), Kind::IdeaPosted),
+            (Queue::Points, id, Kind::IdeaPosted),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_vote_records_own_changes_are_its_events() {
+    let out = Recorder::default();
+    let res = relay::relay(&out, &sample("votes-stream.json")).await;
+    assert_eq!(res["batchItemFailures"], json!([]));
+    let cast = "01JD00000000000000000000V1".to_string();
+    let withdrawn = format!("{cast}.withdrawn");
+    assert_eq!(
+        sorted(out.sent.lock().expect("lock").clone()),
+        vec![
+            (Queue::Insights, cast.clone(), Kind::VoteCast),
+            (Queue::Insights, withdrawn, Kind::VoteWithdrawn),
+            (Queue::Points, cast, Kind::VoteCast),
         ]
     );
 }
@@ -57,12 +91,57 @@ async fn outbox_inserts_go_to_their_queues_and_the_rest_is_ignored() {
 #[tokio::test]
 async fn a_failed_send_reports_the_record_so_the_stream_retries_it() {
     let out = Recorder {
-        fail: true,
+        down: true,
         ..Default::default()
     };
-    let res = relay::relay(&out, &sample()).await;
+    let res = relay::relay(&out, &sample("outbox-stream.json")).await;
     assert_eq!(
         res["batchItemFailures"][0]["itemIdentifier"],
         "111100000000000000001"
     );
+}
+
+/// 25 vote inserts: sent ten to a request; when one entry is refused, the
+/// response names its record (the stream retries from there; what was sent
+/// after it is sent again, and consumers absorb the repeat).
+#[tokio::test]
+async fn events_go_ten_to_a_request_and_a_refused_entry_is_retried() {
+    let one = sample("votes-stream.json")["Records"][0].clone();
+    let records: Vec<Value> = (0..25)
+        .map(|i| {
+            let mut r = one.clone();
+            r["dynamodb"]["SequenceNumber"] = json!(format!("3000{i:03}"));
+            r["dynamodb"]["NewImage"]["vote_id"] = json!({"S": format!("V{i:03}")});
+            r["dynamodb"]["NewImage"]["member_id"] = json!({"S": format!("m{i}")});
+            r
+        })
+        .collect();
+    let batch = json!({ "Records": records });
+    let out = Recorder::default();
+    let res = relay::relay(&out, &batch).await;
+    assert_eq!(res["batchItemFailures"], json!([]));
+    let mut requests = out.requests.lock().expect("lock").clone();
+    requests.sort_unstable();
+    // 25 events to each of two queues.
+    assert_eq!(requests, vec![5, 5, 10, 10, 10, 10]);
+
+    let out = Recorder {
+        refuse: vec!["V013".into()],
+        ..Default::default()
+    };
+    let res = relay::relay(&out, &batch).await;
+    assert_eq!(res["batchItemFailures"][0]["itemIdentifier"], "3000013");
+}
+
+#[tokio::test]
+async fn an_unreadable_record_is_not_dropped() {
+    let mut batch = sample("outbox-stream.json");
+    batch["Records"][0]["dynamodb"]["NewImage"]["event"] = json!({"S": "not an event"});
+    let out = Recorder::default();
+    let res = relay::relay(&out, &batch).await;
+    assert_eq!(
+        res["batchItemFailures"][0]["itemIdentifier"],
+        "111100000000000000001"
+    );
+    assert!(out.sent.lock().expect("lock").is_empty());
 }

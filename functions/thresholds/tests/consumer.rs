@@ -1,17 +1,15 @@
-//! The thresholds consumer through its Lambda entry.
+//! The thresholds aggregator through its Lambda entry: DynamoDB stream
+//! batches of vote record changes, built from the embedded store's feed as
+//! the table's stream would deliver them, each delivered more than once.
 
-use aws_lambda_events::event::sqs::SqsEvent;
 use community::domain::{IdeaId, IdeaStatus};
 use community::events::{outbox_pk, Event, Kind, OUTBOX_BUCKETS};
-use community::store::{Index, Query, Table, Write};
+use community::store::embedded::EmbeddedTable;
+use community::store::feed::{Change, ChangeFeed};
+use community::store::{Index, Query, Table};
 use community::testing::{caller, embedded_app, join, member, post_idea};
-use thresholds::ThresholdsConsumer;
-
-const SAMPLE_IDEA: &str = "01JD0000000000000000000000";
-
-fn sample() -> SqsEvent {
-    community::testing::sqs_sample("thresholds.json")
-}
+use community::App;
+use serde_json::{json, Value};
 
 async fn outbox_events<T: Table>(t: &T, kind: Kind) -> usize {
     let mut n = 0;
@@ -30,56 +28,69 @@ async fn outbox_events<T: Table>(t: &T, kind: Kind) -> usize {
     n
 }
 
-#[tokio::test]
-async fn the_threshold_moves_the_idea_to_the_committee_once() {
-    let (app, _d) = embedded_app(|s| s.vote_threshold = 2);
-    let author = member("author");
-    join(&app, &author).await;
-    // The sample's idea id.
-    let id = post_idea(&app, &author).await;
-    let mut row = community::ideas::load(&app, &IdeaId::parse(&id).expect("id"), true)
-        .await
-        .expect("row");
-    row.id = SAMPLE_IDEA.into();
-    app.table
-        .transact(vec![Write::put(row.to_item().expect("item"))])
-        .await
-        .expect("copy");
-    let idea = IdeaId::parse(SAMPLE_IDEA).expect("id");
-    let consumer = ThresholdsConsumer { app: app.clone() };
+/// The vote record changes since the last call, as a stream batch.
+async fn stream(app: &App<EmbeddedTable>) -> Vec<Value> {
+    let changes: Vec<Change> = app.table.changes("test", 10_000).await.expect("feed");
+    if let Some(last) = changes.last() {
+        app.table.ack("test", &last.seq).await.expect("ack");
+    }
+    changes
+        .iter()
+        .filter(|c| c.pk.starts_with("VOTERS#"))
+        .map(Change::to_stream_record)
+        .collect()
+}
 
-    join(&app, &member("member-paul")).await;
-    community::votes::cast(&app, &caller(&member("member-paul")), &idea)
+async fn deliver(app: &App<EmbeddedTable>, records: &[Value]) {
+    let res = thresholds::stream_batch(app, &json!({ "Records": records })).await;
+    assert_eq!(res["batchItemFailures"], json!([]), "{res}");
+}
+
+async fn vote(app: &App<EmbeddedTable>, idea: &IdeaId, who: &str) {
+    join(app, &member(who)).await;
+    community::votes::cast(app, &caller(&member(who)), idea)
         .await
         .expect("vote");
-    let res = community::queue::sqs(&consumer, sample())
-        .await
-        .expect("ok");
-    assert!(res.batch_item_failures.is_empty());
+}
+
+#[tokio::test]
+async fn the_threshold_moves_the_idea_to_the_committee_once_whatever_the_redelivery() {
+    let (app, _d) = embedded_app(|s| s.vote_threshold = 3);
+    let author = member("author");
+    join(&app, &author).await;
+    let idea = IdeaId::parse(&post_idea(&app, &author).await).expect("id");
+
+    vote(&app, &idea, "member-paul").await;
+    let first = stream(&app).await;
+    assert_eq!(first.len(), 1);
+    deliver(&app, &first).await;
+    deliver(&app, &first).await;
     let row = community::ideas::load(&app, &idea, true)
         .await
         .expect("row");
     assert_eq!(
         (row.status, row.votes),
         (IdeaStatus::Open, 1),
-        "one vote: rolled up, still open"
+        "counted once, still open"
     );
 
-    join(&app, &member("member-marie")).await;
-    community::votes::cast(&app, &caller(&member("member-marie")), &idea)
-        .await
-        .expect("vote");
-    for _ in 0..3 {
-        let res = community::queue::sqs(&consumer, sample())
-            .await
-            .expect("ok");
-        assert!(res.batch_item_failures.is_empty());
+    for who in ["member-marie", "member-lea", "member-hugo"] {
+        vote(&app, &idea, who).await;
     }
+    let rest = stream(&app).await;
+    assert_eq!(rest.len(), 3);
+    // Split as a bisected retry would, then the whole batch again, then
+    // the earlier batch with it.
+    deliver(&app, &rest[..1]).await;
+    deliver(&app, &rest).await;
+    let all: Vec<Value> = first.iter().chain(rest.iter()).cloned().collect();
+    deliver(&app, &all).await;
+
     let row = community::ideas::load(&app, &idea, true)
         .await
         .expect("row");
     assert_eq!(row.status, IdeaStatus::UnderReview);
-    assert_eq!(row.votes, 2);
+    assert_eq!(row.votes, 4, "four distinct voters, each counted once");
     assert!(row.reached_threshold_at.is_some());
     assert_eq!(
         outbox_events(&app.table, Kind::IdeaReachedThreshold).await,
@@ -95,4 +106,37 @@ async fn the_threshold_moves_the_idea_to_the_committee_once() {
     .await
     .expect("queue");
     assert_eq!(queue.items.len(), 1);
+
+    // It keeps counting under review; a withdrawal counts down once.
+    vote(&app, &idea, "member-zoe").await;
+    community::votes::withdraw(&app, &caller(&member("member-paul")), &idea)
+        .await
+        .expect("withdraw");
+    let more = stream(&app).await;
+    deliver(&app, &more).await;
+    deliver(&app, &more).await;
+    let row = community::ideas::load(&app, &idea, true)
+        .await
+        .expect("row");
+    assert_eq!((row.status, row.votes), (IdeaStatus::UnderReview, 4));
+    assert_eq!(
+        outbox_events(&app.table, Kind::IdeaReachedThreshold).await,
+        1
+    );
+}
+
+#[tokio::test]
+async fn an_unreadable_record_is_reported_not_skipped() {
+    let (app, _d) = embedded_app(|_| {});
+    let author = member("author");
+    join(&app, &author).await;
+    let idea = IdeaId::parse(&post_idea(&app, &author).await).expect("id");
+    vote(&app, &idea, "member-paul").await;
+    let mut records = stream(&app).await;
+    records.insert(
+        0,
+        json!({"eventName": "INSERT", "dynamodb": {"SequenceNumber": "1"}}),
+    );
+    let res = thresholds::stream_batch(&app, &json!({ "Records": records })).await;
+    assert_eq!(res["batchItemFailures"][0]["itemIdentifier"], "1");
 }

@@ -34,6 +34,13 @@ async fn idea<T: community::store::Table + Clone>(
     SAMPLE_IDEA.into()
 }
 
+/// The count as the aggregator leaves it once the feed is read.
+async fn aggregate(app: &community::App<community::store::embedded::EmbeddedTable>) {
+    community::thresholds::drain_feed(app)
+        .await
+        .expect("aggregate");
+}
+
 #[tokio::test]
 async fn sample_events_vote_and_withdraw() {
     let (app, _d) = embedded_app(|_| {});
@@ -55,10 +62,13 @@ async fn sample_events_vote_and_withdraw() {
         (
             200,
             json!({"idea_id": SAMPLE_IDEA, "voted": true, "votes": 1})
-        )
+        ),
+        "the count includes the caller's own vote"
     );
+    aggregate(&app).await;
     let res = call_event(&r, &fixture("put-vote.json")).await;
     assert_eq!(res.body["votes"], 1, "a repeated vote changes nothing");
+    aggregate(&app).await;
     let res = call_event(&r, &fixture("delete-vote.json")).await;
     assert_eq!(
         (res.status, res.body.clone()),
@@ -67,6 +77,7 @@ async fn sample_events_vote_and_withdraw() {
             json!({"idea_id": SAMPLE_IDEA, "voted": false, "votes": 0})
         )
     );
+    aggregate(&app).await;
     let res = call_event(&r, &fixture("delete-vote.json")).await;
     assert_eq!(
         (res.status, res.body["votes"].clone()),
@@ -125,27 +136,18 @@ async fn one_vote_per_member_and_only_their_own_withdrawn() {
     join(&app, &bob).await;
     let id = idea(&app, &alice, false).await;
     let path = format!("/ideas/{id}/vote");
-    assert_eq!(
-        call(&r, "PUT", &path, Some(&alice), None).await.body["votes"],
-        1
-    );
-    assert_eq!(
-        call(&r, "PUT", &path, Some(&bob), None).await.body["votes"],
-        2
-    );
-    assert_eq!(
-        call(&r, "PUT", &path, Some(&bob), None).await.body["votes"],
-        2
-    );
-    // Bob withdrawing withdraws Bob's vote, never Alice's.
-    assert_eq!(
-        call(&r, "DELETE", &path, Some(&bob), None).await.body["votes"],
-        1
-    );
-    assert_eq!(
-        call(&r, "DELETE", &path, Some(&bob), None).await.body["votes"],
-        1
-    );
+    for (who, method, expect) in [
+        (&alice, "PUT", 1),
+        (&bob, "PUT", 2),
+        (&bob, "PUT", 2),
+        // Bob withdrawing withdraws Bob's vote, never Alice's.
+        (&bob, "DELETE", 1),
+        (&bob, "DELETE", 1),
+    ] {
+        let res = call(&r, method, &path, Some(who), None).await;
+        assert_eq!(res.body["votes"], expect, "{method} by {}", who.sub);
+        aggregate(&app).await;
+    }
     let v = app
         .table
         .get(
@@ -155,91 +157,68 @@ async fn one_vote_per_member_and_only_their_own_withdrawn() {
         .await
         .expect("get");
     assert!(v.is_some(), "alice's vote stands");
+    let got = community::ideas::get(&app, &IdeaId::parse(&id).expect("id"))
+        .await
+        .expect("idea");
+    assert_eq!(got.votes, 1);
 }
 
 #[tokio::test]
-async fn an_idea_that_is_not_open_takes_no_votes() {
+async fn an_idea_under_review_takes_votes_and_a_decided_one_does_not() {
     let (app, _d) = embedded_app(|_| {});
     let r = votes::router(app.clone());
-    let (alice, bob) = (member("alice"), member("bob"));
-    join(&app, &alice).await;
-    join(&app, &bob).await;
+    let (alice, bob, carl) = (member("alice"), member("bob"), member("carl"));
+    for m in [&alice, &bob, &carl] {
+        join(&app, m).await;
+    }
     let id = idea(&app, &alice, false).await;
     let path = format!("/ideas/{id}/vote");
     assert_eq!(call(&r, "PUT", &path, Some(&alice), None).await.status, 200);
     let idea_id = IdeaId::parse(&id).expect("id");
-    community::votes::close(
+    community::thresholds::send_to_review(&app, &idea_id)
+        .await
+        .expect("to review");
+    assert!(
+        community::thresholds::send_to_review(&app, &idea_id)
+            .await
+            .is_err(),
+        "it goes to the committee once"
+    );
+    let res = call(&r, "PUT", &path, Some(&bob), None).await;
+    assert_eq!(
+        res.status, 200,
+        "the committee studies it; it keeps counting"
+    );
+    aggregate(&app).await;
+    let claire = community::auth::Caller {
+        id: community::domain::MemberId::parse("claire").expect("id"),
+        email: None,
+        groups: vec!["committee".into()],
+        email_verified: Some(true),
+    };
+    community::committee::decide(
         &app,
+        &claire,
         &idea_id,
-        IdeaStatus::UnderReview,
-        Default::default(),
-        vec![],
+        serde_json::from_value(json!({"outcome": "accepted",
+            "reason": "Faisable dès le printemps dans nos magasins."}))
+        .expect("request"),
     )
     .await
-    .expect("close");
-    let res = call(&r, "PUT", &path, Some(&bob), None).await;
+    .expect("decide");
+    let res = call(&r, "PUT", &path, Some(&carl), None).await;
     assert_eq!(res.status, 409);
     assert!(res.body["detail"]
         .as_str()
         .unwrap_or_default()
-        .contains("under_review"));
+        .contains("accepted"));
     assert_eq!(
         call(&r, "DELETE", &path, Some(&alice), None).await.status,
         409
     );
-    assert_eq!(
-        community::votes::tally(&app, &idea_id)
-            .await
-            .expect("tally")
-            .votes,
-        1
-    );
-    // Closing twice is a conflict too.
-    assert!(community::votes::close(
-        &app,
-        &idea_id,
-        IdeaStatus::UnderReview,
-        Default::default(),
-        vec![]
-    )
-    .await
-    .is_err());
-}
-
-#[tokio::test]
-async fn a_stale_open_status_cannot_sneak_a_vote_in() {
-    // The status read before the write may be stale; the shards' `closed`
-    // flag, checked in the vote's own transaction, is the guard.
-    let (app, _d) = embedded_app(|_| {});
-    let (alice, bob) = (member("alice"), member("bob"));
-    join(&app, &alice).await;
-    join(&app, &bob).await;
-    let id = idea(&app, &alice, false).await;
-    let idea_id = IdeaId::parse(&id).expect("id");
-    // Close only the shards, leaving the row open, as if the status read raced the close.
-    for k in 0..app.settings.vote_shards {
-        let w = community::store::Write::update(
-            community::votes::shard_key(&idea_id, k),
-            community::store::Update::default().set("closed", true),
-        );
-        app.table.transact(vec![w]).await.expect("close shard");
-    }
-    let res = call(
-        &votes::router(app.clone()),
-        "PUT",
-        &format!("/ideas/{id}/vote"),
-        Some(&bob),
-        None,
-    )
-    .await;
-    assert_eq!(res.status, 409);
-    assert_eq!(
-        community::votes::tally(&app, &idea_id)
-            .await
-            .expect("tally")
-            .votes,
-        0
-    );
+    aggregate(&app).await;
+    let got = community::ideas::get(&app, &idea_id).await.expect("idea");
+    assert_eq!((got.status, got.votes), (IdeaStatus::Accepted, 2));
 }
 
 #[tokio::test]
@@ -266,6 +245,7 @@ async fn concurrent_votes_count_distinct_voters_exactly() {
     for t in tasks {
         assert_eq!(t.await.expect("task"), 200);
     }
+    aggregate(&app).await;
     let got = community::ideas::get(&app, &IdeaId::parse(&id).expect("id"))
         .await
         .expect("idea");

@@ -22,7 +22,6 @@ use crate::error::{Error, Result};
 use crate::events::{consumed_marker, Event, Kind};
 use crate::queue::Consumer;
 use crate::store::{Item, Key, StoreError, Table, Update, Write};
-use crate::votes::VOTER_BUCKETS;
 use crate::{ideas, members};
 use async_trait::async_trait;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -324,7 +323,7 @@ impl<T: Table + Clone, M: Mailer> EmailsConsumer<T, M> {
 
     /// The voters of an idea (community mails go to those who opted in).
     async fn voters(&self, idea: &str) -> Result<Vec<String>> {
-        crate::contests::all_members(&self.app, &format!("VOTERS#{idea}"), VOTER_BUCKETS).await
+        crate::votes::voters(&self.app, idea).await
     }
 }
 

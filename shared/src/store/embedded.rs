@@ -20,6 +20,7 @@
 //!   cause.
 
 use super::capacity::{self, is_local_queue, Holds, Kind, Meter, Rules, Throughput};
+use super::feed::{self, Change, ChangeFeed, ChangeName};
 use super::limits;
 use super::{
     page_key, validate_group, Index, Item, Key, Page, Query, SortKey, StoreError, StoreResult,
@@ -39,6 +40,10 @@ const ITEMS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("items"
 const GSI1: TableDefinition<(&str, &str, &str, &str), ()> = TableDefinition::new("gsi1");
 const GSI2: TableDefinition<(&str, &str, &str, &str), ()> = TableDefinition::new("gsi2");
 const GSI3: TableDefinition<(&str, &str, &str, &str), ()> = TableDefinition::new("gsi3");
+/// The change feed: sequence number → [`Change`] (JSON), for [`feed::STREAMED`] items.
+const FEED: TableDefinition<u64, &[u8]> = TableDefinition::new("feed");
+/// The feed's next sequence number (`next`) and its readers' cursors (`cursor:{reader}`).
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 
 fn gsi_def(
     index: Index,
@@ -150,8 +155,17 @@ impl EmbeddedTable {
                 txn.open_table(gsi_def(i))
                     .map_err(StoreError::unavailable)?;
             }
+            txn.open_table(FEED).map_err(StoreError::unavailable)?;
+            txn.open_table(META).map_err(StoreError::unavailable)?;
         }
         txn.commit().map_err(StoreError::unavailable)?;
+        let next_seq = {
+            let r = db.begin_read().map_err(StoreError::unavailable)?;
+            let meta = r.open_table(META).map_err(StoreError::unavailable)?;
+            meta.get("next")
+                .map_err(StoreError::unavailable)?
+                .map_or(1, |g| g.value())
+        };
         let db = Arc::new(db);
         let (tx, rx) = mpsc::channel::<Job>();
         let wdb = db.clone();
@@ -159,7 +173,7 @@ impl EmbeddedTable {
         let wstrict = strict.clone();
         std::thread::Builder::new()
             .name("embedded-writer".into())
-            .spawn(move || writer_loop(&wdb, &wstrict, rx))
+            .spawn(move || writer_loop(&wdb, &wstrict, rx, next_seq))
             .map_err(StoreError::unavailable)?;
         Ok(EmbeddedTable {
             db,
@@ -225,7 +239,7 @@ fn index_key(index: Index, item: &Item) -> Option<(String, String)> {
     ))
 }
 
-fn writer_loop(db: &Database, strict: &Strict, rx: mpsc::Receiver<Job>) {
+fn writer_loop(db: &Database, strict: &Strict, rx: mpsc::Receiver<Job>, mut next_seq: u64) {
     while let Ok(first) = rx.recv() {
         let mut jobs = vec![first];
         while jobs.len() < MAX_BATCH {
@@ -234,7 +248,7 @@ fn writer_loop(db: &Database, strict: &Strict, rx: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        match commit_batch(db, strict, &jobs) {
+        match commit_batch(db, strict, &jobs, &mut next_seq) {
             Ok(results) => {
                 for (job, r) in jobs.into_iter().zip(results) {
                     let _ = job.reply.send(r);
@@ -256,11 +270,17 @@ fn writer_loop(db: &Database, strict: &Strict, rx: mpsc::Receiver<Job>) {
 /// Applies each job atomically inside one write transaction and commits it.
 /// Returns per-job results (condition failures are per job); an `Err` means
 /// nothing in the batch was committed.
-fn commit_batch(db: &Database, strict: &Strict, jobs: &[Job]) -> StoreResult<Vec<StoreResult<()>>> {
+fn commit_batch(
+    db: &Database,
+    strict: &Strict,
+    jobs: &[Job],
+    next_seq: &mut u64,
+) -> StoreResult<Vec<StoreResult<()>>> {
     let mut txn = db.begin_write().map_err(StoreError::unavailable)?;
     txn.set_durability(Durability::Immediate)
         .map_err(StoreError::unavailable)?;
     let mut results = Vec::with_capacity(jobs.len());
+    let mut changes: Vec<Change> = Vec::new();
     {
         let mut items = txn.open_table(ITEMS).map_err(StoreError::unavailable)?;
         let mut gsis = [
@@ -269,8 +289,33 @@ fn commit_batch(db: &Database, strict: &Strict, jobs: &[Job]) -> StoreResult<Vec
             txn.open_table(GSI3).map_err(StoreError::unavailable)?,
         ];
         for job in jobs {
-            results.push(apply_group(&mut items, &mut gsis, strict, job)?);
+            results.push(apply_group(
+                &mut items,
+                &mut gsis,
+                strict,
+                job,
+                &mut changes,
+            )?);
         }
+    }
+    if !changes.is_empty() {
+        let mut feed_t = txn.open_table(FEED).map_err(StoreError::unavailable)?;
+        let mut seq = *next_seq;
+        for mut c in changes {
+            c.seq = format!("{seq:020}");
+            let bytes = serde_json::to_vec(&c).map_err(StoreError::unavailable)?;
+            feed_t
+                .insert(seq, bytes.as_slice())
+                .map_err(StoreError::unavailable)?;
+            seq += 1;
+        }
+        drop(feed_t);
+        let mut meta = txn.open_table(META).map_err(StoreError::unavailable)?;
+        meta.insert("next", seq).map_err(StoreError::unavailable)?;
+        drop(meta);
+        txn.commit().map_err(StoreError::unavailable)?;
+        *next_seq = seq;
+        return Ok(results);
     }
     txn.commit().map_err(StoreError::unavailable)?;
     Ok(results)
@@ -285,6 +330,7 @@ fn apply_group(
     gsis: &mut [GsiTable<'_>; 3],
     strict: &Strict,
     job: &Job,
+    changes: &mut Vec<Change>,
 ) -> StoreResult<StoreResult<()>> {
     let writes = &job.writes;
     if let Err(e) = validate_group(writes) {
@@ -377,6 +423,23 @@ fn apply_group(
                     )
                     .map_err(StoreError::unavailable)?;
             }
+        }
+        let name = match (&current, &next) {
+            (None, Some(_)) => Some(ChangeName::Insert),
+            (Some(c), Some(n)) if c != n => Some(ChangeName::Modify),
+            (Some(_), None) => Some(ChangeName::Remove),
+            _ => None,
+        };
+        if let Some(name) = name.filter(|n| feed::streamed(&key.pk, *n)) {
+            changes.push(Change {
+                seq: String::new(),
+                name,
+                pk: key.pk.clone(),
+                sk: key.sk.clone(),
+                new: next.clone(),
+                old: current.clone(),
+                at: time::OffsetDateTime::now_utc().unix_timestamp(),
+            });
         }
         match next {
             Some(item) => {
@@ -622,5 +685,77 @@ impl Table for EmbeddedTable {
         }
         drop(guard);
         result
+    }
+}
+
+fn cursor_key(reader: &str) -> String {
+    format!("cursor:{reader}")
+}
+
+/// The embedded store's change feed: one global order (so also in order per
+/// partition key), durable like the items, trimmed once every reader in
+/// [`feed::READERS`] has acknowledged a change.
+#[async_trait]
+impl ChangeFeed for EmbeddedTable {
+    async fn changes(&self, reader: &str, limit: usize) -> StoreResult<Vec<Change>> {
+        let ck = cursor_key(reader);
+        self.read(move |txn| {
+            let meta = txn.open_table(META).map_err(StoreError::unavailable)?;
+            let after = meta
+                .get(ck.as_str())
+                .map_err(StoreError::unavailable)?
+                .map_or(0, |g| g.value());
+            let t = txn.open_table(FEED).map_err(StoreError::unavailable)?;
+            let mut out = Vec::new();
+            for row in t
+                .range((after + 1)..)
+                .map_err(StoreError::unavailable)?
+                .take(limit)
+            {
+                let (_, v) = row.map_err(StoreError::unavailable)?;
+                out.push(serde_json::from_slice(v.value()).map_err(StoreError::unavailable)?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn ack(&self, reader: &str, seq: &str) -> StoreResult<()> {
+        let upto: u64 = seq
+            .parse()
+            .map_err(|_| StoreError::Invalid(format!("not a feed sequence number: {seq}")))?;
+        let ck = cursor_key(reader);
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut txn = db.begin_write().map_err(StoreError::unavailable)?;
+            txn.set_durability(Durability::Immediate)
+                .map_err(StoreError::unavailable)?;
+            {
+                let mut meta = txn.open_table(META).map_err(StoreError::unavailable)?;
+                let old = meta
+                    .get(ck.as_str())
+                    .map_err(StoreError::unavailable)?
+                    .map_or(0, |g| g.value());
+                meta.insert(ck.as_str(), old.max(upto))
+                    .map_err(StoreError::unavailable)?;
+                let mut low = u64::MAX;
+                for r in feed::READERS {
+                    let c = meta
+                        .get(cursor_key(r).as_str())
+                        .map_err(StoreError::unavailable)?
+                        .map_or(0, |g| g.value());
+                    low = low.min(c);
+                }
+                drop(meta);
+                if low > 0 {
+                    let mut t = txn.open_table(FEED).map_err(StoreError::unavailable)?;
+                    t.retain_in(..=low, |_, _| false)
+                        .map_err(StoreError::unavailable)?;
+                }
+            }
+            txn.commit().map_err(StoreError::unavailable)
+        })
+        .await
+        .map_err(StoreError::unavailable)?
     }
 }

@@ -11,6 +11,7 @@ pub mod capacity;
 pub mod cursor;
 pub mod dynamo;
 pub mod embedded;
+pub mod feed;
 pub mod limits;
 
 use async_trait::async_trait;

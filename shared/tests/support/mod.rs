@@ -56,7 +56,6 @@ pub fn dynamo_client(endpoint: &str) -> aws_sdk_dynamodb::Client {
 
 pub fn app(t: Arc<dyn Table>, tweak: impl FnOnce(&mut Settings)) -> App<Arc<dyn Table>> {
     let mut s = Settings::from_campaign(BUILTIN_CAMPAIGN, "builtin").expect("campaign");
-    s.vote_shards = 4;
     tweak(&mut s);
     App::new(t, s)
 }
