@@ -210,7 +210,7 @@ async fn moderated<T: Table>(app: &App<T>, e: &Event) -> Result<()> {
         crate::insights::total_write("points_withdrawn", -delta),
         crate::ambassadors::counter_write(member, &[("points", delta)]),
     ];
-    match app.table.transact(writes).await {
+    match retrying(&app.table, writes).await {
         Ok(()) => Ok(()),
         // Already applied: a redelivery.
         Err(StoreError::ConditionFailed { index: 0 }) => Ok(()),
@@ -220,6 +220,23 @@ async fn moderated<T: Table>(app: &App<T>, e: &Event) -> Result<()> {
             Err(err) => Err(err.into()),
         },
         Err(err) => Err(err.into()),
+    }
+}
+
+/// Runs a credit's transaction, again when a conflict (its totals shard is
+/// shared with concurrent credits) or throttling cancelled it, in process
+/// and with jittered backoff, before the message is given back to the queue.
+async fn retrying<T: Table>(table: &T, writes: Vec<Write>) -> std::result::Result<(), StoreError> {
+    let mut attempt = 0u32;
+    loop {
+        match table.transact(writes.clone()).await {
+            Err(StoreError::Conflict | StoreError::Throttled) if attempt < 8 => {
+                attempt += 1;
+                let ms = rand::Rng::random_range(&mut rand::rng(), 5..20u64) << attempt.min(6);
+                tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+            }
+            other => return other,
+        }
     }
 }
 
@@ -291,7 +308,7 @@ async fn credit<T: Table>(
         );
     }
     writes.extend(aggregates);
-    match app.table.transact(writes).await {
+    match retrying(&app.table, writes).await {
         Ok(()) => {
             crate::metrics::record_points_credited(rule, r.points);
             Ok(())

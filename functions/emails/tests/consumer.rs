@@ -117,3 +117,88 @@ async fn marketing_reads_a_mails_unique_click_rate() {
     .await;
     assert_eq!(res.status, 404);
 }
+
+/// A table whose writes of a mail's `STATS` item are cancelled by
+/// conflicts a given number of times (a hot item under DynamoDB's rules).
+#[derive(Clone)]
+struct Contended {
+    inner: community::store::embedded::EmbeddedTable,
+    conflicts: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+#[async_trait::async_trait]
+impl community::store::Table for Contended {
+    async fn get(
+        &self,
+        key: &community::store::Key,
+        consistent: bool,
+    ) -> community::store::StoreResult<Option<community::store::Item>> {
+        self.inner.get(key, consistent).await
+    }
+    async fn get_many(
+        &self,
+        keys: &[community::store::Key],
+        consistent: bool,
+    ) -> community::store::StoreResult<Vec<community::store::Item>> {
+        self.inner.get_many(keys, consistent).await
+    }
+    async fn query(
+        &self,
+        q: &community::store::Query,
+    ) -> community::store::StoreResult<community::store::Page> {
+        self.inner.query(q).await
+    }
+    async fn transact(
+        &self,
+        writes: Vec<community::store::Write>,
+    ) -> community::store::StoreResult<()> {
+        use std::sync::atomic::Ordering;
+        let stats = writes
+            .iter()
+            .filter_map(community::store::Write::key)
+            .any(|k| k.pk.starts_with("MAIL#") && k.sk == "STATS");
+        if stats
+            && self
+                .conflicts
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok()
+        {
+            return Err(community::store::StoreError::Conflict);
+        }
+        self.inner.transact(writes).await
+    }
+}
+
+#[tokio::test]
+async fn a_conflict_after_the_send_never_sends_the_mail_again() {
+    let (app, dir) = embedded_app(|_| {});
+    join(&app, &member("member-marie")).await;
+    let table = Contended {
+        inner: app.table.clone(),
+        // More than the in-process retries: the first delivery's
+        // finalisation fails, the message is retried.
+        conflicts: std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(10)),
+    };
+    let contended = community::App::new(table, (*app.settings).clone());
+    let mailbox = DirMailbox::new(dir.path().join("mailbox")).expect("mailbox");
+    let consumer = EmailsConsumer {
+        app: contended,
+        mailer: mailbox.clone(),
+    };
+    // The sample's one message: not finalised, so the invocation fails and
+    // SQS delivers it again.
+    assert!(community::queue::sqs(&consumer, sample()).await.is_err());
+    assert_eq!(mailbox.list().expect("list").len(), 1);
+    for _ in 0..2 {
+        let res = community::queue::sqs(&consumer, sample())
+            .await
+            .expect("ok");
+        assert!(res.batch_item_failures.is_empty());
+    }
+    let mails = mailbox.list().expect("list");
+    assert_eq!(mails.len(), 1, "sent once, whatever the conflicts after it");
+    let stats = community::mail::stats(&app, &mails[0].mail_id)
+        .await
+        .expect("stats");
+    assert_eq!(stats["sent"].as_i64(), Some(1), "counted once");
+}

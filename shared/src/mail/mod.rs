@@ -7,10 +7,18 @@
 //! decision on your idea, progress of your idea) always go; community mails
 //! (news of ideas a member voted for) only with `email_opt_in`.
 //!
-//! Sending is the one effect outside the table: a mail is sent, then its
-//! marker `DONE#email#{event}#{recipient}` is written; a redelivery skips
-//! recipients with a marker. A crash between the two can repeat one mail
-//! (at-least-once for that step), never lose one.
+//! Sending is the one effect outside the table, so a mail is recorded
+//! before it is sent. Its marker `DONE#email#{event}#{recipient}` is claimed
+//! first (`state: sending`, a single-item conditional write: no other
+//! request or event writes it), then the mail is sent, then the marker says
+//! `sent`. The batch's mails are finalised at the end of the batch (marker
+//! `done`, the member's sent record, and the mail's `STATS` counted once
+//! per mail and batch, not per copy). A redelivery skips `done` and `sent`
+//! markers (finalising the latter), leaves a recent `sending` claim to the
+//! worker that holds it, and sends again only when a claim is older than
+//! [`CLAIM_LEASE_MS`] (its worker died between the claim and the send's
+//! answer: the one case where a mail can go twice). A conflict or a
+//! throttled write after the send never sends a mail again.
 
 pub mod dir;
 pub mod ses;
@@ -19,9 +27,9 @@ pub mod templates;
 use crate::app::App;
 use crate::domain::{now, IdeaId};
 use crate::error::{Error, Result};
-use crate::events::{consumed_marker, Event, Kind};
+use crate::events::{marker_key, Event, Kind};
 use crate::queue::Consumer;
-use crate::store::{Item, Key, StoreError, Table, Update, Write};
+use crate::store::{Cond, Item, Key, StoreError, Table, Update, Write};
 use crate::{ideas, members};
 use async_trait::async_trait;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -30,8 +38,26 @@ use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sha2::Sha256;
+use tracing::Instrument;
 
 pub const CONSUMER: &str = "email";
+/// A `sending` claim older than this is taken over (its worker died): it
+/// exceeds a consumer invocation (30 s timeout) and is shorter than the
+/// queue's visibility timeout (180 s), so a redelivery takes it over.
+pub const CLAIM_LEASE_MS: i64 = 60_000;
+
+fn now_ms() -> i64 {
+    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+/// A mail sent in this batch, to be finalised with the batch.
+struct Sent {
+    /// The message it belongs to (so a failed finalisation fails it).
+    message: usize,
+    claim: Key,
+    mail_id: String,
+    record: Option<Write>,
+}
 
 /// One mail to one recipient.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -289,41 +315,161 @@ impl<T: Table + Clone, M: Mailer> EmailsConsumer<T, M> {
         }
     }
 
-    /// Sends `t` to `r` once for this event.
-    async fn deliver(&self, e: &Event, r: &Recipient, t: templates::Rendered) -> Result<()> {
-        let marker = consumed_marker(CONSUMER, &format!("{}#{}", e.event_id, r.member));
-        let Some(mk) = marker.key() else {
-            return Ok(());
-        };
-        if self.app.table.get(&mk, true).await?.is_some() {
-            return Ok(());
-        }
+    /// Sends `t` to `r` once for this event; the mail is finalised with
+    /// the batch (`finalise`).
+    async fn deliver(
+        &self,
+        e: &Event,
+        r: &Recipient,
+        t: templates::Rendered,
+        out: &mut Vec<Sent>,
+        message: usize,
+    ) -> Result<()> {
+        let claim = marker_key(CONSUMER, &format!("{}#{}", e.event_id, r.member));
         let mail = compose(&self.app.settings, &r.email, &r.member, t);
-        self.mailer
-            .send(&mail)
-            .await
-            .map_err(|err| Error::Store(StoreError::unavailable(err)))?;
-        let mut writes = vec![marker, count_sent(&mail.mail_id)];
-        if r.member != COMMITTEE_RECIPIENT {
-            writes.push(sent_record(&r.member, &e.event_id, &mail));
-        }
-        // The mail is out: a transaction cancelled by a conflict (the
-        // mail's STATS item is shared by concurrent batches) is run again
-        // rather than failing the message, whose redelivery would send the
-        // mail a second time.
-        match crate::error::commit(&self.app.table, writes, None).await {
-            Ok(()) => {
-                crate::metrics::record_email_sent(&mail.mail_id);
-                Ok(())
+        let record =
+            (r.member != COMMITTEE_RECIPIENT).then(|| sent_record(&r.member, &e.event_id, &mail));
+        let sent = Sent {
+            message,
+            claim: claim.clone(),
+            mail_id: mail.mail_id.clone(),
+            record,
+        };
+        if let Some(m) = self.app.table.get(&claim, true).await? {
+            match m.get("state").and_then(Value::as_str) {
+                // Sent by an earlier delivery whose finalisation failed.
+                Some("sent") => {
+                    out.push(sent);
+                    return Ok(());
+                }
+                Some("sending") => {
+                    let at = m.get("claimed_ms").and_then(Value::as_i64).unwrap_or(0);
+                    if now_ms() - at < CLAIM_LEASE_MS {
+                        // Another worker holds it: try again later.
+                        return Err(Error::Busy);
+                    }
+                }
+                // `done`, or a marker of before claims: sent and counted.
+                _ => return Ok(()),
             }
-            Err(Error::Store(StoreError::ConditionFailed { .. })) => Ok(()),
-            Err(e) => Err(e),
         }
+        let mut item = Item::new();
+        item.insert("pk".into(), json!(claim.pk));
+        item.insert("sk".into(), json!(claim.sk));
+        item.insert("state".into(), json!("sending"));
+        item.insert("claimed_ms".into(), json!(now_ms()));
+        item.insert("at".into(), json!(now()));
+        let free = Cond::NotExists.or(Cond::Eq("state".into(), json!("sending")).and(
+            Cond::LessThan("claimed_ms".into(), now_ms() - CLAIM_LEASE_MS),
+        ));
+        match single(&self.app.table, Write::put(item).when(free)).await {
+            Ok(()) => {}
+            // Claimed or sent by another delivery meanwhile.
+            Err(Error::Store(StoreError::ConditionFailed { .. })) => return Err(Error::Busy),
+            Err(err) => return Err(err),
+        }
+        if let Err(err) = self.mailer.send(&mail).await {
+            // Not sent: free the claim so that the retry sends it.
+            let release = Write::update(claim.clone(), Update::default().set("claimed_ms", 0));
+            let _ = single(&self.app.table, release).await;
+            return Err(Error::Store(StoreError::unavailable(err)));
+        }
+        crate::metrics::record_email_sent(&mail.mail_id);
+        // The mail is out: say so on its own marker (no other writer).
+        let u = Update::default().set("state", "sent");
+        single(&self.app.table, Write::update(claim, u).when(Cond::Exists)).await?;
+        out.push(sent);
+        Ok(())
+    }
+
+    /// Finalises the batch's sent mails: markers `done`, the members' sent
+    /// records and each mail's `sent` count, as few transactions as DynamoDB
+    /// allows (100 actions); returns the messages whose mails could not be
+    /// finalised (they are delivered again and finalised then, not re-sent).
+    async fn finalise(&self, sent: Vec<Sent>) -> Vec<usize> {
+        let mut failed = Vec::new();
+        let mut chunk: Vec<Sent> = Vec::new();
+        let flush = |chunk: Vec<Sent>| async move {
+            let mut counts: std::collections::BTreeMap<String, i64> = Default::default();
+            let mut writes = Vec::new();
+            for s in &chunk {
+                *counts.entry(s.mail_id.clone()).or_default() += 1;
+                writes.push(
+                    Write::update(s.claim.clone(), Update::default().set("state", "done"))
+                        .when(Cond::Eq("state".into(), json!("sent"))),
+                );
+                if let Some(r) = &s.record {
+                    writes.push(r.clone());
+                }
+            }
+            for (mail_id, n) in counts {
+                let mut u = stats_update(&mail_id);
+                u.add = vec![("sent".into(), n)];
+                writes.push(Write::update(stats_key(&mail_id), u));
+            }
+            match crate::error::commit(&self.app.table, writes, None).await {
+                Ok(()) => Vec::new(),
+                // Another delivery finalised one of them: finalise the
+                // others one by one.
+                Err(Error::Store(StoreError::ConditionFailed { .. })) if chunk.len() > 1 => {
+                    let mut failed = Vec::new();
+                    for s in chunk {
+                        let m = s.message;
+                        if Box::pin(self.finalise(vec![s])).await.is_empty() {
+                            continue;
+                        }
+                        failed.push(m);
+                    }
+                    failed
+                }
+                Err(Error::Store(StoreError::ConditionFailed { .. })) => Vec::new(),
+                Err(e) => {
+                    tracing::warn!(error = %e, "sent mails not finalised; their messages are retried (the mails are not sent again)");
+                    chunk.iter().map(|s| s.message).collect()
+                }
+            }
+        };
+        for s in sent {
+            let distinct = chunk
+                .iter()
+                .chain(std::iter::once(&s))
+                .map(|c| c.mail_id.as_str())
+                .collect::<std::collections::BTreeSet<_>>()
+                .len();
+            let actions: usize = chunk
+                .iter()
+                .chain(std::iter::once(&s))
+                .map(|c| 1 + usize::from(c.record.is_some()))
+                .sum();
+            if actions + distinct > crate::store::limits::MAX_TRANSACTION_ACTIONS {
+                failed.extend(flush(std::mem::take(&mut chunk)).await);
+            }
+            chunk.push(s);
+        }
+        if !chunk.is_empty() {
+            failed.extend(flush(chunk).await);
+        }
+        failed
     }
 
     /// The voters of an idea (community mails go to those who opted in).
     async fn voters(&self, idea: &str) -> Result<Vec<String>> {
         crate::votes::voters(&self.app, idea).await
+    }
+}
+
+/// One write, retried in process when throttled or conflicting.
+async fn single<T: Table>(table: &T, w: Write) -> Result<()> {
+    let mut attempt = 0u32;
+    loop {
+        match table.transact(vec![w.clone()]).await {
+            Err(StoreError::Conflict | StoreError::Throttled) if attempt < 6 => {
+                attempt += 1;
+                let ms = rand::Rng::random_range(&mut rand::rng(), 5..20u64) << attempt.min(5);
+                tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+            }
+            other => return Ok(other?),
+        }
     }
 }
 
@@ -334,12 +480,39 @@ impl<T: Table + Clone, M: Mailer> Consumer for EmailsConsumer<T, M> {
     }
 
     async fn apply(&self, e: &Event) -> Result<()> {
+        let mut sent = Vec::new();
+        let r = self.apply_into(e, &mut sent, 0).await;
+        if !self.finalise(sent).await.is_empty() {
+            return Err(Error::Busy);
+        }
+        r
+    }
+
+    /// Every event of the batch, then one finalisation for all the mails
+    /// the batch sent (one `STATS` write per mail per batch).
+    async fn apply_batch(&self, batch: &[(String, Event)]) -> Vec<String> {
+        let mut sent = Vec::new();
+        let mut failed = std::collections::BTreeSet::new();
+        for (i, (id, e)) in batch.iter().enumerate() {
+            let span = tracing::info_span!("message", consumer = CONSUMER, message_id = %id, event_id = %e.event_id, kind = e.kind.as_str());
+            if let Err(err) = self.apply_into(e, &mut sent, i).instrument(span).await {
+                tracing::warn!(consumer = CONSUMER, message_id = %id, event_id = %e.event_id, error = %crate::observe::redact(&err.to_string()), "event failed; it will be retried");
+                failed.insert(i);
+            }
+        }
+        failed.extend(self.finalise(sent).await);
+        failed.into_iter().map(|i| batch[i].0.clone()).collect()
+    }
+}
+
+impl<T: Table + Clone, M: Mailer> EmailsConsumer<T, M> {
+    async fn apply_into(&self, e: &Event, out: &mut Vec<Sent>, message: usize) -> Result<()> {
         let s = &self.app.settings;
         match e.kind {
             Kind::MemberSignedUp => {
                 if let Some((r, _)) = self.member(&e.member_id).await? {
                     let t = templates::welcome(s, &r.name, &e.event_id, &r.member);
-                    self.deliver(e, &r, t).await?;
+                    self.deliver(e, &r, t, out, message).await?;
                 }
                 Ok(())
             }
@@ -354,7 +527,7 @@ impl<T: Table + Clone, M: Mailer> Consumer for EmailsConsumer<T, M> {
                 };
                 if let Some((author, _)) = self.member(&idea.author_id).await? {
                     let t = templates::for_author(s, e, &idea, &author.name, &author.member);
-                    self.deliver(e, &author, t).await?;
+                    self.deliver(e, &author, t, out, message).await?;
                 }
                 if e.kind == Kind::IdeaReachedThreshold {
                     let committee = Recipient {
@@ -362,8 +535,8 @@ impl<T: Table + Clone, M: Mailer> Consumer for EmailsConsumer<T, M> {
                         email: s.committee_email.clone(),
                         name: "Comité".into(),
                     };
-                    self.deliver(e, &committee, templates::for_committee(s, e, &idea))
-                        .await?;
+                    let t = templates::for_committee(s, e, &idea);
+                    self.deliver(e, &committee, t, out, message).await?;
                 } else {
                     for v in self.voters(&idea.id).await? {
                         if v == idea.author_id {
@@ -371,7 +544,7 @@ impl<T: Table + Clone, M: Mailer> Consumer for EmailsConsumer<T, M> {
                         }
                         if let Some((r, true)) = self.member(&v).await? {
                             let t = templates::for_voter(s, e, &idea, &r.name, &r.member);
-                            self.deliver(e, &r, t).await?;
+                            self.deliver(e, &r, t, out, message).await?;
                         }
                     }
                 }
@@ -405,7 +578,7 @@ impl<T: Table + Clone, M: Mailer> Consumer for EmailsConsumer<T, M> {
                 for (member, prize) in targets {
                     if let Some((r, _)) = self.member(&member).await? {
                         let t = templates::for_campaign(s, e, &r.name, prize.as_deref());
-                        self.deliver(e, &r, t).await?;
+                        self.deliver(e, &r, t, out, message).await?;
                     }
                 }
                 Ok(())
@@ -417,7 +590,7 @@ impl<T: Table + Clone, M: Mailer> Consumer for EmailsConsumer<T, M> {
             Kind::ContentHidden | Kind::ContentRestored => {
                 if let Some((r, _)) = self.member(&e.member_id).await? {
                     let t = templates::for_moderation(s, e, &r.name, &r.member);
-                    self.deliver(e, &r, t).await?;
+                    self.deliver(e, &r, t, out, message).await?;
                 }
                 Ok(())
             }
