@@ -79,8 +79,18 @@ pub struct Pipeline<T> {
 }
 
 /// The cause the local relay's store calls are attributed to: on AWS the
-/// relay reads the table's stream, which bills no read units.
+/// relay reads the table's stream, which bills no read units. Each event's
+/// messages are attributed to `{RELAY_CAUSE}: {kind}`.
 pub const RELAY_CAUSE: &str = "relay (local stand-in for the stream)";
+
+/// The event kind of a queue message (`?` when its body is not an event).
+fn kind_of(item: &Item) -> String {
+    item.get("body")
+        .and_then(Value::as_str)
+        .and_then(|b| serde_json::from_str::<Value>(b).ok())
+        .and_then(|v| v.get("kind").and_then(Value::as_str).map(str::to_owned))
+        .unwrap_or_else(|| "?".into())
+}
 
 /// The relay's reader name on the change feed.
 pub const RELAY_READER: &str = "relay";
@@ -127,8 +137,11 @@ impl<T: Table + ChangeFeed + Clone> Pipeline<T> {
                     0,
                 )));
             }
+            let cause = format!("{RELAY_CAUSE}: {}", event.kind.as_str());
             if !writes.is_empty() {
-                if let Err(e) = self.table.transact(writes).await {
+                if let Err(e) =
+                    capacity::attributed(cause.clone(), self.table.transact(writes)).await
+                {
                     if let Some(seq) = &acked {
                         self.table.ack(RELAY_READER, seq).await?;
                     }
@@ -138,7 +151,7 @@ impl<T: Table + ChangeFeed + Clone> Pipeline<T> {
             n += 1;
             // The relay's calls count the events relayed.
             if let Some(m) = &self.meter {
-                m.call(RELAY_CAUSE);
+                m.call(&cause);
             }
             acked = Some(c.seq.clone());
         }
@@ -154,7 +167,8 @@ impl<T: Table + ChangeFeed + Clone> Pipeline<T> {
         let Some(app) = &self.aggregator else {
             return Ok(0);
         };
-        let cause = format!("consumer:{}", thresholds::CONSUMER);
+        // Vote record changes only: casts and withdrawals.
+        let cause = format!("consumer:{}/vote.cast", thresholds::CONSUMER);
         let started = std::time::Instant::now();
         let r = capacity::attributed(cause.clone(), thresholds::drain_feed(app)).await;
         if let Some(m) = &self.meter {
@@ -232,10 +246,26 @@ impl<T: Table + ChangeFeed + Clone> Pipeline<T> {
         if page.items.is_empty() {
             return Ok(0);
         }
-        let runs = page
-            .items
-            .chunks(BATCH as usize)
-            .map(|items| self.run_batch(q, consumer.as_ref(), items));
+        // Batches of one event kind each, so the meter attributes a
+        // consumer's work to the kind that caused it
+        // (`consumer:{name}/{kind}`); SQS batches on AWS mix kinds, and
+        // cost the same per message.
+        let mut by_kind: std::collections::BTreeMap<String, Vec<Item>> = Default::default();
+        for i in page.items.iter() {
+            by_kind.entry(kind_of(i)).or_default().push(i.clone());
+        }
+        let batches: Vec<(String, Vec<Item>)> = by_kind
+            .into_iter()
+            .flat_map(|(k, items)| {
+                items
+                    .chunks(BATCH as usize)
+                    .map(|c| (k.clone(), c.to_vec()))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let runs = batches
+            .iter()
+            .map(|(kind, items)| self.run_batch(q, consumer.as_ref(), kind, items));
         for r in futures::future::join_all(runs).await {
             r?;
         }
@@ -248,6 +278,7 @@ impl<T: Table + ChangeFeed + Clone> Pipeline<T> {
         &self,
         q: Queue,
         consumer: &dyn Consumer,
+        kind: &str,
         items: &[Item],
     ) -> Result<(), StoreError> {
         let messages: Vec<Message> = items
@@ -262,7 +293,7 @@ impl<T: Table + ChangeFeed + Clone> Pipeline<T> {
             consumer.name(),
             messages.len(),
         );
-        let cause = format!("consumer:{}", consumer.name());
+        let cause = format!("consumer:{}/{kind}", consumer.name());
         if let Some(m) = &self.meter {
             m.call(&cause);
         }

@@ -92,22 +92,36 @@ async fn the_meter_attributes_units_to_routes_and_consumers() {
     assert!(vote["rcu"].as_f64().unwrap_or(0.0) > 0.0, "{vote}");
     assert!(vote["busy_ms"].as_f64().unwrap_or(0.0) > 0.0, "{vote}");
     // The vote's event reached the points queue through the relay, and the
-    // points consumer's work is its own.
-    let points = &by["consumer:points"];
-    assert!(points["calls"].as_u64().unwrap_or(0) >= 1, "{points}");
+    // points consumer's work on it is attributed to its kind.
+    let points = &by["consumer:points/vote.cast"];
+    assert_eq!(points["calls"].as_u64(), Some(1), "{points}");
     assert!(points["wcu"].as_f64().unwrap_or(0.0) > 0.0, "{points}");
     assert!(points["busy_ms"].as_f64().unwrap_or(0.0) > 0.0, "{points}");
-    let relay = &by[local::pipeline::RELAY_CAUSE];
     assert!(
-        relay["messages"]["points"].as_u64().unwrap_or(0) >= 1,
-        "{relay}"
+        by["consumer:points/member.signed_up"]["wcu"]
+            .as_f64()
+            .unwrap_or(0.0)
+            > 0.0
     );
-    // Its calls count the events relayed: two sign-ups, the idea, the vote.
-    assert!(relay["calls"].as_u64().unwrap_or(0) >= 4, "{relay}");
+    // The aggregator counted it from the feed.
+    let tally = &by["consumer:thresholds/vote.cast"];
+    assert!(tally["wcu"].as_f64().unwrap_or(0.0) > 0.0, "{tally}");
+    let relay = &by[format!("{}: vote.cast", local::pipeline::RELAY_CAUSE).as_str()];
+    assert_eq!(relay["messages"]["points"].as_u64(), Some(1), "{relay}");
+    // Its calls count the events relayed: one vote; two sign-ups.
+    assert_eq!(relay["calls"].as_u64(), Some(1), "{relay}");
+    let signups = &by[format!("{}: member.signed_up", local::pipeline::RELAY_CAUSE).as_str()];
+    assert_eq!(signups["calls"].as_u64(), Some(2), "{signups}");
     assert!(rep["hot_write_partitions"]
         .as_array()
         .is_some_and(|a| !a.is_empty()));
-    assert_eq!(rep["total"]["conflicts"], json!(0));
+    // No request met a conflict (the points and insights consumers may:
+    // both write a member's SCORE item, and retry in process).
+    for (cause, u) in by.as_object().into_iter().flatten() {
+        if !cause.starts_with("consumer:") {
+            assert_eq!(u["conflicts"], json!(0), "{cause}: {u}");
+        }
+    }
 
     assert_eq!(
         send(&r, "POST", "/local/capacity/reset", None, None)
