@@ -9,8 +9,9 @@
 //!   cursor (`thresholds::drain_feed`), as it reads the stream on AWS.
 //! - queues: a message is `LQ#{queue} / {visible_at_ms}#{event_id}`; a
 //!   queue's poller takes up to 5 batches of 10 visible messages and runs
-//!   them concurrently (as Lambda's SQS event source starts), each through
-//!   the batch handler; it deletes
+//!   them concurrently (as Lambda's SQS event source starts; up to 50 while
+//!   a backlog lasts, as it scales out), each through the batch handler;
+//!   it deletes
 //!   the ones that succeeded and re-schedules the failed ones with
 //!   exponential backoff; after `max_receives` receives a message moves to
 //!   `LDLQ#{queue}` (the dead-letter store), listed at `GET /local/dead-letters`
@@ -37,6 +38,11 @@ const BATCH: u32 = 10;
 /// Batches of one queue handled at once: Lambda's SQS event source starts
 /// with five concurrent batches (and scales up from there).
 pub const CONCURRENT_BATCHES: usize = 5;
+/// The most batches of one queue at once: while a queue's polls come back
+/// full the poller adds five batches a poll, as Lambda's SQS event source
+/// scales out under a backlog (by up to 300 concurrent invocations a
+/// minute), and drops back to five when the backlog is gone.
+pub const MAX_CONCURRENT_BATCHES: usize = 50;
 
 fn now_ms() -> i64 {
     (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
@@ -231,6 +237,11 @@ impl<T: Table + ChangeFeed + Clone> Pipeline<T> {
     /// once, as Lambda's SQS event source does; returns how many messages
     /// it took.
     pub async fn consume_once(&self, q: Queue) -> Result<usize, StoreError> {
+        self.consume_up_to(q, CONCURRENT_BATCHES).await
+    }
+
+    /// Takes up to `concurrent` batches of `q` and runs them at once.
+    pub async fn consume_up_to(&self, q: Queue, concurrent: usize) -> Result<usize, StoreError> {
         let Some(consumer) = self.consumers.get(&q) else {
             return Ok(0);
         };
@@ -240,7 +251,7 @@ impl<T: Table + ChangeFeed + Clone> Pipeline<T> {
             .query(
                 &Query::new(Index::Primary, queue_pk(q))
                     .sk(SortKey::Between(String::new(), upto))
-                    .limit(BATCH * CONCURRENT_BATCHES as u32),
+                    .limit(BATCH * concurrent as u32),
             )
             .await?;
         if page.items.is_empty() {
@@ -263,10 +274,15 @@ impl<T: Table + ChangeFeed + Clone> Pipeline<T> {
                     .collect::<Vec<_>>()
             })
             .collect();
-        let runs = batches
-            .iter()
-            .map(|(kind, items)| self.run_batch(q, consumer.as_ref(), kind, items));
-        for r in futures::future::join_all(runs).await {
+        // At most `concurrent` at a time (waves of them).
+        let mut runs = Vec::with_capacity(batches.len());
+        for wave in batches.chunks(concurrent.max(1)) {
+            let started = wave
+                .iter()
+                .map(|(kind, items)| self.run_batch(q, consumer.as_ref(), kind, items));
+            runs.extend(futures::future::join_all(started).await);
+        }
+        for r in runs {
             r?;
         }
         Ok(page.items.len())
@@ -444,12 +460,17 @@ impl<T: Table + ChangeFeed + Clone> Pipeline<T> {
             }
             let me = self.clone();
             tokio::spawn(async move {
+                let mut concurrent = CONCURRENT_BATCHES;
                 loop {
-                    match me.consume_once(q).await {
-                        Ok(n) if n < BATCH as usize * CONCURRENT_BATCHES => {
+                    match me.consume_up_to(q, concurrent).await {
+                        Ok(n) if n < BATCH as usize * concurrent => {
+                            concurrent = CONCURRENT_BATCHES;
                             tokio::time::sleep(Duration::from_millis(20)).await
                         }
-                        Ok(_) => {}
+                        Ok(_) => {
+                            concurrent =
+                                (concurrent + CONCURRENT_BATCHES).min(MAX_CONCURRENT_BATCHES);
+                        }
                         Err(e) => {
                             tracing::error!(queue = q.name(), error = %e, "consumer failed; retrying");
                             tokio::time::sleep(Duration::from_millis(500)).await;

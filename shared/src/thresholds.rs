@@ -7,11 +7,13 @@
 //! tally (`IDEA#{id} / TALLY`: the count, a version, and per voter bucket
 //! the sequence number of the last vote record change it counted), then one
 //! roll-up of the count onto the idea row (lists, `sort=top`, the idea's
-//! page). Changes of one partition key come in order (Lambda keeps that
-//! order per partition key, the embedded feed keeps one global order), so a
-//! redelivered change has a sequence number at or below its bucket's
-//! watermark and is not counted again: a batch delivered twice, or split
-//! and retried, changes nothing. No vote request writes a shared item.
+//! page). Changes of one voter bucket (one partition key, so one stream
+//! shard) come in order: the function reads each shard one batch at a time
+//! (`ParallelizationFactor: 1`; above 1, Lambda keeps order per item only),
+//! and the embedded feed keeps one global order. So a redelivered change has
+//! a sequence number at or below its bucket's watermark and is not counted
+//! again: a batch delivered twice, or split and retried, changes nothing. No
+//! vote request writes a shared item.
 //!
 //! Crossing the threshold is the roll-up's own condition (`status = open`)
 //! with the `idea.reached_threshold` event in the same write; the idea keeps
@@ -200,17 +202,18 @@ async fn rollup<T: Table>(app: &App<T>, idea: &IdeaId, t: &Tally) -> Result<()> 
         Err(e) => return Err(e),
     };
     let newer = t.ver > row.votes_seq;
-    let crossing = row.status == IdeaStatus::Open
-        && t.votes >= 0
-        && t.votes as u64 >= app.settings.vote_threshold;
-    if !newer && !crossing {
-        return Ok(());
-    }
+    // The count this write leaves on the row: the tally's if newer (an
+    // older tally never replaces a newer roll-up, nor decides the threshold).
     let (votes, seq) = if newer {
         (t.votes, t.ver)
     } else {
         (row.votes, row.votes_seq)
     };
+    let crossing =
+        row.status == IdeaStatus::Open && votes >= 0 && votes as u64 >= app.settings.vote_threshold;
+    if !newer && !crossing {
+        return Ok(());
+    }
     let mut u = Update::default()
         .set("votes", votes)
         .set("votes_seq", seq)
@@ -287,30 +290,34 @@ pub async fn stream_batch<T: Table>(app: &App<T>, batch: &Value) -> Value {
         .get("Records")
         .and_then(Value::as_array)
         .unwrap_or(&empty);
+    // Positions in `records` of the changes, to name a failed one.
     let mut changes = Vec::with_capacity(records.len());
-    let mut failed = None;
+    let mut at = Vec::with_capacity(records.len());
     for (i, r) in records.iter().enumerate() {
         match Change::from_stream_record(r) {
-            Some(c) => changes.push(c),
-            None => {
-                tracing::error!(
-                    record = i,
-                    "unreadable stream record; the stream retries from here"
-                );
-                failed = Some(i);
-                break;
+            Some(c) => {
+                changes.push(c);
+                at.push(i);
             }
+            // Nothing in it to count; retrying it would hold the shard
+            // (the function retries until records expire), so it is logged
+            // and passed over.
+            None => tracing::error!(
+                record = i,
+                "unreadable stream record skipped: no vote to count"
+            ),
         }
     }
-    if let Err(i) = apply(app, &changes).await {
-        failed = Some(failed.map_or(i, |f: usize| f.min(i)));
-    }
-    match failed {
-        Some(i) => {
-            let seq = records[i]["dynamodb"]["SequenceNumber"].clone();
+    match apply(app, &changes).await {
+        Ok(()) => json!({"batchItemFailures": []}),
+        Err(i) => {
+            let seq = at
+                .get(i)
+                .and_then(|r| records.get(*r))
+                .map(|r| r["dynamodb"]["SequenceNumber"].clone())
+                .unwrap_or(Value::Null);
             json!({"batchItemFailures": [{"itemIdentifier": seq}]})
         }
-        None => json!({"batchItemFailures": []}),
     }
 }
 

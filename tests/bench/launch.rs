@@ -512,7 +512,9 @@ fn cost(
     }
     let invocations = http + batches + events / p.lambda.relay_records_per_invocation;
     let gb_seconds = busy_ms / 1000.0 * p.lambda.memory_mb / 1024.0;
-    let sqs_requests = messages + 2.0 * batches;
+    // The relay sends ten messages per SendMessageBatch request; each
+    // consumer batch costs a receive and a delete.
+    let sqs_requests = messages / 10.0 + 2.0 * batches;
     let emails = if background { emails as f64 } else { 0.0 };
     let per = 1e6 / n;
     let dollars = [

@@ -125,8 +125,11 @@ async fn the_threshold_moves_the_idea_to_the_committee_once_whatever_the_redeliv
     );
 }
 
+/// A record that is not a stream record holds no vote; retrying it would
+/// hold the shard (the function retries until records expire), so it is
+/// passed over and the votes beside it are counted.
 #[tokio::test]
-async fn an_unreadable_record_is_reported_not_skipped() {
+async fn an_unreadable_record_does_not_hold_the_votes_beside_it() {
     let (app, _d) = embedded_app(|_| {});
     let author = member("author");
     join(&app, &author).await;
@@ -137,6 +140,9 @@ async fn an_unreadable_record_is_reported_not_skipped() {
         0,
         json!({"eventName": "INSERT", "dynamodb": {"SequenceNumber": "1"}}),
     );
-    let res = thresholds::stream_batch(&app, &json!({ "Records": records })).await;
-    assert_eq!(res["batchItemFailures"][0]["itemIdentifier"], "1");
+    deliver(&app, &records).await;
+    let row = community::ideas::load(&app, &idea, true)
+        .await
+        .expect("row");
+    assert_eq!(row.votes, 1);
 }

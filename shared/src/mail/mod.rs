@@ -55,6 +55,9 @@ struct Sent {
     /// The message it belongs to (so a failed finalisation fails it).
     message: usize,
     claim: Key,
+    /// This delivery's claim, when its `sent` mark could not be written:
+    /// finalising accepts the marker in that state too.
+    claimed_ms: Option<i64>,
     mail_id: String,
     record: Option<Write>,
 }
@@ -329,12 +332,17 @@ impl<T: Table + Clone, M: Mailer> EmailsConsumer<T, M> {
         let mail = compose(&self.app.settings, &r.email, &r.member, t);
         let record =
             (r.member != COMMITTEE_RECIPIENT).then(|| sent_record(&r.member, &e.event_id, &mail));
-        let sent = Sent {
+        let mut sent = Sent {
             message,
             claim: claim.clone(),
+            claimed_ms: None,
             mail_id: mail.mail_id.clone(),
             record,
         };
+        // The same event twice in one batch (a relay retry): once is enough.
+        if out.iter().any(|o| o.claim == claim) {
+            return Ok(());
+        }
         if let Some(m) = self.app.table.get(&claim, true).await? {
             match m.get("state").and_then(Value::as_str) {
                 // Sent by an earlier delivery whose finalisation failed.
@@ -353,11 +361,12 @@ impl<T: Table + Clone, M: Mailer> EmailsConsumer<T, M> {
                 _ => return Ok(()),
             }
         }
+        let mine = now_ms();
         let mut item = Item::new();
         item.insert("pk".into(), json!(claim.pk));
         item.insert("sk".into(), json!(claim.sk));
         item.insert("state".into(), json!("sending"));
-        item.insert("claimed_ms".into(), json!(now_ms()));
+        item.insert("claimed_ms".into(), json!(mine));
         item.insert("at".into(), json!(now()));
         let free = Cond::NotExists.or(Cond::Eq("state".into(), json!("sending")).and(
             Cond::LessThan("claimed_ms".into(), now_ms() - CLAIM_LEASE_MS),
@@ -375,9 +384,16 @@ impl<T: Table + Clone, M: Mailer> EmailsConsumer<T, M> {
             return Err(Error::Store(StoreError::unavailable(err)));
         }
         crate::metrics::record_email_sent(&mail.mail_id);
-        // The mail is out: say so on its own marker (no other writer).
+        // The mail is out: say so on its own marker (no other writer). If
+        // even that is refused, the batch's finalisation still finalises
+        // this claim (it knows it by `claimed_ms`), so the mail is never
+        // sent again because of it.
         let u = Update::default().set("state", "sent");
-        single(&self.app.table, Write::update(claim, u).when(Cond::Exists)).await?;
+        let mark = Write::update(claim, u).when(Cond::Eq("claimed_ms".into(), json!(mine)));
+        if let Err(err) = single(&self.app.table, mark).await {
+            tracing::warn!(error = %err, "sent mark not written; the batch finalises the claim");
+            sent.claimed_ms = Some(mine);
+        }
         out.push(sent);
         Ok(())
     }
@@ -394,9 +410,14 @@ impl<T: Table + Clone, M: Mailer> EmailsConsumer<T, M> {
             let mut writes = Vec::new();
             for s in &chunk {
                 *counts.entry(s.mail_id.clone()).or_default() += 1;
+                let mut ours = Cond::Eq("state".into(), json!("sent"));
+                if let Some(ms) = s.claimed_ms {
+                    ours = ours.or(Cond::Eq("state".into(), json!("sending"))
+                        .and(Cond::Eq("claimed_ms".into(), json!(ms))));
+                }
                 writes.push(
                     Write::update(s.claim.clone(), Update::default().set("state", "done"))
-                        .when(Cond::Eq("state".into(), json!("sent"))),
+                        .when(ours),
                 );
                 if let Some(r) = &s.record {
                     writes.push(r.clone());

@@ -8,11 +8,13 @@
 //! are invoked only for these records, and the embedded store records
 //! nothing else.
 //!
-//! A change has a sequence number. Lambda delivers a stream's records in
-//! order per partition key (also with a ParallelizationFactor above 1), and
-//! the embedded feed is in one global order, so a reader that keeps, per
-//! partition key it aggregates, the last sequence number it applied (a
-//! watermark) recognises a redelivered record and skips it.
+//! A change has a sequence number. Lambda delivers a shard's records in
+//! order when it reads the shard one batch at a time (ParallelizationFactor
+//! 1; above 1 it keeps order per item only), the items of one partition key
+//! live in one shard, and the embedded feed is in one global order; so a
+//! reader that keeps, per partition key it aggregates, the last sequence
+//! number it applied (a watermark) recognises a redelivered record and
+//! skips it.
 
 use super::{Item, StoreResult};
 use async_trait::async_trait;
