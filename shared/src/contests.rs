@@ -293,18 +293,6 @@ pub async fn all_members<T: Table>(
     prefix: &str,
     buckets: u32,
 ) -> Result<Vec<String>> {
-    members_in_buckets(app, Index::Gsi1, prefix, buckets).await
-}
-
-/// The `member_id`s of the items in partitions `{prefix}#{00..buckets}` of
-/// `index`, bucket by bucket, in pages (contest entrants and applicants in
-/// gsi1, an idea's voters in the primary index).
-pub async fn members_in_buckets<T: Table>(
-    app: &App<T>,
-    index: Index,
-    prefix: &str,
-    buckets: u32,
-) -> Result<Vec<String>> {
     let mut out = Vec::new();
     for b in 0..buckets {
         let mut start = None;
@@ -312,7 +300,7 @@ pub async fn members_in_buckets<T: Table>(
             let page = app
                 .table
                 .query(
-                    &Query::new(index, format!("{prefix}#{b:02}"))
+                    &Query::new(Index::Gsi1, format!("{prefix}#{b:02}"))
                         .limit(1000)
                         .start_after(start.take()),
                 )

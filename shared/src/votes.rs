@@ -26,7 +26,7 @@ use crate::domain::{now, IdeaId, IdeaStatus};
 use crate::error::{Error, Result};
 use crate::ideas;
 use crate::members;
-use crate::store::{Cond, Index, Key, StoreError, Table, Write};
+use crate::store::{Cond, Index, Key, Query, StoreError, Table, Write};
 use rand::Rng;
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -168,6 +168,28 @@ pub async fn has_voted<T: Table>(app: &App<T>, idea: &IdeaId, member: &str) -> R
 
 /// The voters of an idea, bucket by bucket, in pages of the primary index.
 pub async fn voters<T: Table>(app: &App<T>, idea: &str) -> Result<Vec<String>> {
-    let prefix = format!("VOTERS#{idea}");
-    crate::contests::members_in_buckets(app, Index::Primary, &prefix, VOTER_BUCKETS).await
+    let mut out = Vec::new();
+    for b in 0..VOTER_BUCKETS {
+        let mut start = None;
+        loop {
+            let page = app
+                .table
+                .query(
+                    &Query::new(Index::Primary, voters_pk(idea, b))
+                        .limit(1000)
+                        .start_after(start.take()),
+                )
+                .await?;
+            out.extend(page.items.iter().filter_map(|i| {
+                i.get("member_id")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+            }));
+            match page.last_key {
+                Some(k) => start = Some(k),
+                None => break,
+            }
+        }
+    }
+    Ok(out)
 }
