@@ -341,6 +341,103 @@ async fn secondary_indexes_are_sparse_and_follow_updates(t: T) {
         .all(|i| matches!(i["gsi1sk"].as_str(), Some("01" | "02"))));
 }
 
+/// The home list is one Query of gsi4, which holds each idea's card and not
+/// its body; the cards follow status changes and moderation.
+async fn home_list_reads_cards_from_one_index(t: T) {
+    use community::ideas::{self, ListRequest, Sort, EXCERPT_CHARS};
+    let app = support::app(t.clone(), |_| {});
+    let author = support::member(&app, "author").await;
+    let long = "Des paniers de produits proches de leur date, à prix réduit. ".repeat(80);
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let req = ideas::NewIdea {
+            theme: Some(["environment", "children", "loyalty"][i].into()),
+            title: Some(format!("Idée numéro {i}")),
+            body: Some(long.clone()),
+        };
+        ids.push(
+            ideas::create(&app, &author, req, None)
+                .await
+                .expect("idea")
+                .id,
+        );
+    }
+    // What the index holds: the card, never the body.
+    let raw = t
+        .query(&Query::new(Index::Gsi4, ideas::TOP_PK).backward().limit(10))
+        .await
+        .expect("gsi4");
+    assert_eq!(raw.items.len(), 3);
+    for i in &raw.items {
+        assert!(
+            i.get("body").is_none(),
+            "gsi4 projects no body: {:?}",
+            i.keys()
+        );
+        assert!(i.get("excerpt").and_then(Value::as_str).is_some());
+    }
+    let home = |limit: u32, cursor: Option<String>| {
+        let app = app.clone();
+        async move {
+            ideas::list(
+                &app,
+                ListRequest {
+                    sort: Sort::Top,
+                    limit,
+                    cursor,
+                    ..ListRequest::default()
+                },
+            )
+            .await
+            .expect("home list")
+        }
+    };
+    let page = home(2, None).await;
+    assert_eq!(page.items.len(), 2);
+    let first = &page.items[0];
+    assert!(first.truncated);
+    assert!(
+        first.body.chars().count() <= EXCERPT_CHARS + 1,
+        "an excerpt"
+    );
+    assert!(first.body.ends_with('…'));
+    assert!(long.starts_with(first.body.trim_end_matches('…')));
+    // Same votes: newest first; the cursor reaches the third.
+    assert_eq!(first.id, ids[2]);
+    let rest = home(2, page.next_cursor.clone()).await;
+    assert_eq!(rest.items.len(), 1);
+    assert_eq!(rest.items[0].id, ids[0]);
+    assert!(rest.next_cursor.is_none());
+    // A status change shows on the card (the index follows the row).
+    let under = community::domain::IdeaId::parse(&ids[1]).expect("id");
+    community::thresholds::send_to_review(&app, &under)
+        .await
+        .expect("review");
+    let all = home(10, None).await;
+    let card = all.items.iter().find(|c| c.id == ids[1]).expect("listed");
+    assert_eq!(card.status, community::domain::IdeaStatus::UnderReview);
+    // A hidden idea leaves the home list.
+    let mut moderator = support::caller("moderator");
+    moderator.groups = vec!["moderator".into()];
+    community::moderation::decide(
+        &app,
+        &moderator,
+        "idea",
+        &ids[0],
+        community::moderation::DecisionRequest {
+            action: Some("hide".into()),
+            reason: Some("Hors charte".into()),
+        },
+    )
+    .await
+    .expect("hide");
+    let after = home(10, None).await;
+    assert_eq!(
+        after.items.iter().map(|c| c.id.clone()).collect::<Vec<_>>(),
+        vec![ids[2].clone(), ids[1].clone()]
+    );
+}
+
 async fn get_many_returns_what_exists(t: T) {
     for i in 0..130 {
         t.transact(vec![Write::put(obj(
@@ -965,6 +1062,7 @@ conformance!(
     reports_hide_once_and_lists_follow,
     authors_follow_their_hidden_contributions,
     dynamodb_limits_hold,
+    home_list_reads_cards_from_one_index,
 );
 
 #[test]

@@ -8,8 +8,9 @@
 //!   after; inside `TransactWriteItems` ×2 (a `ConditionCheck` is charged as
 //!   a transactional write of the item it reads);
 //! - each secondary index the item is in (before or after) costs one write of
-//!   the projected item (all attributes are projected here); an index key
-//!   that changes costs two (delete the old entry, put the new one);
+//!   the projected item (all attributes, or `gsi4`'s card) when what it
+//!   projects changed; an index key that changes costs two (delete the old
+//!   entry, put the new one);
 //! - a read costs 1 RCU per started 4 KB, ½ when eventually consistent; a
 //!   `GetItem` that finds nothing still costs the minimum; a `Query` is
 //!   charged on the bytes it read, rounded up to 4 KB once per page;
@@ -169,17 +170,24 @@ pub fn write_charges(
         };
         let (old, new) = (ikey(before), ikey(after));
         let name = index.name().unwrap_or("table");
+        // The index holds the projected item: an index write costs its size,
+        // and a change of attributes it does not project costs nothing there.
+        let projected = |i: Option<&Item>| i.map(|i| index.project(i));
+        let (pb, pa) = (projected(before), projected(after));
+        let psize = |i: &Option<Item>| i.as_ref().map(super::limits::item_size).unwrap_or(0);
         match (old, new) {
             (None, None) => {}
             (Some(o), Some(n)) if o == n => {
-                out.push((format!("{name}:{}", n.0), units(size(after), 1024)));
+                if pb != pa {
+                    out.push((format!("{name}:{}", n.0), units(psize(&pa), 1024)));
+                }
             }
             (o, n) => {
                 if let Some(o) = o {
-                    out.push((format!("{name}:{}", o.0), units(size(before), 1024)));
+                    out.push((format!("{name}:{}", o.0), units(psize(&pb), 1024)));
                 }
                 if let Some(n) = n {
-                    out.push((format!("{name}:{}", n.0), units(size(after), 1024)));
+                    out.push((format!("{name}:{}", n.0), units(psize(&pa), 1024)));
                 }
             }
         }

@@ -499,7 +499,7 @@ pub async fn create_table(client: &Client, name: &str) -> Result<(), aws_sdk_dyn
         .stream_specification(
             StreamSpecification::builder()
                 .stream_enabled(true)
-                .stream_view_type(StreamViewType::NewImage)
+                .stream_view_type(StreamViewType::NewAndOldImages)
                 .build()?,
         );
     for index in Index::SECONDARY {
@@ -512,11 +512,17 @@ pub async fn create_table(client: &Client, name: &str) -> Result<(), aws_sdk_dyn
                     .index_name(index.name().unwrap_or_default())
                     .key_schema(key(p, KeyType::Hash)?)
                     .key_schema(key(s, KeyType::Range)?)
-                    .projection(
-                        Projection::builder()
+                    .projection(match index.projection() {
+                        None => Projection::builder()
                             .projection_type(ProjectionType::All)
                             .build(),
-                    )
+                        Some(attrs) => Projection::builder()
+                            .projection_type(ProjectionType::Include)
+                            .set_non_key_attributes(Some(
+                                attrs.iter().map(|a| (*a).to_owned()).collect(),
+                            ))
+                            .build(),
+                    })
                     .build()?,
             );
     }

@@ -40,6 +40,7 @@ const ITEMS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("items"
 const GSI1: TableDefinition<(&str, &str, &str, &str), ()> = TableDefinition::new("gsi1");
 const GSI2: TableDefinition<(&str, &str, &str, &str), ()> = TableDefinition::new("gsi2");
 const GSI3: TableDefinition<(&str, &str, &str, &str), ()> = TableDefinition::new("gsi3");
+const GSI4: TableDefinition<(&str, &str, &str, &str), ()> = TableDefinition::new("gsi4");
 /// The change feed: sequence number → [`Change`] (JSON), for [`feed::STREAMED`] items.
 const FEED: TableDefinition<u64, &[u8]> = TableDefinition::new("feed");
 /// The feed's next sequence number (`next`) and its readers' cursors (`cursor:{reader}`).
@@ -51,6 +52,7 @@ fn gsi_def(
     match index {
         Index::Gsi2 => GSI2,
         Index::Gsi3 => GSI3,
+        Index::Gsi4 => GSI4,
         _ => GSI1,
     }
 }
@@ -287,6 +289,7 @@ fn commit_batch(
             txn.open_table(GSI1).map_err(StoreError::unavailable)?,
             txn.open_table(GSI2).map_err(StoreError::unavailable)?,
             txn.open_table(GSI3).map_err(StoreError::unavailable)?,
+            txn.open_table(GSI4).map_err(StoreError::unavailable)?,
         ];
         for job in jobs {
             results.push(apply_group(
@@ -327,7 +330,7 @@ type GsiTable<'t> = redb::Table<'t, (&'static str, &'static str, &'static str, &
 /// The outer `Err` aborts the whole batch (I/O); the inner result is the job's.
 fn apply_group(
     items: &mut ItemsTable<'_>,
-    gsis: &mut [GsiTable<'_>; 3],
+    gsis: &mut [GsiTable<'_>; 4],
     strict: &Strict,
     job: &Job,
     changes: &mut Vec<Change>,
@@ -565,7 +568,7 @@ fn run_query(txn: &redb::ReadTransaction, q: &Query) -> StoreResult<(Page, usize
             let Some(item) = get_item(&items, &key)? else {
                 return Err(StoreError::Invalid("index entry without item".into()));
             };
-            if !push(item, &mut out) {
+            if !push(q.index.project(&item), &mut out) {
                 more = true;
                 break;
             }

@@ -2,7 +2,7 @@
 //! with the same semantics (the conformance suite in `shared/tests` proves it).
 //!
 //! Items are JSON maps. The primary key is `(pk, sk)`; the secondary indexes
-//! are `gsi1`..`gsi3`, each keyed by `(gsiNpk, gsiNsk)` and sparse (an item is
+//! are `gsi1`..`gsi4`, each keyed by `(gsiNpk, gsiNsk)` and sparse (an item is
 //! in an index only when it carries both attributes). Entity types own their
 //! key layouts (see `crate::domain`); nothing above this module knows which
 //! adapter is in use.
@@ -58,10 +58,54 @@ pub enum Index {
     Gsi1,
     Gsi2,
     Gsi3,
+    /// The home list's index: one partition (`ideas::TOP_PK`) sorted by
+    /// votes, projecting only an idea's card (`CARD_ATTRS`), not its body.
+    Gsi4,
 }
 
+/// The non-key attributes `gsi4` projects (`INCLUDE` in the template): what
+/// a list shows of an idea.
+pub const CARD_ATTRS: &[&str] = &[
+    "id",
+    "theme",
+    "title",
+    "excerpt",
+    "truncated",
+    "author_id",
+    "author_name",
+    "status",
+    "votes",
+    "created_at",
+    "reached_threshold_at",
+    "comment_count",
+];
+
 impl Index {
-    pub const SECONDARY: [Index; 3] = [Index::Gsi1, Index::Gsi2, Index::Gsi3];
+    pub const SECONDARY: [Index; 4] = [Index::Gsi1, Index::Gsi2, Index::Gsi3, Index::Gsi4];
+
+    /// The non-key attributes this index projects; `None` = all of them.
+    pub fn projection(self) -> Option<&'static [&'static str]> {
+        match self {
+            Index::Gsi4 => Some(CARD_ATTRS),
+            _ => None,
+        }
+    }
+
+    /// What of `item` this index holds: its keys (the table's and the
+    /// index's) and the projected attributes.
+    pub fn project(self, item: &Item) -> Item {
+        let Some(attrs) = self.projection() else {
+            return item.clone();
+        };
+        let (a, b) = self.key_attrs();
+        item.iter()
+            .filter(|(k, _)| {
+                let k = k.as_str();
+                k == PK || k == SK || k == a || k == b || attrs.contains(&k)
+            })
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
 
     /// Attribute names of the (partition, sort) key of this index.
     pub fn key_attrs(self) -> (&'static str, &'static str) {
@@ -70,6 +114,7 @@ impl Index {
             Index::Gsi1 => ("gsi1pk", "gsi1sk"),
             Index::Gsi2 => ("gsi2pk", "gsi2sk"),
             Index::Gsi3 => ("gsi3pk", "gsi3sk"),
+            Index::Gsi4 => ("gsi4pk", "gsi4sk"),
         }
     }
 
@@ -79,6 +124,7 @@ impl Index {
             Index::Gsi1 => Some("gsi1"),
             Index::Gsi2 => Some("gsi2"),
             Index::Gsi3 => Some("gsi3"),
+            Index::Gsi4 => Some("gsi4"),
         }
     }
 }
