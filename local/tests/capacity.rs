@@ -169,3 +169,116 @@ async fn local_queues_report_depth_and_the_age_of_the_oldest_message() {
         assert_eq!(e["oldest_age_secs"], Value::Null, "{q}");
     }
 }
+
+/// The home list as the TV spike reads it: one Query of cards (not bodies),
+/// an `ETag` and `304` on `If-None-Match`, public caching for anonymous
+/// reads and none for a token's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_home_list_is_one_small_query_with_conditional_gets() {
+    let dir = tempfile::tempdir().expect("dir");
+    let table = community::store::embedded::EmbeddedTable::open(dir.path()).expect("store");
+    let meter = table.meter();
+    let node = local::Local::new(App::new(table, settings()), dir.path())
+        .expect("local")
+        .metered(meter);
+    let r = node.router(local::auth::Verifier::new(SECRET));
+    let alice = token("alice");
+    let body = json!({"display_name": "alice", "email": "alice@example.fr",
+                      "accept_terms_version": "2026-11", "email_opt_in": true});
+    assert_eq!(
+        send(&r, "POST", "/members", Some(&alice), Some(body))
+            .await
+            .0,
+        201
+    );
+    // 30 ideas of nearly 5,000 characters each (the rate limit allows a
+    // few ideas per member, so they are written directly).
+    let long = "Des paniers de produits proches de leur date, à prix réduit. ".repeat(80);
+    let author = community::auth::Caller {
+        id: community::domain::MemberId::parse("alice").expect("id"),
+        email: Some("alice@example.fr".into()),
+        groups: vec![],
+        email_verified: Some(true),
+    };
+    for i in 0..30 {
+        let req = community::ideas::NewIdea {
+            theme: Some("environment".into()),
+            title: Some(format!("Idée {i}")),
+            body: Some(long.clone()),
+        };
+        community::ideas::create(&node.app, &author, req, None)
+            .await
+            .expect("idea");
+    }
+    assert_eq!(
+        send(&r, "POST", "/local/capacity/reset", None, None)
+            .await
+            .0,
+        204
+    );
+    let get = |tok: Option<&str>, inm: Option<&str>| {
+        let mut req = Request::builder().method("GET").uri("/ideas?sort=top");
+        if let Some(t) = tok {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        if let Some(v) = inm {
+            req = req.header("if-none-match", v);
+        }
+        let req = req.body(Body::empty()).expect("request");
+        let r = r.clone();
+        async move { r.oneshot(req).await.expect("infallible") }
+    };
+    let res = get(None, None).await;
+    assert_eq!(res.status().as_u16(), 200);
+    let etag = res
+        .headers()
+        .get("etag")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .expect("etag");
+    let cc = res
+        .headers()
+        .get("cache-control")
+        .cloned()
+        .expect("cache-control");
+    assert!(
+        cc.to_str().unwrap_or_default().starts_with("public"),
+        "{cc:?}"
+    );
+    let bytes = res.into_body().collect().await.expect("body").to_bytes();
+    let page: Value = serde_json::from_slice(&bytes).expect("json");
+    let items = page["items"].as_array().expect("items");
+    assert_eq!(items.len(), 20);
+    assert!(items.iter().all(|i| i["truncated"] == json!(true)
+        && i["body"].as_str().is_some_and(|b| b.chars().count() <= 281)));
+    assert!(
+        bytes.len() < 20 * 1024,
+        "{} bytes for 20 cards",
+        bytes.len()
+    );
+    // The same content again: 304, no body.
+    let res = get(None, Some(&etag)).await;
+    assert_eq!(res.status().as_u16(), 304);
+    assert_eq!(
+        res.headers().get("etag").and_then(|v| v.to_str().ok()),
+        Some(etag.as_str())
+    );
+    let empty = res.into_body().collect().await.expect("body").to_bytes();
+    assert!(empty.is_empty());
+    // With a token: the same tag, but no shared cache may keep it.
+    let res = get(Some(&alice), Some("\"other\"")).await;
+    assert_eq!(res.status().as_u16(), 200);
+    assert_eq!(
+        res.headers()
+            .get("cache-control")
+            .and_then(|v| v.to_str().ok()),
+        Some("private, no-cache")
+    );
+    // What the two full reads cost: one Query each, of cards (30 ideas of
+    // ~5 KB would be ~150 KB = 19 read units if bodies were read).
+    let (_, rep) = send(&r, "GET", "/local/capacity", None, None).await;
+    let list = &rep["by_cause"]["GET /ideas"];
+    assert_eq!(list["calls"], json!(3), "{list}");
+    let rcu = list["rcu"].as_f64().unwrap_or(99.0);
+    assert!(rcu <= 3.0 * 1.5, "three home lists cost {rcu} RCU: {list}");
+}

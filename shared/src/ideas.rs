@@ -1,11 +1,18 @@
 //! Ideas: posting, reading, listing by theme/status, newest or most voted.
 //!
-//! Keys: `IDEA#{id} / IDEA`. Lists use two sparse indexes partitioned by
-//! `IDEAS#{theme}#{status}`: gsi1 sorted by creation (`{created_at}#{id}`),
-//! gsi2 by the rolled-up vote count (`{votes:010}#{created_at}#{id}`). A list
-//! filtered on both theme and status reads one partition; otherwise the
-//! partitions it covers are queried concurrently and merged (see
-//! docs/architecture.md). No list scans the table.
+//! Keys: `IDEA#{id} / IDEA`. Lists use sparse indexes:
+//! - the home list (`sort=top`, no filter) is one Query of gsi4, partition
+//!   `TOP` sorted by the rolled-up vote count, which projects only the
+//!   idea's card (`store::CARD_ATTRS`: the excerpt, not the 5,000-character
+//!   body);
+//! - filtered lists read gsi1 (by creation, `{created_at}#{id}`) or gsi2 (by
+//!   votes, `{votes:010}#{created_at}#{id}`), partitioned by
+//!   `IDEAS#{theme}#{status}`: a list filtered on both reads one partition,
+//!   otherwise the partitions it covers are queried concurrently and merged
+//!   (see docs/architecture.md).
+//!
+//! Every list item is a card ([`IdeaCard`]): its `body` is the excerpt.
+//! No list scans the table.
 
 use crate::app::App;
 use crate::auth::Caller;
@@ -32,6 +39,25 @@ pub fn new_sk(created_at: &str, id: &str) -> String {
 
 pub fn top_sk(votes: i64, created_at: &str, id: &str) -> String {
     format!("{:010}#{created_at}#{id}", votes.max(0))
+}
+
+/// gsi4's one partition: every listed idea, most voted first.
+pub const TOP_PK: &str = "TOP";
+/// Characters of a body a list shows.
+pub const EXCERPT_CHARS: usize = 280;
+
+/// The start of a body a list shows, cut at a word and ended with `…` when
+/// the body is longer, and whether it was cut.
+pub fn excerpt(body: &str) -> (String, bool) {
+    if body.chars().count() <= EXCERPT_CHARS {
+        return (body.to_owned(), false);
+    }
+    let cut: String = body.chars().take(EXCERPT_CHARS).collect();
+    let at_word = match cut.rfind(char::is_whitespace) {
+        Some(i) if i > EXCERPT_CHARS / 2 => &cut[..i],
+        _ => cut.as_str(),
+    };
+    (format!("{}…", at_word.trim_end()), true)
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -72,6 +98,11 @@ pub struct IdeaRow {
     /// `Some("hidden")` while moderation hides the idea (see `crate::moderation`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub moderation: Option<String>,
+    /// What lists show of the body ([`excerpt`]); written with the body.
+    #[serde(default)]
+    pub excerpt: String,
+    #[serde(default)]
+    pub truncated: bool,
 }
 
 /// The feasibility committee's answer.
@@ -116,6 +147,74 @@ pub struct IdeaView {
     pub moderation: Option<String>,
 }
 
+/// An idea as a list shows it: what gsi4 projects (`store::CARD_ATTRS`).
+/// `body` is the excerpt; `truncated` says whether the idea's page has more.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct IdeaCard {
+    pub id: String,
+    pub theme: String,
+    pub title: String,
+    pub body: String,
+    pub truncated: bool,
+    pub author: Author,
+    pub status: IdeaStatus,
+    pub votes: i64,
+    pub created_at: String,
+    pub reached_threshold_at: Option<String>,
+    pub comment_count: i64,
+}
+
+/// A card as stored: a whole row (gsi1, gsi2) or its projection (gsi4).
+#[derive(Deserialize)]
+struct CardRow {
+    id: String,
+    theme: String,
+    title: String,
+    #[serde(default)]
+    body: Option<String>,
+    #[serde(default)]
+    excerpt: Option<String>,
+    #[serde(default)]
+    truncated: bool,
+    author_id: String,
+    author_name: String,
+    status: IdeaStatus,
+    #[serde(default)]
+    votes: i64,
+    created_at: String,
+    #[serde(default)]
+    reached_threshold_at: Option<String>,
+    #[serde(default)]
+    comment_count: i64,
+}
+
+pub fn card_from(item: Item) -> Result<IdeaCard> {
+    let r: CardRow = serde_json::from_value(Value::Object(item))
+        .map_err(|e| Error::Store(StoreError::unavailable(e)))?;
+    // A row written before excerpts were stored has its body instead.
+    let (body, truncated) = match (r.excerpt, r.body) {
+        (Some(e), _) => (e, r.truncated),
+        (None, Some(b)) => excerpt(&b),
+        (None, None) => (String::new(), false),
+    };
+    Ok(IdeaCard {
+        id: r.id,
+        theme: r.theme,
+        title: r.title,
+        body,
+        truncated,
+        author: Author {
+            id: r.author_id,
+            display_name: r.author_name,
+        },
+        status: r.status,
+        votes: r.votes,
+        created_at: r.created_at,
+        reached_threshold_at: r.reached_threshold_at,
+        comment_count: r.comment_count,
+    })
+}
+
 impl IdeaRow {
     pub fn view(self, votes: i64) -> IdeaView {
         IdeaView {
@@ -148,6 +247,7 @@ impl IdeaRow {
     pub fn relist(&self, u: Update, to: IdeaStatus) -> (Update, Cond) {
         match &self.moderation {
             Some(m) => (u, Cond::Eq("moderation".into(), json!(m))),
+            // gsi4 (the home list) does not depend on the status.
             None => {
                 let lp = list_pk(&self.theme, to);
                 (
@@ -177,6 +277,16 @@ impl IdeaRow {
             "gsi2sk".into(),
             json!(top_sk(self.votes, &self.created_at, &self.id)),
         );
+        item.insert("gsi4pk".into(), json!(TOP_PK));
+        item.insert(
+            "gsi4sk".into(),
+            json!(top_sk(self.votes, &self.created_at, &self.id)),
+        );
+        if self.is_hidden() {
+            for a in ["gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk", "gsi4pk", "gsi4sk"] {
+                item.remove(a);
+            }
+        }
         Ok(item)
     }
 }
@@ -223,6 +333,7 @@ pub async fn create<T: Table>(
     let member = members::require(app, caller).await?;
     crate::ratelimit::check(app, &member.id, crate::ratelimit::Action::Idea).await?;
     let id = IdeaId::new();
+    let (excerpt, truncated) = excerpt(body.as_str());
     let row = IdeaRow {
         id: id.as_str().to_owned(),
         theme,
@@ -239,6 +350,8 @@ pub async fn create<T: Table>(
         progress: Vec::new(),
         comment_count: 0,
         moderation: None,
+        excerpt,
+        truncated,
     };
     let item = row.to_item()?;
     let event = Event::new(
@@ -313,7 +426,13 @@ pub struct ListPage<V> {
     pub next_cursor: Option<String>,
 }
 
-pub async fn list<T: Table>(app: &App<T>, req: ListRequest) -> Result<ListPage<IdeaView>> {
+/// `GET /ideas`: cards, newest or most voted first. The home list (most
+/// voted, no filter) is one Query of gsi4; the others merge the partitions
+/// of gsi1 or gsi2 their filters cover.
+pub async fn list<T: Table>(app: &App<T>, req: ListRequest) -> Result<ListPage<IdeaCard>> {
+    if req.theme.is_none() && req.status.is_none() && req.sort == Sort::Top {
+        return home(app, req.limit, req.cursor).await;
+    }
     let themes: Vec<String> = match &req.theme {
         Some(t) if app.settings.theme(t).is_some() => vec![t.clone()],
         Some(_) => {
@@ -385,11 +504,35 @@ pub async fn list<T: Table>(app: &App<T>, req: ListRequest) -> Result<ListPage<I
     };
     let items = items
         .into_iter()
-        .map(|i| {
-            let row = row_from(i)?;
-            let v = row.votes;
-            Ok(row.view(v))
-        })
+        .map(card_from)
         .collect::<Result<Vec<_>>>()?;
     Ok(ListPage { items, next_cursor })
+}
+
+/// The home list: one Query of gsi4's `TOP` partition (a page of 20 cards
+/// is ~12 KB: 1.5 read units, eventually consistent).
+async fn home<T: Table>(
+    app: &App<T>,
+    limit: u32,
+    cursor_in: Option<String>,
+) -> Result<ListPage<IdeaCard>> {
+    let start = cursor::start(cursor_in.as_deref(), Index::Gsi4, TOP_PK)?;
+    let page = app
+        .table
+        .query(
+            &Query::new(Index::Gsi4, TOP_PK)
+                .backward()
+                .limit(limit.clamp(1, 100))
+                .start_after(start),
+        )
+        .await?;
+    let items = page
+        .items
+        .into_iter()
+        .map(card_from)
+        .collect::<Result<Vec<_>>>()?;
+    Ok(ListPage {
+        items,
+        next_cursor: page.last_key.as_ref().map(cursor::encode),
+    })
 }

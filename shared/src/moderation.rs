@@ -207,7 +207,11 @@ fn hide_writes(t: &Target) -> Vec<Write> {
         .remove("gsi1pk")
         .remove("gsi1sk");
     if t.ty == TargetType::Idea {
-        u = u.remove("gsi2pk").remove("gsi2sk");
+        u = u
+            .remove("gsi2pk")
+            .remove("gsi2sk")
+            .remove("gsi4pk")
+            .remove("gsi4sk");
     }
     let mut w = vec![Write::update(t.key.clone(), u)
         .when(Cond::Exists.and(Cond::AttrAbsent("moderation".into())))];
@@ -227,7 +231,9 @@ fn restore_writes(t: &Target) -> Result<Vec<Write>> {
                 .set("gsi1pk", lp.as_str())
                 .set("gsi1sk", ideas::new_sk(&row.created_at, &row.id))
                 .set("gsi2pk", lp.as_str())
-                .set("gsi2sk", ideas::top_sk(row.votes, &row.created_at, &row.id));
+                .set("gsi2sk", ideas::top_sk(row.votes, &row.created_at, &row.id))
+                .set("gsi4pk", ideas::TOP_PK)
+                .set("gsi4sk", ideas::top_sk(row.votes, &row.created_at, &row.id));
             // The index keys are computed from this read: fail if a status
             // change or a roll-up moved the row since.
             let cond = hidden

@@ -218,6 +218,11 @@ async fn rollup<T: Table>(app: &App<T>, idea: &IdeaId, t: &Tally) -> Result<()> 
         .set("votes", votes)
         .set("votes_seq", seq)
         .set("gsi2sk", ideas::top_sk(votes, &row.created_at, &row.id));
+    // The home list's sort key, on a listed idea only (a hidden one has no
+    // gsi4pk, and a lone sort key puts nothing in the index).
+    if row.moderation.is_none() {
+        u = u.set("gsi4sk", ideas::top_sk(votes, &row.created_at, &row.id));
+    }
     // Any other change of the row since it was read (a status change,
     // moderation, another roll-up) fails this write, which is then retried.
     let mut cond = Cond::Eq("votes_seq".into(), json!(row.votes_seq))

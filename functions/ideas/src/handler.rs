@@ -93,7 +93,9 @@ pub async fn get_one<T: Table + Clone>(
 ) -> Result<Response, ApiError> {
     let id = IdeaId::parse(&id).ok_or(Error::NotFound("idea"))?;
     let idea: IdeaView = ideas::get_for(&app, &id, viewer.as_ref()).await?;
-    Ok(Json(idea).into_response())
+    // Anonymous copies may be cached for 5 s (the CDN); a token's answer is
+    // made `private, no-cache` by the boundary (`http::conditional`).
+    Ok(cacheable(5, Json(idea)))
 }
 
 #[tracing::instrument(skip_all, fields(member = %caller.id.as_str(), idea = %id))]
@@ -122,7 +124,7 @@ pub async fn list_comments<T: Table + Clone>(
 ) -> Result<Response, ApiError> {
     let idea = IdeaId::parse(&id).ok_or(Error::NotFound("idea"))?;
     let page = comments::list(&app, &idea, viewer.as_ref(), params.limit, params.cursor).await?;
-    Ok(Json(page).into_response())
+    Ok(cacheable(5, Json(page)))
 }
 
 #[tracing::instrument(skip_all, fields(comment = %id))]

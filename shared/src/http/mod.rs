@@ -24,7 +24,78 @@ pub fn finish(router: Router) -> Router {
         .fallback(problem::no_route)
         .method_not_allowed_fallback(problem::method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(axum::middleware::from_fn(conditional))
         .layer(axum::middleware::from_fn(crate::observe::http_request))
+}
+
+/// Conditional GETs and who may cache them, for every route:
+/// - a `200` to a `GET` or `HEAD` gets an `ETag` (a hash of its body), and
+///   a request whose `If-None-Match` names it gets `304` with no body;
+/// - a request with an `Authorization` header is answered
+///   `Cache-Control: private, no-cache` whatever the handler said: a shared
+///   cache (the CDN, docs/operations.md) never stores what a token read,
+///   and the member's browser revalidates with the ETag;
+/// - an anonymous read keeps the handler's `Cache-Control`
+///   (`public, max-age=…` on the public lists and pages), which the CDN
+///   honours.
+pub async fn conditional(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    use axum::http::{header, Method};
+    let read = req.method() == Method::GET || req.method() == Method::HEAD;
+    let authorised = req.headers().contains_key(header::AUTHORIZATION);
+    let if_none_match = req
+        .headers()
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let res = next.run(req).await;
+    if !read {
+        return res;
+    }
+    let (mut parts, body) = res.into_parts();
+    if authorised {
+        parts.headers.insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("private, no-cache"),
+        );
+    }
+    if parts.status != StatusCode::OK {
+        return Response::from_parts(parts, body);
+    }
+    let bytes = match axum::body::to_bytes(body, BODY_LIMIT * 64).await {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::error!(error = %e, "response body unreadable");
+            return ApiError::from(crate::store::StoreError::unavailable(e)).into_response();
+        }
+    };
+    let tag = etag(&bytes);
+    if let Ok(v) = HeaderValue::from_str(&tag) {
+        parts.headers.insert(header::ETAG, v);
+    }
+    if if_none_match.is_some_and(|inm| matches_etag(&inm, &tag)) {
+        parts.status = StatusCode::NOT_MODIFIED;
+        parts.headers.remove(header::CONTENT_LENGTH);
+        parts.headers.remove(header::CONTENT_TYPE);
+        return Response::from_parts(parts, axum::body::Body::empty());
+    }
+    Response::from_parts(parts, axum::body::Body::from(bytes))
+}
+
+/// A strong entity tag: the first 16 bytes of the body's SHA-256.
+pub fn etag(body: &[u8]) -> String {
+    use sha2::Digest;
+    let d = sha2::Sha256::digest(body);
+    let hex: String = d.iter().take(16).map(|b| format!("{b:02x}")).collect();
+    format!("\"{hex}\"")
+}
+
+/// Whether an `If-None-Match` value (`*`, or a list of tags, weak or not)
+/// names `tag` (RFC 9110 §13.1.2: weak comparison).
+pub fn matches_etag(if_none_match: &str, tag: &str) -> bool {
+    let bare = |t: &str| t.trim().trim_start_matches("W/").to_owned();
+    if_none_match
+        .split(',')
+        .any(|t| t.trim() == "*" || bare(t) == bare(tag))
 }
 
 /// `GET /health`.
