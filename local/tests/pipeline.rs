@@ -455,3 +455,272 @@ async fn two_hundred_voters_across_a_threshold_of_fifty_make_one_transition() {
     assert_eq!(committee_mails, 1, "the committee is not told twice");
     let _ = Kind::VoteCast;
 }
+
+/// Counts the store requests a consumer makes, per delivery.
+#[derive(Clone)]
+struct Counting {
+    inner: EmbeddedTable,
+    calls: Arc<std::sync::atomic::AtomicU64>,
+}
+
+tokio::task_local! {
+    /// The store requests and mails of the delivery running on this task.
+    static WORK: (std::cell::Cell<u64>, std::cell::Cell<u64>);
+}
+
+impl Counting {
+    fn tick(&self) {
+        self.calls
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let _ = WORK.try_with(|w| w.0.set(w.0.get() + 1));
+    }
+}
+
+#[async_trait]
+impl Table for Counting {
+    async fn get(
+        &self,
+        key: &community::store::Key,
+        consistent: bool,
+    ) -> community::store::StoreResult<Option<Item>> {
+        self.tick();
+        self.inner.get(key, consistent).await
+    }
+    async fn get_many(
+        &self,
+        keys: &[community::store::Key],
+        consistent: bool,
+    ) -> community::store::StoreResult<Vec<Item>> {
+        self.tick();
+        self.inner.get_many(keys, consistent).await
+    }
+    async fn query(&self, q: &Query) -> community::store::StoreResult<community::store::Page> {
+        self.tick();
+        self.inner.query(q).await
+    }
+    async fn transact(&self, writes: Vec<Write>) -> community::store::StoreResult<()> {
+        self.tick();
+        self.inner.transact(writes).await
+    }
+}
+
+/// Records every mail's recipient.
+#[derive(Clone, Default)]
+struct Recorder {
+    to: Arc<std::sync::Mutex<HashMap<String, u32>>>,
+    sends: Arc<std::sync::atomic::AtomicU64>,
+}
+
+#[async_trait]
+impl community::mail::Mailer for Recorder {
+    async fn send(&self, mail: &community::mail::Mail) -> Result<(), community::mail::MailError> {
+        self.sends
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let _ = WORK.try_with(|w| w.1.set(w.1.get() + 1));
+        *self
+            .to
+            .lock()
+            .expect("lock")
+            .entry(mail.to.clone())
+            .or_default() += 1;
+        Ok(())
+    }
+}
+
+/// Delivers every message twice (at-least-once delivery at its worst) and
+/// measures each delivery: store requests, mails sent, wall time.
+struct TwiceMeasured {
+    inner: community::mail::EmailsConsumer<Counting, Recorder>,
+    worst: std::sync::Mutex<(u64, u64, std::time::Duration)>,
+    pages: std::sync::Mutex<std::collections::HashSet<String>>,
+}
+
+#[async_trait]
+impl Consumer for TwiceMeasured {
+    fn name(&self) -> &'static str {
+        self.inner.name()
+    }
+    async fn apply(&self, e: &Event) -> community::error::Result<()> {
+        self.inner.apply(e).await
+    }
+    async fn apply_batch(&self, batch: &[(String, Event)]) -> Vec<String> {
+        let mut failed = Vec::new();
+        for m in batch {
+            if m.1.kind == Kind::MailPage {
+                self.pages
+                    .lock()
+                    .expect("lock")
+                    .insert(m.1.event_id.clone());
+            }
+            for _ in 0..2 {
+                let t = std::time::Instant::now();
+                let (f, calls, sends) = WORK
+                    .scope(Default::default(), async {
+                        let f = self.inner.apply_batch(std::slice::from_ref(m)).await;
+                        let (calls, sends) = WORK.with(|w| (w.0.get(), w.1.get()));
+                        (f, calls, sends)
+                    })
+                    .await;
+                let spent = t.elapsed();
+                let mut w = self.worst.lock().expect("lock");
+                *w = (w.0.max(calls), w.1.max(sends), w.2.max(spent));
+                failed.extend(f);
+            }
+        }
+        failed.sort();
+        failed.dedup();
+        failed
+    }
+}
+
+/// A decision on an idea with 20,000 voters goes out in pages: one queue
+/// message per page of one voter bucket, each delivered twice here, each
+/// opted-in voter mailed exactly once, and each message's work small
+/// enough for a 30 s Lambda at DynamoDB's and SES's slow-request latencies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_decision_reaches_twenty_thousand_voters_in_pages_each_once() {
+    const VOTERS: usize = 20_000;
+    let (app, _dir) = embedded_app(|s| s.vote_threshold = 100);
+    join(&app, &member("author")).await;
+    let idea = post_idea(&app, &member("author")).await;
+    let id = community::domain::IdeaId::parse(&idea).expect("id");
+    let author_id = caller(&member("author")).id.as_str().to_owned();
+    // The voters and their profiles, written directly (100 items a
+    // transaction); one in ten has not opted in to community mails.
+    let now = community::domain::now();
+    let mut writes = Vec::new();
+    let mut per_bucket = [0u64; community::votes::VOTER_BUCKETS as usize];
+    for i in 0..VOTERS {
+        let sub = format!("voter-{i:05}");
+        let mid = caller(&member(&sub)).id.as_str().to_owned();
+        per_bucket[community::votes::bucket(&mid) as usize] += 1;
+        let profile = json!({
+            "pk": format!("MEMBER#{mid}"), "sk": "PROFILE",
+            "id": mid, "display_name": format!("Votant {i}"),
+            "email": format!("{sub}@example.com"), "email_opt_in": i % 10 != 0,
+            "email_opt_in_at": now, "terms_version": "2026-11",
+            "terms_accepted_at": now, "cohort": "public", "joined_at": now,
+            "level": "bronze",
+        });
+        let k = community::votes::vote_key(&id, &mid);
+        let record = json!({
+            "pk": k.pk, "sk": k.sk, "vote_id": format!("v{i:05}"),
+            "idea_id": idea, "member_id": mid, "author_id": author_id,
+            "created_at": now,
+            "gsi3pk": format!("MEMBER#{mid}"),
+            "gsi3sk": format!("VOTE#{now}#{idea}"),
+        });
+        for v in [profile, record] {
+            let serde_json::Value::Object(item) = v else {
+                unreachable!()
+            };
+            writes.push(Write::put(item));
+        }
+        if writes.len() == 100 {
+            app.table
+                .transact(std::mem::take(&mut writes))
+                .await
+                .expect("write voters");
+        }
+    }
+    assert!(writes.is_empty());
+    // The votes' own events are not this test's subject: the relay starts
+    // after them; the aggregator counts them and sends the idea to review.
+    loop {
+        let changes = app.table.changes("relay", 5000).await.expect("feed");
+        let Some(last) = changes.last() else { break };
+        app.table.ack("relay", &last.seq).await.expect("ack");
+    }
+    let recorder = Recorder::default();
+    let counting = Counting {
+        inner: app.table.clone(),
+        calls: Arc::default(),
+    };
+    let emails = Arc::new(TwiceMeasured {
+        inner: community::mail::EmailsConsumer {
+            app: App {
+                table: counting,
+                settings: app.settings.clone(),
+            },
+            mailer: recorder.clone(),
+        },
+        worst: Default::default(),
+        pages: Default::default(),
+    });
+    let mut consumers: HashMap<Queue, Arc<dyn Consumer>> = HashMap::new();
+    consumers.insert(Queue::Emails, emails.clone());
+    let p = Pipeline {
+        table: app.table.clone(),
+        consumers,
+        aggregator: Some(app.clone()),
+        max_receives: 5,
+        meter: None,
+    };
+    p.drain().await.expect("drain");
+    let row = community::ideas::load(&app, &id, true).await.expect("idea");
+    assert_eq!(row.votes, VOTERS as i64);
+    assert_eq!(row.status, community::domain::IdeaStatus::UnderReview);
+    let committee = caller(&member("comite").in_groups(&["committee"]));
+    community::committee::decide(
+        &app,
+        &committee,
+        &id,
+        community::committee::DecisionRequest {
+            outcome: Some("accepted".into()),
+            reason: Some("Faisable dans nos magasins dès le printemps.".into()),
+        },
+    )
+    .await
+    .expect("decide");
+    let started = std::time::Instant::now();
+    for _ in 0..400 {
+        p.drain().await.expect("drain");
+        if outbox(&app.table).await.is_empty() && pending_in(&app.table, Queue::Emails).await == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let took = started.elapsed();
+    assert_eq!(
+        pending_in(&app.table, Queue::Emails).await,
+        0,
+        "every page was acknowledged"
+    );
+    assert!(p.dead_letters().await.expect("dlq").is_empty());
+
+    let to = recorder.to.lock().expect("lock").clone();
+    for i in 0..VOTERS {
+        let addr = format!("voter-{i:05}@example.com");
+        let want = u32::from(i % 10 != 0);
+        assert_eq!(to.get(&addr).copied().unwrap_or(0), want, "{addr}");
+    }
+    let mailed_voters = to.keys().filter(|a| a.starts_with("voter-")).count();
+    assert_eq!(mailed_voters, VOTERS - VOTERS / 10);
+    let pages = emails.pages.lock().expect("lock").len() as u64;
+    let (calls, sends, spent) = *emails.worst.lock().expect("lock");
+    // Pages of 50 voters of one bucket; a bucket holding a multiple of 50
+    // may end with an empty page (a full page does not know it is the last).
+    let page = u64::from(community::mail::FANOUT_PAGE);
+    let fewest: u64 = per_bucket.iter().map(|n| n.div_ceil(page).max(1)).sum();
+    let most: u64 = per_bucket.iter().map(|n| n / page + 1).sum();
+    assert!(
+        (fewest..=most).contains(&pages),
+        "{pages} page messages, expected {fewest}..={most}"
+    );
+    assert!(
+        sends <= u64::from(community::mail::FANOUT_PAGE),
+        "a message sent {sends} mails"
+    );
+    // A message's worst case on AWS: each store request at 50 ms and each
+    // SES send at 200 ms (slow requests, not averages), in sequence.
+    let worst_secs = calls as f64 * 0.050 + sends as f64 * 0.200;
+    assert!(
+        worst_secs < 30.0,
+        "{calls} store requests and {sends} sends in one message: {worst_secs:.1} s at slow-request latencies"
+    );
+    println!(
+        "fan-out of one decision to {VOTERS} voters: {pages} page messages (each delivered twice), \
+         {mailed_voters} voters mailed once, in {took:.1?}; worst message: {calls} store requests, \
+         {sends} mails, {spent:.1?} here, {worst_secs:.1} s at 50 ms a request and 200 ms a send"
+    );
+}

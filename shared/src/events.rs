@@ -99,6 +99,11 @@ pub enum Kind {
     /// GDPR erasure of a member's personal data.
     #[serde(rename = "member.erased")]
     MemberErased,
+    /// One page of a fan-out mail (a decision or progress of an idea sent
+    /// to its voters): the emails consumer's own continuation, one queue
+    /// message per page of one voter bucket (`mail::FANOUT_PAGE`).
+    #[serde(rename = "mail.page")]
+    MailPage,
 }
 
 impl Kind {
@@ -120,6 +125,7 @@ impl Kind {
             Kind::ContentHidden => "content.hidden",
             Kind::ContentRestored => "content.restored",
             Kind::MemberErased => "member.erased",
+            Kind::MailPage => "mail.page",
         }
     }
 }
@@ -146,6 +152,7 @@ pub fn routes(kind: Kind) -> &'static [Queue] {
         Kind::ContentHidden => &[Queue::Points, Queue::Emails, Queue::Insights],
         Kind::ContentRestored => &[Queue::Points, Queue::Emails, Queue::Insights],
         Kind::MemberErased => &[Queue::Points, Queue::Insights],
+        Kind::MailPage => &[Queue::Emails],
     }
 }
 
@@ -314,6 +321,7 @@ mod tests {
             Kind::ContentHidden,
             Kind::ContentRestored,
             Kind::MemberErased,
+            Kind::MailPage,
         ] {
             assert!(!routes(k).is_empty(), "{k:?}");
             let s = serde_json::to_value(k).expect("json");

@@ -323,6 +323,30 @@ pub async fn get<T: Table>(app: &App<T>, id: &MemberId) -> Result<MemberRow> {
     }
 }
 
+/// The members among `ids` who accept community mails (`email_opt_in`),
+/// in one batch read per 100 (eventually consistent: a mail may follow an
+/// opt-out by a second). Closed and unknown members are left out.
+pub async fn opted_in<T: Table>(app: &App<T>, ids: &[String]) -> Result<Vec<MemberRow>> {
+    let keys: Vec<Key> = ids
+        .iter()
+        .filter_map(|i| MemberId::parse(i))
+        .map(|i| key(&i))
+        .collect();
+    let mut out = Vec::new();
+    for chunk in keys.chunks(100) {
+        for item in app.table.get_many(chunk, false).await? {
+            if is_closed(&item) {
+                continue;
+            }
+            let row = row_from(item)?;
+            if row.email_opt_in {
+                out.push(row);
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// The caller's row, or 403 when they have not signed up (for member-only writes).
 pub async fn require<T: Table>(app: &App<T>, caller: &Caller) -> Result<MemberRow> {
     match app.table.get(&key(&caller.id), true).await? {

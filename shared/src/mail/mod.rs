@@ -41,6 +41,10 @@ use sha2::Sha256;
 use tracing::Instrument;
 
 pub const CONSUMER: &str = "email";
+/// Voters mailed by one fan-out message (`mail.page`): one Query of a voter
+/// bucket, one batch read of their profiles and at most this many mails,
+/// well inside a 30 s consumer invocation (the bound is tested).
+pub const FANOUT_PAGE: u32 = 50;
 /// A `sending` claim older than this is taken over (its worker died): it
 /// exceeds a consumer invocation (30 s timeout) and is shorter than the
 /// queue's visibility timeout (180 s), so a redelivery takes it over.
@@ -473,10 +477,138 @@ impl<T: Table + Clone, M: Mailer> EmailsConsumer<T, M> {
         failed
     }
 
-    /// The voters of an idea (community mails go to those who opted in).
-    async fn voters(&self, idea: &str) -> Result<Vec<String>> {
-        crate::votes::voters(&self.app, idea).await
+    /// Starts the fan-out of `e` (a decision or progress) to the idea's
+    /// voters: one `mail.page` event per voter bucket, written with the
+    /// fan-out's marker in one transaction, so a redelivery starts nothing
+    /// twice. Each page mails its voters and writes the next page's event.
+    async fn start_fanout(&self, e: &Event) -> Result<()> {
+        let mut writes = vec![crate::events::consumed_marker(
+            CONSUMER,
+            &format!("{}.fanout", e.event_id),
+        )];
+        for b in 0..crate::votes::VOTER_BUCKETS {
+            writes.push(page_event(e, b, 0, None).write());
+        }
+        match crate::error::commit(&self.app.table, writes, None).await {
+            // Started by an earlier delivery.
+            Ok(()) | Err(Error::Store(StoreError::ConditionFailed { .. })) => Ok(()),
+            Err(err) => Err(err),
+        }
     }
+
+    /// One page of a fan-out: up to [`FANOUT_PAGE`] voters of one bucket,
+    /// after the page's `after` member, each mailed once (the mail's claim
+    /// is keyed by the source event and the member, as for any mail); then
+    /// the next page's event, with this page's marker, in one transaction.
+    async fn mail_page(&self, e: &Event, out: &mut Vec<Sent>, message: usize) -> Result<()> {
+        let page = FanoutPage::parse(e)?;
+        let source = &page.source;
+        let Some(idea_id) = source.idea_id.as_deref().and_then(IdeaId::parse) else {
+            return Err(malformed("the source event names no idea"));
+        };
+        let idea = match ideas::load(&self.app, &idea_id, true).await {
+            Ok(i) => i,
+            Err(Error::NotFound(_)) => return Ok(()),
+            Err(err) => return Err(err),
+        };
+        let pk = crate::votes::voters_pk(&idea.id, page.bucket);
+        let start = page.after.as_ref().map(|m| {
+            let mut k = Item::new();
+            k.insert("pk".into(), json!(pk));
+            k.insert("sk".into(), json!(m));
+            k
+        });
+        let found = self
+            .app
+            .table
+            .query(
+                &crate::store::Query::new(crate::store::Index::Primary, pk.clone())
+                    .limit(FANOUT_PAGE)
+                    .start_after(start),
+            )
+            .await?;
+        let voters: Vec<String> = found
+            .items
+            .iter()
+            .filter_map(|i| i.get("member_id").and_then(Value::as_str))
+            .filter(|m| *m != idea.author_id)
+            .map(str::to_owned)
+            .collect();
+        let s = &self.app.settings;
+        for r in members::opted_in(&self.app, &voters).await? {
+            let t = templates::for_voter(s, source, &idea, &r.display_name, &r.id);
+            let to = Recipient {
+                member: r.id,
+                email: r.email,
+                name: r.display_name,
+            };
+            self.deliver(source, &to, t, out, message).await?;
+        }
+        let Some(last) = found
+            .last_key
+            .as_ref()
+            .and_then(|k| k.get("sk"))
+            .and_then(Value::as_str)
+        else {
+            return Ok(());
+        };
+        let next = page_event(source, page.bucket, page.page + 1, Some(last));
+        let writes = vec![
+            crate::events::consumed_marker(CONSUMER, &e.event_id),
+            next.write(),
+        ];
+        match crate::error::commit(&self.app.table, writes, None).await {
+            // Continued by an earlier delivery of this page.
+            Ok(()) | Err(Error::Store(StoreError::ConditionFailed { .. })) => Ok(()),
+            Err(err) => Err(err),
+        }
+    }
+}
+
+/// The event of one fan-out page. Its id is derived from the source event,
+/// the bucket and the page number, so every delivery of a page names the
+/// same next page.
+pub fn page_event(source: &Event, bucket: u32, page: u32, after: Option<&str>) -> Event {
+    Event {
+        event_id: format!("{}.b{bucket:02}.p{page}", source.event_id),
+        kind: Kind::MailPage,
+        at: source.at.clone(),
+        member_id: source.member_id.clone(),
+        idea_id: source.idea_id.clone(),
+        data: json!({"source": source, "bucket": bucket, "page": page, "after": after}),
+    }
+}
+
+/// A `mail.page` event's details.
+#[derive(Deserialize)]
+struct FanoutPage {
+    source: Event,
+    bucket: u32,
+    page: u32,
+    #[serde(default)]
+    after: Option<String>,
+}
+
+impl FanoutPage {
+    fn parse(e: &Event) -> Result<FanoutPage> {
+        let p: FanoutPage = serde_json::from_value(e.data.clone())
+            .map_err(|err| malformed(&format!("unreadable page: {err}")))?;
+        if p.bucket >= crate::votes::VOTER_BUCKETS
+            || !matches!(p.source.kind, Kind::IdeaDecided | Kind::IdeaProgressed)
+        {
+            return Err(malformed("bucket out of range or not a fan-out kind"));
+        }
+        Ok(p)
+    }
+}
+
+/// A message no delivery can apply: it fails every time and so reaches the
+/// dead-letter queue, with this in the log.
+fn malformed(why: &str) -> Error {
+    tracing::error!(why, "malformed mail.page event");
+    Error::Store(StoreError::Invalid(format!(
+        "malformed mail.page event: {why}"
+    )))
 }
 
 /// One write, retried in process when throttled or conflicting.
@@ -559,18 +691,12 @@ impl<T: Table + Clone, M: Mailer> EmailsConsumer<T, M> {
                     let t = templates::for_committee(s, e, &idea);
                     self.deliver(e, &committee, t, out, message).await?;
                 } else {
-                    for v in self.voters(&idea.id).await? {
-                        if v == idea.author_id {
-                            continue;
-                        }
-                        if let Some((r, true)) = self.member(&v).await? {
-                            let t = templates::for_voter(s, e, &idea, &r.name, &r.member);
-                            self.deliver(e, &r, t, out, message).await?;
-                        }
-                    }
+                    // The voters, in pages: one queue message per page.
+                    self.start_fanout(e).await?;
                 }
                 Ok(())
             }
+            Kind::MailPage => self.mail_page(e, out, message).await,
             Kind::ContestDrawn | Kind::TestersSelected => {
                 let targets: Vec<(String, Option<String>)> = if e.kind == Kind::ContestDrawn {
                     e.data["winners"]
