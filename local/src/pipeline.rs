@@ -178,9 +178,12 @@ impl<T: Table + ChangeFeed + Clone> Pipeline<T> {
         let started = std::time::Instant::now();
         let r = capacity::attributed(cause.clone(), thresholds::drain_feed(app)).await;
         if let Some(m) = &self.meter {
-            if matches!(r, Ok(n) if n > 0) {
-                m.call(&cause);
-                m.busy(&cause, started.elapsed());
+            if let Ok(n) = &r {
+                if *n > 0 {
+                    m.call(&cause);
+                    m.handled(&cause, *n as u64);
+                    m.busy(&cause, started.elapsed());
+                }
             }
         }
         match r {
@@ -321,6 +324,7 @@ impl<T: Table + ChangeFeed + Clone> Pipeline<T> {
         .await;
         if let Some(m) = &self.meter {
             m.busy(&cause, started.elapsed());
+            m.handled(&cause, messages.len().saturating_sub(failed.len()) as u64);
         }
         for item in items {
             let Some(key) = Key::of(item) else { continue };

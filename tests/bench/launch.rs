@@ -449,6 +449,10 @@ struct Cost {
     sqs_requests: f64,
     emails: f64,
     dollars: [f64; 5],
+    /// Per consumer and kind: events applied in the phase of those relayed
+    /// (the work is read per applied event and counted for every relayed
+    /// one, so a backlog left for later does not make an action look cheap).
+    coverage: Vec<String>,
 }
 
 impl Cost {
@@ -488,16 +492,47 @@ fn cost(
     let (mut wcu, mut rcu, mut busy_ms) = (f(&own, "wcu"), f(&own, "rcu"), f(&own, "busy_ms"));
     let http = f(&own, "calls");
     let (mut batches, mut messages, mut events) = (0.0, 0.0, 0.0);
+    let mut coverage = Vec::new();
+    // Events of `kind` the relay sent to `queue` in the phase.
+    let relayed = |kind: &str, queue: &str| -> f64 {
+        by.get(&format!("{RELAY}: {kind}"))
+            .map(|u| u["messages"][queue].as_f64().unwrap_or(0.0))
+            .unwrap_or(0.0)
+    };
     if background {
         for (cause, u) in &by {
             if !kind_of(cause).is_some_and(|k| kinds.contains(&k.as_str())) {
                 continue;
             }
-            if cause.starts_with("consumer:") {
-                wcu += f(u, "wcu");
-                rcu += f(u, "rcu");
-                busy_ms += f(u, "busy_ms");
-                batches += f(u, "calls");
+            if let Some((name, kind)) = cause
+                .strip_prefix("consumer:")
+                .and_then(|r| r.split_once('/'))
+            {
+                // The aggregator reads the feed itself: all it read is its
+                // work. A queue consumer's work is scaled from the events it
+                // applied to the events relayed to its queue.
+                let queue = match name {
+                    "thresholds" => None,
+                    "email" => Some("emails"),
+                    other => Some(other),
+                };
+                let applied = f(u, "events");
+                let scale = match queue {
+                    None => 1.0,
+                    Some(q) => {
+                        let sent = relayed(kind, q);
+                        coverage.push(format!("{name}/{kind} {applied:.0} of {sent:.0}"));
+                        if applied > 0.0 {
+                            sent / applied
+                        } else {
+                            0.0
+                        }
+                    }
+                };
+                wcu += f(u, "wcu") * scale;
+                rcu += f(u, "rcu") * scale;
+                busy_ms += f(u, "busy_ms") * scale;
+                batches += f(u, "calls") * scale;
             }
             if cause.starts_with(RELAY) {
                 // The relay's own reads and outbox deletes are the local
@@ -539,6 +574,7 @@ fn cost(
         sqs_requests: sqs_requests / n,
         emails: emails / n,
         dollars,
+        coverage,
     }
 }
 
@@ -963,6 +999,14 @@ async fn main() {
             .map(|c| format!("{} {:.5}", c.action, c.gb_seconds))
             .collect::<Vec<_>>()
             .join(", ")
+    );
+    println!("(Consumer work is read per event applied in the phase and counted for every event relayed in it; events applied of relayed, per consumer and kind: {})",
+        costs
+            .iter()
+            .filter(|c| !c.coverage.is_empty())
+            .map(|c| format!("{}: {}", c.action, c.coverage.join(", ")))
+            .collect::<Vec<_>>()
+            .join("; ")
     );
     println!();
     println!("## Routes (client side)");

@@ -200,6 +200,9 @@ pub fn write_charges(
 pub struct Usage {
     /// Requests served (routes) or batches handled (consumers).
     pub calls: u64,
+    /// Events a consumer applied (acknowledged), so that its work can be
+    /// read per event even when a backlog leaves some for a later phase.
+    pub events: u64,
     pub wcu: f64,
     pub rcu: f64,
     pub conflicts: u64,
@@ -294,6 +297,11 @@ impl Meter {
     /// One request served or one batch handled by `cause`.
     pub fn call(&self, cause: &str) {
         self.with(|s| Self::usage(s, cause).calls += 1);
+    }
+
+    /// Events `cause` (a consumer) applied in one batch.
+    pub fn handled(&self, cause: &str, events: u64) {
+        self.with(|s| Self::usage(s, cause).events += events);
     }
 
     /// Time `cause` spent on one request or batch.
