@@ -210,7 +210,7 @@ async fn no_email_card_number_or_name_in_logs_at_trace() {
     assert!(
         json_lines.iter().any(|l| l["consumer"] == "points"
             && l["event_id"].is_string()
-            && l["kind"] == "vote.cast"
+            && l["kind"] == "idea.posted"
             && l["request_id"].is_string()),
         "message spans sit in batch spans"
     );

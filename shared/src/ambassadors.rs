@@ -4,10 +4,12 @@
 //!
 //! **Counters.** `MEMBER#{id} / SCORE` holds the member's activity counters
 //! (`COUNTERS`): `points` (credited by the points consumer in its credit
-//! transaction), `ideas`, `votes_drawn` (net votes on the member's ideas),
-//! `comments`, `reviews`, `entries` (maintained by the insights consumer, in
-//! the transaction of its marker) and `clicks` (unique clicks on community
-//! mails, in the click's own transaction). Every counter write but the
+//! transaction), `ideas`, `comments`, `reviews`, `entries` (maintained by
+//! the insights consumer, in the transaction of its marker) and `clicks`
+//! (unique clicks on community mails, in the click's own transaction).
+//! `votes_drawn` (net votes on the member's ideas) is not stored here: the
+//! run reads it from the vote aggregator's tallies (thresholds.rs), so a
+//! vote writes nothing of the author's. Every counter write but the
 //! sign-up bonus also puts the item in the sharded index of scored members:
 //! gsi2 `SCORED#{00-15}` / `{member}` — a member who only signed up is not
 //! read by the run. A GDPR erasure replaces the item by a tombstone
@@ -421,6 +423,21 @@ pub async fn run<T: Table>(app: &App<T>) -> Result<RunReport> {
         if let Some(m) = i.get("member_id").and_then(Value::as_str) {
             by_member.insert(m.to_owned(), i);
         }
+    }
+    // `votes_drawn` is not a stored counter: it is the net votes of the
+    // member's ideas, from the aggregator's tallies (one read per run, not a
+    // write per vote).
+    let mut drawn: HashMap<String, i64> = HashMap::new();
+    for t in crate::thresholds::all_tallies(app).await? {
+        if let Some(a) = t.author_id {
+            *drawn.entry(a).or_default() += t.votes;
+        }
+    }
+    for (m, i) in by_member.iter_mut() {
+        i.insert(
+            "votes_drawn".into(),
+            json!(drawn.get(m).copied().unwrap_or(0)),
+        );
     }
     let scores: Vec<(String, i64)> = by_member
         .iter()

@@ -137,8 +137,10 @@ pub fn routes(kind: Kind) -> &'static [Queue] {
         Kind::MemberSignedUp => &[Queue::Points, Queue::Emails, Queue::Insights],
         Kind::IdeaPosted => &[Queue::Points, Queue::Insights],
         // Counting votes is not a queue's job: the thresholds aggregator
-        // reads the vote records' changes from the stream itself.
-        Kind::VoteCast => &[Queue::Points, Queue::Insights],
+        // reads the vote records' changes from the stream itself, and a
+        // vote's points are read from the vote records (points.rs). Only
+        // the voter's last active day is left to the insights consumer.
+        Kind::VoteCast => &[Queue::Insights],
         Kind::VoteWithdrawn => &[Queue::Insights],
         Kind::IdeaReachedThreshold => &[Queue::Points, Queue::Emails, Queue::Insights],
         Kind::IdeaDecided => &[Queue::Points, Queue::Emails, Queue::Insights],

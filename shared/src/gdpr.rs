@@ -176,6 +176,12 @@ pub async fn export<T: Table>(app: &App<T>, caller: &Caller) -> Result<Value> {
             other.push(v);
         }
     }
+    // The votes' points are part of the balance and of the ledger (points.rs).
+    let vote_credits = crate::points::vote_credits(app, id).await?;
+    let from_votes: i64 = vote_credits.iter().map(|e| e.delta).sum();
+    for e in &vote_credits {
+        ledger.push(serde_json::to_value(e).unwrap_or(Value::Null));
+    }
     let votes: Vec<Value> = votes
         .into_iter()
         .map(|v| json!({"idea_id": v.get("idea_id"), "voted_at": v.get("created_at")}))
@@ -184,7 +190,7 @@ pub async fn export<T: Table>(app: &App<T>, caller: &Caller) -> Result<Value> {
         "generated_at": now(),
         "profile": {
             "id": row.id, "display_name": row.display_name, "email": row.email,
-            "loyalty_card": row.loyalty_card, "points_balance": row.points_balance,
+            "loyalty_card": row.loyalty_card, "points_balance": row.points_balance + from_votes,
             "level": row.level, "ambassador": row.ambassador, "joined_at": row.joined_at,
         },
         "consents": {

@@ -158,21 +158,13 @@ fn plan_event(p: &mut Plan, e: &Event, ideas: &HashMap<String, ideas::IdeaRow>) 
             p.score(m, "ideas", 1);
             p.acted(m, &e.at);
         }
-        Kind::VoteCast | Kind::VoteWithdrawn => {
-            let cast = e.kind == Kind::VoteCast;
-            p.total(
-                if cast {
-                    "votes_cast"
-                } else {
-                    "votes_withdrawn"
-                },
-                1,
-            );
-            if let Some(i) = idea {
-                p.score(&i.author_id, "votes_drawn", if cast { 1 } else { -1 });
-            }
-            p.acted(m, &e.at);
-        }
+        // A vote only moves its voter's last active day: the vote totals and
+        // the author's `votes_drawn` are the aggregator's tallies
+        // (thresholds.rs), counted exactly once there. Moving a last active
+        // day is conditional on the day read, so a vote event needs no
+        // marker: delivered twice, it finds the day already moved.
+        Kind::VoteCast => p.acted(m, &e.at),
+        Kind::VoteWithdrawn => {}
         Kind::IdeaReachedThreshold => {
             p.total(ideas_attr(&theme, IdeaStatus::Open.as_str()), -1);
             p.total(ideas_attr(&theme, IdeaStatus::UnderReview.as_str()), 1);
@@ -249,6 +241,12 @@ fn plan_event(p: &mut Plan, e: &Event, ideas: &HashMap<String, ideas::IdeaRow>) 
     }
 }
 
+/// Whether an event's effect here needs its exactly-once marker (all but
+/// votes, whose only effect is conditional on the state it changes).
+fn needs_marker(kind: Kind) -> bool {
+    !matches!(kind, Kind::VoteCast | Kind::VoteWithdrawn)
+}
+
 pub struct InsightsConsumer<T> {
     pub app: App<T>,
 }
@@ -265,9 +263,11 @@ impl<T: Table + Clone> InsightsConsumer<T> {
     /// One attempt at the whole batch.
     async fn attempt(&self, events: &[&Event]) -> Result<Outcome> {
         let table = &self.app.table;
-        // 1. Drop the events already applied.
+        // 1. Drop the events already applied (vote events have no marker:
+        // their only effect is idempotent, see `plan_event`).
         let marker_keys: Vec<Key> = events
             .iter()
+            .filter(|e| needs_marker(e.kind))
             .filter_map(|e| consumed_marker(CONSUMER, &e.event_id).key())
             .collect();
         let done: HashSet<String> = crate::store::get_all(table, &marker_keys, true)
@@ -279,9 +279,10 @@ impl<T: Table + Clone> InsightsConsumer<T> {
             .iter()
             .copied()
             .filter(|e| {
-                consumed_marker(CONSUMER, &e.event_id)
-                    .key()
-                    .is_some_and(|k| !done.contains(&k.pk))
+                !needs_marker(e.kind)
+                    || consumed_marker(CONSUMER, &e.event_id)
+                        .key()
+                        .is_some_and(|k| !done.contains(&k.pk))
             })
             .collect();
         if pending.is_empty() {
@@ -290,7 +291,7 @@ impl<T: Table + Clone> InsightsConsumer<T> {
         // 2. The ideas the events are about.
         let idea_keys: Vec<Key> = pending
             .iter()
-            .filter(|e| e.kind != Kind::IdeaPosted)
+            .filter(|e| e.kind != Kind::IdeaPosted && needs_marker(e.kind))
             .filter_map(|e| e.idea_id.as_deref().and_then(IdeaId::parse))
             .map(|i| ideas::key(&i))
             .collect::<BTreeSet<_>>()
@@ -318,7 +319,10 @@ impl<T: Table + Clone> InsightsConsumer<T> {
         let score_keys: Vec<Key> = members.iter().map(|m| score_key(m)).collect();
         let mut score_items: HashMap<String, Item> = HashMap::new();
         if !score_keys.is_empty() {
-            for i in crate::store::get_all(table, &score_keys, true).await? {
+            // Eventually consistent: every write below is conditional on
+            // what it read (`last_active`, no tombstone), so a stale read
+            // fails its condition and the batch is planned again.
+            for i in crate::store::get_all(table, &score_keys, false).await? {
                 if let Some(pk) = i.get("pk").and_then(Value::as_str) {
                     let m = pk.trim_start_matches("MEMBER#").to_owned();
                     score_items.insert(m, i);
@@ -329,6 +333,7 @@ impl<T: Table + Clone> InsightsConsumer<T> {
         let shard = random_shard();
         let mut writes: Vec<Write> = pending
             .iter()
+            .filter(|e| needs_marker(e.kind))
             .map(|e| consumed_marker(CONSUMER, &e.event_id))
             .collect();
         let mut days = plan.days.clone();
@@ -423,6 +428,10 @@ impl<T: Table + Clone> InsightsConsumer<T> {
                 Ok(()) | Err(StoreError::ConditionFailed { .. }) => {}
                 Err(e) => return Err(e.into()),
             }
+        }
+        if writes.is_empty() {
+            // Votes of members already active today: nothing to write.
+            return Ok(Outcome::Done);
         }
         match table.transact(writes).await {
             Ok(()) => Ok(Outcome::Done),
@@ -648,6 +657,10 @@ pub async fn read<T: Table>(app: &App<T>, caller: &Caller) -> Result<Value> {
         })
         .collect();
 
+    // Votes are counted by the aggregator, per idea (thresholds.rs).
+    let tallies = crate::thresholds::all_tallies(app).await?;
+    let cast: i64 = tallies.iter().map(|t| t.cast).sum();
+    let withdrawn: i64 = tallies.iter().map(|t| t.withdrawn).sum();
     let signed_up = t("members_signed_up");
     let erased = t("members_erased");
     Ok(json!({
@@ -666,9 +679,9 @@ pub async fn read<T: Table>(app: &App<T>, caller: &Caller) -> Result<Value> {
             "by_theme": by_theme,
         },
         "votes": {
-            "cast": t("votes_cast"),
-            "withdrawn": t("votes_withdrawn"),
-            "net": t("votes_cast") - t("votes_withdrawn"),
+            "cast": cast,
+            "withdrawn": withdrawn,
+            "net": cast - withdrawn,
         },
         "review": {
             "in_review": review.len(),

@@ -347,6 +347,15 @@ pub async fn opted_in<T: Table>(app: &App<T>, ids: &[String]) -> Result<Vec<Memb
     Ok(out)
 }
 
+/// A member as shown to themself: the stored row, with the points of their
+/// votes added to the stored balance (`points::vote_credits`).
+pub async fn view<T: Table>(app: &App<T>, row: MemberRow) -> Result<MemberView> {
+    let from_votes = crate::points::vote_points(app, &row.id).await?;
+    let mut v = MemberView::from(row);
+    v.points_balance += from_votes;
+    Ok(v)
+}
+
 /// The caller's row, or 403 when they have not signed up (for member-only writes).
 pub async fn require<T: Table>(app: &App<T>, caller: &Caller) -> Result<MemberRow> {
     match app.table.get(&key(&caller.id), true).await? {
@@ -383,7 +392,7 @@ pub async fn update<T: Table>(app: &App<T>, caller: &Caller, p: Patch) -> Result
     }
     let current = get(app, &caller.id).await?;
     if u.set.is_empty() {
-        return Ok(current.into());
+        return view(app, current).await;
     }
     // A new card moves the card guard, on the condition that the card read
     // above is still the member's (two concurrent changes cannot both move it).
@@ -407,7 +416,7 @@ pub async fn update<T: Table>(app: &App<T>, caller: &Caller, p: Patch) -> Result
     }
     writes.insert(0, Write::update(key(&caller.id), u).when(cond));
     match app.table.transact(writes).await {
-        Ok(()) => Ok(get(app, &caller.id).await?.into()),
+        Ok(()) => view(app, get(app, &caller.id).await?).await,
         Err(StoreError::ConditionFailed { index: 0 }) => match get(app, &caller.id).await {
             Ok(_) => Err(Error::Conflict(
                 "your profile changed at the same time; read it again and retry".into(),

@@ -6,6 +6,16 @@
 //! Keys: ledger entry `MEMBER#{id} / LEDGER#{created_at}#{entry id}`;
 //! redemption `MEMBER#{id} / REDEMPTION#{id}`; daily cap counter
 //! `MEMBER#{id} / CAP#{rule}#{yyyy-mm-dd}`.
+//!
+//! Votes are the exception, because they are the programme's most frequent
+//! action (thousands a second on launch night): a vote's points are not
+//! written anywhere. They are read from the member's current vote records
+//! (gsi3 `MEMBER#{id}` / `VOTE#{created_at}#{idea}`), per day, capped by the
+//! `vote_cast` rule's `daily_cap` ([`vote_credits`]): one entry per day in
+//! the ledger, added to the stored balance wherever a balance is shown or
+//! spent. Withdrawing a vote takes its points back; voting again gives them
+//! again (the same idea is never counted twice at once). The stored
+//! `points_balance` holds everything else.
 
 use crate::app::App;
 use crate::auth::Caller;
@@ -78,11 +88,10 @@ impl<T: Table + Clone> Consumer for PointsConsumer<T> {
                 let key = format!("idea#{idea_ref}");
                 credit(&self.app, e, &e.member_id, "idea_posted", &key, &idea_ref).await
             }
-            // One credit per member and idea, however often they vote and withdraw.
-            Kind::VoteCast => {
-                let key = format!("vote#{idea_ref}#{}", e.member_id);
-                credit(&self.app, e, &e.member_id, "vote_cast", &key, &idea_ref).await
-            }
+            // Votes are not credited here: their points are read from the
+            // member's vote records (`vote_credits`), so a vote costs no
+            // ledger transaction. A `vote.cast` from before that change, or
+            // one relayed by an older relay, is acknowledged without effect.
             Kind::IdeaReachedThreshold => {
                 let key = format!("threshold#{idea_ref}");
                 credit(
@@ -343,10 +352,10 @@ pub async fn ledger<T: Table>(
                 .sk(SortKey::BeginsWith("LEDGER#".into()))
                 .backward()
                 .limit(limit)
-                .start_after(start),
+                .start_after(start.clone()),
         )
         .await?;
-    let items = page
+    let mut items = page
         .items
         .into_iter()
         .map(|i| {
@@ -354,10 +363,96 @@ pub async fn ledger<T: Table>(
                 .map_err(|e| Error::Store(StoreError::unavailable(e)))
         })
         .collect::<Result<Vec<LedgerEntry>>>()?;
+    // The vote days this page covers: newer than its last stored entry
+    // (all of the older ones on the last page) and older than the entry the
+    // cursor continues from.
+    let upper = start
+        .as_ref()
+        .and_then(|k| k.get("sk"))
+        .and_then(Value::as_str)
+        .and_then(|sk| sk.strip_prefix("LEDGER#"))
+        .and_then(|sk| sk.rsplit_once('#'))
+        .map(|(at, _)| at.to_owned());
+    let lower = page
+        .last_key
+        .as_ref()
+        .and_then(|_| items.last())
+        .map(|e| e.created_at.clone());
+    let days = vote_credits(app, caller.id.as_str()).await?;
+    items.extend(days.into_iter().filter(|d| {
+        upper.as_ref().is_none_or(|u| d.created_at < *u)
+            && lower.as_ref().is_none_or(|l| d.created_at >= *l)
+    }));
+    items.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
     Ok(ListPage {
         items,
         next_cursor: page.last_key.as_ref().map(cursor::encode),
     })
+}
+
+/// The points a member's current votes give, one ledger entry per day
+/// (newest first): the `vote_cast` rule's points per vote, at most
+/// `daily_cap` votes a day. Read from the member's vote records in gsi3
+/// (eventually consistent: a vote shows within a second).
+pub async fn vote_credits<T: Table>(app: &App<T>, member: &str) -> Result<Vec<LedgerEntry>> {
+    let Some(rule) = app.settings.points.rule("vote_cast") else {
+        return Ok(Vec::new());
+    };
+    let pk = format!("MEMBER#{member}");
+    // day → (votes, latest vote's time)
+    let mut days: std::collections::BTreeMap<String, (i64, String)> = Default::default();
+    let mut start = None;
+    loop {
+        let page = app
+            .table
+            .query(
+                &Query::new(Index::Gsi3, pk.clone())
+                    .sk(SortKey::BeginsWith("VOTE#".into()))
+                    .limit(1000)
+                    .start_after(start.take()),
+            )
+            .await?;
+        for i in &page.items {
+            let Some(at) = i.get("created_at").and_then(Value::as_str) else {
+                continue;
+            };
+            let day = days
+                .entry(at.get(..10).unwrap_or(at).to_owned())
+                .or_default();
+            day.0 += 1;
+            if day.1.as_str() < at {
+                day.1 = at.to_owned();
+            }
+        }
+        match page.last_key {
+            Some(k) => start = Some(k),
+            None => break,
+        }
+    }
+    Ok(days
+        .into_iter()
+        .rev()
+        .map(|(day, (n, at))| {
+            let credited = rule.daily_cap.map_or(n, |c| n.min(c));
+            LedgerEntry {
+                id: format!("votes-{day}"),
+                delta: credited * rule.points,
+                reason: "vote_cast".into(),
+                label: format!("{} ({credited})", rule.label),
+                reference: day,
+                created_at: at,
+            }
+        })
+        .collect())
+}
+
+/// The points of a member's current votes (see [`vote_credits`]).
+pub async fn vote_points<T: Table>(app: &App<T>, member: &str) -> Result<i64> {
+    Ok(vote_credits(app, member)
+        .await?
+        .iter()
+        .map(|e| e.delta)
+        .sum())
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -402,6 +497,10 @@ pub async fn redeem<T: Table>(
         ));
     }
     let member = members::require(app, caller).await?;
+    // The balance is the stored one plus the votes' points, which only the
+    // member's own withdrawals can lower: read first, the condition below
+    // still holds the debit to what the member has.
+    let from_votes = vote_points(app, &member.id).await?;
     let Some(card) = member.loyalty_card.clone() else {
         return Err(Error::invalid(
             "loyalty_card",
@@ -444,7 +543,7 @@ pub async fn redeem<T: Table>(
             members::key(&caller.id),
             Update::default().add("points_balance", -points),
         )
-        .when(Cond::AtLeast("points_balance".into(), points)),
+        .when(Cond::AtLeast("points_balance".into(), points - from_votes)),
         ledger_write(&member.id, &entry),
         Write::put_new(redemption_item),
         event.write(),

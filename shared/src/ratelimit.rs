@@ -12,7 +12,7 @@
 
 use crate::app::App;
 use crate::error::{Error, Result};
-use crate::store::{Cond, Key, StoreError, Table, Update, Write};
+use crate::store::{Cond, Index, Key, Query, SortKey, StoreError, Table, Update, Write};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
@@ -217,6 +217,43 @@ pub async fn check<T: Table>(app: &App<T>, member: &str, action: Action) -> Resu
         Err(StoreError::Conflict | StoreError::Throttled) => Err(Error::Busy),
         Err(e) => Err(e.into()),
     }
+}
+
+/// The votes limit, without a counter: a vote is its own record, so the
+/// member's votes of the last `per_secs` seconds are read from gsi3
+/// (`MEMBER#{id}` / `VOTE#{created_at}#…`, at most `max` of them) instead of
+/// writing a window counter on every vote. A sliding window; eventually
+/// consistent, so a burst of concurrent votes may pass the limit by the few
+/// made within the same second. Withdrawn votes no longer count.
+pub async fn check_votes<T: Table>(app: &App<T>, member: &str) -> Result<()> {
+    let Some(limit) = app.settings.abuse.rate_limits.limit(Action::Vote) else {
+        return Ok(());
+    };
+    let now = time::OffsetDateTime::now_utc();
+    let since = crate::domain::format_ts(now - time::Duration::seconds(limit.per_secs));
+    let page = app
+        .table
+        .query(
+            &Query::new(Index::Gsi3, format!("MEMBER#{member}"))
+                .sk(SortKey::Between(format!("VOTE#{since}"), "VOTE#~".into()))
+                .limit(u32::try_from(limit.max).unwrap_or(u32::MAX)),
+        )
+        .await?;
+    if (page.items.len() as i64) < limit.max {
+        return Ok(());
+    }
+    // The oldest vote in the window leaves it first.
+    let oldest = page
+        .items
+        .first()
+        .and_then(|i| i.get("created_at"))
+        .and_then(serde_json::Value::as_str)
+        .and_then(crate::domain::parse_ts)
+        .unwrap_or(now);
+    let left = (oldest + time::Duration::seconds(limit.per_secs) - now).whole_seconds();
+    Err(Error::RateLimited {
+        retry_after: u64::try_from(left).unwrap_or(1).max(1),
+    })
 }
 
 /// `COMMUNITY_RATE_LIMITS`: `on` (default) or `off`.

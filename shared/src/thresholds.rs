@@ -60,6 +60,71 @@ pub struct Tally {
     /// number of the last change counted.
     #[serde(default)]
     pub seqs: BTreeMap<String, String>,
+    /// Votes cast and withdrawn, ever (counted with `votes`, so exactly
+    /// once): insights' vote totals and the author's `votes_drawn` are read
+    /// from the tallies (`TALLIES_PK` in gsi1), so no vote event writes a
+    /// shared totals item or the author's score.
+    #[serde(default)]
+    pub cast: i64,
+    #[serde(default)]
+    pub withdrawn: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author_id: Option<String>,
+}
+
+/// Partitions of gsi1 listing the tallies (a tally is rewritten once per
+/// batch; spread so the index's partitions take launch night's rate).
+pub const TALLY_SHARDS: u32 = 16;
+
+pub fn tallies_pk(shard: u32) -> String {
+    format!("TALLIES#{shard:02}")
+}
+
+fn tally_shard(idea: &str) -> u32 {
+    votes::bucket(idea) % TALLY_SHARDS
+}
+
+/// A tally as stored: its key and its gsi1 entry.
+pub fn tally_item(idea: &str, t: &Tally) -> Result<crate::store::Item> {
+    let key = tally_key(idea);
+    let Value::Object(mut body) = serde_json::to_value(t).unwrap_or(Value::Null) else {
+        return Err(Error::Store(StoreError::Invalid("tally".into())));
+    };
+    body.insert("pk".into(), json!(key.pk));
+    body.insert("sk".into(), json!(key.sk));
+    body.insert("idea_id".into(), json!(idea));
+    body.insert("gsi1pk".into(), json!(tallies_pk(tally_shard(idea))));
+    body.insert("gsi1sk".into(), json!(idea));
+    Ok(body)
+}
+
+/// Every idea's tally, read from the gsi1 shards (insights, ambassadors).
+pub async fn all_tallies<T: Table>(app: &App<T>) -> Result<Vec<Tally>> {
+    let mut out = Vec::new();
+    for shard in 0..TALLY_SHARDS {
+        let mut start = None;
+        loop {
+            let page = app
+                .table
+                .query(
+                    &crate::store::Query::new(crate::store::Index::Gsi1, tallies_pk(shard))
+                        .limit(1000)
+                        .start_after(start.take()),
+                )
+                .await?;
+            for i in page.items {
+                out.push(
+                    serde_json::from_value(Value::Object(i))
+                        .map_err(|e| Error::Store(StoreError::unavailable(e)))?,
+                );
+            }
+            match page.last_key {
+                Some(k) => start = Some(k),
+                None => break,
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// One counted change: its position in the batch, bucket, sequence, ±1.
@@ -69,6 +134,7 @@ struct Delta {
     bucket: String,
     seq: String,
     delta: i64,
+    author: Option<String>,
 }
 
 /// The vote record changes of a batch, per idea.
@@ -84,11 +150,17 @@ fn deltas(changes: &[Change]) -> BTreeMap<String, Vec<Delta>> {
             continue;
         };
         let bucket = c.pk.rsplit('#').next().unwrap_or_default().to_owned();
+        let author = c
+            .image()
+            .and_then(|i| i.get("author_id"))
+            .and_then(Value::as_str)
+            .map(str::to_owned);
         out.entry(idea.to_owned()).or_default().push(Delta {
             index,
             bucket,
             seq: c.seq.clone(),
             delta,
+            author,
         });
     }
     out
@@ -150,6 +222,14 @@ async fn aggregate<T: Table>(app: &App<T>, idea: &str, ds: &[Delta]) -> Result<(
                 .is_some_and(|w| seq_cmp(&d.seq, w) != Ordering::Greater);
             if !seen {
                 next.votes += d.delta;
+                if d.delta > 0 {
+                    next.cast += d.delta;
+                } else {
+                    next.withdrawn -= d.delta;
+                }
+                if next.author_id.is_none() {
+                    next.author_id.clone_from(&d.author);
+                }
                 next.seqs.insert(d.bucket.clone(), d.seq.clone());
             }
         }
@@ -157,11 +237,7 @@ async fn aggregate<T: Table>(app: &App<T>, idea: &str, ds: &[Delta]) -> Result<(
             break old;
         }
         next.ver += 1;
-        let Value::Object(mut body) = serde_json::to_value(&next).unwrap_or(Value::Null) else {
-            return Err(Error::Store(StoreError::Invalid("tally".into())));
-        };
-        body.insert("pk".into(), json!(key.pk));
-        body.insert("sk".into(), json!(key.sk));
+        let body = tally_item(idea, &next)?;
         let guard = if item.is_some() {
             Cond::Eq("ver".into(), json!(old.ver))
         } else {

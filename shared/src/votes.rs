@@ -117,7 +117,7 @@ pub async fn cast<T: Table>(app: &App<T>, caller: &Caller, idea: &IdeaId) -> Res
     caller.require_verified_email()?;
     let row = votable(app, caller, idea).await?;
     let member = caller.id.as_str();
-    crate::ratelimit::check(app, member, crate::ratelimit::Action::Vote).await?;
+    crate::ratelimit::check_votes(app, member).await?;
     let k = vote_key(idea, member);
     let created = now();
     let record = json!({

@@ -183,10 +183,26 @@ async fn scoring_a_generated_population() {
             panic!("object")
         };
         batch.push(Write::put(profile));
-        let adds: Vec<(&str, i64)> = c.iter().map(|(k, v)| (*k, *v)).collect();
+        // `votes_drawn` is read from the vote aggregator's tallies of the
+        // member's ideas: one idea each here.
+        let adds: Vec<(&str, i64)> = c
+            .iter()
+            .filter(|(k, _)| **k != "votes_drawn")
+            .map(|(k, v)| (*k, *v))
+            .collect();
         batch.push(ambassadors::counter_write(&m, &adds));
+        let drawn = c["votes_drawn"];
+        let tally = community::thresholds::Tally {
+            votes: drawn,
+            cast: drawn,
+            author_id: Some(m.clone()),
+            ..Default::default()
+        };
+        batch.push(Write::put(
+            community::thresholds::tally_item(&format!("IDEAOF{m}"), &tally).expect("tally"),
+        ));
         counts.insert(m, c);
-        if batch.len() == 100 {
+        if batch.len() >= 99 {
             base.table
                 .transact(std::mem::take(&mut batch))
                 .await

@@ -64,11 +64,11 @@ async fn sample_batch_applies_once_and_reports_only_the_poison_message() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_vote_spike_from_concurrent_batches_counts_every_vote_once() {
+async fn a_vote_spike_from_concurrent_batches_marks_each_voter_active_once() {
     let (app, _d) = embedded_app(|_| {});
     let consumer = std::sync::Arc::new(InsightsConsumer { app: app.clone() });
     // 400 votes from 400 members on one idea, in 40 batches of 10, 8 at a time,
-    // each batch delivered twice.
+    // each batch delivered twice (concurrently with its first delivery).
     let events: Vec<Event> = (0..400)
         .map(|i| {
             Event::new(
@@ -98,6 +98,9 @@ async fn a_vote_spike_from_concurrent_batches_counts_every_vote_once() {
     let v = community::insights::read(&app, &marketing())
         .await
         .expect("insights");
-    assert_eq!(v["votes"]["cast"], json!(400));
+    // Each voter is active once, however often their vote was delivered and
+    // without a marker per vote. The votes themselves are counted by the
+    // aggregator from the vote records (local/tests/pipeline.rs), not here.
     assert_eq!(v["active_members"]["last_30_days"], json!(400));
+    assert_eq!(v["votes"]["cast"], json!(0));
 }

@@ -40,13 +40,13 @@ async fn sample_batch_credits_once_and_reports_only_the_poison_message() {
             failed,
             vec!["6f1c3a2e-0003-4e5b-9a51-points000003".to_string()]
         );
-        // Sign-up (50) and one vote (2), however often the batch is delivered.
-        assert_eq!(balance(&app, "member-marie").await, 52);
+        // Sign-up (50) and one idea (20), however often the batch is delivered.
+        assert_eq!(balance(&app, "member-marie").await, 70);
     }
     let ledger = community::points::ledger(&app, &caller(&member("member-marie")), 100, None)
         .await
         .expect("ledger");
-    assert_eq!(ledger.items.iter().map(|e| e.delta).sum::<i64>(), 52);
+    assert_eq!(ledger.items.iter().map(|e| e.delta).sum::<i64>(), 70);
     assert_eq!(ledger.items.len(), 2);
     // A batch where every record fails fails as a whole.
     let poison: SqsEvent =
@@ -56,37 +56,66 @@ async fn sample_batch_credits_once_and_reports_only_the_poison_message() {
 }
 
 #[tokio::test]
-async fn daily_caps_and_one_credit_per_idea_vote() {
+async fn votes_earn_points_from_their_records_capped_per_day() {
     let (app, _d) = embedded_app(|_| {});
-    join(&app, &member("mm")).await;
+    let (author, mm) = (member("author"), member("mm"));
+    join(&app, &author).await;
+    join(&app, &mm).await;
     let consumer = PointsConsumer { app: app.clone() };
-    // 25 votes on 25 ideas the same day: the cap (20) stops credits at 40 points.
-    let events: Vec<Event> = (0..25)
-        .map(|i| {
-            Event::new(
-                Kind::VoteCast,
-                "mm",
-                Some(&format!("01JD00000000000000000000{i:02}")),
-                json!(null),
-            )
-        })
-        .collect();
-    let res = community::queue::sqs(&consumer, batch(&events))
+    let signed_up = Event::new(Kind::MemberSignedUp, "mm", None, json!(null));
+    community::queue::sqs(&consumer, batch(&[signed_up]))
+        .await
+        .expect("ok");
+    let voter = caller(&mm);
+    let view = |app: community::App<_>| async move {
+        let row = community::members::get(&app, &caller(&member("mm")).id)
+            .await
+            .expect("member");
+        community::members::view(&app, row).await.expect("view")
+    };
+    // 25 votes on 25 ideas the same day: the cap (20 votes) stops at 40 points.
+    let mut ideas = Vec::new();
+    for _ in 0..25 {
+        let id = community::testing::post_idea(&app, &author).await;
+        let id = community::domain::IdeaId::parse(&id).expect("id");
+        community::votes::cast(&app, &voter, &id)
+            .await
+            .expect("vote");
+        ideas.push(id);
+    }
+    assert_eq!(view(app.clone()).await.points_balance, 50 + 40);
+    // A `vote.cast` event on the points queue (an older relay's) credits
+    // nothing: the records are the votes' points.
+    let old = Event::new(Kind::VoteCast, "mm", Some(ideas[0].as_str()), json!(null));
+    let res = community::queue::sqs(&consumer, batch(&[old]))
         .await
         .expect("ok");
     assert!(res.batch_item_failures.is_empty());
-    assert_eq!(balance(&app, "mm").await, 40);
-    // Voting again for the same idea (new event) earns nothing more.
-    let again = Event::new(
-        Kind::VoteCast,
-        "mm",
-        Some("01JD0000000000000000000000"),
-        json!(null),
-    );
-    community::queue::sqs(&consumer, batch(&[again]))
+    assert_eq!(view(app.clone()).await.points_balance, 90);
+    // Voting again for the same idea earns nothing more.
+    community::votes::cast(&app, &voter, &ideas[0])
         .await
-        .expect("ok");
-    assert_eq!(balance(&app, "mm").await, 40);
+        .expect("vote");
+    assert_eq!(view(app.clone()).await.points_balance, 90);
+    // The ledger shows the day's votes as one entry, and sums to the balance.
+    let ledger = community::points::ledger(&app, &voter, 100, None)
+        .await
+        .expect("ledger");
+    let day: Vec<_> = ledger
+        .items
+        .iter()
+        .filter(|e| e.reason == "vote_cast")
+        .collect();
+    assert_eq!(day.len(), 1, "{:?}", ledger.items);
+    assert_eq!(day[0].delta, 40);
+    assert_eq!(ledger.items.iter().map(|e| e.delta).sum::<i64>(), 90);
+    // Withdrawing votes below the cap takes their points back: 19 votes left.
+    for id in &ideas[..6] {
+        community::votes::withdraw(&app, &voter, id)
+            .await
+            .expect("withdraw");
+    }
+    assert_eq!(view(app.clone()).await.points_balance, 50 + 38);
     // An event about a member who is gone is done, with no credit and no error.
     let ghost = Event::new(Kind::MemberSignedUp, "ghost", None, json!(null));
     let res = community::queue::sqs(&consumer, batch(&[ghost]))

@@ -31,7 +31,8 @@ pub async fn me<T: Table + Clone>(
     State(app): State<App<T>>,
     caller: Caller,
 ) -> Result<Json<MemberView>, ApiError> {
-    Ok(Json(members::get(&app, &caller.id).await?.into()))
+    let row = members::get(&app, &caller.id).await?;
+    Ok(Json(members::view(&app, row).await?))
 }
 
 #[tracing::instrument(skip_all, fields(member = %caller.id.as_str()))]
