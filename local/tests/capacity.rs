@@ -295,7 +295,7 @@ async fn the_home_list_is_one_small_query_with_conditional_gets() {
 /// aggregator's per-idea writes are shared by about five votes, not by the
 /// whole run). docs/architecture.md ("Counting votes") states the budget.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_vote_costs_about_two_write_units_all_in() {
+async fn a_vote_costs_its_record_and_a_share_of_the_aggregators_writes() {
     let dir = tempfile::tempdir().expect("dir");
     let table = community::store::embedded::EmbeddedTable::open(dir.path()).expect("store");
     let meter = table.meter();
@@ -381,6 +381,15 @@ async fn a_vote_costs_about_two_write_units_all_in() {
             .expect("idea");
         assert_eq!(row.votes, 40, "every vote counted once");
     }
-    assert!(wcu / n <= 5.5, "{:.2} WCU per vote", wcu / n);
-    assert!(rcu / n <= 2.5, "{:.2} RCU per vote", rcu / n);
+    // The request writes the record and its gsi3 entry (2 WCU); the
+    // aggregator's ~8 WCU per idea and batch are shared by the five votes
+    // each idea takes per wave here (more in a launch's larger batches).
+    let vote = &by["PUT /ideas/{id}/vote"];
+    assert_eq!(vote["wcu"].as_f64(), Some(2.0 * n), "{vote}");
+    assert!(
+        by.get("consumer:points/vote.cast").is_none(),
+        "no credit write"
+    );
+    assert!(wcu / n <= 3.8, "{:.2} WCU per vote", wcu / n);
+    assert!(rcu / n <= 2.0, "{:.2} RCU per vote", rcu / n);
 }

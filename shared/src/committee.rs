@@ -48,9 +48,14 @@ pub async fn review_queue<T: Table>(
         )
         .await?;
     let now_t = time::OffsetDateTime::now_utc();
+    let mut rows = page
+        .items
+        .into_iter()
+        .map(ideas::row_from)
+        .collect::<Result<Vec<_>>>()?;
+    ideas::with_bodies(app, &mut rows).await?;
     let mut items = Vec::new();
-    for i in page.items {
-        let row = ideas::row_from(i)?;
+    for row in rows {
         let age = row
             .reached_threshold_at
             .as_deref()
@@ -93,7 +98,7 @@ fn reason(field: &str, v: Option<String>) -> std::result::Result<String, FieldEr
 
 /// The committee sees the idea it works on even while moderation hides it.
 async fn exact_view<T: Table>(app: &App<T>, id: &IdeaId) -> Result<IdeaView> {
-    let row = ideas::load(app, id, true).await?;
+    let row = ideas::load_full(app, id, true).await?;
     let votes = row.votes;
     Ok(row.view(votes))
 }

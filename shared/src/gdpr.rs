@@ -93,13 +93,32 @@ async fn contributions<T: Table>(
         .collect();
     let mut found = std::collections::HashMap::new();
     let mut keys: Vec<Key> = pointers.iter().map(|(_, k)| k.clone()).collect();
+    // An idea's body is its own item (ideas.rs).
+    let bodies: Vec<Key> = pointers
+        .iter()
+        .filter(|(kind, _)| *kind == ContribKind::Idea)
+        .map(|(_, k)| Key::new(k.pk.clone(), "BODY"))
+        .collect();
+    keys.extend(bodies);
     keys.sort();
     keys.dedup();
+    let mut body_of = std::collections::HashMap::new();
     for chunk in keys.chunks(100) {
         for item in app.table.get_many(chunk, true).await? {
             if let Some(k) = Key::of(&item) {
+                if k.sk == "BODY" {
+                    if let Some(b) = item.get("body") {
+                        body_of.insert(k.pk.clone(), b.clone());
+                    }
+                    continue;
+                }
                 found.insert(k, item);
             }
+        }
+    }
+    for (k, item) in found.iter_mut() {
+        if let Some(b) = body_of.get(&k.pk) {
+            item.entry("body").or_insert_with(|| b.clone());
         }
     }
     Ok(pointers

@@ -1,6 +1,11 @@
 //! Ideas: posting, reading, listing by theme/status, newest or most voted.
 //!
-//! Keys: `IDEA#{id} / IDEA`. Lists use sparse indexes:
+//! Keys: `IDEA#{id} / IDEA` (the row: everything but the body, so the
+//! aggregator's roll-up of the count, which rewrites the row and its copies
+//! in gsi1, gsi2 and gsi4, costs about 1 KB per copy whatever the body's
+//! length) and `IDEA#{id} / BODY` (the body, in no index; read by the idea's
+//! page, the committee, the committee's mail and the GDPR export). Lists
+//! use sparse indexes:
 //! - the home list (`sort=top`, no filter) is one Query of gsi4, partition
 //!   `TOP` sorted by the rolled-up vote count, which projects only the
 //!   idea's card (`store::CARD_ATTRS`: the excerpt, not the 5,000-character
@@ -27,6 +32,11 @@ use serde_json::{json, Value};
 
 pub fn key(id: &IdeaId) -> Key {
     Key::new(format!("IDEA#{}", id.as_str()), "IDEA")
+}
+
+/// The item holding an idea's body (written with the row, never changed).
+pub fn body_key(id: &IdeaId) -> Key {
+    Key::new(format!("IDEA#{}", id.as_str()), "BODY")
 }
 
 pub fn list_pk(theme: &str, status: IdeaStatus) -> String {
@@ -74,6 +84,9 @@ pub struct IdeaRow {
     pub id: String,
     pub theme: String,
     pub title: String,
+    /// Empty as loaded by [`load`]: the body is its own item
+    /// ([`body_key`]); [`load_full`] and [`with_bodies`] read it.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub body: String,
     pub author_id: String,
     pub author_name: String,
@@ -303,6 +316,59 @@ pub async fn load<T: Table>(app: &App<T>, id: &IdeaId, consistent: bool) -> Resu
     }
 }
 
+/// An idea's row with its body (one BatchGetItem of both items).
+pub async fn load_full<T: Table>(app: &App<T>, id: &IdeaId, consistent: bool) -> Result<IdeaRow> {
+    let items = app
+        .table
+        .get_many(&[key(id), body_key(id)], consistent)
+        .await?;
+    let mut row = None;
+    let mut body = None;
+    for i in items {
+        match i.get("sk").and_then(Value::as_str) {
+            Some("IDEA") => row = Some(row_from(i)?),
+            Some("BODY") => body = i.get("body").and_then(Value::as_str).map(str::to_owned),
+            _ => {}
+        }
+    }
+    let mut row = row.ok_or(Error::NotFound("idea"))?;
+    if let Some(b) = body {
+        row.body = b;
+    }
+    Ok(row)
+}
+
+/// Fills in the bodies of rows read from an index or a batch (one
+/// BatchGetItem per 100 rows; eventually consistent: a body never changes).
+pub async fn with_bodies<T: Table>(app: &App<T>, rows: &mut [IdeaRow]) -> Result<()> {
+    let keys: Vec<Key> = rows
+        .iter()
+        .filter(|r| r.body.is_empty())
+        .filter_map(|r| IdeaId::parse(&r.id))
+        .map(|i| body_key(&i))
+        .collect();
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let mut bodies = std::collections::HashMap::new();
+    for i in crate::store::get_all(&app.table, &keys, false).await? {
+        let id = i
+            .get("pk")
+            .and_then(Value::as_str)
+            .and_then(|pk| pk.strip_prefix("IDEA#"))
+            .map(str::to_owned);
+        if let (Some(id), Some(b)) = (id, i.get("body").and_then(Value::as_str)) {
+            bodies.insert(id, b.to_owned());
+        }
+    }
+    for r in rows.iter_mut().filter(|r| r.body.is_empty()) {
+        if let Some(b) = bodies.remove(&r.id) {
+            r.body = b;
+        }
+    }
+    Ok(())
+}
+
 pub async fn create<T: Table>(
     app: &App<T>,
     caller: &Caller,
@@ -353,7 +419,14 @@ pub async fn create<T: Table>(
         excerpt,
         truncated,
     };
-    let item = row.to_item()?;
+    let mut stored = row.clone();
+    stored.body = String::new();
+    let item = stored.to_item()?;
+    let body_item =
+        json!({"pk": format!("IDEA#{}", row.id), "sk": "BODY", "id": row.id, "body": row.body});
+    let Value::Object(body_item) = body_item else {
+        return Err(Error::Store(StoreError::Invalid("idea body".into())));
+    };
     let event = Event::new(
         Kind::IdeaPosted,
         &row.author_id,
@@ -371,7 +444,12 @@ pub async fn create<T: Table>(
     let body = serde_json::to_value(&view).map_err(|e| Error::Store(StoreError::unavailable(e)))?;
     commit(
         &app.table,
-        vec![Write::put_new(item), event.write(), pointer],
+        vec![
+            Write::put_new(item),
+            Write::put_new(body_item),
+            event.write(),
+            pointer,
+        ],
         receipt.map(|r| (r, 201, &body)),
     )
     .await?;
@@ -396,7 +474,7 @@ pub async fn get_for<T: Table>(
     id: &IdeaId,
     viewer: Option<&Caller>,
 ) -> Result<IdeaView> {
-    let row = load(app, id, false).await?;
+    let row = load_full(app, id, false).await?;
     if row.is_hidden() && !sees_hidden(viewer, &row.author_id) {
         return Err(Error::NotFound("idea"));
     }

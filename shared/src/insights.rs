@@ -92,6 +92,8 @@ struct Plan {
     scores: BTreeMap<String, BTreeMap<String, i64>>,
     /// member → the latest day they acted in this batch.
     active: BTreeMap<String, String>,
+    /// idea → comments posted on it in this batch (its `comment_count`).
+    comments: BTreeMap<String, i64>,
     erased: BTreeSet<String>,
 }
 
@@ -207,6 +209,12 @@ fn plan_event(p: &mut Plan, e: &Event, ideas: &HashMap<String, ideas::IdeaRow>) 
             p.acted(m, &e.at);
         }
         Kind::CommentPosted => {
+            // The idea's count of visible comments, folded per idea and
+            // batch (comments.rs keeps the row out of the comment's own
+            // transaction). Moderation moves it for hidden comments.
+            if let Some(i) = idea {
+                *p.comments.entry(i.id.clone()).or_default() += 1;
+            }
             p.total("comments", 1);
             p.score(m, "comments", 1);
             p.acted(m, &e.at);
@@ -414,6 +422,14 @@ impl<T: Table + Clone> InsightsConsumer<T> {
             }
         }
         writes.extend(score_writes);
+        for (idea, n) in &plan.comments {
+            if let Some(id) = IdeaId::parse(idea) {
+                writes.push(
+                    Write::update(ideas::key(&id), Update::default().add("comment_count", *n))
+                        .when(Cond::Exists),
+                );
+            }
+        }
         // An erased member's profile stops being an ambassador's before the
         // tombstone is written (idempotent; a retry repeats it harmlessly).
         for m in &plan.erased {

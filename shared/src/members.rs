@@ -366,6 +366,16 @@ pub async fn require<T: Table>(app: &App<T>, caller: &Caller) -> Result<MemberRo
     }
 }
 
+/// As [`require`], for the hottest routes (a vote): an eventually
+/// consistent read first (half the read units), and a consistent one only
+/// when it finds nothing (a member who signed up a moment ago).
+pub async fn require_cheap<T: Table>(app: &App<T>, caller: &Caller) -> Result<MemberRow> {
+    match app.table.get(&key(&caller.id), false).await? {
+        Some(item) if !is_closed(&item) => row_from(item),
+        _ => require(app, caller).await,
+    }
+}
+
 pub async fn update<T: Table>(app: &App<T>, caller: &Caller, p: Patch) -> Result<MemberView> {
     let mut errs = Errors::default();
     let mut u = Update::default();

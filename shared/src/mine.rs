@@ -159,7 +159,20 @@ pub async fn list<T: Table>(
         .filter_map(contrib::target_of)
         .map(|(_, k)| k)
         .collect();
-    let targets = by_key(app, &pointers).await?;
+    let mut targets = by_key(app, &pointers).await?;
+    if kind == ContribKind::Idea {
+        // An idea's body is its own item (ideas.rs).
+        let body_keys: Vec<Key> = pointers
+            .iter()
+            .map(|k| Key::new(k.pk.clone(), "BODY"))
+            .collect();
+        for (k, b) in by_key(app, &body_keys).await? {
+            let row = Key::new(k.pk, "IDEA");
+            if let (Some(item), Some(body)) = (targets.get_mut(&row), b.get("body")) {
+                item.insert("body".into(), body.clone());
+            }
+        }
+    }
     let hidden_ids: Vec<String> = targets
         .values()
         .filter(|i| i.get("moderation").and_then(Value::as_str) == Some(HIDDEN))

@@ -148,7 +148,13 @@ pub async fn resolve<T: Table>(app: &App<T>, ty: TargetType, id: &str) -> Result
                 author_id: s(&item, "author_id"),
                 idea_id: Some(s(&item, "id")),
                 title: s(&item, "title"),
-                excerpt: excerpt(&s(&item, "body"), 200),
+                // An idea's row holds its excerpt (its body is its own item).
+                excerpt: excerpt(
+                    &Some(s(&item, "body"))
+                        .filter(|b| !b.is_empty())
+                        .unwrap_or_else(|| s(&item, "excerpt")),
+                    200,
+                ),
                 key,
                 item,
             })
@@ -722,6 +728,7 @@ pub async fn queue<T: Table>(
             Some(c) => {
                 let body = c
                     .get("body")
+                    .or_else(|| c.get("excerpt"))
                     .and_then(Value::as_str)
                     .map(|b| excerpt(b, 300));
                 let idea_id = match s(i, "target_type").as_str() {

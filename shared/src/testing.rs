@@ -314,3 +314,42 @@ pub fn sqs_batch(events: &[crate::events::Event]) -> aws_lambda_events::event::s
         .collect();
     serde_json::from_value(json!({"Records": records})).expect("event")
 }
+
+/// Delivers every event in the outbox to the insights consumer, as the
+/// relay and the insights queue would (each at most once here; the consumer
+/// absorbs repeats): for tests of what it maintains, such as an idea's
+/// `comment_count`.
+pub async fn run_insights<T: crate::store::Table + Clone>(app: &App<T>) {
+    use crate::events::{outbox_pk, Event, OUTBOX_BUCKETS};
+    use crate::store::{Index, Query};
+    let mut msgs = Vec::new();
+    for b in 0..OUTBOX_BUCKETS {
+        let mut start = None;
+        loop {
+            let page = app
+                .table
+                .query(
+                    &Query::new(Index::Primary, outbox_pk(b))
+                        .limit(1000)
+                        .start_after(start.take()),
+                )
+                .await
+                .expect("outbox");
+            for e in page.items.iter().filter_map(Event::from_item) {
+                msgs.push(crate::queue::Message {
+                    id: e.event_id.clone(),
+                    body: serde_json::to_string(&e).expect("event"),
+                });
+            }
+            match page.last_key {
+                Some(k) => start = Some(k),
+                None => break,
+            }
+        }
+    }
+    let consumer = crate::insights::InsightsConsumer { app: app.clone() };
+    for chunk in msgs.chunks(10) {
+        let failed = crate::queue::handle(&consumer, chunk).await;
+        assert!(failed.is_empty(), "insights failed on {failed:?}");
+    }
+}

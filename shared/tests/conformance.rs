@@ -680,6 +680,8 @@ async fn reports_hide_once_and_lists_follow(t: T) {
         .await
         .expect("comments");
     assert_eq!(page.items.len(), 1);
+    // The comment's +1 is the insights consumer's (comments.rs).
+    community::testing::run_insights(&app).await;
     for sort in [community::ideas::Sort::New, community::ideas::Sort::Top] {
         let req = community::ideas::ListRequest {
             sort,

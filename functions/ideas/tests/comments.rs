@@ -153,6 +153,9 @@ async fn posting_comments_validates_authenticates_and_badges() {
     assert_eq!(next.body["items"].as_array().map(Vec::len), Some(1));
     assert_eq!(next.body["items"][0]["body"], "Une seule fois");
     assert_eq!(next.body["next_cursor"], json!(null));
+    // The count is the insights consumer's, folded per batch of events
+    // (not the comment's own transaction): once their events are applied.
+    community::testing::run_insights(&app).await;
     let idea = call(&r, "GET", &format!("/ideas/{id}"), None, None).await;
     assert_eq!(idea.body["comment_count"], 4);
     assert!(idea.body.get("moderation").is_none());

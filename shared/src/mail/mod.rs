@@ -673,7 +673,8 @@ impl<T: Table + Clone, M: Mailer> EmailsConsumer<T, M> {
                 let Some(idea_id) = e.idea_id.as_deref().and_then(IdeaId::parse) else {
                     return Ok(());
                 };
-                let idea = match ideas::load(&self.app, &idea_id, true).await {
+                // With its body: the committee's mail quotes it.
+                let idea = match ideas::load_full(&self.app, &idea_id, true).await {
                     Ok(i) => i,
                     Err(Error::NotFound(_)) => return Ok(()),
                     Err(err) => return Err(err),
