@@ -658,18 +658,41 @@ pub async fn read<T: Table>(app: &App<T>, caller: &Caller) -> Result<Value> {
     let average = (!ages.is_empty()).then(|| ages.iter().sum::<i64>() / ages.len() as i64);
 
     // Community mails, newest first.
+    // Each mail's figures are spread over shards (mail.rs): summed per mail,
+    // the newest 100 mails.
+    let shards = crate::mail::STATS_SHARDS;
     let mails_page = app
         .table
-        .query(&Query::new(Index::Gsi1, MAILS_PK).backward().limit(100))
+        .query(
+            &Query::new(Index::Gsi1, MAILS_PK)
+                .backward()
+                .limit(100 * shards),
+        )
         .await?;
-    let mails: Vec<Value> = mails_page
-        .items
+    let mut order: Vec<String> = Vec::new();
+    let mut sums: HashMap<String, (i64, i64)> = HashMap::new();
+    for m in &mails_page.items {
+        let Some(id) = m.get("gsi1sk").and_then(Value::as_str) else {
+            continue;
+        };
+        let e = sums.entry(id.to_owned()).or_insert_with(|| {
+            order.push(id.to_owned());
+            (0, 0)
+        });
+        e.0 += num(m, "sent");
+        e.1 += num(m, "unique_clicks");
+    }
+    let mails: Vec<Value> = order
         .iter()
-        .map(|m| {
-            let sent = num(m, "sent");
-            let clicks = num(m, "unique_clicks");
-            let rate = if sent > 0 { clicks as f64 / sent as f64 } else { 0.0 };
-            json!({"mail_id": m.get("gsi1sk"), "sent": sent, "unique_clicks": clicks, "unique_click_rate": rate})
+        .take(100)
+        .map(|id| {
+            let (sent, clicks) = sums.get(id).copied().unwrap_or_default();
+            let rate = if sent > 0 {
+                clicks as f64 / sent as f64
+            } else {
+                0.0
+            };
+            json!({"mail_id": id, "sent": sent, "unique_clicks": clicks, "unique_click_rate": rate})
         })
         .collect();
 

@@ -156,7 +156,7 @@ impl community::store::Table for Contended {
         let stats = writes
             .iter()
             .filter_map(community::store::Write::key)
-            .any(|k| k.pk.starts_with("MAIL#") && k.sk == "STATS");
+            .any(|k| k.pk.starts_with("MAIL#") && k.sk.starts_with("STATS#"));
         if stats
             && self
                 .conflicts

@@ -141,14 +141,38 @@ pub fn tracked_url(
     format!("{}/r/{t}", app_settings.public_url)
 }
 
-fn stats_key(mail_id: &str) -> Key {
-    Key::new(format!("MAIL#{mail_id}"), "STATS")
+/// A mail's figures are spread over this many items (`STATS#{00-15}`): a
+/// welcome mail at launch is sent by every emails batch at once, and one
+/// item would be written by all of them (conflicts). Readers sum the shards.
+pub const STATS_SHARDS: u32 = 16;
+
+fn stats_key(mail_id: &str, shard: u32) -> Key {
+    Key::new(format!("MAIL#{mail_id}"), format!("STATS#{shard:02}"))
+}
+
+fn random_stats_shard() -> u32 {
+    rand::Rng::random_range(&mut rand::rng(), 0..STATS_SHARDS)
+}
+
+/// The sum of a mail's figure shards.
+async fn stats_sum<T: Table>(app: &App<T>, mail_id: &str) -> Result<(i64, i64)> {
+    let keys: Vec<Key> = (0..STATS_SHARDS).map(|s| stats_key(mail_id, s)).collect();
+    let (mut sent, mut clicks) = (0, 0);
+    for i in app.table.get_many(&keys, true).await? {
+        sent += i.get("sent").and_then(Value::as_i64).unwrap_or(0);
+        clicks += i.get("unique_clicks").and_then(Value::as_i64).unwrap_or(0);
+    }
+    Ok((sent, clicks))
 }
 
 /// `sent + 1`; a community mail (not a personal notice to an author or the
 /// committee) is also listed in gsi1 `MAILS` for `GET /insights`.
 fn stats_update(mail_id: &str) -> Update {
-    let u = Update::default().add("sent", 1);
+    listed(mail_id, Update::default().add("sent", 1))
+}
+
+/// `u`, and for a community mail the shard's gsi1 `MAILS` entry.
+fn listed(mail_id: &str, u: Update) -> Update {
     // Notices to one person (author, committee, moderation) are not
     // community mails: only these are listed in the insights.
     if ["-author", "-committee", "-moderation"]
@@ -157,8 +181,10 @@ fn stats_update(mail_id: &str) -> Update {
     {
         u
     } else {
+        // Every shard is listed; insights groups them by `mail_id`.
         u.set("gsi1pk", crate::insights::MAILS_PK)
             .set("gsi1sk", mail_id)
+            .set("mail_id", mail_id)
     }
 }
 
@@ -176,7 +202,10 @@ pub async fn click<T: Table>(app: &App<T>, token_str: &str) -> Result<String> {
     rec.insert("at".into(), json!(now()));
     let mut writes = vec![
         Write::put_new(rec),
-        Write::update(stats_key(mail), Update::default().add("unique_clicks", 1)),
+        Write::update(
+            stats_key(mail, crate::votes::bucket(member) % STATS_SHARDS),
+            listed(mail, Update::default().add("unique_clicks", 1)),
+        ),
     ];
     // The member's activity counter (ambassadors), unless they were erased.
     if !mail.ends_with("-committee") && crate::domain::MemberId::parse(member).is_some() {
@@ -217,13 +246,7 @@ pub async fn unsubscribe<T: Table>(app: &App<T>, token_str: &str) -> Result<()> 
 
 /// Sent/unique-click figures of a mail.
 pub async fn stats<T: Table>(app: &App<T>, mail_id: &str) -> Result<Value> {
-    let s = app
-        .table
-        .get(&stats_key(mail_id), true)
-        .await?
-        .unwrap_or_default();
-    let sent = s.get("sent").and_then(Value::as_i64).unwrap_or(0);
-    let clicks = s.get("unique_clicks").and_then(Value::as_i64).unwrap_or(0);
+    let (sent, clicks) = stats_sum(app, mail_id).await?;
     let rate = if sent > 0 {
         clicks as f64 / sent as f64
     } else {
@@ -288,7 +311,10 @@ pub fn compose(
 
 /// Counts one more copy of a mail sent (the denominator of its click rate).
 pub fn count_sent(mail_id: &str) -> Write {
-    Write::update(stats_key(mail_id), stats_update(mail_id))
+    Write::update(
+        stats_key(mail_id, random_stats_shard()),
+        stats_update(mail_id),
+    )
 }
 
 pub struct EmailsConsumer<T, M> {
@@ -430,7 +456,7 @@ impl<T: Table + Clone, M: Mailer> EmailsConsumer<T, M> {
             for (mail_id, n) in counts {
                 let mut u = stats_update(&mail_id);
                 u.add = vec![("sent".into(), n)];
-                writes.push(Write::update(stats_key(&mail_id), u));
+                writes.push(Write::update(stats_key(&mail_id, random_stats_shard()), u));
             }
             match crate::error::commit(&self.app.table, writes, None).await {
                 Ok(()) => Vec::new(),
