@@ -141,7 +141,8 @@ pub fn routes(kind: Kind) -> &'static [Queue] {
         // vote's points are read from the vote records (points.rs). Only
         // the voter's last active day is left to the insights consumer.
         Kind::VoteCast => &[Queue::Insights],
-        Kind::VoteWithdrawn => &[Queue::Insights],
+        // Nothing reacts to a withdrawal but the aggregator (from the stream).
+        Kind::VoteWithdrawn => &[],
         Kind::IdeaReachedThreshold => &[Queue::Points, Queue::Emails, Queue::Insights],
         Kind::IdeaDecided => &[Queue::Points, Queue::Emails, Queue::Insights],
         Kind::IdeaProgressed => &[Queue::Emails, Queue::Insights],
@@ -305,7 +306,7 @@ mod tests {
     }
 
     #[test]
-    fn every_kind_goes_somewhere() {
+    fn every_kind_but_a_withdrawal_goes_to_a_queue() {
         for k in [
             Kind::MemberSignedUp,
             Kind::IdeaPosted,
@@ -325,7 +326,9 @@ mod tests {
             Kind::MemberErased,
             Kind::MailPage,
         ] {
-            assert!(!routes(k).is_empty(), "{k:?}");
+            // A withdrawal goes to no queue: the aggregator reads it from
+            // the stream, and nothing else reacts to it.
+            assert_eq!(routes(k).is_empty(), k == Kind::VoteWithdrawn, "{k:?}");
             let s = serde_json::to_value(k).expect("json");
             assert_eq!(s, json!(k.as_str()));
         }

@@ -363,6 +363,7 @@ pub async fn erase<T: Table>(app: &App<T>, caller: &Caller) -> Result<Value> {
     // Phase 2.
     scrub(app, id, card.as_deref()).await?;
     // Phase 3: the tombstone, the ledger's closing entry, the card, the event.
+    let from_votes = crate::points::vote_points(app, id).await?;
     for _ in 0..8 {
         let Some(p) = app.table.get(&k, true).await? else {
             return Err(Error::NotFound("member"));
@@ -410,7 +411,9 @@ pub async fn erase<T: Table>(app: &App<T>, caller: &Caller) -> Result<Value> {
                 Kind::MemberErased,
                 id,
                 None,
-                json!({"forfeited_points": balance.max(0)}),
+                // The votes stay (pseudonymous), and their points with
+                // them, but nobody can spend them: forfeited as well.
+                json!({"forfeited_points": (balance + from_votes).max(0)}),
             )
             .write(),
         );

@@ -224,7 +224,7 @@ pub fn card_from(item: Item) -> Result<IdeaCard> {
         votes: r.votes,
         created_at: r.created_at,
         reached_threshold_at: r.reached_threshold_at,
-        comment_count: r.comment_count,
+        comment_count: r.comment_count.max(0),
     })
 }
 
@@ -245,7 +245,9 @@ impl IdeaRow {
             reached_threshold_at: self.reached_threshold_at,
             decision: self.decision,
             progress: self.progress,
-            comment_count: self.comment_count,
+            // Folded per batch, moved by moderation at once: never shown
+            // below zero while a hide overtakes its post's +1.
+            comment_count: self.comment_count.max(0),
             moderation: self.moderation,
         }
     }

@@ -3,16 +3,20 @@
 //!
 //! **Aggregates.** Counters live in `INSIGHTS_SHARDS` partitions
 //! `INSIGHTS#{00-15}`: sort key `TOTALS` (sign-ups, erasures, cohorts, ideas
-//! per theme and status, votes cast and withdrawn, entries, reviews, labels,
+//! per theme and status, entries, reviews, labels,
 //! comments, content hidden by moderation, points credited and redeemed) and `DAY#{yyyy-mm-dd}` (sign-ups
 //! of the day, and `last_active`: the members whose last action was that
 //! day). Each write picks a shard at random, so a vote spike spreads over 16
-//! partitions; a read sums the shards (16 queries).
+//! partitions; a read sums the shards (16 queries). Votes are not counted
+//! here: the vote aggregator's tallies hold each idea's cast and withdrawn
+//! votes exactly once (`thresholds::all_tallies`), summed by the read.
 //!
 //! **The consumer** (`insights` queue) applies a whole batch in one
 //! transaction: a marker `DONE#insights#{event_id}` per event (condition:
-//! absent), the batch's counter deltas summed per item, and the members'
-//! activity counters (`ambassadors::score_key`). Markers already present are
+//! absent; not for votes, whose one effect, the voter's last active day, is
+//! conditional on the day it moves), the batch's counter deltas summed per
+//! item, the members' activity counters (`ambassadors::score_key`) and the
+//! ideas' `comment_count` (+1 per comment posted, folded per idea). Markers already present are
 //! filtered out first; a condition that fails (a marker written meanwhile, a
 //! member erased or active meanwhile) makes the batch re-read and re-plan; a
 //! transaction conflict or throttle retries with backoff in-process, so a
@@ -32,7 +36,7 @@
 //! the points moderation takes back and gives again, `points_withdrawn`); **labels**
 //! by the review that earns the label, in the transaction that sets it.
 //! **Mails**: the emails consumer indexes each community mail's figures
-//! (`MAIL#{id} / STATS`, gsi1 `MAILS` / `{mail id}`).
+//! (`MAIL#{id} / STATS#{00-15}`, gsi1 `MAILS` / `{mail id}`, summed per mail).
 
 use crate::ambassadors::{self, not_erased, score_key};
 use crate::app::App;
@@ -269,7 +273,9 @@ enum Outcome {
 
 impl<T: Table + Clone> InsightsConsumer<T> {
     /// One attempt at the whole batch.
-    async fn attempt(&self, events: &[&Event]) -> Result<Outcome> {
+    /// `consistent`: read the members' items consistently (a retry after
+    /// a stale read failed a condition).
+    async fn attempt(&self, events: &[&Event], consistent: bool) -> Result<Outcome> {
         let table = &self.app.table;
         // 1. Drop the events already applied (vote events have no marker:
         // their only effect is idempotent, see `plan_event`).
@@ -327,10 +333,11 @@ impl<T: Table + Clone> InsightsConsumer<T> {
         let score_keys: Vec<Key> = members.iter().map(|m| score_key(m)).collect();
         let mut score_items: HashMap<String, Item> = HashMap::new();
         if !score_keys.is_empty() {
-            // Eventually consistent: every write below is conditional on
-            // what it read (`last_active`, no tombstone), so a stale read
-            // fails its condition and the batch is planned again.
-            for i in crate::store::get_all(table, &score_keys, false).await? {
+            // Eventually consistent on a first attempt: every write below
+            // is conditional on what it read (`last_active`, no tombstone),
+            // so a stale read fails its condition and the batch is planned
+            // again, then with consistent reads.
+            for i in crate::store::get_all(table, &score_keys, consistent).await? {
                 if let Some(pk) = i.get("pk").and_then(Value::as_str) {
                     let m = pk.trim_start_matches("MEMBER#").to_owned();
                     score_items.insert(m, i);
@@ -462,7 +469,7 @@ impl<T: Table + Clone> InsightsConsumer<T> {
         for chunk in events.chunks(CHUNK) {
             let mut attempt = 0;
             loop {
-                match self.attempt(chunk).await? {
+                match self.attempt(chunk, attempt > 0).await? {
                     Outcome::Done => break,
                     Outcome::Replan if attempt < ATTEMPTS => {}
                     Outcome::Busy if attempt < ATTEMPTS => {

@@ -9,6 +9,8 @@
 //! most `max` increments succeed per window; the others get
 //! `Error::RateLimited` (429 with `Retry-After` = seconds to the window's
 //! end). `COMMUNITY_RATE_LIMITS=off` disables every limit (load tests).
+//! Votes are checked without a counter ([`check_votes`]: the member's own
+//! recent vote records); withdrawals take the counter.
 
 use crate::app::App;
 use crate::error::{Error, Result};

@@ -2,8 +2,10 @@
 //! of it: no counter, no outbox item, no transaction. The record's own
 //! change is the event (the table's stream on AWS, the embedded store's
 //! change feed locally, see `store::feed`): the relay turns it into
-//! `vote.cast` / `vote.withdrawn` for the points and insights queues, and
-//! the thresholds aggregator (`crate::thresholds`) counts it onto the idea.
+//! `vote.cast` for the insights queue (the voter's last active day), and
+//! the thresholds aggregator (`crate::thresholds`) counts it onto the idea
+//! with the vote totals. A vote's points are read from the records
+//! (`points::vote_credits`); its limit too (`ratelimit::check_votes`).
 //!
 //! Keys:
 //! - vote: `VOTERS#{idea}#{bucket} / {member}`, the voters of one idea
@@ -145,6 +147,10 @@ pub async fn cast<T: Table>(app: &App<T>, caller: &Caller, idea: &IdeaId) -> Res
 #[tracing::instrument(skip(app, caller), fields(idea = %idea.as_str()))]
 pub async fn withdraw<T: Table>(app: &App<T>, caller: &Caller, idea: &IdeaId) -> Result<VoteView> {
     let row = votable(app, caller, idea).await?;
+    // The votes limit counts current votes (`ratelimit::check_votes`);
+    // withdrawals have the window counter, so a cast-and-withdraw loop is
+    // limited too. Withdrawals are rare: this write is not on the hot path.
+    crate::ratelimit::check(app, caller.id.as_str(), crate::ratelimit::Action::Vote).await?;
     let record = Write::Delete {
         key: vote_key(idea, caller.id.as_str()),
         cond: Some(Cond::Exists),

@@ -353,3 +353,71 @@ async fn hidden_content_gives_its_points_back_once() {
         "the capped comment had earned nothing"
     );
 }
+
+/// The ledger's pages merge the stored entries and the votes' day entries
+/// by date: paged one entry at a time, every entry comes once, newest first,
+/// and they sum to the balance the member sees.
+#[tokio::test]
+async fn the_ledger_pages_merge_stored_entries_and_vote_days() {
+    let (app, _d) = embedded_app(|_| {});
+    let (author, mm) = (member("author"), member("mm"));
+    join(&app, &author).await;
+    join(&app, &mm).await;
+    let consumer = PointsConsumer { app: app.clone() };
+    let voter = caller(&mm);
+    // Credits on three days, votes today: stored entries on both sides of
+    // the vote day.
+    let mut events = vec![Event::new(Kind::MemberSignedUp, "mm", None, json!(null))];
+    for (i, day) in ["2026-11-20", "2026-11-22"].iter().enumerate() {
+        let mut e = Event::new(
+            Kind::IdeaPosted,
+            "mm",
+            Some(&format!("01JD00000000000000000000I{i}")),
+            json!(null),
+        );
+        e.at = format!("{day}T10:00:00.000Z");
+        events.push(e);
+    }
+    community::queue::sqs(&consumer, batch(&events))
+        .await
+        .expect("ok");
+    for _ in 0..3 {
+        let id = community::testing::post_idea(&app, &author).await;
+        let id = community::domain::IdeaId::parse(&id).expect("id");
+        community::votes::cast(&app, &voter, &id)
+            .await
+            .expect("vote");
+    }
+    let whole = community::points::ledger(&app, &voter, 100, None)
+        .await
+        .expect("ledger");
+    assert_eq!(whole.items.len(), 4, "{:?}", whole.items);
+    let mut paged = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = community::points::ledger(&app, &voter, 1, cursor)
+            .await
+            .expect("page");
+        paged.extend(page.items);
+        match page.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    let ids =
+        |v: &[community::points::LedgerEntry]| v.iter().map(|e| e.id.clone()).collect::<Vec<_>>();
+    assert_eq!(ids(&paged), ids(&whole.items), "each entry once, in order");
+    let dates: Vec<&str> = paged.iter().map(|e| e.created_at.as_str()).collect();
+    let mut sorted = dates.clone();
+    sorted.sort_by(|a, b| b.cmp(a));
+    assert_eq!(dates, sorted, "newest first");
+    let row = community::members::get(&app, &voter.id)
+        .await
+        .expect("member");
+    let shown = community::members::view(&app, row).await.expect("view");
+    assert_eq!(
+        paged.iter().map(|e| e.delta).sum::<i64>(),
+        shown.points_balance
+    );
+    assert_eq!(shown.points_balance, 50 + 20 + 20 + 3 * 2);
+}

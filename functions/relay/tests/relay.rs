@@ -77,14 +77,11 @@ async fn a_vote_records_own_changes_are_its_events() {
     let res = relay::relay(&out, &sample("votes-stream.json")).await;
     assert_eq!(res["batchItemFailures"], json!([]));
     let cast = "01JD00000000000000000000V1".to_string();
-    let withdrawn = format!("{cast}.withdrawn");
     assert_eq!(
         sorted(out.sent.lock().expect("lock").clone()),
-        // Insights only: a vote's points are read from its record.
-        vec![
-            (Queue::Insights, cast, Kind::VoteCast),
-            (Queue::Insights, withdrawn, Kind::VoteWithdrawn),
-        ]
+        // Insights only (a vote's points are read from its record), and
+        // nothing for a withdrawal (only the aggregator counts it).
+        vec![(Queue::Insights, cast, Kind::VoteCast)]
     );
 }
 

@@ -12,8 +12,8 @@
 //! first (`state: sending`, a single-item conditional write: no other
 //! request or event writes it), then the mail is sent, then the marker says
 //! `sent`. The batch's mails are finalised at the end of the batch (marker
-//! `done`, the member's sent record, and the mail's `STATS` counted once
-//! per mail and batch, not per copy). A redelivery skips `done` and `sent`
+//! `done`, the member's sent record, and one of the mail's `STATS#nn`
+//! shards counted once per mail and batch, not per copy). A redelivery skips `done` and `sent`
 //! markers (finalising the latter), leaves a recent `sending` claim to the
 //! worker that holds it, and sends again only when a claim is older than
 //! [`CLAIM_LEASE_MS`] (its worker died between the claim and the send's
