@@ -342,16 +342,7 @@ pub struct RunReport {
 }
 
 async fn all_pages<T: Table>(table: &T, q: Query) -> Result<Vec<Item>> {
-    let mut out = Vec::new();
-    let mut start = None;
-    loop {
-        let page = table.query(&q.clone().start_after(start)).await?;
-        out.extend(page.items);
-        match page.last_key {
-            Some(k) => start = Some(k),
-            None => return Ok(out),
-        }
-    }
+    Ok(crate::store::all_pages(table, q).await?)
 }
 
 fn breakdown_snapshot(cfg: &AmbassadorsConfig, counts: &BTreeMap<String, i64>) -> Value {

@@ -401,32 +401,19 @@ pub async fn vote_credits<T: Table>(app: &App<T>, member: &str) -> Result<Vec<Le
     let pk = format!("MEMBER#{member}");
     // day → (votes, latest vote's time)
     let mut days: std::collections::BTreeMap<String, (i64, String)> = Default::default();
-    let mut start = None;
-    loop {
-        let page = app
-            .table
-            .query(
-                &Query::new(Index::Gsi3, pk.clone())
-                    .sk(SortKey::BeginsWith("VOTE#".into()))
-                    .limit(1000)
-                    .start_after(start.take()),
-            )
-            .await?;
-        for i in &page.items {
-            let Some(at) = i.get("created_at").and_then(Value::as_str) else {
-                continue;
-            };
-            let day = days
-                .entry(at.get(..10).unwrap_or(at).to_owned())
-                .or_default();
-            day.0 += 1;
-            if day.1.as_str() < at {
-                day.1 = at.to_owned();
-            }
-        }
-        match page.last_key {
-            Some(k) => start = Some(k),
-            None => break,
+    let q = Query::new(Index::Gsi3, pk)
+        .sk(SortKey::BeginsWith("VOTE#".into()))
+        .limit(1000);
+    for i in &crate::store::all_pages(&app.table, q).await? {
+        let Some(at) = i.get("created_at").and_then(Value::as_str) else {
+            continue;
+        };
+        let day = days
+            .entry(at.get(..10).unwrap_or(at).to_owned())
+            .or_default();
+        day.0 += 1;
+        if day.1.as_str() < at {
+            day.1 = at.to_owned();
         }
     }
     Ok(days

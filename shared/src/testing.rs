@@ -324,27 +324,15 @@ pub async fn run_insights<T: crate::store::Table + Clone>(app: &App<T>) {
     use crate::store::{Index, Query};
     let mut msgs = Vec::new();
     for b in 0..OUTBOX_BUCKETS {
-        let mut start = None;
-        loop {
-            let page = app
-                .table
-                .query(
-                    &Query::new(Index::Primary, outbox_pk(b))
-                        .limit(1000)
-                        .start_after(start.take()),
-                )
-                .await
-                .expect("outbox");
-            for e in page.items.iter().filter_map(Event::from_item) {
-                msgs.push(crate::queue::Message {
-                    id: e.event_id.clone(),
-                    body: serde_json::to_string(&e).expect("event"),
-                });
-            }
-            match page.last_key {
-                Some(k) => start = Some(k),
-                None => break,
-            }
+        let q = Query::new(Index::Primary, outbox_pk(b)).limit(1000);
+        let items = crate::store::all_pages(&app.table, q)
+            .await
+            .expect("outbox");
+        for e in items.iter().filter_map(Event::from_item) {
+            msgs.push(crate::queue::Message {
+                id: e.event_id.clone(),
+                body: serde_json::to_string(&e).expect("event"),
+            });
         }
     }
     let consumer = crate::insights::InsightsConsumer { app: app.clone() };

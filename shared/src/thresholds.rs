@@ -102,26 +102,12 @@ pub fn tally_item(idea: &str, t: &Tally) -> Result<crate::store::Item> {
 pub async fn all_tallies<T: Table>(app: &App<T>) -> Result<Vec<Tally>> {
     let mut out = Vec::new();
     for shard in 0..TALLY_SHARDS {
-        let mut start = None;
-        loop {
-            let page = app
-                .table
-                .query(
-                    &crate::store::Query::new(crate::store::Index::Gsi1, tallies_pk(shard))
-                        .limit(1000)
-                        .start_after(start.take()),
-                )
-                .await?;
-            for i in page.items {
-                out.push(
-                    serde_json::from_value(Value::Object(i))
-                        .map_err(|e| Error::Store(StoreError::unavailable(e)))?,
-                );
-            }
-            match page.last_key {
-                Some(k) => start = Some(k),
-                None => break,
-            }
+        let q = crate::store::Query::new(crate::store::Index::Gsi1, tallies_pk(shard)).limit(1000);
+        for i in crate::store::all_pages(&app.table, q).await? {
+            out.push(
+                serde_json::from_value(Value::Object(i))
+                    .map_err(|e| Error::Store(StoreError::unavailable(e)))?,
+            );
         }
     }
     Ok(out)

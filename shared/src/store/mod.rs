@@ -459,6 +459,21 @@ pub fn validate_group(writes: &[Write]) -> StoreResult<()> {
     Ok(limits::check_group(writes)?)
 }
 
+/// Every item a query matches, page after page (for reads that need them
+/// all: a scheduled run, an aggregate read, a member's own records).
+pub async fn all_pages<T: Table + ?Sized>(table: &T, q: Query) -> StoreResult<Vec<Item>> {
+    let mut out = Vec::new();
+    let mut start = None;
+    loop {
+        let page = table.query(&q.clone().start_after(start)).await?;
+        out.extend(page.items);
+        match page.last_key {
+            Some(k) => start = Some(k),
+            None => return Ok(out),
+        }
+    }
+}
+
 /// Reads any number of keys in batches of at most 100 distinct keys (one
 /// `BatchGetItem` each, as DynamoDB requires); duplicates are read once.
 pub async fn get_all<T: Table + ?Sized>(
