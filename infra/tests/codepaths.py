@@ -156,9 +156,10 @@ class CratePaths:
                         indexes.setdefault(ix.lower(), set()).add("Query")
         # A query built in one function and run by another (a paging helper
         # taking a `Query`): every `Query::new(Index::…)` the crate reaches.
-        if any(re.search(r"\btable\s*\.\s*query\s*\(", b) for b in self.bodies):
+        # `store::all_pages` is the store's own paging helper.
+        if any(re.search(r"\btable\s*\.\s*query\s*\(|\bstore::all_pages\s*\(", b) for b in self.bodies):
             for b in self.bodies:
-                for ix in re.findall(r"Query::new\(\s*Index::(Primary|Gsi\d)", b):
+                for ix in re.findall(r"Query::new\(\s*(?:[\w:]*::)?Index::(Primary|Gsi\d)", b):
                     if ix == "Primary":
                         table.add("Query")
                     else:
