@@ -31,8 +31,9 @@
 //! Every member is counted in exactly one day, so the members active in the
 //! last 30 days are the sum of `last_active` over those 30 days.
 //!
-//! **Points credited** are added by the points consumer in its own credit
-//! transaction (`total_write`), so they match the ledgers exactly (and so are
+//! **Points credited** are added by the points consumer, once per credit
+//! transaction (a batch's credits commit together, `total_write` with their
+//! sum), so they match the ledgers exactly (and so are
 //! the points moderation takes back and gives again, `points_withdrawn`); **labels**
 //! by the review that earns the label, in the transaction that sets it.
 //! **Mails**: the emails consumer indexes each community mail's figures

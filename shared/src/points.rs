@@ -63,6 +63,67 @@ pub struct PointsConsumer<T> {
     pub app: App<T>,
 }
 
+/// What one event asks of the points consumer.
+enum Step {
+    Credit(Box<CreditPlan>),
+    Moderated,
+    Nothing,
+}
+
+impl<T: Table + Clone> PointsConsumer<T> {
+    fn step(&self, e: &Event) -> Step {
+        let idea_ref = e.idea_id.clone().unwrap_or_default();
+        let app = &self.app;
+        let plan = |rule: &str, key: &str, reference: &str| match plan_credit(
+            app,
+            e,
+            &e.member_id,
+            rule,
+            key,
+            reference,
+        ) {
+            Some(p) => Step::Credit(Box::new(p)),
+            None => Step::Nothing,
+        };
+        match e.kind {
+            Kind::MemberSignedUp => plan("member_signed_up", &e.event_id, ""),
+            // Keyed by the idea, so moderation can find what it was credited.
+            Kind::IdeaPosted => plan("idea_posted", &format!("idea#{idea_ref}"), &idea_ref),
+            // Votes are not credited here: their points are read from the
+            // member's vote records (`vote_credits`), so a vote costs no
+            // ledger transaction. A `vote.cast` from before that change, or
+            // one relayed by an older relay, is acknowledged without effect.
+            Kind::IdeaReachedThreshold => plan(
+                "idea_reached_threshold",
+                &format!("threshold#{idea_ref}"),
+                &idea_ref,
+            ),
+            Kind::IdeaDecided if e.data["outcome"] == json!(IdeaStatus::Accepted.as_str()) => {
+                plan("idea_accepted", &format!("accepted#{idea_ref}"), &idea_ref)
+            }
+            Kind::ContestEntered => {
+                let contest = e.data["contest_id"].as_str().unwrap_or_default();
+                plan(
+                    "contest_entry",
+                    &format!("contest#{contest}#{}", e.member_id),
+                    contest,
+                )
+            }
+            Kind::ReviewPosted => {
+                let ean = e.data["ean"].as_str().unwrap_or_default();
+                plan("review", &format!("review#{ean}#{}", e.member_id), ean)
+            }
+            // Once per comment, however often the event is delivered.
+            Kind::CommentPosted => {
+                let comment = e.data["comment_id"].as_str().unwrap_or_default();
+                plan("comment_posted", &format!("comment#{comment}"), &idea_ref)
+            }
+            Kind::ContentHidden | Kind::ContentRestored => Step::Moderated,
+            _ => Step::Nothing,
+        }
+    }
+}
+
 #[async_trait]
 impl<T: Table + Clone> Consumer for PointsConsumer<T> {
     fn name(&self) -> &'static str {
@@ -70,71 +131,41 @@ impl<T: Table + Clone> Consumer for PointsConsumer<T> {
     }
 
     async fn apply(&self, e: &Event) -> Result<()> {
-        let idea_ref = e.idea_id.clone().unwrap_or_default();
-        match e.kind {
-            Kind::MemberSignedUp => {
-                credit(
-                    &self.app,
-                    e,
-                    &e.member_id,
-                    "member_signed_up",
-                    &e.event_id,
-                    "",
-                )
-                .await
-            }
-            // Keyed by the idea, so moderation can find what it was credited.
-            Kind::IdeaPosted => {
-                let key = format!("idea#{idea_ref}");
-                credit(&self.app, e, &e.member_id, "idea_posted", &key, &idea_ref).await
-            }
-            // Votes are not credited here: their points are read from the
-            // member's vote records (`vote_credits`), so a vote costs no
-            // ledger transaction. A `vote.cast` from before that change, or
-            // one relayed by an older relay, is acknowledged without effect.
-            Kind::IdeaReachedThreshold => {
-                let key = format!("threshold#{idea_ref}");
-                credit(
-                    &self.app,
-                    e,
-                    &e.member_id,
-                    "idea_reached_threshold",
-                    &key,
-                    &idea_ref,
-                )
-                .await
-            }
-            Kind::IdeaDecided if e.data["outcome"] == json!(IdeaStatus::Accepted.as_str()) => {
-                let key = format!("accepted#{idea_ref}");
-                credit(&self.app, e, &e.member_id, "idea_accepted", &key, &idea_ref).await
-            }
-            Kind::ContestEntered => {
-                let contest = e.data["contest_id"].as_str().unwrap_or_default();
-                let key = format!("contest#{contest}#{}", e.member_id);
-                credit(&self.app, e, &e.member_id, "contest_entry", &key, contest).await
-            }
-            Kind::ReviewPosted => {
-                let ean = e.data["ean"].as_str().unwrap_or_default();
-                let key = format!("review#{ean}#{}", e.member_id);
-                credit(&self.app, e, &e.member_id, "review", &key, ean).await
-            }
-            // Once per comment, however often the event is delivered.
-            Kind::CommentPosted => {
-                let comment = e.data["comment_id"].as_str().unwrap_or_default();
-                let key = format!("comment#{comment}");
-                credit(
-                    &self.app,
-                    e,
-                    &e.member_id,
-                    "comment_posted",
-                    &key,
-                    &idea_ref,
-                )
-                .await
-            }
-            Kind::ContentHidden | Kind::ContentRestored => moderated(&self.app, e).await,
-            _ => Ok(()),
+        match self.step(e) {
+            Step::Credit(p) => match credit_all(&self.app, vec![(String::new(), *p)]).await.pop() {
+                None => Ok(()),
+                Some(_) => Err(Error::Busy),
+            },
+            Step::Moderated => moderated(&self.app, e).await,
+            Step::Nothing => Ok(()),
         }
+    }
+
+    /// The batch's credits go in as few transactions as their items allow
+    /// ([`credit_all`]): marketing's `points_credited` total is written once
+    /// per transaction, not once per credit, so a sign-up spike does not
+    /// queue every credit behind the same 16 totals items. Moderation
+    /// events are applied one by one.
+    async fn apply_batch(&self, batch: &[(String, Event)]) -> Vec<String> {
+        let mut failed = Vec::new();
+        let mut credits = Vec::new();
+        for (id, e) in batch {
+            match self.step(e) {
+                Step::Credit(p) => credits.push((id.clone(), *p)),
+                Step::Nothing => {}
+                Step::Moderated => {
+                    let span = tracing::info_span!("message", consumer = CONSUMER, message_id = %id, event_id = %e.event_id, kind = e.kind.as_str());
+                    if let Err(err) =
+                        tracing::Instrument::instrument(moderated(&self.app, e), span).await
+                    {
+                        tracing::warn!(consumer = CONSUMER, message_id = %id, event_id = %e.event_id, error = %crate::observe::redact(&err.to_string()), "event failed; it will be retried");
+                        failed.push(id.clone());
+                    }
+                }
+            }
+        }
+        failed.extend(credit_all(&self.app, credits).await);
+        failed
     }
 }
 
@@ -249,19 +280,30 @@ async fn retrying<T: Table>(table: &T, writes: Vec<Write>) -> std::result::Resul
     }
 }
 
-/// Credits `rule` to `member` once per `business_key`: marker, ledger entry,
-/// balance and daily cap in one transaction.
-async fn credit<T: Table>(
+/// One credit, ready to commit: its writes (the marker first, then the
+/// ledger entry, the balance, the day's cap and the member's ambassador
+/// counter) and the marker that closes the event when a condition says
+/// there is nothing to credit.
+struct CreditPlan {
+    event_id: String,
+    kind: &'static str,
+    rule: String,
+    points: i64,
+    writes: Vec<Write>,
+    nothing_credited: Write,
+}
+
+/// Plans crediting `rule` to `member` once per `business_key`; `None` when
+/// the rule is not configured.
+fn plan_credit<T: Table>(
     app: &App<T>,
     e: &Event,
     member: &str,
     rule: &str,
     business_key: &str,
     reference: &str,
-) -> Result<()> {
-    let Some(rule_conf) = app.settings.points.rule(rule) else {
-        return Ok(());
-    };
+) -> Option<CreditPlan> {
+    let rule_conf = app.settings.points.rule(rule)?;
     // A campaign may set its own points (a contest's `entry_points`).
     let mut r = rule_conf.clone();
     if let Some(p) = e.data["points"].as_i64().filter(|p| *p > 0) {
@@ -271,7 +313,6 @@ async fn credit<T: Table>(
     // gone), for `moderated` to take back.
     let marker_for =
         |points: i64| consumed_marker_with(CONSUMER, business_key, &[("points", json!(points))]);
-    let marker = marker_for(r.points);
     let entry = LedgerEntry {
         id: e.event_id.clone(),
         delta: r.points,
@@ -286,25 +327,13 @@ async fn credit<T: Table>(
     };
     let member_key = Key::new(format!("MEMBER#{member}"), "PROFILE");
     let mut writes = vec![
-        marker.clone(),
+        marker_for(r.points),
         ledger_write(member, &entry),
         Write::update(
             member_key,
             Update::default().add("points_balance", r.points),
         )
         .when(Cond::Exists.and(Cond::AttrAbsent("erased_at".into()))),
-    ];
-    // Marketing's aggregate and the member's activity counter move with the
-    // credit (insights.rs, ambassadors.rs). They come last: a tombstoned
-    // (erased) member fails the score write's condition, and then nothing is
-    // credited, like a member whose profile is gone.
-    let aggregates = [
-        crate::insights::total_write("points_credited", r.points),
-        if rule == "member_signed_up" {
-            crate::ambassadors::quiet_counter_write(member, &[("points", r.points)])
-        } else {
-            crate::ambassadors::counter_write(member, &[("points", r.points)])
-        },
     ];
     if let Some(cap) = r.daily_cap {
         let day = e.at.get(..10).unwrap_or("0000-00-00");
@@ -316,24 +345,115 @@ async fn credit<T: Table>(
             .when(Cond::NotExists.or(Cond::LessThan("n".into(), cap))),
         );
     }
-    writes.extend(aggregates);
-    match retrying(&app.table, writes).await {
-        Ok(()) => {
-            crate::metrics::record_points_credited(rule, r.points);
-            Ok(())
-        }
-        // Already credited: a redelivery.
-        Err(StoreError::ConditionFailed { index: 0 }) => Ok(()),
-        // The member is gone (erased) or the day's cap is reached: nothing to
-        // credit, but the event is done.
-        Err(StoreError::ConditionFailed { .. }) => {
-            match app.table.transact(vec![marker_for(0)]).await {
-                Ok(()) | Err(StoreError::ConditionFailed { .. }) => Ok(()),
-                Err(e) => Err(e.into()),
+    // The member's activity counter moves with the credit (ambassadors.rs).
+    // A tombstoned (erased) member fails its condition, and then nothing is
+    // credited, like a member whose profile is gone.
+    writes.push(if rule == "member_signed_up" {
+        crate::ambassadors::quiet_counter_write(member, &[("points", r.points)])
+    } else {
+        crate::ambassadors::counter_write(member, &[("points", r.points)])
+    });
+    Some(CreditPlan {
+        event_id: e.event_id.clone(),
+        kind: e.kind.as_str(),
+        rule: rule.to_owned(),
+        points: r.points,
+        writes,
+        nothing_credited: marker_for(0),
+    })
+}
+
+/// Commits credits, as many per transaction as DynamoDB allows (100 actions,
+/// no item twice), each transaction adding its credits' sum to marketing's
+/// `points_credited` total on one shard (insights.rs), so the total matches
+/// the ledgers exactly. A condition that fails names one credit: a marker
+/// already there (a redelivery: nothing to do) or a cap reached / member
+/// erased (the event is closed with a 0-point marker); the others go again.
+/// Returns the message ids whose credit could not be committed.
+async fn credit_all<T: Table>(app: &App<T>, credits: Vec<(String, CreditPlan)>) -> Vec<String> {
+    use crate::store::limits::MAX_TRANSACTION_ACTIONS;
+    let mut failed = Vec::new();
+    let mut pending: std::collections::VecDeque<(String, CreditPlan)> = credits.into();
+    while !pending.is_empty() {
+        // A transaction's credits: distinct items, room left for the total.
+        let mut chunk: Vec<(String, CreditPlan)> = Vec::new();
+        let mut keys = std::collections::HashSet::new();
+        let mut actions = 0;
+        let mut later = std::collections::VecDeque::new();
+        for (id, p) in pending.drain(..) {
+            let ks: Vec<Key> = p.writes.iter().filter_map(Write::key).collect();
+            let fits = actions + p.writes.len() < MAX_TRANSACTION_ACTIONS
+                && ks.iter().all(|k| !keys.contains(k));
+            if fits || chunk.is_empty() {
+                actions += p.writes.len();
+                keys.extend(ks);
+                chunk.push((id, p));
+            } else {
+                later.push_back((id, p));
             }
         }
-        Err(e) => Err(e.into()),
+        pending = later;
+        let total: i64 = chunk.iter().map(|(_, p)| p.points).sum();
+        let mut writes: Vec<Write> = chunk
+            .iter()
+            .flat_map(|(_, p)| p.writes.iter().cloned())
+            .collect();
+        if total != 0 {
+            writes.push(crate::insights::total_write("points_credited", total));
+        }
+        match retrying(&app.table, writes).await {
+            Ok(()) => {
+                for (id, p) in &chunk {
+                    crate::metrics::record_points_credited(&p.rule, p.points);
+                    let span = tracing::info_span!("message", consumer = CONSUMER, message_id = %id, event_id = %p.event_id, kind = p.kind);
+                    span.in_scope(|| {
+                        tracing::debug!(rule = %p.rule, points = p.points, credits = chunk.len(), "credited")
+                    });
+                }
+            }
+            Err(StoreError::ConditionFailed { index }) => {
+                let mut start = 0;
+                let mut named = false;
+                for (id, p) in chunk {
+                    let end = start + p.writes.len();
+                    if (start..end).contains(&index) {
+                        named = true;
+                        // At the marker: already credited (a redelivery).
+                        // Elsewhere: the member is gone (erased) or the
+                        // day's cap is reached: nothing to credit, but the
+                        // event is done.
+                        if index > start {
+                            match app.table.transact(vec![p.nothing_credited]).await {
+                                Ok(()) | Err(StoreError::ConditionFailed { .. }) => {}
+                                Err(err) => {
+                                    tracing::warn!(consumer = CONSUMER, message_id = %id, error = %crate::observe::redact(&err.to_string()), "event failed; it will be retried");
+                                    failed.push(id);
+                                }
+                            }
+                        }
+                    } else {
+                        pending.push_back((id, p));
+                    }
+                    start = end;
+                }
+                if !named {
+                    // Not a credit's condition (none other has one): give
+                    // the messages back rather than loop.
+                    tracing::warn!(
+                        consumer = CONSUMER,
+                        index,
+                        "a condition no credit owns failed; the batch will be retried"
+                    );
+                    failed.extend(pending.drain(..).map(|(id, _)| id));
+                }
+            }
+            Err(err) => {
+                tracing::warn!(consumer = CONSUMER, credits = chunk.len(), error = %crate::observe::redact(&err.to_string()), "credits failed; they will be retried");
+                failed.extend(chunk.into_iter().map(|(id, _)| id));
+            }
+        }
     }
+    failed
 }
 
 /// `GET /members/me/points`: the ledger, newest first.

@@ -202,3 +202,105 @@ async fn a_conflict_after_the_send_never_sends_the_mail_again() {
         .expect("stats");
     assert_eq!(stats["sent"].as_i64(), Some(1), "counted once");
 }
+
+/// A table that throttles one call in three (reads and writes), as a new
+/// DynamoDB table does at launch when the sign-ups exceed its throughput.
+#[derive(Clone)]
+struct Throttling {
+    inner: community::store::embedded::EmbeddedTable,
+    calls: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Throttling {
+    fn throttled(&self) -> community::store::StoreResult<()> {
+        let n = self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if n % 3 == 1 {
+            Err(community::store::StoreError::Throttled)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl community::store::Table for Throttling {
+    async fn get(
+        &self,
+        key: &community::store::Key,
+        consistent: bool,
+    ) -> community::store::StoreResult<Option<community::store::Item>> {
+        self.throttled()?;
+        self.inner.get(key, consistent).await
+    }
+    async fn get_many(
+        &self,
+        keys: &[community::store::Key],
+        consistent: bool,
+    ) -> community::store::StoreResult<Vec<community::store::Item>> {
+        self.throttled()?;
+        self.inner.get_many(keys, consistent).await
+    }
+    async fn query(
+        &self,
+        q: &community::store::Query,
+    ) -> community::store::StoreResult<community::store::Page> {
+        self.throttled()?;
+        self.inner.query(q).await
+    }
+    async fn transact(
+        &self,
+        writes: Vec<community::store::Write>,
+    ) -> community::store::StoreResult<()> {
+        self.throttled()?;
+        self.inner.transact(writes).await
+    }
+}
+
+/// A throttled store does not send a batch back to the queue (where, at
+/// launch, it would be received until it reached the dead-letter queue):
+/// the consumer tries again in process, and each member gets one mail.
+#[tokio::test]
+async fn throttling_is_retried_in_process_and_mails_go_once() {
+    let (app, dir) = embedded_app(|_| {});
+    let mut events = Vec::new();
+    for i in 0..10 {
+        let who = member(&format!("throttled-{i}"));
+        join(&app, &who).await;
+        events.push(community::events::Event::new(
+            community::events::Kind::MemberSignedUp,
+            &format!("throttled-{i}"),
+            None,
+            serde_json::json!({}),
+        ));
+    }
+    let throttling = community::App::new(
+        Throttling {
+            inner: app.table.clone(),
+            calls: Default::default(),
+        },
+        (*app.settings).clone(),
+    );
+    let mailbox = DirMailbox::new(dir.path().join("mailbox")).expect("mailbox");
+    let consumer = EmailsConsumer {
+        app: throttling,
+        mailer: mailbox.clone(),
+    };
+    let res = community::queue::sqs(&consumer, community::testing::sqs_batch(&events))
+        .await
+        .expect("ok");
+    assert!(
+        res.batch_item_failures.is_empty(),
+        "given back: {:?}",
+        res.batch_item_failures
+    );
+    let mails = mailbox.list().expect("list");
+    assert_eq!(mails.len(), 10);
+    let mut to: Vec<_> = mails.iter().map(|m| m.to.clone()).collect();
+    to.sort();
+    to.dedup();
+    assert_eq!(to.len(), 10, "one mail each");
+    let stats = community::mail::stats(&app, &mails[0].mail_id)
+        .await
+        .expect("stats");
+    assert_eq!(stats["sent"].as_i64(), Some(10), "counted once each");
+}

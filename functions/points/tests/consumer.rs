@@ -421,3 +421,145 @@ async fn the_ledger_pages_merge_stored_entries_and_vote_days() {
     );
     assert_eq!(shown.points_balance, 50 + 20 + 20 + 3 * 2);
 }
+
+/// Counts the transactions that write marketing's totals (`INSIGHTS#…`).
+#[derive(Clone)]
+struct CountingTotals {
+    inner: std::sync::Arc<community::store::embedded::EmbeddedTable>,
+    totals_writes: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+#[async_trait::async_trait]
+impl community::store::Table for CountingTotals {
+    async fn get(
+        &self,
+        key: &community::store::Key,
+        consistent: bool,
+    ) -> community::store::StoreResult<Option<community::store::Item>> {
+        self.inner.get(key, consistent).await
+    }
+    async fn get_many(
+        &self,
+        keys: &[community::store::Key],
+        consistent: bool,
+    ) -> community::store::StoreResult<Vec<community::store::Item>> {
+        self.inner.get_many(keys, consistent).await
+    }
+    async fn query(
+        &self,
+        q: &community::store::Query,
+    ) -> community::store::StoreResult<community::store::Page> {
+        self.inner.query(q).await
+    }
+    async fn transact(
+        &self,
+        writes: Vec<community::store::Write>,
+    ) -> community::store::StoreResult<()> {
+        let totals = writes
+            .iter()
+            .filter_map(community::store::Write::key)
+            .filter(|k| k.pk.starts_with("INSIGHTS#"))
+            .count();
+        let r = self.inner.transact(writes).await;
+        if r.is_ok() {
+            self.totals_writes
+                .fetch_add(totals, std::sync::atomic::Ordering::SeqCst);
+        }
+        r
+    }
+}
+
+/// A batch's credits commit together: marketing's `points_credited` total
+/// (a shared item) is written once per batch, not once per credit, and
+/// still matches the ledgers exactly: with a redelivered event in the
+/// batch, a member erased before the credit, a daily cap reached, and the
+/// whole batch delivered again.
+#[tokio::test]
+async fn a_batch_of_credits_writes_the_shared_total_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let table = CountingTotals {
+        inner: std::sync::Arc::new(
+            community::store::embedded::EmbeddedTable::open(dir.path()).expect("store"),
+        ),
+        totals_writes: Default::default(),
+    };
+    let app = community::App::new(table.clone(), community::testing::settings());
+    let rule = |r: &str| app.settings.points.rule(r).expect("rule").clone();
+    let comment = rule("comment_posted");
+    let cap = comment.daily_cap.expect("comments are capped per day");
+    let mut events = Vec::new();
+    for i in 0..8 {
+        let who = member(&format!("batch-{i}"));
+        join(&app, &who).await;
+        events.push(Event::new(
+            Kind::MemberSignedUp,
+            &format!("batch-{i}"),
+            None,
+            json!({}),
+        ));
+    }
+    // The same event twice in one batch.
+    events.push(events[0].clone());
+    // An erased member's credit gives nothing.
+    let gone = member("batch-gone");
+    join(&app, &gone).await;
+    community::gdpr::erase(&app, &caller(&gone))
+        .await
+        .expect("erase");
+    events.push(Event::new(
+        Kind::MemberSignedUp,
+        "batch-gone",
+        None,
+        json!({}),
+    ));
+    // One member's comments beyond the day's cap give nothing.
+    let busy = member("batch-busy");
+    join(&app, &busy).await;
+    for c in 0..cap + 2 {
+        events.push(Event::new(
+            Kind::CommentPosted,
+            "batch-busy",
+            Some("01JD0000000000000000000000"),
+            json!({"comment_id": format!("01JD00000000000000000001{c:02}"), "idea_author_id": "someone"}),
+        ));
+    }
+    let consumer = PointsConsumer { app: app.clone() };
+    let signup = rule("member_signed_up").points;
+    let expected = 8 * signup + cap * comment.points;
+    for delivery in 0..2 {
+        let res = community::queue::sqs(&consumer, batch(&events))
+            .await
+            .expect("partial");
+        assert!(
+            res.batch_item_failures.is_empty(),
+            "{:?}",
+            res.batch_item_failures
+        );
+        let mut sum = 0;
+        for i in 0..8 {
+            let b = balance(&app, &format!("batch-{i}")).await;
+            assert_eq!(b, signup, "batch-{i} after delivery {delivery}");
+            sum += b;
+        }
+        assert_eq!(balance(&app, "batch-busy").await, cap * comment.points);
+        sum += cap * comment.points;
+        assert_eq!(sum, expected);
+        let marketing = community::testing::member("marketing").in_groups(&["marketing"]);
+        let insights = community::insights::read(&app, &caller(&marketing))
+            .await
+            .expect("insights");
+        assert_eq!(insights["points"]["credited"], json!(expected));
+    }
+    // The first delivery committed its credits in a few transactions (one
+    // per run of distinct items: the busy member's comments share items),
+    // each writing the total once; the second found every marker and wrote
+    // nothing.
+    let writes = table
+        .totals_writes
+        .load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        (1..=(cap as usize + 2)).contains(&writes),
+        "the total was written {writes} times for {} credits",
+        events.len()
+    );
+}

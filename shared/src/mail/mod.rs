@@ -458,7 +458,7 @@ impl<T: Table + Clone, M: Mailer> EmailsConsumer<T, M> {
                 u.add = vec![("sent".into(), n)];
                 writes.push(Write::update(stats_key(&mail_id, random_stats_shard()), u));
             }
-            match crate::error::commit(&self.app.table, writes, None).await {
+            match retrying(&self.app.table, writes).await {
                 Ok(()) => Vec::new(),
                 // Another delivery finalised one of them: finalise the
                 // others one by one.
@@ -639,18 +639,40 @@ fn malformed(why: &str) -> Error {
 
 /// One write, retried in process when throttled or conflicting.
 async fn single<T: Table>(table: &T, w: Write) -> Result<()> {
+    retrying(table, vec![w]).await
+}
+
+/// A write group, run again in process (jittered backoff, up to ~2 s in
+/// all) when a conflict or throttling cancelled it: at launch the new
+/// table's write limit throttles whole seconds, and a batch given back for
+/// that would be received again and again until it reached the dead-letter
+/// queue although nothing was wrong with it.
+async fn retrying<T: Table>(table: &T, writes: Vec<Write>) -> Result<()> {
     let mut attempt = 0u32;
     loop {
-        match table.transact(vec![w.clone()]).await {
-            Err(StoreError::Conflict | StoreError::Throttled) if attempt < 6 => {
+        match table.transact(writes.clone()).await {
+            Err(StoreError::Conflict | StoreError::Throttled) if attempt < 8 => {
                 attempt += 1;
-                let ms = rand::Rng::random_range(&mut rand::rng(), 5..20u64) << attempt.min(5);
+                let ms = rand::Rng::random_range(&mut rand::rng(), 5..20u64) << attempt.min(6);
                 tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
             }
             other => return Ok(other?),
         }
     }
 }
+
+/// Whether an event's failure is the store's load (throttled reads or
+/// writes, conflicts), worth another try in process before the message goes
+/// back to the queue.
+fn transient(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::Store(StoreError::Throttled | StoreError::Conflict)
+    )
+}
+
+/// Attempts of one event in a batch when the store is throttling.
+const EVENT_ATTEMPTS: u32 = 4;
 
 #[async_trait]
 impl<T: Table + Clone, M: Mailer> Consumer for EmailsConsumer<T, M> {
@@ -674,7 +696,24 @@ impl<T: Table + Clone, M: Mailer> Consumer for EmailsConsumer<T, M> {
         let mut failed = std::collections::BTreeSet::new();
         for (i, (id, e)) in batch.iter().enumerate() {
             let span = tracing::info_span!("message", consumer = CONSUMER, message_id = %id, event_id = %e.event_id, kind = e.kind.as_str());
-            if let Err(err) = self.apply_into(e, &mut sent, i).instrument(span).await {
+            let mut attempt = 1;
+            let outcome = loop {
+                match self
+                    .apply_into(e, &mut sent, i)
+                    .instrument(span.clone())
+                    .await
+                {
+                    Err(err) if transient(&err) && attempt < EVENT_ATTEMPTS => {
+                        // What it claimed or sent is kept (claims, `sent`):
+                        // another try sends nothing twice.
+                        let ms = rand::Rng::random_range(&mut rand::rng(), 50..150u64) << attempt;
+                        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+                        attempt += 1;
+                    }
+                    other => break other,
+                }
+            };
+            if let Err(err) = outcome {
                 tracing::warn!(consumer = CONSUMER, message_id = %id, event_id = %e.event_id, error = %crate::observe::redact(&err.to_string()), "event failed; it will be retried");
                 failed.insert(i);
             }
