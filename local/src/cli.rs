@@ -358,3 +358,58 @@ async fn fetch_pages(server: &str, path: &str) -> anyhow::Result<Vec<Vec<String>
     }
     Ok(pages)
 }
+
+/// `community events replay`: sends the outbox events written between
+/// `from` and `to` (RFC 3339) to their queues again (`community::relay::replay`).
+/// On AWS only: the queue URLs come from `POINTS_QUEUE_URL`,
+/// `EMAILS_QUEUE_URL`, `LOYALTY_QUEUE_URL` and `INSIGHTS_QUEUE_URL`, as the
+/// relay function's. Locally the relay deletes an outbox item as soon as
+/// its messages are in the local queues, and a failed message waits in the
+/// dead letters (`POST /local/dead-letters/redrive`), so there is nothing
+/// to replay.
+pub async fn replay_cmd(
+    target: &TargetArgs,
+    from: &str,
+    to: &str,
+    queue: Option<&str>,
+) -> anyhow::Result<()> {
+    let ms = |what: &str, s: &str| -> anyhow::Result<u64> {
+        let t = community::domain::parse_ts(s).with_context(|| {
+            format!("--{what} {s:?} is not an RFC 3339 time (e.g. 2026-12-04T20:00:00Z)")
+        })?;
+        u64::try_from(t.unix_timestamp_nanos() / 1_000_000)
+            .with_context(|| format!("--{what} is before 1970"))
+    };
+    let (from_ms, to_ms) = (ms("from", from)?, ms("to", to)?);
+    if from_ms > to_ms {
+        bail!("--from must be before --to");
+    }
+    let only =
+        match queue {
+            None => None,
+            Some(q) => Some(community::events::Queue::parse(q).with_context(|| {
+                format!("--queue {q:?}: one of points, emails, insights, loyalty")
+            })?),
+        };
+    if target.target == Target::Local {
+        bail!(
+            "nothing to replay locally: the local relay deletes an outbox item once its \
+             messages are queued, and failed messages wait in the dead letters \
+             (GET /local/dead-letters, POST /local/dead-letters/redrive). Use --target aws."
+        );
+    }
+    let table = target.open().await?;
+    let aws = aws_config::load_from_env().await;
+    let out = community::relay::SqsOutbound::from_env(aws_sdk_sqs::Client::new(&aws))
+        .map_err(|e| anyhow::anyhow!("{e} (the relay function's queue URLs)"))?;
+    let report = community::relay::replay(table.as_ref(), &out, from_ms, to_ms, only).await?;
+    println!(
+        "{} outbox events between {from} and {to} in {}",
+        report.events,
+        target.describe()
+    );
+    for (q, n) in &report.sent {
+        println!("  {n} messages sent to the {q} queue");
+    }
+    Ok(())
+}

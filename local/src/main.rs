@@ -81,6 +81,32 @@ enum Command {
         #[command(subcommand)]
         command: AmbassadorCommand,
     },
+    /// The event pipeline (operations).
+    Events {
+        #[command(subcommand)]
+        command: EventCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum EventCommand {
+    /// Send the outbox events written in a time range to their queues again
+    /// (after the relay's failure queue reported a batch, or a queue was
+    /// purged). Consumers are idempotent: events already applied change
+    /// nothing. Outbox items live a week on AWS.
+    Replay {
+        /// Start of the range, RFC 3339 (e.g. 2026-12-04T20:00:00Z).
+        #[arg(long)]
+        from: String,
+        /// End of the range, RFC 3339, inclusive.
+        #[arg(long)]
+        to: String,
+        /// Only this queue: points, emails, insights or loyalty.
+        #[arg(long)]
+        queue: Option<String>,
+        #[command(flatten)]
+        target: cli::TargetArgs,
+    },
 }
 
 #[derive(Subcommand)]
@@ -196,6 +222,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Ambassadors {
             command: AmbassadorCommand::Run { campaigns, target },
         } => cli::ambassadors_run_cmd(&target, &default_campaigns(campaigns)).await,
+        Command::Events {
+            command:
+                EventCommand::Replay {
+                    from,
+                    to,
+                    queue,
+                    target,
+                },
+        } => cli::replay_cmd(&target, &from, &to, queue.as_deref()).await,
         Command::Serve => serve().await,
         Command::Campaigns {
             command: CampaignCommand::Validate { dir },

@@ -184,3 +184,109 @@ pub async fn relay_changes<O: Outbound + ?Sized>(
     }
     first_failed
 }
+
+/// What [`replay`] sent.
+#[derive(Debug, Default, Clone, PartialEq, serde::Serialize)]
+pub struct Replayed {
+    /// Outbox events found in the range.
+    pub events: u64,
+    /// Messages sent, per queue.
+    pub sent: std::collections::BTreeMap<&'static str, u64>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Send(#[from] SendError),
+    #[error("the {queue} queue refused {count} of the replayed messages")]
+    Refused { queue: &'static str, count: usize },
+    #[error("the range is empty: --from must be before --to")]
+    EmptyRange,
+}
+
+/// Outbox items read per page while replaying.
+const REPLAY_PAGE: u32 = 200;
+
+/// Sends again, to the queues their kinds are routed to (or to `only`),
+/// the outbox events written between `from_ms` and `to_ms` (Unix ms,
+/// inclusive; an event id is a ULID, so its time is its sort key's prefix:
+/// one range `Query` per outbox bucket, page by page, nothing scanned).
+///
+/// For operations: when the relay's failure queue reports a stream batch it
+/// gave up on, or a queue's messages were purged, replay that time. The
+/// consumers' markers make events already applied change nothing, so a
+/// range wider than needed is harmless. Outbox items live a week (TTL),
+/// which bounds how far back a replay reaches. Vote events are not in the
+/// outbox (the vote record is the event): their counts are the aggregator's
+/// (`thresholds`), and a voter's last active day is the only other effect.
+pub async fn replay<T, O>(
+    table: &T,
+    out: &O,
+    from_ms: u64,
+    to_ms: u64,
+    only: Option<Queue>,
+) -> Result<Replayed, ReplayError>
+where
+    T: crate::store::Table + ?Sized,
+    O: Outbound + ?Sized,
+{
+    use crate::store::{Index, Query, SortKey};
+    if from_ms > to_ms {
+        return Err(ReplayError::EmptyRange);
+    }
+    let lo = ulid::Ulid::from_parts(from_ms, 0).to_string();
+    let hi = ulid::Ulid::from_parts(to_ms, u128::MAX).to_string();
+    let mut report = Replayed::default();
+    for bucket in 0..crate::events::OUTBOX_BUCKETS {
+        let q = Query::new(Index::Primary, crate::events::outbox_pk(bucket))
+            .sk(SortKey::Between(lo.clone(), hi.clone()))
+            .limit(REPLAY_PAGE);
+        let mut start = None;
+        loop {
+            let page = table.query(&q.clone().start_after(start)).await?;
+            let mut per_queue: HashMap<Queue, Vec<Event>> = HashMap::new();
+            for item in &page.items {
+                let Some(event) = Event::from_item(item) else {
+                    tracing::error!(
+                        pk = item
+                            .get("pk")
+                            .and_then(serde_json::Value::as_str)
+                            .unwrap_or_default(),
+                        sk = item
+                            .get("sk")
+                            .and_then(serde_json::Value::as_str)
+                            .unwrap_or_default(),
+                        "unreadable outbox item skipped by the replay"
+                    );
+                    continue;
+                };
+                report.events += 1;
+                for queue in routes(event.kind) {
+                    if only.is_none_or(|o| o == *queue) {
+                        per_queue.entry(*queue).or_default().push(event.clone());
+                    }
+                }
+            }
+            for (queue, events) in per_queue {
+                for chunk in events.chunks(SEND_BATCH) {
+                    let refused = out.send_batch(queue, chunk).await?;
+                    if !refused.is_empty() {
+                        return Err(ReplayError::Refused {
+                            queue: queue.name(),
+                            count: refused.len(),
+                        });
+                    }
+                    *report.sent.entry(queue.name()).or_default() += chunk.len() as u64;
+                }
+            }
+            match page.last_key {
+                Some(k) => start = Some(k),
+                None => break,
+            }
+        }
+    }
+    tracing::info!(events = report.events, sent = ?report.sent, "replayed");
+    Ok(report)
+}

@@ -142,3 +142,75 @@ async fn an_unreadable_record_is_not_dropped() {
     );
     assert!(out.sent.lock().expect("lock").is_empty());
 }
+
+/// An outbox event written at `ms` (Unix ms): its id is a ULID of that time.
+fn event_at(ms: u64, kind: Kind, member: &str) -> Event {
+    let mut e = Event::new(kind, member, None, json!({}));
+    e.event_id = ulid::Ulid::from_parts(ms, rand_bits(&e.event_id)).to_string();
+    e
+}
+
+fn rand_bits(seed: &str) -> u128 {
+    ulid::Ulid::from_string(seed).map_or(7, |u| u.random())
+}
+
+/// Operations replay a time range of the outbox: the events written in it,
+/// and only those, go again to the queues their kinds are routed to (or to
+/// the one queue asked for), read page by page from every outbox bucket.
+#[tokio::test]
+async fn a_replay_sends_the_events_of_its_time_range_again() {
+    let (app, _d) = community::testing::embedded_app(|_| {});
+    let t0: u64 = 1_796_000_000_000;
+    let hour = 3_600_000;
+    let before = event_at(t0 - hour, Kind::MemberSignedUp, "early");
+    let after = event_at(t0 + 2 * hour, Kind::MemberSignedUp, "late");
+    let mut inside = Vec::new();
+    // More than a page in some buckets.
+    for i in 0..600u64 {
+        inside.push(event_at(t0 + i * 1_000, Kind::IdeaPosted, &format!("m{i}")));
+    }
+    inside.push(event_at(t0 + hour, Kind::MemberSignedUp, "edge"));
+    for e in inside.iter().chain([&before, &after]) {
+        community::store::Table::transact(&app.table, vec![e.write()])
+            .await
+            .expect("outbox item");
+    }
+    let out = Recorder::default();
+    let report = community::relay::replay(&app.table, &out, t0, t0 + hour, None)
+        .await
+        .expect("replay");
+    assert_eq!(report.events, inside.len() as u64);
+    let sent = out.sent.lock().expect("lock").clone();
+    let mut expected = Vec::new();
+    for e in &inside {
+        for q in community::events::routes(e.kind) {
+            expected.push((*q, e.event_id.clone(), e.kind));
+        }
+    }
+    assert_eq!(sorted(sent.clone()), sorted(expected.clone()));
+    assert!(!sent
+        .iter()
+        .any(|(_, id, _)| *id == before.event_id || *id == after.event_id));
+    let total: u64 = report.sent.values().sum();
+    assert_eq!(total, expected.len() as u64);
+    assert!(out
+        .requests
+        .lock()
+        .expect("lock")
+        .iter()
+        .all(|n| *n <= SEND_BATCH));
+
+    // One queue only.
+    let points = Recorder::default();
+    community::relay::replay(&app.table, &points, t0, t0 + hour, Some(Queue::Points))
+        .await
+        .expect("replay");
+    let to_points = points.sent.lock().expect("lock").clone();
+    assert!(!to_points.is_empty() && to_points.iter().all(|(q, _, _)| *q == Queue::Points));
+
+    // A backwards range is refused, not read as empty.
+    assert!(matches!(
+        community::relay::replay(&app.table, &out, t0 + hour, t0, None).await,
+        Err(community::relay::ReplayError::EmptyRange)
+    ));
+}
