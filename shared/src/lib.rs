@@ -18,6 +18,7 @@ pub mod events;
 pub mod gdpr;
 pub mod http;
 pub mod ideas;
+pub mod identity;
 pub mod insights;
 pub mod lambda;
 pub mod mail;

@@ -204,8 +204,26 @@ pub fn flush(request_id: &str) {
 /// [`flush`] into any writer.
 pub fn flush_to(request_id: &str, writer: impl std::io::Write) -> std::io::Result<()> {
     match COLLECTOR.get() {
-        Some(c) => c.set_property("request_id", request_id).flush(writer),
+        Some(c) => c
+            .set_property("request_id", request_id)
+            .set_property(
+                "level",
+                emf_level(std::env::var("AWS_LAMBDA_LOG_LEVEL").ok()),
+            )
+            .flush(writer),
         None => Ok(()),
+    }
+}
+
+/// The `level` of the metric documents. Lambda's log-level filtering reads
+/// a JSON line's `level` and takes a line without one as INFO, so with the
+/// function's `LogLevel` at WARN or above it would drop every metric. The
+/// documents carry the configured level itself (`AWS_LAMBDA_LOG_LEVEL`, set
+/// by Lambda from `ApplicationLogLevel`): they pass at every setting.
+pub fn emf_level(configured: Option<String>) -> String {
+    match configured.map(|l| l.trim().to_ascii_uppercase()) {
+        Some(l) if ["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"].contains(&l.as_str()) => l,
+        _ => "INFO".into(),
     }
 }
 
@@ -257,6 +275,16 @@ mod tests {
         out
     }
 
+    #[test]
+    fn metric_documents_pass_every_log_level() {
+        for l in ["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"] {
+            assert_eq!(emf_level(Some(l.into())), l);
+            assert_eq!(emf_level(Some(l.to_lowercase())), l);
+        }
+        assert_eq!(emf_level(None), "INFO");
+        assert_eq!(emf_level(Some("loud".into())), "INFO");
+    }
+
     /// The Lambda path: the EMF collector as the global recorder, one
     /// document per label set on flush, then nothing until new records.
     #[test]
@@ -280,6 +308,8 @@ mod tests {
         assert_eq!(signups["cohort"], "staff");
         assert_eq!(signups["function"], "stack-signup");
         assert_eq!(signups["request_id"], "req-1");
+        // Lambda's log-level filter passes it at the function's own level.
+        assert!(signups["level"].is_string(), "{signups}");
         let aws = &signups["_aws"]["CloudWatchMetrics"][0];
         assert_eq!(aws["Namespace"], NAMESPACE);
         assert_eq!(

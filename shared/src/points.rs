@@ -21,7 +21,7 @@ use crate::app::App;
 use crate::auth::Caller;
 use crate::domain::{now, IdeaStatus};
 use crate::error::{commit, Error, Result};
-use crate::events::{consumed_marker, consumed_marker_with, marker_key, Event, Kind};
+use crate::events::{consumed_marker, lasting_marker_with, marker_key, Event, Kind};
 use crate::ideas::ListPage;
 use crate::members;
 use crate::queue::Consumer;
@@ -74,7 +74,7 @@ impl<T: Table + Clone> PointsConsumer<T> {
     fn step(&self, e: &Event) -> Step {
         let idea_ref = e.idea_id.clone().unwrap_or_default();
         let app = &self.app;
-        let plan = |rule: &str, key: &str, reference: &str| match plan_credit(
+        let credit_for = |rule: &str, key: &str, reference: &str| match plan_credit(
             app,
             e,
             &e.member_id,
@@ -86,24 +86,24 @@ impl<T: Table + Clone> PointsConsumer<T> {
             None => Step::Nothing,
         };
         match e.kind {
-            Kind::MemberSignedUp => plan("member_signed_up", &e.event_id, ""),
+            Kind::MemberSignedUp => credit_for("member_signed_up", &e.event_id, ""),
             // Keyed by the idea, so moderation can find what it was credited.
-            Kind::IdeaPosted => plan("idea_posted", &format!("idea#{idea_ref}"), &idea_ref),
+            Kind::IdeaPosted => credit_for("idea_posted", &format!("idea#{idea_ref}"), &idea_ref),
             // Votes are not credited here: their points are read from the
             // member's vote records (`vote_credits`), so a vote costs no
             // ledger transaction. A `vote.cast` from before that change, or
             // one relayed by an older relay, is acknowledged without effect.
-            Kind::IdeaReachedThreshold => plan(
+            Kind::IdeaReachedThreshold => credit_for(
                 "idea_reached_threshold",
                 &format!("threshold#{idea_ref}"),
                 &idea_ref,
             ),
             Kind::IdeaDecided if e.data["outcome"] == json!(IdeaStatus::Accepted.as_str()) => {
-                plan("idea_accepted", &format!("accepted#{idea_ref}"), &idea_ref)
+                credit_for("idea_accepted", &format!("accepted#{idea_ref}"), &idea_ref)
             }
             Kind::ContestEntered => {
                 let contest = e.data["contest_id"].as_str().unwrap_or_default();
-                plan(
+                credit_for(
                     "contest_entry",
                     &format!("contest#{contest}#{}", e.member_id),
                     contest,
@@ -111,12 +111,12 @@ impl<T: Table + Clone> PointsConsumer<T> {
             }
             Kind::ReviewPosted => {
                 let ean = e.data["ean"].as_str().unwrap_or_default();
-                plan("review", &format!("review#{ean}#{}", e.member_id), ean)
+                credit_for("review", &format!("review#{ean}#{}", e.member_id), ean)
             }
             // Once per comment, however often the event is delivered.
             Kind::CommentPosted => {
                 let comment = e.data["comment_id"].as_str().unwrap_or_default();
-                plan("comment_posted", &format!("comment#{comment}"), &idea_ref)
+                credit_for("comment_posted", &format!("comment#{comment}"), &idea_ref)
             }
             Kind::ContentHidden | Kind::ContentRestored => Step::Moderated,
             _ => Step::Nothing,
@@ -312,7 +312,7 @@ fn plan_credit<T: Table>(
     // The marker keeps what the credit gave (0 when capped or the member is
     // gone), for `moderated` to take back.
     let marker_for =
-        |points: i64| consumed_marker_with(CONSUMER, business_key, &[("points", json!(points))]);
+        |points: i64| lasting_marker_with(CONSUMER, business_key, &[("points", json!(points))]);
     let entry = LedgerEntry {
         id: e.event_id.clone(),
         delta: r.points,

@@ -7,7 +7,6 @@ use std::sync::Arc;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    lambda_runtime::tracing::init_default_subscriber();
     let (app, _aws) = community::lambda::init().await?;
     let app = Arc::new(app);
     lambda_runtime::run(service_fn(move |e: LambdaEvent<Value>| {

@@ -8,7 +8,6 @@ use std::sync::Arc;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    lambda_runtime::tracing::init_default_subscriber();
     let (app, aws) = community::lambda::init().await?;
     let mailer = Arc::new(SesMailer::new(
         aws_sdk_ses::Client::new(&aws),

@@ -3,7 +3,6 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    lambda_runtime::tracing::init_default_subscriber();
     let (app, _aws) = community::lambda::init().await?;
     community::lambda::run_consumer(insights::InsightsConsumer { app }).await
 }

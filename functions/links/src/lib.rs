@@ -1,7 +1,9 @@
 //! `links`: the public links carried by community mails.
 //! `GET /r/{token}` records a unique click and redirects;
-//! `GET|POST /unsubscribe/{token}` withdraws email consent (one click,
-//! RFC 8058 `List-Unsubscribe-Post`); `GET /mails/{id}/stats` (marketing)
+//! `GET /unsubscribe/{token}` shows a confirmation page and changes nothing
+//! (mail security scanners follow the links of a mail), `POST` withdraws
+//! email consent (the page's button, or a mail client's one click, RFC 8058
+//! `List-Unsubscribe-Post`); `GET /mails/{id}/stats` (marketing)
 //! reports a mail's sent count, unique clicks and unique click rate.
 
 use axum::extract::{Path, State};
@@ -18,7 +20,7 @@ pub fn routes<T: Table + Clone>(app: App<T>) -> Router {
         .route("/r/{token}", get(click::<T>))
         .route(
             "/unsubscribe/{token}",
-            get(unsubscribe::<T>).post(unsubscribe::<T>),
+            get(confirm_unsubscribe::<T>).post(unsubscribe::<T>),
         )
         .route("/mails/{id}/stats", get(stats::<T>))
         .with_state(app)
@@ -34,6 +36,25 @@ async fn click<T: Table + Clone>(
 ) -> Result<Response, ApiError> {
     let url = community::mail::click(&app, &token).await?;
     Ok((StatusCode::FOUND, [(header::LOCATION, url)]).into_response())
+}
+
+async fn confirm_unsubscribe<T: Table + Clone>(
+    State(app): State<App<T>>,
+    Path(token): Path<String>,
+) -> Result<Response, ApiError> {
+    community::mail::unsubscribe_member(&app.settings, &token)?;
+    // The form posts to this same address (`action=""`), whatever prefix
+    // the API is served under.
+    Ok((
+        [(header::CACHE_CONTROL, "no-store")],
+        Html(
+            "<!doctype html><html lang=\"fr\"><meta charset=\"utf-8\"><title>Désinscription</title>\
+             <p>Vous ne souhaitez plus recevoir les e-mails de la communauté ?</p>\
+             <form method=\"post\" action=\"\"><button type=\"submit\">Me désinscrire</button></form>\
+             <p>Les messages liés à vos propres idées continueront de vous parvenir.</p></html>",
+        ),
+    )
+        .into_response())
 }
 
 async fn unsubscribe<T: Table + Clone>(

@@ -3,7 +3,6 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    lambda_http::tracing::init_default_subscriber();
     let (app, _aws) = community::lambda::init().await?;
     lambda_http::run(moderation::router(app)).await
 }

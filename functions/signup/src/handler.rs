@@ -100,13 +100,23 @@ pub async fn export<T: Table + Clone>(
     Ok(Json(community::gdpr::export(&app, &caller).await?))
 }
 
-/// `DELETE /members/me`: erasure (GDPR); 202, idempotent.
+/// `DELETE /members/me`: erasure (GDPR); 202, idempotent. Once the data is
+/// erased, the member's sign-in is deleted from the identity provider (on
+/// AWS, the Cognito user; `crate::router_with_directory`). If that fails the
+/// answer is a 503 and the member's retry finishes it.
 #[tracing::instrument(skip_all, fields(member = %caller.id.as_str()))]
 pub async fn erase<T: Table + Clone>(
     State(app): State<App<T>>,
+    directory: Option<axum::Extension<std::sync::Arc<dyn community::identity::Directory>>>,
     caller: Caller,
 ) -> Result<Response, ApiError> {
     use axum::response::IntoResponse;
     let body = community::gdpr::erase(&app, &caller).await?;
+    if let Some(axum::Extension(d)) = directory {
+        d.delete_member(caller.id.as_str()).await.map_err(|e| {
+            tracing::error!(error = %e, "the member's sign-in was not deleted; a retry of the erasure deletes it");
+            community::error::Error::Store(community::store::StoreError::unavailable(e))
+        })?;
+    }
     Ok((StatusCode::ACCEPTED, Json(body)).into_response())
 }

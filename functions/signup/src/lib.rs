@@ -31,7 +31,17 @@ pub fn routes<T: Table + Clone>(app: App<T>) -> Router {
         .with_state(app)
 }
 
-/// The function's complete Router (what Lambda runs).
+/// The function's complete Router, without an identity provider (tests,
+/// and the local server, which signs its own tokens).
 pub fn router<T: Table + Clone>(app: App<T>) -> Router {
     community::http::finish(routes(app))
+}
+
+/// What Lambda runs: the Router, with the identity provider whose sign-in
+/// an erasure deletes (the Cognito user pool).
+pub fn router_with_directory<T: Table + Clone>(
+    app: App<T>,
+    directory: std::sync::Arc<dyn community::identity::Directory>,
+) -> Router {
+    community::http::finish(routes(app).layer(axum::Extension(directory)))
 }

@@ -1,8 +1,16 @@
-//! Lambda entry: settings and the DynamoDB client, created once at init;
-//! then API Gateway events run through the function's Router.
+//! Lambda entry: settings, the DynamoDB client and the Cognito user pool
+//! (erasure deletes the member's sign-in), created once at init; then API
+//! Gateway events run through the function's Router.
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    let (app, _aws) = community::lambda::init().await?;
-    lambda_http::run(signup::router(app)).await
+    let (app, aws) = community::lambda::init().await?;
+    let directory = community::identity::CognitoDirectory::from_env(
+        aws_sdk_cognitoidentityprovider::Client::new(&aws),
+    )?;
+    lambda_http::run(signup::router_with_directory(
+        app,
+        std::sync::Arc::new(directory),
+    ))
+    .await
 }

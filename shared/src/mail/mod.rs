@@ -224,12 +224,22 @@ pub async fn click<T: Table>(app: &App<T>, token_str: &str) -> Result<String> {
     }
 }
 
-/// One-click unsubscribe from a verified token.
+/// The member an unsubscribe token is for (404 when it does not verify).
+/// `GET /unsubscribe/{token}` only checks it: mail scanners follow links.
+pub fn unsubscribe_member(
+    app_settings: &crate::config::Settings,
+    token_str: &str,
+) -> Result<String> {
+    let p = verify(&app_settings.link_secret, token_str).ok_or(Error::NotFound("link"))?;
+    match (p["u"].as_str(), p["a"].as_str()) {
+        (Some(member), Some("unsubscribe")) => Ok(member.to_owned()),
+        _ => Err(Error::NotFound("link")),
+    }
+}
+
+/// One-click unsubscribe from a verified token (`POST`, RFC 8058).
 pub async fn unsubscribe<T: Table>(app: &App<T>, token_str: &str) -> Result<()> {
-    let p = verify(&app.settings.link_secret, token_str).ok_or(Error::NotFound("link"))?;
-    let (Some(member), Some("unsubscribe")) = (p["u"].as_str(), p["a"].as_str()) else {
-        return Err(Error::NotFound("link"));
-    };
+    let member = unsubscribe_member(&app.settings, token_str)?;
     let key = Key::new(format!("MEMBER#{member}"), "PROFILE");
     let u = Update::default()
         .set("email_opt_in", false)
@@ -398,6 +408,13 @@ impl<T: Table + Clone, M: Mailer> EmailsConsumer<T, M> {
         item.insert("state".into(), json!("sending"));
         item.insert("claimed_ms".into(), json!(mine));
         item.insert("at".into(), json!(now()));
+        // A claim is the mail's exactly-once marker: kept as long as one.
+        item.insert(
+            crate::store::TTL.into(),
+            json!(
+                time::OffsetDateTime::now_utc().unix_timestamp() + crate::events::MARKER_TTL_SECS
+            ),
+        );
         let free = Cond::NotExists.or(Cond::Eq("state".into(), json!("sending")).and(
             Cond::LessThan("claimed_ms".into(), now_ms() - CLAIM_LEASE_MS),
         ));

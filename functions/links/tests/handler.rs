@@ -1,0 +1,47 @@
+//! The links function through its Lambda entry (API Gateway events in).
+
+use community::testing::{call, caller, embedded_app, join, member};
+
+async fn opted_in<T: community::store::Table>(app: &community::App<T>, sub: &str) -> bool {
+    community::members::get(app, &caller(&member(sub)).id)
+        .await
+        .expect("member")
+        .email_opt_in
+}
+
+/// Mail security scanners follow every link of a mail: a `GET` of the
+/// unsubscribe link only shows the confirmation page; the page's button
+/// (or a mail client's RFC 8058 one-click `POST`) unsubscribes.
+#[tokio::test]
+async fn unsubscribing_takes_a_post_and_a_get_changes_nothing() {
+    let (app, _d) = embedded_app(|_| {});
+    join(&app, &member("marie")).await;
+    assert!(opted_in(&app, "marie").await);
+    let url = community::mail::unsubscribe_url(&app.settings, "marie");
+    let path = url
+        .strip_prefix(&app.settings.public_url)
+        .expect("a link of this server")
+        .to_owned();
+    let router = links::router(app.clone());
+
+    for _ in 0..3 {
+        let page = call(&router, "GET", &path, None, None).await;
+        assert_eq!(page.status, 200);
+        let html = page.body.as_str().expect("a page");
+        assert!(html.contains("<form method=\"post\""), "{html}");
+        assert_eq!(page.header("cache-control"), Some("no-store"));
+    }
+    assert!(opted_in(&app, "marie").await, "a GET unsubscribes no one");
+
+    let done = call(&router, "POST", &path, None, None).await;
+    assert_eq!(done.status, 200);
+    assert!(!opted_in(&app, "marie").await, "the POST unsubscribes");
+    // Again: still fine (a mail client may retry).
+    assert_eq!(call(&router, "POST", &path, None, None).await.status, 200);
+
+    // A forged or damaged token is a 404 on both, and changes nothing.
+    for method in ["GET", "POST"] {
+        let r = call(&router, method, "/unsubscribe/not-a-token", None, None).await;
+        assert_eq!(r.status, 404, "{method}");
+    }
+}
