@@ -427,6 +427,7 @@ async fn the_ledger_pages_merge_stored_entries_and_vote_days() {
 struct CountingTotals {
     inner: std::sync::Arc<community::store::embedded::EmbeddedTable>,
     totals_writes: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    transactions: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 #[async_trait::async_trait]
@@ -460,6 +461,8 @@ impl community::store::Table for CountingTotals {
             .filter_map(community::store::Write::key)
             .filter(|k| k.pk.starts_with("INSIGHTS#"))
             .count();
+        self.transactions
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let r = self.inner.transact(writes).await;
         if r.is_ok() {
             self.totals_writes
@@ -482,6 +485,7 @@ async fn a_batch_of_credits_writes_the_shared_total_once() {
             community::store::embedded::EmbeddedTable::open(dir.path()).expect("store"),
         ),
         totals_writes: Default::default(),
+        transactions: Default::default(),
     };
     let app = community::App::new(table.clone(), community::testing::settings());
     let rule = |r: &str| app.settings.points.rule(r).expect("rule").clone();
@@ -527,9 +531,19 @@ async fn a_batch_of_credits_writes_the_shared_total_once() {
     let signup = rule("member_signed_up").points;
     let expected = 8 * signup + cap * comment.points;
     for delivery in 0..2 {
+        let before = table.transactions.load(std::sync::atomic::Ordering::SeqCst);
         let res = community::queue::sqs(&consumer, batch(&events))
             .await
             .expect("partial");
+        if delivery == 1 {
+            // Every credit's marker is read first: a redelivered batch
+            // costs no transaction (a cancelled one is billed in full).
+            assert_eq!(
+                table.transactions.load(std::sync::atomic::Ordering::SeqCst),
+                before,
+                "a redelivery runs no transaction"
+            );
+        }
         assert!(
             res.batch_item_failures.is_empty(),
             "{:?}",

@@ -470,12 +470,18 @@ impl<T: Table + Clone, M: Mailer> EmailsConsumer<T, M> {
                     writes.push(r.clone());
                 }
             }
-            for (mail_id, n) in counts {
-                let mut u = stats_update(&mail_id);
-                u.add = vec![("sent".into(), n)];
-                writes.push(Write::update(stats_key(&mail_id, random_stats_shard()), u));
-            }
-            match retrying(&self.app.table, writes).await {
+            // Each attempt counts on fresh random shards: a retry after a
+            // conflict does not go back to the shard another batch holds.
+            let with_stats = || {
+                let mut w = writes.clone();
+                for (mail_id, n) in &counts {
+                    let mut u = stats_update(mail_id);
+                    u.add = vec![("sent".into(), *n)];
+                    w.push(Write::update(stats_key(mail_id, random_stats_shard()), u));
+                }
+                w
+            };
+            match retrying_with(&self.app.table, with_stats).await {
                 Ok(()) => Vec::new(),
                 // Another delivery finalised one of them: finalise the
                 // others one by one.
@@ -665,9 +671,14 @@ async fn single<T: Table>(table: &T, w: Write) -> Result<()> {
 /// that would be received again and again until it reached the dead-letter
 /// queue although nothing was wrong with it.
 async fn retrying<T: Table>(table: &T, writes: Vec<Write>) -> Result<()> {
+    retrying_with(table, || writes.clone()).await
+}
+
+/// [`retrying`], with the group built again for each attempt.
+async fn retrying_with<T: Table>(table: &T, writes: impl Fn() -> Vec<Write>) -> Result<()> {
     let mut attempt = 0u32;
     loop {
-        match table.transact(writes.clone()).await {
+        match table.transact(writes()).await {
             Err(StoreError::Conflict | StoreError::Throttled) if attempt < 8 => {
                 attempt += 1;
                 let ms = rand::Rng::random_range(&mut rand::rng(), 5..20u64) << attempt.min(6);
