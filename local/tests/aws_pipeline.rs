@@ -26,20 +26,6 @@ use std::sync::Arc;
 
 const THRESHOLD: u64 = 3;
 
-fn endpoint() -> Option<String> {
-    match std::env::var("COMMUNITY_TEST_DYNAMODB_ENDPOINT") {
-        Ok(e) => Some(e),
-        Err(_) => {
-            assert!(
-                std::env::var("COMMUNITY_REQUIRE_MOTO").map_or(true, |v| v != "1"),
-                "COMMUNITY_REQUIRE_MOTO=1 but no endpoint"
-            );
-            eprintln!("skipping: COMMUNITY_TEST_DYNAMODB_ENDPOINT is not set (run ./scripts/test)");
-            None
-        }
-    }
-}
-
 // ------------------------------------------------ the template's stream sources
 
 /// A stream function's event source mapping, as the template declares it.
@@ -562,7 +548,9 @@ async fn aws(endpoint: &str, suffix: &str) -> Aws {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_aws_pipeline_on_moto_gives_what_the_embedded_store_gives() {
-    let Some(ep) = endpoint() else { return };
+    let Some(ep) = community::testing::moto_endpoint() else {
+        return;
+    };
     let suffix = ulid::Ulid::new().to_string().to_lowercase();
 
     let dir = tempfile::tempdir().expect("dir");

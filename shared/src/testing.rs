@@ -341,3 +341,20 @@ pub async fn run_insights<T: crate::store::Table + Clone>(app: &App<T>) {
         assert!(failed.is_empty(), "insights failed on {failed:?}");
     }
 }
+
+/// The moto server's endpoint for tests of the AWS adapters, or `None` to
+/// skip (no endpoint, and `COMMUNITY_REQUIRE_MOTO` is not `1`; with it, a
+/// missing endpoint fails the test instead of skipping it).
+pub fn moto_endpoint() -> Option<String> {
+    match std::env::var("COMMUNITY_TEST_DYNAMODB_ENDPOINT") {
+        Ok(e) => Some(e),
+        Err(_) => {
+            assert!(
+                std::env::var("COMMUNITY_REQUIRE_MOTO").map_or(true, |v| v != "1"),
+                "COMMUNITY_REQUIRE_MOTO=1 but no endpoint"
+            );
+            eprintln!("skipping: COMMUNITY_TEST_DYNAMODB_ENDPOINT is not set (run ./scripts/test)");
+            None
+        }
+    }
+}

@@ -4,24 +4,12 @@
 
 use community::testing::{call, embedded_app, join, As};
 
-fn endpoint() -> Option<String> {
-    match std::env::var("COMMUNITY_TEST_DYNAMODB_ENDPOINT") {
-        Ok(e) => Some(e),
-        Err(_) => {
-            assert!(
-                std::env::var("COMMUNITY_REQUIRE_MOTO").map_or(true, |v| v != "1"),
-                "COMMUNITY_REQUIRE_MOTO=1 but no endpoint"
-            );
-            eprintln!("skipping: COMMUNITY_TEST_DYNAMODB_ENDPOINT is not set (run ./scripts/test)");
-            None
-        }
-    }
-}
-
 #[tokio::test]
 async fn erasure_deletes_the_members_cognito_user() {
     use aws_sdk_cognitoidentityprovider as cip;
-    let Some(ep) = endpoint() else { return };
+    let Some(ep) = community::testing::moto_endpoint() else {
+        return;
+    };
     let conf = cip::Config::builder()
         .behavior_version(cip::config::BehaviorVersion::latest())
         .endpoint_url(&ep)
