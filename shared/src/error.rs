@@ -70,7 +70,13 @@ pub async fn commit<T: crate::store::Table>(
                 let ms = rand::Rng::random_range(&mut rand::rng(), 5..20u64) << attempt.min(5);
                 tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
             }
-            other => return Ok(other?),
+            other => {
+                other?;
+                if let Some((r, _, _)) = receipt {
+                    r.mark_written();
+                }
+                return Ok(());
+            }
         }
     }
 }

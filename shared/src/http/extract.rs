@@ -161,15 +161,17 @@ impl<S: Send + Sync> FromRequestParts<S> for MaybeCaller {
     }
 }
 
-/// The `Idempotency-Key` header, when sent.
-pub struct IdempotencyKey(pub Option<String>);
+/// The `Idempotency-Key` header, when sent, and the fingerprint of the
+/// request's body (`super::fingerprint_body`).
+pub struct IdempotencyKey(pub Option<String>, pub Option<String>);
 
 impl IdempotencyKey {
-    /// The receipt for this caller and request, when a key was sent.
+    /// The receipt for this caller and request, when a key was sent: the
+    /// key's scope is the member and the route (`METHOD path`).
     pub fn receipt(&self, caller: &Caller, request: &str) -> Option<Receipt> {
-        self.0
-            .as_deref()
-            .map(|k| Receipt::new(&caller.id, k, request.to_owned()))
+        self.0.as_deref().map(|k| {
+            Receipt::new(&caller.id, k, request.to_owned()).with_fingerprint(self.1.clone())
+        })
     }
 }
 
@@ -177,10 +179,14 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let fingerprint = parts
+            .extensions
+            .get::<super::BodyFingerprint>()
+            .map(|f| f.0.clone());
         match parts.headers.get("idempotency-key") {
-            None => Ok(IdempotencyKey(None)),
+            None => Ok(IdempotencyKey(None, None)),
             Some(v) => match v.to_str() {
-                Ok(k) if valid_key(k) => Ok(IdempotencyKey(Some(k.to_owned()))),
+                Ok(k) if valid_key(k) => Ok(IdempotencyKey(Some(k.to_owned()), fingerprint)),
                 _ => Err(ApiError::bad_request(
                     "Idempotency-Key",
                     "must be 1 to 128 of A-Z a-z 0-9 - _ . :",

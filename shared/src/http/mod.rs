@@ -24,6 +24,7 @@ pub fn finish(router: Router) -> Router {
         .fallback(problem::no_route)
         .method_not_allowed_fallback(problem::method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(axum::middleware::from_fn(fingerprint_body))
         .layer(axum::middleware::from_fn(conditional))
         .layer(axum::middleware::from_fn(crate::observe::http_request))
 }
@@ -105,15 +106,18 @@ pub async fn health() -> axum::Json<serde_json::Value> {
 
 use crate::error::Error;
 use crate::receipt::{Receipt, Stored};
-use crate::store::Table;
+use crate::store::{StoreError, Table};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use std::future::Future;
 
-/// Runs a POST under its idempotency receipt: a stored response for the same
-/// member and key is replayed; otherwise `run` does the work and stores its
-/// response in the same atomic write as its effect (see `error::commit`).
+/// Runs a creating request under its `Idempotency-Key`, when it has one
+/// (`crate::receipt`): the key is claimed first, so a retry while this
+/// request runs gets 409; a key already used answers its stored response
+/// (`Idempotent-Replayed: true`), or 422 when it was used for another route
+/// or another body; the effect's transaction writes the response over the
+/// claim; an error releases the key, so the client may retry it.
 pub async fn with_receipt<T, V, F, Fut>(
     table: &T,
     receipt: Option<Receipt>,
@@ -127,12 +131,30 @@ where
     Fut: Future<Output = Result<V, Error>>,
 {
     if let Some(r) = &receipt {
-        if let Some(stored) = r.load(table).await? {
-            return replay(r, stored);
+        match table.transact(vec![r.claim_write()]).await {
+            Ok(()) => {}
+            Err(StoreError::ConditionFailed { .. }) => {
+                return match r.load(table).await? {
+                    Some(stored) => replay(r, stored),
+                    // Released or expired just now: the client may retry.
+                    None => Err(Error::Busy.into()),
+                };
+            }
+            Err(e) => return Err(e.into()),
         }
     }
-    match run(receipt.clone()).await {
-        Ok(v) => Ok((status, axum::Json(v)).into_response()),
+    let outcome = run(receipt.clone()).await;
+    match outcome {
+        Ok(v) => {
+            if let Some(r) = &receipt {
+                // A request that succeeded without writing anything (its
+                // effect was already there) keeps no claim.
+                if !r.was_written() {
+                    release(table, r).await;
+                }
+            }
+            Ok((status, axum::Json(v)).into_response())
+        }
         Err(Error::Replay) => {
             let Some(r) = &receipt else {
                 return Err(Error::Replay.into());
@@ -142,7 +164,21 @@ where
                 None => Err(Error::Replay.into()),
             }
         }
-        Err(e) => Err(e.into()),
+        Err(e) => {
+            if let Some(r) = receipt.as_ref().filter(|r| !r.was_written()) {
+                release(table, r).await;
+            }
+            Err(e.into())
+        }
+    }
+}
+
+/// Frees this request's claim; if that fails the claim expires by itself
+/// (`receipt::IN_FLIGHT_MS`).
+async fn release<T: Table>(table: &T, r: &Receipt) {
+    match table.transact(vec![r.release_write()]).await {
+        Ok(()) | Err(StoreError::ConditionFailed { .. }) => {}
+        Err(e) => tracing::warn!(error = %e, "idempotency key not released; it expires by itself"),
     }
 }
 
@@ -154,11 +190,55 @@ fn replay(r: &Receipt, stored: Stored) -> Result<Response, ApiError> {
         )
         .into());
     }
+    if let (Some(first), Some(now)) = (stored.fingerprint.as_deref(), r.fingerprint()) {
+        if first != now {
+            return Err(Error::invalid(
+                "Idempotency-Key",
+                "was already used with a different request body",
+            )
+            .into());
+        }
+    }
+    if stored.running() {
+        return Err(Error::Conflict(
+            "a request with this Idempotency-Key is still in progress; retry it in a moment".into(),
+        )
+        .into());
+    }
     let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK);
     let mut res = (status, axum::Json(stored.body)).into_response();
     res.headers_mut()
         .insert("idempotent-replayed", HeaderValue::from_static("true"));
     Ok(res)
+}
+
+/// The fingerprint of a request body sent with an `Idempotency-Key`, for
+/// the `IdempotencyKey` extractor (`crate::receipt::fingerprint`).
+#[derive(Debug, Clone)]
+pub struct BodyFingerprint(pub String);
+
+/// Reads the body of a request that carries an `Idempotency-Key` (within
+/// the body limit: 413 beyond it), puts its fingerprint in the request's
+/// extensions, and passes the same body on.
+pub async fn fingerprint_body(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if !req.headers().contains_key("idempotency-key") {
+        return next.run(req).await;
+    }
+    let (mut parts, body) = req.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, BODY_LIMIT).await else {
+        return ApiError::PayloadTooLarge.into_response();
+    };
+    parts
+        .extensions
+        .insert(BodyFingerprint(crate::receipt::fingerprint(&bytes)));
+    next.run(axum::extract::Request::from_parts(
+        parts,
+        axum::body::Body::from(bytes),
+    ))
+    .await
 }
 
 /// Adds `Cache-Control` to a public response.
