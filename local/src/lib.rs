@@ -120,6 +120,12 @@ impl<T: Table + ChangeFeed + Clone> Local<T> {
                 table: app.table.clone(),
             }),
         );
+        // The loyalty programme's answers (sent locally with
+        // `POST /local/loyalty/answers`).
+        consumers.insert(
+            Queue::LoyaltyAnswers,
+            Arc::new(community::loyalty::AnswersConsumer { app: app.clone() }),
+        );
         let pipeline = Arc::new(Pipeline {
             table: app.table.clone(),
             consumers,
@@ -155,6 +161,7 @@ impl<T: Table + ChangeFeed + Clone> Local<T> {
                     .route("/local/dead-letters", get(dead_letters::<T>))
                     .route("/local/dead-letters/redrive", post(redrive::<T>))
                     .route("/local/loyalty", get(loyalty::<T>))
+                    .route("/local/loyalty/answers", post(loyalty_answers::<T>))
                     .route("/local/queues", get(queues::<T>))
                     .with_state(self.pipeline.clone()),
             )
@@ -232,6 +239,11 @@ impl<T: Table + ChangeFeed + Clone> Local<T> {
             let app = app.clone();
             async move { community::ambassadors::run(&app).await.map(|_| ()) }
         });
+        let app = self.app.clone();
+        schedule::spawn_every("loyalty-overdue", period, move || {
+            let app = app.clone();
+            async move { community::loyalty::check_overdue(&app).await.map(|_| ()) }
+        });
         let (app, mailbox) = (self.app.clone(), self.mailbox.clone());
         schedule::spawn_every("digests", period, move || {
             let (app, mailbox) = (app.clone(), mailbox.clone());
@@ -294,7 +306,7 @@ async fn redrive<T: Table + ChangeFeed + Clone>(
         Some(name) => Some(Queue::parse(name).ok_or_else(|| {
             community::http::ApiError::bad_request(
                 "queue",
-                "must be points, emails, loyalty or insights",
+                "must be points, emails, loyalty, insights or loyalty_answers",
             )
         })?),
         None => None,
@@ -315,4 +327,30 @@ async fn loyalty<T: Table + Clone>(
         .map(|i: Item| i.get("message").cloned().unwrap_or(Value::Null))
         .collect();
     Ok(Json(json!({"items": items})))
+}
+
+/// `POST /local/loyalty/answers`: what the loyalty programme does on AWS,
+/// locally: sends its answers (`{"redemption_id","status","reason"?}`, one
+/// or an array) to the inbound `loyalty_answers` queue, unchecked, as SQS
+/// takes any message; the loyalty consumer applies them (an answer it
+/// cannot apply reaches `GET /local/dead-letters`). 202 `{"sent":[ids]}`.
+async fn loyalty_answers<T: Table + ChangeFeed + Clone>(
+    State(p): State<Arc<Pipeline<T>>>,
+    body: axum::body::Bytes,
+) -> Result<(axum::http::StatusCode, Json<Value>), community::http::ApiError> {
+    let v: Value = serde_json::from_slice(&body).map_err(|_| {
+        community::http::ApiError::bad_request("body", "must be a JSON answer or an array of them")
+    })?;
+    let answers = match v {
+        Value::Array(a) => a,
+        one => vec![one],
+    };
+    let mut sent = Vec::new();
+    for a in answers {
+        sent.push(p.send(Queue::LoyaltyAnswers, &a.to_string()).await?);
+    }
+    Ok((
+        axum::http::StatusCode::ACCEPTED,
+        Json(json!({"sent": sent})),
+    ))
 }

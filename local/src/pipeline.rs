@@ -377,6 +377,17 @@ impl<T: Table + ChangeFeed + Clone> Pipeline<T> {
         Ok(())
     }
 
+    /// Sends one message to a local queue, as a producer outside the system
+    /// does to an SQS queue (the loyalty programme's answers); returns its id.
+    pub async fn send(&self, q: Queue, body: &str) -> Result<String, StoreError> {
+        let id = ulid::Ulid::new().to_string();
+        let now = now_ms();
+        self.table
+            .transact(vec![Write::put(message_item(q, now, now, &id, body, 0))])
+            .await?;
+        Ok(id)
+    }
+
     /// Dead letters of every queue.
     pub async fn dead_letters(&self) -> Result<Vec<Value>, StoreError> {
         let mut out = Vec::new();

@@ -56,6 +56,14 @@ pub struct PointsConfig {
 pub struct Conversion {
     pub points_per_euro: i64,
     pub minimum_redemption: i64,
+    /// How long the loyalty programme has to answer a redemption before it
+    /// shows as overdue (insights, the `RedemptionsOverdue` alarm).
+    #[serde(default = "default_answer_within_hours")]
+    pub answer_within_hours: i64,
+}
+
+fn default_answer_within_hours() -> i64 {
+    72
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -91,6 +99,12 @@ impl PointsConfig {
         let mut e = |f: String, m: &str| errs.push((f, m.to_owned()));
         if c.conversion.points_per_euro < 1 {
             e("conversion.points_per_euro".into(), "must be at least 1");
+        }
+        if !(1..=24 * 30).contains(&c.conversion.answer_within_hours) {
+            e(
+                "conversion.answer_within_hours".into(),
+                "must be between 1 and 720 (30 days)",
+            );
         }
         if c.conversion.minimum_redemption < 1 {
             e("conversion.minimum_redemption".into(), "must be at least 1");
@@ -149,6 +163,10 @@ struct CampaignFile {
 struct Launch {
     invite_only: bool,
     terms_version: String,
+    /// Where the terms of that version are published (`GET /community`);
+    /// by default `{public_url}/cgu`.
+    #[serde(default)]
+    terms_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -162,6 +180,9 @@ struct IdeasCampaign {
 pub struct Settings {
     pub invite_only: bool,
     pub terms_version: String,
+    /// The terms' address, when the campaign file gives one (else
+    /// [`Settings::terms_url`] derives it from `public_url`).
+    pub terms_url: Option<String>,
     pub vote_threshold: u64,
     pub themes: Vec<Theme>,
     pub points: PointsConfig,
@@ -208,6 +229,16 @@ impl Settings {
         }
         if f.launch.terms_version.trim().is_empty() {
             e("launch.terms_version".into(), "must not be empty".into());
+        }
+        if let Some(u) = &f.launch.terms_url {
+            if !(u.starts_with("https://") || u.starts_with("http://"))
+                || u.contains(char::is_whitespace)
+            {
+                e(
+                    "launch.terms_url".into(),
+                    format!("{u:?} must be an http(s) address"),
+                );
+            }
         }
         if f.ideas.themes.is_empty() {
             e("ideas.themes".into(), "at least one theme".into());
@@ -265,6 +296,7 @@ impl Settings {
             ambassadors,
             invite_only: f.launch.invite_only,
             terms_version: f.launch.terms_version,
+            terms_url: f.launch.terms_url,
             vote_threshold: f.ideas.vote_threshold,
             themes: f.ideas.themes,
             points,
@@ -280,6 +312,13 @@ impl Settings {
             moderation: ModerationConfig::parse(BUILTIN_TRUST, "infra/campaigns/trust.toml")
                 .map_err(|e| vec![("(built-in trust.toml)".to_owned(), e.to_string())])?,
         })
+    }
+
+    /// Where the current terms of use are published.
+    pub fn terms_url(&self) -> String {
+        self.terms_url
+            .clone()
+            .unwrap_or_else(|| format!("{}/cgu", self.public_url.trim_end_matches('/')))
     }
 
     /// Loads the campaign from `dir` (or the built-in copy), then applies

@@ -40,10 +40,21 @@ pub enum Queue {
     Loyalty,
     /// Marketing's aggregates and the members' activity counters (insights.rs).
     Insights,
+    /// Inbound: the loyalty programme's answers to redemptions (loyalty.rs).
+    /// Nothing is relayed to it; the loyalty programme sends to it.
+    LoyaltyAnswers,
 }
 
 impl Queue {
-    pub const ALL: [Queue; 4] = [
+    pub const ALL: [Queue; 5] = [
+        Queue::Points,
+        Queue::Emails,
+        Queue::Loyalty,
+        Queue::Insights,
+        Queue::LoyaltyAnswers,
+    ];
+    /// The queues the relay sends events to (`routes`).
+    pub const ROUTED: [Queue; 4] = [
         Queue::Points,
         Queue::Emails,
         Queue::Loyalty,
@@ -55,6 +66,7 @@ impl Queue {
             Queue::Emails => "emails",
             Queue::Loyalty => "loyalty",
             Queue::Insights => "insights",
+            Queue::LoyaltyAnswers => "loyalty_answers",
         }
     }
     pub fn parse(s: &str) -> Option<Queue> {
@@ -104,6 +116,15 @@ pub enum Kind {
     /// message per page of one voter bucket (`mail::FANOUT_PAGE`).
     #[serde(rename = "mail.page")]
     MailPage,
+    /// The loyalty programme answered a redemption (`credited` or
+    /// `rejected`): recorded on it, a rejection's points given back.
+    #[serde(rename = "points.redemption_answered")]
+    RedemptionAnswered,
+    /// Inbound only: a message of the loyalty programme's answer queue, as
+    /// its consumer sees it (`loyalty::Answer::into_event`); never in the
+    /// outbox, never relayed.
+    #[serde(rename = "loyalty.answered")]
+    LoyaltyAnswered,
 }
 
 impl Kind {
@@ -126,6 +147,8 @@ impl Kind {
             Kind::ContentRestored => "content.restored",
             Kind::MemberErased => "member.erased",
             Kind::MailPage => "mail.page",
+            Kind::RedemptionAnswered => "points.redemption_answered",
+            Kind::LoyaltyAnswered => "loyalty.answered",
         }
     }
 }
@@ -156,6 +179,8 @@ pub fn routes(kind: Kind) -> &'static [Queue] {
         Kind::ContentRestored => &[Queue::Points, Queue::Emails, Queue::Insights],
         Kind::MemberErased => &[Queue::Points, Queue::Insights],
         Kind::MailPage => &[Queue::Emails],
+        Kind::RedemptionAnswered => &[Queue::Emails, Queue::Insights],
+        Kind::LoyaltyAnswered => &[],
     }
 }
 
@@ -362,10 +387,18 @@ mod tests {
             Kind::ContentRestored,
             Kind::MemberErased,
             Kind::MailPage,
+            Kind::RedemptionAnswered,
+            Kind::LoyaltyAnswered,
         ] {
             // A withdrawal goes to no queue: the aggregator reads it from
-            // the stream, and nothing else reacts to it.
-            assert_eq!(routes(k).is_empty(), k == Kind::VoteWithdrawn, "{k:?}");
+            // the stream, and nothing else reacts to it. A loyalty answer
+            // arrives on its own queue, from outside.
+            assert_eq!(
+                routes(k).is_empty(),
+                matches!(k, Kind::VoteWithdrawn | Kind::LoyaltyAnswered),
+                "{k:?}"
+            );
+            assert!(routes(k).iter().all(|q| Queue::ROUTED.contains(q)));
             let s = serde_json::to_value(k).expect("json");
             assert_eq!(s, json!(k.as_str()));
         }

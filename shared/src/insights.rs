@@ -203,6 +203,16 @@ fn plan_event(p: &mut Plan, e: &Event, ideas: &HashMap<String, ideas::IdeaRow>) 
             p.total("points_redeemed", e.data["points"].as_i64().unwrap_or(0));
             p.acted(m, &e.at);
         }
+        Kind::RedemptionAnswered => match e.data["status"].as_str() {
+            Some("credited") => p.total("redemptions_credited", 1),
+            Some("rejected") => {
+                p.total("redemptions_rejected", 1);
+                if e.data["refunded"] == true {
+                    p.total("points_refunded", e.data["points"].as_i64().unwrap_or(0));
+                }
+            }
+            _ => {}
+        },
         Kind::ContestEntered => {
             p.total("entries", 1);
             p.score(m, "entries", 1);
@@ -708,6 +718,9 @@ pub async fn read<T: Table>(app: &App<T>, caller: &Caller) -> Result<Value> {
     let tallies = crate::thresholds::all_tallies(app).await?;
     let cast: i64 = tallies.iter().map(|t| t.cast).sum();
     let withdrawn: i64 = tallies.iter().map(|t| t.withdrawn).sum();
+    // The loyalty programme's answers (loyalty.rs): those still awaited are
+    // one Query of gsi1.
+    let pending = crate::loyalty::pending(app).await?;
     let signed_up = t("members_signed_up");
     let erased = t("members_erased");
     Ok(json!({
@@ -747,6 +760,15 @@ pub async fn read<T: Table>(app: &App<T>, caller: &Caller) -> Result<Value> {
             "credited": t("points_credited"),
             "redeemed": t("points_redeemed"),
             "withdrawn_by_moderation": t("points_withdrawn"),
+            "refunded": t("points_refunded"),
+        },
+        "redemptions": {
+            "credited": t("redemptions_credited"),
+            "rejected": t("redemptions_rejected"),
+            "pending": pending.pending,
+            "overdue": pending.overdue,
+            "oldest_pending_at": pending.oldest_at,
+            "answer_within_hours": pending.answer_within_hours,
         },
     }))
 }

@@ -68,6 +68,19 @@ pub const POINTS_REDEEMED: Metric = Metric {
     labels: &[],
     function: "signup",
 };
+/// The loyalty programme's answers to redemptions, by status.
+pub const REDEMPTIONS_ANSWERED: Metric = Metric {
+    name: "RedemptionsAnswered",
+    labels: &["status"],
+    function: "loyalty",
+};
+/// A gauge sent as a sum each hour: redemptions left unanswered longer than
+/// `answer_within_hours` (its alarm pages when it is above 0).
+pub const REDEMPTIONS_OVERDUE: Metric = Metric {
+    name: "RedemptionsOverdue",
+    labels: &[],
+    function: "loyalty",
+};
 pub const EMAILS_SENT: Metric = Metric {
     name: "EmailsSent",
     labels: &["template"],
@@ -94,6 +107,8 @@ pub const ALL: &[Metric] = &[
     POINTS_CREDITED,
     REDEMPTIONS,
     POINTS_REDEEMED,
+    REDEMPTIONS_ANSWERED,
+    REDEMPTIONS_OVERDUE,
     EMAILS_SENT,
     CONTEST_ENTRIES,
     REVIEWS,
@@ -154,6 +169,17 @@ pub fn record_points_credited(rule: &str, points: i64) {
 pub fn record_redemption(points: i64) {
     add(REDEMPTIONS, 1, &[]);
     add(POINTS_REDEEMED, points.max(0).unsigned_abs(), &[]);
+}
+
+/// The loyalty programme answered a redemption (`credited`, `rejected`).
+pub fn record_redemption_answered(status: &str) {
+    add(REDEMPTIONS_ANSWERED, 1, &[("status", status.to_owned())]);
+}
+
+/// The hourly count of overdue redemptions (0 included, so the alarm's
+/// metric has data points while all is well).
+pub fn record_redemptions_overdue(n: u64) {
+    add(REDEMPTIONS_OVERDUE, n, &[]);
 }
 
 /// A mail sent; `mail_id` is the template's id (`welcome`) or
@@ -369,6 +395,8 @@ mod tests {
             record_decision("accepted");
             record_points_credited("member_signed_up", 50);
             record_redemption(500);
+            record_redemption_answered("rejected");
+            record_redemptions_overdue(1);
             record_email_sent("welcome");
             record_contest_entry("c1");
             record_review();

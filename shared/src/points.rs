@@ -609,7 +609,8 @@ pub struct Redemption {
 /// `POST /members/me/redemptions`: converts points into euros on the loyalty
 /// card. The balance can never go below zero: the debit is conditional on
 /// the balance, in the same transaction as the ledger entry, the redemption
-/// and the `points.redeemed` event for the loyalty queue.
+/// (and its pointer, `crate::loyalty`) and the `points.redeemed` event for
+/// the loyalty queue. It stays `pending` until the loyalty programme answers.
 pub async fn redeem<T: Table>(
     app: &App<T>,
     caller: &Caller,
@@ -682,6 +683,9 @@ pub async fn redeem<T: Table>(
         .when(Cond::AtLeast("points_balance".into(), points - from_votes)),
         ledger_write(&member.id, &entry),
         Write::put_new(redemption_item),
+        // Finds the member from the loyalty programme's answer, and lists
+        // the redemption as pending until then (loyalty.rs).
+        Write::put_new(crate::loyalty::pointer_item(&member.id, &id, &at)),
         event.write(),
     ];
     let body = serde_json::to_value(&r).map_err(|e| Error::Store(StoreError::unavailable(e)))?;

@@ -20,6 +20,13 @@ pub trait Consumer: Send + Sync {
     /// The consumer's name (its idempotency markers are `DONE#{name}#…`).
     fn name(&self) -> &'static str;
 
+    /// Reads a message body. Events by default; a consumer of an inbound
+    /// queue (messages from outside, `loyalty::AnswersConsumer`) reads its
+    /// own format into an event. An error makes the message poison.
+    fn parse(&self, body: &str) -> std::result::Result<Event, String> {
+        serde_json::from_str::<Event>(body).map_err(|e| e.to_string())
+    }
+
     /// Applies one event, exactly once: the effect and its marker are one write.
     async fn apply(&self, event: &Event) -> Result<()>;
 
@@ -44,10 +51,10 @@ pub async fn handle<C: Consumer + ?Sized>(consumer: &C, messages: &[Message]) ->
     let mut failed = Vec::new();
     let mut batch = Vec::with_capacity(messages.len());
     for m in messages {
-        match serde_json::from_str::<Event>(&m.body) {
+        match consumer.parse(&m.body) {
             Ok(e) => batch.push((m.id.clone(), e)),
             Err(e) => {
-                tracing::error!(consumer = consumer.name(), message_id = %m.id, error = %crate::observe::redact(&e.to_string()), "poison message: not an event");
+                tracing::error!(consumer = consumer.name(), message_id = %m.id, error = %crate::observe::redact(&e), "poison message: not what this queue carries");
                 failed.push(m.id.clone());
             }
         }

@@ -43,7 +43,7 @@ impl SqsOutbound {
     /// `LOYALTY_QUEUE_URL`, `INSIGHTS_QUEUE_URL`.
     pub fn from_env(client: aws_sdk_sqs::Client) -> Result<Self, String> {
         let mut urls = HashMap::new();
-        for q in Queue::ALL {
+        for q in Queue::ROUTED {
             let var = format!("{}_QUEUE_URL", q.name().to_uppercase());
             let url = std::env::var(&var).map_err(|_| format!("{var} is not set"))?;
             urls.insert(q, url);

@@ -358,3 +358,25 @@ pub fn moto_endpoint() -> Option<String> {
         }
     }
 }
+
+/// A fresh table on the moto server (`prefix-<ulid>`), or `None` to skip
+/// as [`moto_endpoint`] says.
+pub async fn moto_table(prefix: &str) -> Option<std::sync::Arc<crate::store::dynamo::DynamoTable>> {
+    let endpoint = moto_endpoint()?;
+    let conf = aws_sdk_dynamodb::Config::builder()
+        .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(aws_sdk_dynamodb::config::Region::new("eu-west-3"))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "test", "test", None, None, "static",
+        ))
+        .build();
+    let client = aws_sdk_dynamodb::Client::from_conf(conf);
+    let name = format!("{prefix}-{}", ulid::Ulid::new().to_string().to_lowercase());
+    crate::store::dynamo::create_table(&client, &name)
+        .await
+        .expect("table on moto");
+    Some(std::sync::Arc::new(crate::store::dynamo::DynamoTable::new(
+        client, name,
+    )))
+}

@@ -24,6 +24,12 @@ pub async fn themes<T: Table + Clone>(State(app): State<App<T>>) -> Response {
     cacheable(300, Json(themes))
 }
 
+/// `GET /community`: the terms, launch mode, themes, threshold and point
+/// rules (`community::programme`); public, cached like the themes.
+pub async fn community<T: Table + Clone>(State(app): State<App<T>>) -> Response {
+    cacheable(60, Json(community::programme::view(&app.settings)))
+}
+
 #[tracing::instrument(skip_all)]
 pub async fn list<T: Table + Clone>(
     State(app): State<App<T>>,

@@ -1,4 +1,4 @@
-//! `ideas`: the idea box. `GET /themes`, `GET /ideas`, `POST /ideas`,
+//! `ideas`: the idea box. `GET /themes`, `GET /community`, `GET /ideas`, `POST /ideas`,
 //! `GET /ideas/{id}` (and `GET /health`); comments: `GET`/`POST
 //! /ideas/{id}/comments`, `GET /comments/{id}`.
 
@@ -14,6 +14,7 @@ pub fn routes<T: Table + Clone>(app: App<T>) -> Router {
     Router::new()
         .route("/health", get(community::http::health))
         .route("/themes", get(handler::themes::<T>))
+        .route("/community", get(handler::community::<T>))
         .route("/ideas", get(handler::list::<T>).post(handler::create::<T>))
         .route("/ideas/{id}", get(handler::get_one::<T>))
         .route(

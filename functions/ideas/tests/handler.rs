@@ -32,6 +32,19 @@ async fn public_sample_events() {
     assert!(t
         .header("cache-control")
         .is_some_and(|c| c.contains("max-age")));
+    let c = call_event(&r, &fixture("get-community.json")).await;
+    assert_eq!(c.status, 200, "{:?}", c.body);
+    assert_eq!(c.body["terms_version"], "2026-11");
+    assert_eq!(c.body["launch"], "public");
+    assert_eq!(c.body["vote_threshold"], 10_000);
+    assert_eq!(c.body["themes"].as_array().map(Vec::len), Some(5));
+    assert_eq!(c.body["points"]["points_per_euro"], 100);
+    assert!(c.body["points"]["rules"]
+        .as_array()
+        .is_some_and(|r| r.iter().any(|r| r["action"] == "member_signed_up")));
+    assert!(c.body["terms_url"]
+        .as_str()
+        .is_some_and(|u| u.ends_with("/cgu")));
     let l = call_event(&r, &fixture("get-ideas.json")).await;
     assert_eq!(
         (l.status, l.body.clone()),
@@ -39,6 +52,23 @@ async fn public_sample_events() {
     );
     let one = call_event(&r, &fixture("get-idea.json")).await;
     assert_eq!(one.status, 404);
+}
+
+#[tokio::test]
+async fn the_community_settings_follow_the_applied_files() {
+    // A soft launch with another threshold and terms address: what a
+    // frontend reads before sign-up changes with them.
+    let (app, _d) = embedded_app(|s| {
+        s.invite_only = true;
+        s.vote_threshold = 250;
+        s.terms_url = Some("https://communaute.example.fr/cgu-v2".into());
+    });
+    let r = ideas::router(app);
+    let c = call(&r, "GET", "/community", None, None).await;
+    assert_eq!(c.status, 200);
+    assert_eq!(c.body["launch"], "soft");
+    assert_eq!(c.body["vote_threshold"], 250);
+    assert_eq!(c.body["terms_url"], "https://communaute.example.fr/cgu-v2");
 }
 
 #[tokio::test]

@@ -5,6 +5,7 @@ use axum::Json;
 use community::auth::Caller;
 use community::http::{with_receipt, ApiError, IdempotencyKey, JsonBody, ListParams};
 use community::ideas::ListPage;
+use community::loyalty::{self, RedemptionView};
 use community::members::{self, MemberView, Patch, SignUp};
 use community::mine::{self, Contribution};
 use community::points::{self, LedgerEntry, RedemptionRequest};
@@ -53,6 +54,26 @@ pub async fn points<T: Table + Clone>(
     members::require(&app, &caller).await?;
     Ok(Json(
         points::ledger(&app, &caller, params.limit, params.cursor).await?,
+    ))
+}
+
+/// `GET /members/me/redemptions`: the caller's conversions of points into
+/// euros, newest first, with the loyalty programme's answer
+/// (`pending|credited|rejected`, and its reason).
+#[tracing::instrument(skip_all, fields(member = %caller.id.as_str()))]
+pub async fn redemptions<T: Table + Clone>(
+    State(app): State<App<T>>,
+    caller: Caller,
+    params: ListParams,
+) -> Result<Json<ListPage<RedemptionView>>, ApiError> {
+    if let Some(other) = params.rest.keys().next() {
+        return Err(ApiError::bad_request(
+            other,
+            "is not a parameter of this list",
+        ));
+    }
+    Ok(Json(
+        loyalty::list(&app, &caller, params.limit, params.cursor).await?,
     ))
 }
 

@@ -1,7 +1,7 @@
 //! `signup`: becoming a member and managing one's profile.
 //! `POST /members`, `GET /members/me`, `PATCH /members/me`,
 //! `GET /members/me/points`, `GET /members/me/contributions`,
-//! `POST /members/me/redemptions`,
+//! `POST /members/me/redemptions`, `GET /members/me/redemptions`,
 //! `GET /members/me/export` and `DELETE /members/me` (GDPR).
 
 mod handler;
@@ -27,7 +27,10 @@ pub fn routes<T: Table + Clone>(app: App<T>) -> Router {
             "/members/me/contributions",
             get(handler::contributions::<T>),
         )
-        .route("/members/me/redemptions", post(handler::redeem::<T>))
+        .route(
+            "/members/me/redemptions",
+            get(handler::redemptions::<T>).post(handler::redeem::<T>),
+        )
         .with_state(app)
 }
 

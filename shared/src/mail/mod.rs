@@ -827,6 +827,14 @@ impl<T: Table + Clone, M: Mailer> EmailsConsumer<T, M> {
             // New comments on the ideas of authors who opted in: recorded
             // for the next digest (`crate::digests`), not mailed one by one.
             Kind::CommentPosted => crate::digests::record(&self.app, e).await,
+            // The loyalty programme's answer to a redemption (loyalty.rs).
+            Kind::RedemptionAnswered => {
+                if let Some((r, _)) = self.member(&e.member_id).await? {
+                    let t = templates::for_redemption(s, e, &r.name, &r.member);
+                    self.deliver(e, &r, t, out, message).await?;
+                }
+                Ok(())
+            }
             // Moderation: the author is told, with the moderator's reason.
             Kind::ContentHidden | Kind::ContentRestored => {
                 if let Some((r, _)) = self.member(&e.member_id).await? {

@@ -266,6 +266,54 @@ pub fn for_moderation(s: &Settings, e: &Event, name: &str, member: &str) -> Rend
     render(mail_id, subject, lines, link)
 }
 
+/// The loyalty programme's answer to a member's redemption (transactional:
+/// it is about their own points).
+pub fn for_redemption(s: &Settings, e: &Event, name: &str, member: &str) -> Rendered {
+    let mail_id = format!("{}-redemption", e.event_id);
+    let euros = e.data["euros"]
+        .as_str()
+        .unwrap_or_default()
+        .replace('.', ",");
+    let points = e.data["points"].as_i64().unwrap_or(0);
+    let (subject, mut lines) = if e.data["status"] == "credited" {
+        (
+            format!("{euros} € crédités sur votre carte de fidélité"),
+            vec![
+                format!("Bonjour {name},"),
+                format!("Vos {points} points ont été convertis : {euros} € sont crédités sur votre carte de fidélité, à utiliser lors de vos prochaines courses."),
+            ],
+        )
+    } else {
+        let mut lines = vec![
+            format!("Bonjour {name},"),
+            format!("Le programme de fidélité n'a pas pu créditer {euros} € sur votre carte."),
+        ];
+        if let Some(r) = e.data["reason"].as_str().filter(|r| !r.is_empty()) {
+            lines.push(format!("Motif : {r}"));
+        }
+        if e.data["refunded"] == true {
+            lines.push(format!(
+                "Vos {points} points vous sont rendus : ils sont de nouveau sur votre solde."
+            ));
+        }
+        (
+            "Votre conversion de points n'a pas abouti".to_string(),
+            lines,
+        )
+    };
+    lines.push("Vous retrouvez vos conversions et leur état dans votre espace membre.".into());
+    let link = Some((
+        "Voir mes points".to_string(),
+        tracked_url(
+            s,
+            &mail_id,
+            member,
+            &format!("{}/members/me/points", s.public_url),
+        ),
+    ));
+    render(mail_id, subject, lines, link)
+}
+
 /// New comments on one of the author's ideas, for the digest.
 pub struct DigestIdea {
     pub idea_id: String,

@@ -1,0 +1,167 @@
+//! The loyalty round trip through the whole local server: a member earns
+//! points through the pipeline (sign-up, ideas), redeems them, the loyalty
+//! programme's stand-in (`POST /local/loyalty/answers`) rejects the
+//! redemption, the in-process `loyalty_answers` queue applies it — the
+//! points come back once, the member sees it and is mailed — and an answer
+//! that cannot apply ends in the dead letters.
+
+use axum::body::Body;
+use axum::http::Request;
+use axum::Router;
+use community::testing::settings;
+use community::App;
+use http_body_util::BodyExt;
+use serde_json::{json, Value};
+use std::time::Duration;
+use tower::ServiceExt;
+
+const SECRET: &str = "test-secret";
+
+async fn send(
+    r: &Router,
+    method: &str,
+    path: &str,
+    tok: Option<&str>,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut req = Request::builder().method(method).uri(path);
+    if let Some(t) = tok {
+        req = req.header("authorization", format!("Bearer {t}"));
+    }
+    if body.is_some() {
+        req = req.header("content-type", "application/json");
+    }
+    let req = req
+        .body(Body::from(body.map(|b| b.to_string()).unwrap_or_default()))
+        .expect("request");
+    let res = r.clone().oneshot(req).await.expect("infallible");
+    let status = res.status().as_u16();
+    let bytes = res.into_body().collect().await.expect("body").to_bytes();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejected_redemption_gives_the_points_back_once_on_the_local_server() {
+    let dir = tempfile::tempdir().expect("dir");
+    let table = community::store::embedded::EmbeddedTable::open(dir.path()).expect("store");
+    let mut s = settings();
+    s.points.conversion.minimum_redemption = 100;
+    let node = local::Local::new(App::new(table, s), dir.path()).expect("local");
+    let r = node.router(local::auth::Verifier::new(SECRET));
+    let zoe = local::auth::sign(SECRET, "zoe", Some("zoe@example.fr"), &[], 600).expect("token");
+    let (st, _) = send(
+        &r,
+        "POST",
+        "/members",
+        Some(&zoe),
+        Some(json!({
+        "display_name": "Zoé", "email": "zoe@example.fr", "accept_terms_version": "2026-11",
+        "email_opt_in": true, "loyalty_card": "9130012345678901"})),
+    )
+    .await;
+    assert_eq!(st, 201);
+    for i in 0..3 {
+        let (st, _) = send(
+            &r,
+            "POST",
+            "/ideas",
+            Some(&zoe),
+            Some(json!({"theme": "loyalty",
+            "title": format!("Des points doublés le mardi {i}"),
+            "body": "Doubler les points de fidélité un jour creux de la semaine."})),
+        )
+        .await;
+        assert_eq!(st, 201);
+    }
+    assert!(node
+        .pipeline
+        .settle(Duration::from_secs(20))
+        .await
+        .expect("settle"));
+    let (_, me) = send(&r, "GET", "/members/me", Some(&zoe), None).await;
+    let before = me["points_balance"].as_i64().expect("balance");
+    assert!(before >= 100, "{me}");
+    let (st, red) = send(
+        &r,
+        "POST",
+        "/members/me/redemptions",
+        Some(&zoe),
+        Some(json!({"points": 100})),
+    )
+    .await;
+    assert_eq!(st, 202, "{red}");
+    let id = red["id"].as_str().expect("id").to_owned();
+    assert!(node
+        .pipeline
+        .settle(Duration::from_secs(20))
+        .await
+        .expect("settle"));
+    // The outbound message reached the loyalty programme's stand-in.
+    let (_, out) = send(&r, "GET", "/local/loyalty", None, None).await;
+    assert!(out["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .any(|m| m["data"]["redemption_id"] == json!(id)));
+
+    // Rejected, sent twice; and an answer for no redemption.
+    let answer =
+        json!({"redemption_id": id, "status": "rejected", "reason": "Carte inconnue du programme"});
+    let (st, sent) = send(
+        &r,
+        "POST",
+        "/local/loyalty/answers",
+        None,
+        Some(json!([answer, answer,
+        {"redemption_id": ulid::Ulid::new().to_string(), "status": "credited"}])),
+    )
+    .await;
+    assert_eq!((st, sent["sent"].as_array().map(Vec::len)), (202, Some(3)));
+    let (st, _) = send(
+        &r,
+        "POST",
+        "/local/loyalty/answers",
+        None,
+        Some(json!("pas une réponse")),
+    )
+    .await;
+    assert_eq!(st, 202);
+    // The unknown one fails until it is dead-lettered (5 receives, backoff).
+    node.pipeline
+        .settle(Duration::from_secs(30))
+        .await
+        .expect("settle");
+    let (_, me) = send(&r, "GET", "/members/me", Some(&zoe), None).await;
+    assert_eq!(
+        me["points_balance"].as_i64(),
+        Some(before),
+        "the 100 points came back once"
+    );
+    let (st, list) = send(&r, "GET", "/members/me/redemptions", Some(&zoe), None).await;
+    assert_eq!(st, 200);
+    assert_eq!(list["items"][0]["status"], "rejected");
+    assert_eq!(list["items"][0]["reason"], "Carte inconnue du programme");
+    let (_, dead) = send(&r, "GET", "/local/dead-letters", None, None).await;
+    let dead: Vec<&Value> = dead["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter(|d| d["queue"] == "loyalty_answers")
+        .collect();
+    assert_eq!(dead.len(), 2, "{dead:?}");
+    let (_, mails) = send(&r, "GET", "/local/mailbox", None, None).await;
+    let refused: Vec<&Value> = mails["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter(|m| {
+            m["subject"]
+                .as_str()
+                .is_some_and(|s| s.contains("n'a pas abouti"))
+        })
+        .collect();
+    assert_eq!(refused.len(), 1, "one mail for the rejection");
+}
