@@ -129,16 +129,24 @@ fn ts(secs: i64) -> String {
     community::domain::format_ts(time::OffsetDateTime::now_utc() + time::Duration::seconds(secs))
 }
 
-/// infra/campaigns with the launch contest open now (closing in a day).
+/// infra/campaigns with the launch contest open now (closing in
+/// `closes_in` seconds). The files are copied on the first call only: the
+/// server restarted at the end of the run reads the same files as at its
+/// start, whatever was edited in infra/campaigns meanwhile (a run takes an
+/// hour, and a binary built before an edit may not read the edited files).
 fn write_campaigns(dir: &Path, root: &Path, closes_in: i64) {
     let src = root.join("infra/campaigns");
-    for sub in ["contests", "product-tests"] {
-        std::fs::create_dir_all(dir.join(sub)).expect("mkdir");
+    let contest_src = dir.join(format!("{CONTEST}.toml.orig"));
+    if !contest_src.exists() {
+        for sub in ["contests", "product-tests"] {
+            std::fs::create_dir_all(dir.join(sub)).expect("mkdir");
+        }
+        for f in ["community.toml", "points.toml", "trust.toml"] {
+            std::fs::copy(src.join(f), dir.join(f)).expect("copy");
+        }
+        std::fs::copy(src.join(format!("contests/{CONTEST}.toml")), &contest_src).expect("copy");
     }
-    for f in ["community.toml", "points.toml", "trust.toml"] {
-        std::fs::copy(src.join(f), dir.join(f)).expect("copy");
-    }
-    let text = std::fs::read_to_string(src.join(format!("contests/{CONTEST}.toml"))).expect("read");
+    let text = std::fs::read_to_string(&contest_src).expect("read");
     let mut out = String::new();
     for line in text.lines() {
         if line.starts_with("opens_at") {
