@@ -38,18 +38,6 @@ impl Verifier {
     }
 }
 
-/// Claim values as API Gateway passes them to a function: strings.
-fn stringify(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Array(a) => format!(
-            "[{}]",
-            a.iter().map(stringify).collect::<Vec<_>>().join(" ")
-        ),
-        other => other.to_string(),
-    }
-}
-
 fn context(req: &Request, claims: Option<&Map<String, Value>>) -> Option<RequestContext> {
     let now = time::OffsetDateTime::now_utc();
     let mut ctx = json!({
@@ -71,9 +59,10 @@ fn context(req: &Request, claims: Option<&Map<String, Value>>) -> Option<Request
         },
     });
     if let Some(c) = claims {
-        let strs: Map<String, Value> = c
-            .iter()
-            .map(|(k, v)| (k.clone(), Value::String(stringify(v))))
+        // Claim values as API Gateway passes them to a function: strings.
+        let strs: Map<String, Value> = community::tokens::claim_strings(c)
+            .into_iter()
+            .map(|(k, v)| (k, Value::String(v)))
             .collect();
         ctx["authorizer"] = json!({"jwt": {"claims": strs, "scopes": null}});
     }

@@ -4,6 +4,7 @@
 
 use anyhow::{bail, Context};
 use clap::{Args, ValueEnum};
+use community::live::LaunchMode;
 use community::store::dynamo::DynamoTable;
 use community::store::embedded::{self, EmbeddedTable};
 use community::store::{Item, Table};
@@ -17,6 +18,25 @@ pub enum Target {
     /// The DynamoDB table on AWS (--table or TABLE_NAME; credentials, region
     /// and AWS_ENDPOINT_URL from the environment).
     Aws,
+}
+
+/// A launch mode, as the `launch` command takes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Mode {
+    /// Open to all: sign-up without an invite code, reads without a token.
+    Public,
+    /// Invited members only: sign-up needs an invite code, every read a
+    /// member's token.
+    Soft,
+}
+
+impl From<Mode> for LaunchMode {
+    fn from(m: Mode) -> LaunchMode {
+        match m {
+            Mode::Public => LaunchMode::Public,
+            Mode::Soft => LaunchMode::Soft,
+        }
+    }
 }
 
 /// Where a command reads and writes: reusable by any command that touches
@@ -411,5 +431,82 @@ pub async fn replay_cmd(
     for (q, n) in &report.sent {
         println!("  {n} messages sent to the {q} queue");
     }
+    Ok(())
+}
+
+/// `launch public|soft --target local|aws [--dry-run]`: shows the launch
+/// mode now and what switching changes, then writes it (`community::live`);
+/// every function reads it within `live::TTL`.
+pub async fn launch_cmd(mode: Mode, target: &TargetArgs, dry_run: bool) -> anyhow::Result<()> {
+    let wanted = LaunchMode::from(mode);
+    let table = if dry_run && target.local_store_missing() {
+        None
+    } else {
+        Some(target.open().await?)
+    };
+    let applied = match &table {
+        Some(t) => community::live::read(t.as_ref())
+            .await
+            .context("cannot read the launch mode")?,
+        None => community::live::Applied::default(),
+    };
+    let (now, since) = match &applied.launch {
+        Some(l) => (l.mode, format!("since {}", l.changed_at)),
+        None => {
+            let files = applied
+                .files
+                .clone()
+                .unwrap_or_else(community::config::CampaignFiles::builtin);
+            let s = files
+                .settings("the table")
+                .context("the applied campaign is not valid")?;
+            (
+                LaunchMode::of(&s),
+                "from community.toml's invite_only: no launch command has run".to_owned(),
+            )
+        }
+    };
+    println!(
+        "launch on {}: {} ({since})",
+        target.describe(),
+        now.as_str()
+    );
+    if now == wanted {
+        println!("already {}: nothing to do", wanted.as_str());
+        return Ok(());
+    }
+    println!("→ {}:", wanted.as_str());
+    match wanted {
+        LaunchMode::Public => {
+            println!(
+                "  sign-up no longer needs an invite code (invites still record their cohort)"
+            );
+            println!("  ideas, contests, product tests and the rest can be read without a token");
+        }
+        LaunchMode::Soft => {
+            println!("  sign-up needs an invite code again");
+            println!("  every read except /health, /community and the docs needs a member's token");
+        }
+    }
+    if dry_run {
+        println!("dry run: nothing written");
+        return Ok(());
+    }
+    let Some(table) = table else {
+        bail!("no table opened");
+    };
+    table
+        .transact(vec![community::live::launch_write(
+            wanted,
+            &community::domain::now(),
+        )])
+        .await
+        .context("the launch mode was not written")?;
+    println!(
+        "done: {} is {}; every function takes it within {} s",
+        target.describe(),
+        wanted.as_str(),
+        community::live::TTL.as_secs()
+    );
     Ok(())
 }

@@ -33,7 +33,7 @@ const DOCS_PAGE: &str = include_str!("docs.html");
 
 /// Every HTTP route of every function, plus the docs pages.
 pub fn app<T: Table + Clone>(app: App<T>, verifier: auth::Verifier) -> Router {
-    with_auth(routes(app), verifier)
+    with_auth(routes(app.clone()), &app, verifier)
 }
 
 fn routes<T: Table + Clone>(app: App<T>) -> Router {
@@ -56,8 +56,8 @@ fn routes<T: Table + Clone>(app: App<T>) -> Router {
         .route("/docs", get(|| async { Html(DOCS_PAGE) }))
 }
 
-fn with_auth(routes: Router, verifier: auth::Verifier) -> Router {
-    community::http::finish(routes).layer(axum::middleware::from_fn_with_state(
+fn with_auth<T: Table + Clone>(routes: Router, app: &App<T>, verifier: auth::Verifier) -> Router {
+    community::http::finish(routes, app).layer(axum::middleware::from_fn_with_state(
         verifier,
         auth::authorize,
     ))
@@ -189,7 +189,7 @@ impl<T: Table + ChangeFeed + Clone> Local<T> {
                     attribute,
                 ));
         }
-        with_auth(all, verifier)
+        with_auth(all, &self.app, verifier)
     }
 }
 

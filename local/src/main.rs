@@ -7,6 +7,7 @@
 //!   [--dry-run]` (see docs/marketing.md);
 //! - `invites create --cohort NAME --count N --target local|aws`;
 //! - `ambassadors run --target local|aws` (the daily scoring, now);
+//! - `launch public|soft --target local|aws [--dry-run]` (the hard launch);
 //! - `verify-draw FILE`.
 //!
 //! A new command: a variant of `Command` (or of a nested enum) and its arm in
@@ -85,6 +86,20 @@ enum Command {
     Events {
         #[command(subcommand)]
         command: EventCommand,
+    },
+    /// Switch the launch mode: `launch public` opens the community to all
+    /// (sign-up without an invite code, reads without a token); `launch
+    /// soft` closes it to invited members again. Every function takes it
+    /// within 30 s, without a redeploy.
+    Launch {
+        /// public or soft.
+        #[arg(value_enum)]
+        mode: cli::Mode,
+        #[command(flatten)]
+        target: cli::TargetArgs,
+        /// Show what would change; write nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
 }
 
@@ -232,6 +247,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 },
         } => cli::replay_cmd(&target, &from, &to, queue.as_deref()).await,
         Command::Serve => serve().await,
+        Command::Launch {
+            mode,
+            target,
+            dry_run,
+        } => cli::launch_cmd(mode, &target, dry_run).await,
         Command::Campaigns {
             command: CampaignCommand::Validate { dir },
         } => cli::validate_cmd(&default_campaigns(dir)),
@@ -269,7 +289,6 @@ async fn serve() -> anyhow::Result<()> {
     if std::env::var("COMMUNITY_PUBLIC_URL").is_err() {
         settings.public_url = format!("http://{bound}");
     }
-    let invite_only = settings.invite_only;
     if let Some(d) = &dir {
         let campaigns = community::campaigns::load_dir(d).map_err(|errs| {
             anyhow::anyhow!(
@@ -284,7 +303,16 @@ async fn serve() -> anyhow::Result<()> {
         tracing::info!(campaigns = applied.len(), "campaigns applied");
     }
     let meter = table.meter();
-    let node = local::Local::new(App::new(table, settings), &data_dir())?.metered(meter);
+    // Settings as on AWS: the campaign applied to the store (just now, from
+    // the directory), read at run time; this server's environment
+    // (COMMUNITY_INVITE_ONLY, COMMUNITY_VOTE_THRESHOLD) over it.
+    let overrides = community::live::Overrides::from_env(|k| std::env::var(k).ok())?;
+    let app = App::from_table(table, settings, overrides, community::live::TTL);
+    app.refresh()
+        .await
+        .context("cannot read the applied campaign")?;
+    let invite_only = app.settings().invite_only;
+    let node = local::Local::new(app, &data_dir())?.metered(meter);
     node.pipeline.clone().spawn();
     node.spawn_scheduled(local::schedule::period().map_err(anyhow::Error::msg)?);
     let router = node.router(local::auth::Verifier::new(&secret()));

@@ -506,7 +506,7 @@ async fn aws(endpoint: &str, suffix: &str) -> Aws {
     }
     let ses = aws_sdk_ses::Client::new(&conf);
     ses.verify_email_identity()
-        .email_address(community::mail::ses::address(&app.settings.mail_from))
+        .email_address(community::mail::ses::address(&app.settings().mail_from))
         .send()
         .await
         .expect("verify the sender");
@@ -607,7 +607,7 @@ async fn the_aws_pipeline_on_moto_gives_what_the_embedded_store_gives() {
             embedded
                 .node
                 .app
-                .settings
+                .settings()
                 .points
                 .rule(r)
                 .expect("rule")

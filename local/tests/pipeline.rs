@@ -644,10 +644,7 @@ async fn a_decision_reaches_twenty_thousand_voters_in_pages_each_once() {
     };
     let emails = Arc::new(TwiceMeasured {
         inner: community::mail::EmailsConsumer {
-            app: App {
-                table: counting,
-                settings: app.settings.clone(),
-            },
+            app: app.with_table(counting),
             mailer: recorder.clone(),
         },
         worst: Default::default(),

@@ -103,6 +103,10 @@ pub struct ProductTestConfig {
 pub struct Campaigns {
     pub contests: Vec<ContestConfig>,
     pub product_tests: Vec<ProductTestConfig>,
+    /// The settings files (`community.toml`, `points.toml`, `trust.toml`),
+    /// applied to the table for the functions to read at run time
+    /// (`crate::live`); None leaves the applied ones as they are.
+    pub files: Option<crate::config::CampaignFiles>,
 }
 
 /// A problem in a campaign file.
@@ -588,10 +592,20 @@ pub fn load_dir(dir: &Path) -> Result<Campaigns, Vec<CampaignError>> {
         points.as_ref(),
         &mut errs,
     );
+    let files = match crate::config::CampaignFiles::read_dir(dir) {
+        Ok(f) => Some(f),
+        Err(e) => {
+            if errs.is_empty() {
+                errs.push(problem(&dir.display().to_string(), "(file)", e.to_string()));
+            }
+            None
+        }
+    };
     if errs.is_empty() {
         Ok(Campaigns {
             contests: contests.into_iter().map(|(_, c)| c).collect(),
             product_tests: tests.into_iter().map(|(_, t)| t).collect(),
+            files,
         })
     } else {
         Err(errs)
@@ -694,6 +708,15 @@ async fn apply_product_test<T: Table>(table: &T, t: &ProductTestConfig) -> Resul
 /// and seeds are kept). Returns the ids applied.
 pub async fn apply<T: Table>(table: &T, c: &Campaigns) -> Result<Vec<String>, StoreError> {
     let mut done = Vec::new();
+    if let Some(files) = &c.files {
+        let applied = crate::live::read(table).await?;
+        if applied.digest.as_deref() != Some(crate::live::digest(files).as_str()) {
+            apply_files(table, files).await?;
+            done.push("settings (community.toml, points.toml, trust.toml)".to_owned());
+        } else {
+            seed_launch(table, files).await?;
+        }
+    }
     for contest in &c.contests {
         apply_contest(table, contest).await?;
         done.push(format!("contest {}", contest.id));
@@ -707,11 +730,57 @@ pub async fn apply<T: Table>(table: &T, c: &Campaigns) -> Result<Vec<String>, St
 
 pub const CONTEST: &str = "contest";
 pub const PRODUCT_TEST: &str = "product test";
+/// The settings files, as one planned item (id [`SETTINGS_ID`]).
+pub const SETTINGS: &str = "settings";
+pub const SETTINGS_ID: &str = "community.toml, points.toml, trust.toml";
 
-/// The campaign items in the table (contests and product tests, through
-/// their list index; never a scan).
+/// The launch mode a file asks for (`launch.invite_only`).
+fn file_launch(files: &crate::config::CampaignFiles) -> crate::live::LaunchMode {
+    let soft = toml::from_str::<toml::Table>(&files.community)
+        .ok()
+        .and_then(|t| t.get("launch")?.get("invite_only")?.as_bool())
+        .unwrap_or(false);
+    if soft {
+        crate::live::LaunchMode::Soft
+    } else {
+        crate::live::LaunchMode::Public
+    }
+}
+
+/// Sets the launch mode from the file only if none is set yet (after that
+/// only `launch public|soft` changes it).
+async fn seed_launch<T: Table>(
+    table: &T,
+    files: &crate::config::CampaignFiles,
+) -> Result<(), StoreError> {
+    let at = crate::domain::now();
+    match table
+        .transact(vec![crate::live::launch_seed(file_launch(files), &at)])
+        .await
+    {
+        Ok(()) | Err(StoreError::ConditionFailed { .. }) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+async fn apply_files<T: Table>(
+    table: &T,
+    files: &crate::config::CampaignFiles,
+) -> Result<(), StoreError> {
+    let at = crate::domain::now();
+    table
+        .transact(vec![crate::live::campaign_write(files, &at)])
+        .await?;
+    seed_launch(table, files).await
+}
+
+/// The campaign items in the table (the applied settings, contests and
+/// product tests, through their keys and list index; never a scan).
 pub async fn current<T: Table>(table: &T) -> Result<Vec<Item>, StoreError> {
-    let mut out = Vec::new();
+    let mut out = table
+        .query(&Query::new(Index::Primary, crate::live::PK).limit(10))
+        .await?
+        .items;
     for list in ["CONTESTS", "PRODUCT_TESTS"] {
         let mut start = None;
         loop {
@@ -763,6 +832,8 @@ pub struct Plan {
     /// Campaigns in the table that no file names any more: applying never
     /// removes them.
     pub only_in_table: Vec<(&'static str, String)>,
+    /// Things to know that applying does not change (the launch mode).
+    pub notes: Vec<String>,
 }
 
 fn diff_values(path: &str, old: Option<&Value>, new: Option<&Value>, out: &mut Vec<FieldChange>) {
@@ -869,6 +940,27 @@ pub fn plan(current: &[Item], c: &Campaigns) -> Plan {
             stored(product_test_key(&t.id)),
         ));
     }
+    let mut notes = Vec::new();
+    if let Some(files) = &c.files {
+        let applied = applied_of(current);
+        items.insert(0, plan_files(applied.files.as_ref(), files));
+        let wanted = file_launch(files);
+        match &applied.launch {
+            None => notes.push(format!(
+                "launch: {} (from community.toml's invite_only, set by this first apply; then only `launch public|soft` changes it)",
+                wanted.as_str()
+            )),
+            Some(l) if l.mode != wanted => notes.push(format!(
+                "launch: {} since {} (`launch {}`); community.toml's invite_only asks for {} and is not applied: use `launch {}` to change it",
+                l.mode.as_str(),
+                l.changed_at,
+                l.mode.as_str(),
+                wanted.as_str(),
+                wanted.as_str()
+            )),
+            Some(l) => notes.push(format!("launch: {} since {}", l.mode.as_str(), l.changed_at)),
+        }
+    }
     let mut only_in_table = Vec::new();
     for i in current {
         let Some(k) = Key::of(i) else { continue };
@@ -885,6 +977,77 @@ pub fn plan(current: &[Item], c: &Campaigns) -> Plan {
     Plan {
         items,
         only_in_table,
+        notes,
+    }
+}
+
+/// The applied settings among the current items (see [`current`]).
+fn applied_of(current: &[Item]) -> crate::live::Applied {
+    let mut a = crate::live::Applied::default();
+    for i in current {
+        match (
+            i.get("pk").and_then(Value::as_str),
+            i.get("sk").and_then(Value::as_str),
+        ) {
+            (Some(crate::live::PK), Some("CAMPAIGN")) => {
+                a.files = i
+                    .get("files")
+                    .cloned()
+                    .and_then(|v| serde_json::from_value(v).ok());
+            }
+            (Some(crate::live::PK), Some("LAUNCH")) => {
+                a.launch = serde_json::from_value(Value::Object(i.clone())).ok();
+            }
+            _ => {}
+        }
+    }
+    a
+}
+
+/// A settings file as JSON, for a field-by-field diff.
+fn toml_json(text: &str) -> Option<Value> {
+    toml::from_str::<toml::Table>(text)
+        .ok()
+        .and_then(|t| serde_json::to_value(t).ok())
+}
+
+fn plan_files(
+    stored: Option<&crate::config::CampaignFiles>,
+    files: &crate::config::CampaignFiles,
+) -> Planned {
+    let change = match stored {
+        None => Change::New,
+        Some(old) if old == files => Change::Unchanged,
+        Some(old) => {
+            let mut fields = Vec::new();
+            for (name, a, b) in [
+                ("community.toml", &old.community, &files.community),
+                ("points.toml", &old.points, &files.points),
+                ("trust.toml", &old.trust, &files.trust),
+            ] {
+                let mut f = Vec::new();
+                diff_values("", toml_json(a).as_ref(), toml_json(b).as_ref(), &mut f);
+                if f.is_empty() && a != b {
+                    // Only comments or layout changed.
+                    f.push(FieldChange {
+                        field: "(comments or layout)".into(),
+                        old: None,
+                        new: None,
+                    });
+                }
+                fields.extend(f.into_iter().map(|mut x| {
+                    x.field = format!("{name} {}", x.field);
+                    x
+                }));
+            }
+            Change::Changed(fields)
+        }
+    };
+    Planned {
+        kind: SETTINGS,
+        id: SETTINGS_ID.to_owned(),
+        change,
+        settled: None,
     }
 }
 
@@ -940,6 +1103,9 @@ impl Plan {
                 "! {kind} {id}: in the table but in no file (left as is: applying never removes a campaign)"
             ));
         }
+        for n in &self.notes {
+            out.push(format!("! {n}"));
+        }
         out
     }
 }
@@ -957,7 +1123,11 @@ pub async fn apply_plan<T: Table>(
     let todo = plan.to_apply();
     let n = todo.len();
     for (i, p) in todo.into_iter().enumerate() {
-        if p.kind == CONTEST {
+        if p.kind == SETTINGS {
+            if let Some(files) = &c.files {
+                apply_files(table, files).await?;
+            }
+        } else if p.kind == CONTEST {
             if let Some(contest) = c.contests.iter().find(|x| x.id == p.id) {
                 apply_contest(table, contest).await?;
             }

@@ -1,7 +1,7 @@
 //! Settings: the campaign file (`infra/campaigns/community.toml`, compiled in
 //! as the default) overridden by environment variables.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 /// The campaign file shipped with the code; a deployed function uses it
@@ -12,6 +12,62 @@ pub const BUILTIN_POINTS: &str = include_str!("../../infra/campaigns/points.toml
 pub const POINTS_FILE: &str = "points.toml";
 pub const BUILTIN_TRUST: &str = include_str!("../../infra/campaigns/trust.toml");
 pub const TRUST_FILE: &str = "trust.toml";
+
+/// The three settings files of a campaign directory, as text: what
+/// `campaigns apply` writes to the table and every function reads back at
+/// run time (`crate::live`). A missing `points.toml` or `trust.toml` is the
+/// built-in copy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CampaignFiles {
+    pub community: String,
+    pub points: String,
+    pub trust: String,
+}
+
+impl CampaignFiles {
+    /// The files compiled into the code (`infra/campaigns/`).
+    pub fn builtin() -> CampaignFiles {
+        CampaignFiles {
+            community: BUILTIN_CAMPAIGN.to_owned(),
+            points: BUILTIN_POINTS.to_owned(),
+            trust: BUILTIN_TRUST.to_owned(),
+        }
+    }
+
+    /// Reads `community.toml` (required), `points.toml` and `trust.toml`
+    /// (built-in when absent) from a campaign directory.
+    pub fn read_dir(dir: &Path) -> Result<CampaignFiles, ConfigError> {
+        let read = |name: &str, builtin: Option<&str>| -> Result<String, ConfigError> {
+            let path: PathBuf = dir.join(name);
+            match (std::fs::read_to_string(&path), builtin) {
+                (Ok(t), _) => Ok(t),
+                (Err(e), Some(b)) if e.kind() == std::io::ErrorKind::NotFound => Ok(b.to_owned()),
+                (Err(e), _) => Err(ConfigError::File {
+                    file: path.display().to_string(),
+                    message: e.to_string(),
+                }),
+            }
+        };
+        Ok(CampaignFiles {
+            community: read(CAMPAIGN_FILE, None)?,
+            points: read(POINTS_FILE, Some(BUILTIN_POINTS))?,
+            trust: read(TRUST_FILE, Some(BUILTIN_TRUST))?,
+        })
+    }
+
+    /// The settings these files give (deployment fields at their local
+    /// defaults: see [`Settings::keep_deployment_of`]); errors name the
+    /// file (under `label`, a directory or "the table") and the field.
+    pub fn settings(&self, label: &str) -> Result<Settings, ConfigError> {
+        let name = |f: &str| format!("{}/{f}", label.trim_end_matches('/'));
+        let mut s = Settings::check_campaign(&self.community)
+            .map_err(|p| first_problem(&name(CAMPAIGN_FILE), p))?;
+        s.points = PointsConfig::parse(&self.points, &name(POINTS_FILE))?;
+        s.abuse = crate::ratelimit::AbuseConfig::parse(&self.trust, &name(TRUST_FILE))?;
+        s.moderation = ModerationConfig::parse(&self.trust, &name(TRUST_FILE))?;
+        Ok(s)
+    }
+}
 
 /// The `[moderation]` section of `trust.toml` (other sections belong to
 /// other modules and are ignored here).
@@ -322,40 +378,26 @@ impl Settings {
     }
 
     /// Loads the campaign from `dir` (or the built-in copy), then applies
-    /// environment overrides.
+    /// the deployment's environment (`apply_env`).
     pub fn load(dir: Option<&Path>) -> Result<Settings, ConfigError> {
         let mut s = match dir {
-            Some(d) => {
-                let path: PathBuf = d.join(CAMPAIGN_FILE);
-                let text = std::fs::read_to_string(&path).map_err(|e| ConfigError::File {
-                    file: path.display().to_string(),
-                    message: e.to_string(),
-                })?;
-                let mut s = Settings::from_campaign(&text, &path.display().to_string())?;
-                let ppath: PathBuf = d.join(POINTS_FILE);
-                if ppath.exists() {
-                    let text = std::fs::read_to_string(&ppath).map_err(|e| ConfigError::File {
-                        file: ppath.display().to_string(),
-                        message: e.to_string(),
-                    })?;
-                    s.points = PointsConfig::parse(&text, &ppath.display().to_string())?;
-                }
-                let tpath: PathBuf = d.join(TRUST_FILE);
-                if tpath.exists() {
-                    let text = std::fs::read_to_string(&tpath).map_err(|e| ConfigError::File {
-                        file: tpath.display().to_string(),
-                        message: e.to_string(),
-                    })?;
-                    s.abuse =
-                        crate::ratelimit::AbuseConfig::parse(&text, &tpath.display().to_string())?;
-                    s.moderation = ModerationConfig::parse(&text, &tpath.display().to_string())?;
-                }
-                s
-            }
-            None => Settings::from_campaign(BUILTIN_CAMPAIGN, "infra/campaigns/community.toml")?,
+            Some(d) => CampaignFiles::read_dir(d)?.settings(&d.display().to_string())?,
+            None => CampaignFiles::builtin().settings("infra/campaigns")?,
         };
         s.apply_env(|k| std::env::var(k).ok())?;
         Ok(s)
+    }
+
+    /// Takes the deployment's own settings from `d` (where mails link to,
+    /// who signs links, the sender, the committee's address, whether rate
+    /// limits are on): what no campaign file holds, so a campaign read
+    /// from the table changes none of them.
+    pub fn keep_deployment_of(&mut self, d: &Settings) {
+        self.committee_email.clone_from(&d.committee_email);
+        self.public_url.clone_from(&d.public_url);
+        self.link_secret.clone_from(&d.link_secret);
+        self.mail_from.clone_from(&d.mail_from);
+        self.abuse.rate_limits.enabled = d.abuse.rate_limits.enabled;
     }
 
     /// The campaign directory named by `COMMUNITY_CAMPAIGNS_DIR`, if any.
@@ -364,29 +406,6 @@ impl Settings {
     }
 
     pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
-        if let Some(v) = get("COMMUNITY_INVITE_ONLY") {
-            self.invite_only = match v.trim() {
-                "true" | "1" | "yes" => true,
-                "false" | "0" | "no" => false,
-                other => {
-                    return Err(ConfigError::Env {
-                        var: "COMMUNITY_INVITE_ONLY",
-                        message: format!("{other:?} is not true or false"),
-                    })
-                }
-            };
-        }
-        if let Some(v) = get("COMMUNITY_VOTE_THRESHOLD") {
-            self.vote_threshold =
-                v.trim()
-                    .parse()
-                    .ok()
-                    .filter(|n| *n >= 1)
-                    .ok_or_else(|| ConfigError::Env {
-                        var: "COMMUNITY_VOTE_THRESHOLD",
-                        message: format!("{v:?} is not a whole number >= 1"),
-                    })?;
-        }
         if let Some(v) = get("COMMUNITY_COMMITTEE_EMAIL") {
             self.committee_email = v;
         }
@@ -484,20 +503,37 @@ mod tests {
     }
 
     #[test]
-    fn env_overrides_and_rejects_nonsense() {
+    fn env_sets_the_deployment_and_rejects_nonsense() {
         let mut s = Settings::from_campaign(BUILTIN_CAMPAIGN, "builtin").expect("valid");
         s.apply_env(|k| match k {
-            "COMMUNITY_INVITE_ONLY" => Some("true".into()),
-            "COMMUNITY_VOTE_THRESHOLD" => Some("5".into()),
+            "COMMUNITY_PUBLIC_URL" => Some("https://communaute.example.fr/api/".into()),
+            "COMMUNITY_RATE_LIMITS" => Some("off".into()),
             _ => None,
         })
         .expect("valid env");
-        assert!(s.invite_only);
-        assert_eq!(s.vote_threshold, 5);
+        assert_eq!(s.public_url, "https://communaute.example.fr/api");
+        assert!(!s.abuse.rate_limits.enabled);
         let e = s
-            .apply_env(|k| (k == "COMMUNITY_VOTE_THRESHOLD").then(|| "lots".into()))
+            .apply_env(|k| (k == "COMMUNITY_RATE_LIMITS").then(|| "maybe".into()))
             .expect_err("rejected");
-        assert!(e.to_string().contains("COMMUNITY_VOTE_THRESHOLD"));
+        assert!(e.to_string().contains("COMMUNITY_RATE_LIMITS"));
+    }
+
+    #[test]
+    fn campaign_files_give_the_same_settings_as_the_directory() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../infra/campaigns");
+        let files = CampaignFiles::read_dir(&dir).expect("read");
+        assert_eq!(files, CampaignFiles::builtin());
+        let s = files.settings("the table").expect("valid");
+        assert_eq!(s.vote_threshold, 10_000);
+        assert_eq!(s.moderation.auto_hide_reports, 3);
+        let mut bad = files.clone();
+        bad.points = bad
+            .points
+            .replace("points_per_euro = 100", "points_per_euro = 0");
+        let e = bad.settings("the table").expect_err("bad points");
+        assert!(e.to_string().contains("the table/points.toml"), "{e}");
+        assert!(e.to_string().contains("conversion.points_per_euro"), "{e}");
     }
 
     #[test]

@@ -108,6 +108,7 @@ pub struct RunReport {
 
 /// Sends the pending digests: one mail per author.
 pub async fn run<T: Table, M: Mailer>(app: &App<T>, mailer: &M) -> Result<RunReport> {
+    app.refresh_or_keep().await;
     let mut report = RunReport::default();
     let mail_id = format!(
         "comment-digest-{}",
@@ -259,8 +260,8 @@ async fn send_one<T: Table, M: Mailer>(
             return Ok(None);
         }
     }
-    let t = templates::comment_digest(&app.settings, mail_id, &m.display_name, &m.id, &groups);
-    let mail = mail::compose(&app.settings, &m.email, &m.id, t);
+    let t = templates::comment_digest(&app.settings(), mail_id, &m.display_name, &m.id, &groups);
+    let mail = mail::compose(&app.settings(), &m.email, &m.id, t);
     mailer
         .send(&mail)
         .await

@@ -383,9 +383,10 @@ pub async fn create<T: Table>(
             errs.push(FieldError::new("theme", "is required"));
             None
         }
-        Some(t) if app.settings.theme(&t).is_some() => Some(t),
+        Some(t) if app.settings().theme(&t).is_some() => Some(t),
         Some(_) => {
-            let ids: Vec<&str> = app.settings.themes.iter().map(|t| t.id.as_str()).collect();
+            let settings = app.settings();
+            let ids: Vec<&str> = settings.themes.iter().map(|t| t.id.as_str()).collect();
             errs.push(FieldError::new(
                 "theme",
                 format!("must be one of {}", ids.join(", ")),
@@ -514,15 +515,16 @@ pub async fn list<T: Table>(app: &App<T>, req: ListRequest) -> Result<ListPage<I
         return home(app, req.limit, req.cursor).await;
     }
     let themes: Vec<String> = match &req.theme {
-        Some(t) if app.settings.theme(t).is_some() => vec![t.clone()],
+        Some(t) if app.settings().theme(t).is_some() => vec![t.clone()],
         Some(_) => {
-            let ids: Vec<&str> = app.settings.themes.iter().map(|t| t.id.as_str()).collect();
+            let settings = app.settings();
+            let ids: Vec<&str> = settings.themes.iter().map(|t| t.id.as_str()).collect();
             return Err(Error::invalid(
                 "theme",
                 format!("must be one of {}", ids.join(", ")),
             ));
         }
-        None => app.settings.themes.iter().map(|t| t.id.clone()).collect(),
+        None => app.settings().themes.iter().map(|t| t.id.clone()).collect(),
     };
     let statuses: Vec<IdeaStatus> = match req.status {
         Some(s) => vec![s],

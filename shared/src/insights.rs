@@ -508,6 +508,10 @@ impl<T: Table + Clone> Consumer for InsightsConsumer<T> {
         CONSUMER
     }
 
+    async fn prepare(&self) {
+        self.app.refresh_or_keep().await;
+    }
+
     async fn apply(&self, event: &Event) -> Result<()> {
         self.apply_all(&[event]).await
     }
@@ -605,7 +609,7 @@ pub async fn read<T: Table>(app: &App<T>, caller: &Caller) -> Result<Value> {
     let mut cohorts = Map::new();
     let mut by_theme: BTreeMap<String, Map<String, Value>> = BTreeMap::new();
     let mut by_status: BTreeMap<String, i64> = BTreeMap::new();
-    for th in &app.settings.themes {
+    for th in &app.settings().themes {
         by_theme.insert(th.id.clone(), Map::new());
     }
     for (k, v) in &totals {

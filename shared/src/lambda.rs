@@ -2,8 +2,10 @@
 //! the AWS configuration and the DynamoDB client; and the SQS consumer loop.
 
 use crate::config::Settings;
+use crate::live::Overrides;
 use crate::queue::Consumer;
 use crate::store::dynamo::DynamoTable;
+use crate::tokens::TokenVerifier;
 use crate::App;
 use aws_lambda_events::event::sqs::SqsEvent;
 use lambda_runtime::{service_fn, LambdaEvent};
@@ -22,15 +24,28 @@ pub fn init_telemetry() {
     }
 }
 
-/// Telemetry, then settings (campaign files, environment) and the table
-/// named by `TABLE_NAME`, with the shared AWS configuration.
+/// Telemetry, the table named by `TABLE_NAME` with the shared AWS
+/// configuration, then the settings: the campaign applied to the table
+/// (`crate::live`, read again every `live::TTL`) over the built-in files
+/// and the deployment's environment. The first read must succeed (else
+/// the init fails and Lambda retries it): a function never runs a soft
+/// launch with the built-in, public, settings because a read failed. The
+/// verifier of tokens sent to public routes comes from
+/// `COMMUNITY_JWT_ISSUER`/`COMMUNITY_JWT_AUDIENCE` (`crate::tokens`).
 pub async fn init() -> Result<(App<DynamoTable>, aws_config::SdkConfig), BoxError> {
     init_telemetry();
-    let settings = Settings::load(Settings::campaigns_dir_from_env().as_deref())?;
+    let base = Settings::load(Settings::campaigns_dir_from_env().as_deref())?;
     let table_name = std::env::var("TABLE_NAME").map_err(|_| "TABLE_NAME is not set")?;
     let aws = aws_config::load_from_env().await;
     let table = DynamoTable::new(aws_sdk_dynamodb::Client::new(&aws), table_name);
-    Ok((App::new(table, settings), aws))
+    let app = App::from_table(table, base, Overrides::default(), crate::live::TTL).with_verifier(
+        TokenVerifier::for_issuer(
+            std::env::var("COMMUNITY_JWT_ISSUER").ok(),
+            std::env::var("COMMUNITY_JWT_AUDIENCE").ok(),
+        )?,
+    );
+    app.refresh().await?;
+    Ok((app, aws))
 }
 
 /// Runs an SQS consumer: each batch answered with a partial batch response,

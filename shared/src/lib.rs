@@ -21,6 +21,7 @@ pub mod ideas;
 pub mod identity;
 pub mod insights;
 pub mod lambda;
+pub mod live;
 pub mod loyalty;
 pub mod mail;
 pub mod members;
@@ -39,6 +40,7 @@ pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod thresholds;
+pub mod tokens;
 pub mod votes;
 
 pub use app::App;

@@ -311,7 +311,7 @@ const PENDING_READ_MAX: u64 = 10_000;
 
 /// Reads the pending redemptions from gsi1 (one Query, paged), oldest first.
 pub async fn pending<T: Table>(app: &App<T>) -> Result<Pending> {
-    let hours = app.settings.points.conversion.answer_within_hours;
+    let hours = app.settings().points.conversion.answer_within_hours;
     let cutoff = time::OffsetDateTime::now_utc() - time::Duration::hours(hours);
     let mut out = Pending {
         pending: 0,
@@ -350,6 +350,7 @@ pub async fn pending<T: Table>(app: &App<T>) -> Result<Pending> {
 /// The hourly check on AWS (and on the local scheduler): logs and records
 /// the overdue redemptions as the `RedemptionsOverdue` metric.
 pub async fn check_overdue<T: Table>(app: &App<T>) -> Result<Pending> {
+    app.refresh_or_keep().await;
     let p = pending(app).await?;
     crate::metrics::record_redemptions_overdue(p.overdue);
     if p.overdue > 0 {
@@ -373,6 +374,10 @@ pub struct AnswersConsumer<T> {
 impl<T: Table + Clone> Consumer for AnswersConsumer<T> {
     fn name(&self) -> &'static str {
         CONSUMER
+    }
+
+    async fn prepare(&self) {
+        self.app.refresh_or_keep().await;
     }
 
     fn parse(&self, body: &str) -> std::result::Result<Event, String> {

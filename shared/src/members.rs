@@ -187,7 +187,7 @@ pub async fn sign_up<T: Table>(
     let display_name = errs.take(DisplayName::parse(req.display_name));
     let email = errs.take(Email::parse(req.email));
     if let Some(e) = &email {
-        if crate::ratelimit::is_disposable(&app.settings.abuse.signup, e.as_str()) {
+        if crate::ratelimit::is_disposable(&app.settings().abuse.signup, e.as_str()) {
             errs.push(FieldError::new(
                 "email",
                 "addresses of disposable-mail providers are not accepted: use your usual address",
@@ -196,11 +196,11 @@ pub async fn sign_up<T: Table>(
     }
     match req.accept_terms_version.as_deref() {
         None => errs.push(FieldError::new("accept_terms_version", "is required")),
-        Some(v) if v != app.settings.terms_version => errs.push(FieldError::new(
+        Some(v) if v != app.settings().terms_version => errs.push(FieldError::new(
             "accept_terms_version",
             format!(
                 "must be the current terms version {:?}",
-                app.settings.terms_version
+                app.settings().terms_version
             ),
         )),
         Some(_) => {}
@@ -228,7 +228,7 @@ pub async fn sign_up<T: Table>(
     let (Some(display_name), Some(email)) = (display_name, email) else {
         return Err(Error::Invalid(errs.0));
     };
-    if app.settings.invite_only && code.is_none() {
+    if app.settings().invite_only && code.is_none() {
         return Err(Error::Forbidden(
             "the community is open on invitation only for now: an invite_code is required".into(),
         ));
@@ -254,7 +254,7 @@ pub async fn sign_up<T: Table>(
         email: email.as_str().to_owned(),
         email_opt_in: req.email_opt_in.unwrap_or(false),
         email_opt_in_at: at.clone(),
-        terms_version: app.settings.terms_version.clone(),
+        terms_version: app.settings().terms_version.clone(),
         terms_accepted_at: at.clone(),
         loyalty_card: card.map(|c| c.as_str().to_owned()),
         cohort,

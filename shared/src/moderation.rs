@@ -449,7 +449,7 @@ pub async fn report<T: Table>(
     };
     let member = members::require(app, caller).await?;
     crate::ratelimit::check(app, &member.id, crate::ratelimit::Action::Report).await?;
-    let threshold = app.settings.moderation.auto_hide_reports;
+    let threshold = app.settings().moderation.auto_hide_reports;
     for attempt in 0..ATTEMPTS {
         let t = resolve(app, ty, &target_id).await?;
         if t.hidden() {

@@ -130,6 +130,10 @@ impl<T: Table + Clone> Consumer for PointsConsumer<T> {
         CONSUMER
     }
 
+    async fn prepare(&self) {
+        self.app.refresh_or_keep().await;
+    }
+
     async fn apply(&self, e: &Event) -> Result<()> {
         match self.step(e) {
             Step::Credit(p) => match credit_all(&self.app, vec![(String::new(), *p)]).await.pop() {
@@ -198,7 +202,7 @@ async fn moderated<T: Table>(app: &App<T>, e: &Event) -> Result<()> {
     let Some((rule, credit_key)) = credit_key_of(e) else {
         return Ok(());
     };
-    if app.settings.points.rule(rule).is_none() {
+    if app.settings().points.rule(rule).is_none() {
         return Ok(());
     }
     let credited = match app
@@ -303,7 +307,8 @@ fn plan_credit<T: Table>(
     business_key: &str,
     reference: &str,
 ) -> Option<CreditPlan> {
-    let rule_conf = app.settings.points.rule(rule)?;
+    let settings = app.settings();
+    let rule_conf = settings.points.rule(rule)?;
     // A campaign may set its own points (a contest's `entry_points`).
     let mut r = rule_conf.clone();
     if let Some(p) = e.data["points"].as_i64().filter(|p| *p > 0) {
@@ -544,7 +549,8 @@ pub async fn ledger<T: Table>(
 /// `daily_cap` votes a day. Read from the member's vote records in gsi3
 /// (eventually consistent: a vote shows within a second).
 pub async fn vote_credits<T: Table>(app: &App<T>, member: &str) -> Result<Vec<LedgerEntry>> {
-    let Some(rule) = app.settings.points.rule("vote_cast") else {
+    let settings = app.settings();
+    let Some(rule) = settings.points.rule("vote_cast") else {
         return Ok(Vec::new());
     };
     let pk = format!("MEMBER#{member}");
@@ -617,7 +623,7 @@ pub async fn redeem<T: Table>(
     req: RedemptionRequest,
     receipt: Option<&Receipt>,
 ) -> Result<Redemption> {
-    let conv = &app.settings.points.conversion;
+    let conv = &app.settings().points.conversion;
     let Some(points) = req.points else {
         return Err(Error::invalid("points", "is required"));
     };

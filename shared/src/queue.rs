@@ -27,6 +27,11 @@ pub trait Consumer: Send + Sync {
         serde_json::from_str::<Event>(body).map_err(|e| e.to_string())
     }
 
+    /// Runs before each batch: a consumer with an app refreshes its
+    /// run-time settings there (`crate::App::refresh`), so a campaign
+    /// applied to the table reaches it within the settings' TTL.
+    async fn prepare(&self) {}
+
     /// Applies one event, exactly once: the effect and its marker are one write.
     async fn apply(&self, event: &Event) -> Result<()>;
 
@@ -48,6 +53,7 @@ pub trait Consumer: Send + Sync {
 /// Handles a batch: unparseable messages fail (and reach the dead-letter
 /// queue after the configured receives); the rest go to the consumer.
 pub async fn handle<C: Consumer + ?Sized>(consumer: &C, messages: &[Message]) -> Vec<String> {
+    consumer.prepare().await;
     let mut failed = Vec::new();
     let mut batch = Vec::with_capacity(messages.len());
     for m in messages {

@@ -194,7 +194,7 @@ pub fn key(member: &str, action: Action, window_start: i64) -> Key {
 /// Counts one `action` by `member`; `Error::RateLimited` once the window's
 /// limit is reached. Call it right before the write it guards.
 pub async fn check<T: Table>(app: &App<T>, member: &str, action: Action) -> Result<()> {
-    let Some(limit) = app.settings.abuse.rate_limits.limit(action) else {
+    let Some(limit) = app.settings().abuse.rate_limits.limit(action) else {
         return Ok(());
     };
     let now_ms = (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
@@ -228,7 +228,7 @@ pub async fn check<T: Table>(app: &App<T>, member: &str, action: Action) -> Resu
 /// consistent, so a burst of concurrent votes may pass the limit by the few
 /// made within the same second. Withdrawn votes no longer count.
 pub async fn check_votes<T: Table>(app: &App<T>, member: &str) -> Result<()> {
-    let Some(limit) = app.settings.abuse.rate_limits.limit(Action::Vote) else {
+    let Some(limit) = app.settings().abuse.rate_limits.limit(Action::Vote) else {
         return Ok(());
     };
     let now = time::OffsetDateTime::now_utc();

@@ -292,6 +292,7 @@ pub async fn apply_campaigns<T: crate::store::Table>(
     let c = crate::campaigns::Campaigns {
         contests,
         product_tests: tests,
+        files: None,
     };
     crate::campaigns::apply(&app.table, &c)
         .await
@@ -379,4 +380,86 @@ pub async fn moto_table(prefix: &str) -> Option<std::sync::Arc<crate::store::dyn
     Some(std::sync::Arc::new(crate::store::dynamo::DynamoTable::new(
         client, name,
     )))
+}
+
+/// A stand-in for the user pool as a token issuer (tests of
+/// `crate::tokens`): an RSA key (a fixed test key, never used elsewhere),
+/// its JWKS served over HTTP on loopback, and tokens signed with it.
+pub struct TestIssuer {
+    pub issuer: String,
+    pub jwks_url: String,
+    pub client_id: String,
+    /// How many times the JWKS was fetched.
+    pub fetches: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    key: jsonwebtoken::EncodingKey,
+    pub kid: String,
+}
+
+impl TestIssuer {
+    pub async fn start() -> TestIssuer {
+        use jsonwebtoken::jwk::{Jwk, JwkSet};
+        let key =
+            jsonwebtoken::EncodingKey::from_rsa_der(include_bytes!("testing_data/issuer-rsa.der"));
+        let kid = "test-key-1".to_owned();
+        let mut jwk = Jwk::from_encoding_key(&key, jsonwebtoken::Algorithm::RS256).expect("jwk");
+        jwk.common.key_id = Some(kid.clone());
+        let set = serde_json::to_string(&JwkSet { keys: vec![jwk] }).expect("jwks");
+        let fetches = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = fetches.clone();
+        let app = Router::new().route(
+            "/pool/.well-known/jwks.json",
+            axum::routing::get(move || {
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let set = set.clone();
+                async move { ([("content-type", "application/json")], set) }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        let issuer = format!("http://{addr}/pool");
+        TestIssuer {
+            jwks_url: format!("{issuer}/.well-known/jwks.json"),
+            issuer,
+            client_id: "test-client".into(),
+            fetches,
+            key,
+            kid,
+        }
+    }
+
+    /// The verifier a function would build for this issuer.
+    pub fn verifier(&self) -> crate::tokens::TokenVerifier {
+        crate::tokens::TokenVerifier::jwks(
+            &self.jwks_url,
+            &self.issuer,
+            vec![self.client_id.clone()],
+        )
+        .expect("verifier")
+    }
+
+    /// A valid ID token for `who` (RS256, this issuer, this client, an hour).
+    pub fn token(&self, who: &As) -> String {
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let mut claims = json!({
+            "sub": who.sub, "email": who.email, "email_verified": true,
+            "iss": self.issuer, "aud": self.client_id, "token_use": "id",
+            "iat": now, "exp": now + 3600,
+        });
+        if !who.groups.is_empty() {
+            claims["cognito:groups"] = json!(who.groups);
+        }
+        self.sign(&claims)
+    }
+
+    /// Signs any claims with this issuer's key (for tokens that must fail).
+    pub fn sign(&self, claims: &Value) -> String {
+        let mut h = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+        h.kid = Some(self.kid.clone());
+        jsonwebtoken::encode(&h, claims, &self.key).expect("sign")
+    }
 }

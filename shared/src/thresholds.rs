@@ -271,8 +271,9 @@ async fn rollup<T: Table>(app: &App<T>, idea: &IdeaId, t: &Tally) -> Result<()> 
     } else {
         (row.votes, row.votes_seq)
     };
-    let crossing =
-        row.status == IdeaStatus::Open && votes >= 0 && votes as u64 >= app.settings.vote_threshold;
+    let crossing = row.status == IdeaStatus::Open
+        && votes >= 0
+        && votes as u64 >= app.settings().vote_threshold;
     if !newer && !crossing {
         return Ok(());
     }
@@ -325,7 +326,7 @@ fn review<T: Table>(
         Kind::IdeaReachedThreshold,
         &row.author_id,
         Some(&row.id),
-        json!({"votes": votes, "threshold": app.settings.vote_threshold, "title": row.title}),
+        json!({"votes": votes, "threshold": app.settings().vote_threshold, "title": row.title}),
     );
     (u, listed, event.write())
 }
@@ -352,6 +353,7 @@ pub async fn send_to_review<T: Table>(app: &App<T>, idea: &IdeaId) -> Result<ide
 /// records) aggregated; the response names the first record to deliver
 /// again (`ReportBatchItemFailures`), if any.
 pub async fn stream_batch<T: Table>(app: &App<T>, batch: &Value) -> Value {
+    app.refresh_or_keep().await;
     let empty = Vec::new();
     let records = batch
         .get("Records")
@@ -392,6 +394,7 @@ pub async fn stream_batch<T: Table>(app: &App<T>, batch: &Value) -> Value {
 /// (the local pipeline's loop, and tests that cast votes directly).
 /// Returns how many changes it read.
 pub async fn drain_feed<T: Table + ChangeFeed>(app: &App<T>) -> Result<usize> {
+    app.refresh_or_keep().await;
     let mut n = 0;
     loop {
         let changes = app.table.changes(CONSUMER, FEED_BATCH).await?;

@@ -407,18 +407,63 @@ async fn the_plan_shows_new_changed_and_unchanged_and_applying_keeps_draws() {
     })
     .await
     .expect("apply");
-    assert_eq!(n, 3);
+    assert_eq!(n, 4);
     assert_eq!(
         seen,
         [
-            "[1/3] contest concours-recette-anti-gaspi",
-            "[2/3] contest grand-jeu-lancement",
-            "[3/3] product test test-yaourt-brebis"
+            "[1/4] settings community.toml, points.toml, trust.toml",
+            "[2/4] contest concours-recette-anti-gaspi",
+            "[3/4] contest grand-jeu-lancement",
+            "[4/4] product test test-yaourt-brebis"
         ]
+    );
+    // The settings are in the table, for the functions to read at run time,
+    // and the launch mode was taken from the file once.
+    let applied = community::live::read(&table).await.expect("read");
+    assert_eq!(applied.files.as_ref(), shipped.files.as_ref());
+    assert_eq!(
+        applied.launch.map(|l| l.mode),
+        Some(community::live::LaunchMode::Public)
     );
     // Re-planned: nothing to do.
     let p = plan(&current(&table).await.expect("read"), &shipped);
     assert!(p.to_apply().is_empty(), "{:?}", p.lines());
+    // A point rule changed: the field, and only the settings to apply.
+    let mut points = shipped.clone();
+    if let Some(f) = points.files.as_mut() {
+        f.points = f
+            .points
+            .replace("points = 2\ndaily_cap = 20", "points = 3\ndaily_cap = 20");
+        f.community = f
+            .community
+            .replace("invite_only = false", "invite_only = true");
+    }
+    let p = plan(&current(&table).await.expect("read"), &points);
+    let lines = p.lines();
+    assert!(
+        lines.contains(&"~ settings community.toml, points.toml, trust.toml: points.toml rules.vote_cast.points 2 → 3".to_owned()),
+        "{lines:?}"
+    );
+    // The launch is the launch command's once set: the file's invite_only
+    // is shown, not applied.
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("! launch: public since ")
+                && l.contains("asks for soft and is not applied")),
+        "{lines:?}"
+    );
+    assert_eq!(p.to_apply().len(), 1);
+    apply_plan(&table, &points, &p, |_, _, _| {})
+        .await
+        .expect("apply");
+    let applied = community::live::read(&table).await.expect("read");
+    assert_eq!(applied.files.as_ref(), points.files.as_ref());
+    assert_eq!(
+        applied.launch.map(|l| l.mode),
+        Some(community::live::LaunchMode::Public),
+        "the launch stays public"
+    );
     // A drawn contest whose title changes: the change, and the note.
     let key = community::campaigns::contest_key("grand-jeu-lancement");
     table
@@ -431,7 +476,7 @@ async fn the_plan_shows_new_changed_and_unchanged_and_applying_keeps_draws() {
         )])
         .await
         .expect("draw");
-    let mut edited = shipped.clone();
+    let mut edited = points.clone();
     edited.contests[1].title = "Le grand jeu".into();
     let p = plan(&current(&table).await.expect("read"), &edited);
     let lines = p.lines();

@@ -426,3 +426,58 @@ async fn five_votes_reach_the_committee_and_the_author_is_told_why() {
         "the author's rejection mail, with the reason, is in the mailbox"
     );
 }
+
+/// The hard launch in one command, on the binary: a soft launch is private
+/// (anonymous reads 401, `/community` open), `launch public --dry-run`
+/// writes nothing, `launch public` opens every read.
+#[tokio::test]
+async fn launch_public_opens_a_private_soft_launch() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new(BIN)
+            .current_dir(root())
+            .env("COMMUNITY_DATA_DIR", dir.path())
+            .env_remove("COMMUNITY_INVITE_ONLY")
+            .args(args)
+            .output()
+            .expect("run the CLI");
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("utf8")
+    };
+    let out = cli(&["launch", "soft"]);
+    assert!(out.contains("done:") && out.contains("soft"), "{out}");
+    let c = client();
+    let server = Server::start(dir.path());
+    let (st, _) = send(&c, Method::GET, &server.url("/ideas"), None, None)
+        .await
+        .expect("send");
+    assert_eq!(st, 401, "a soft launch is private");
+    let (st, community) = send(&c, Method::GET, &server.url("/community"), None, None)
+        .await
+        .expect("send");
+    assert_eq!((st, community["launch"].clone()), (200, json!("soft")));
+    server.stop();
+
+    let out = cli(&["launch", "public", "--dry-run"]);
+    assert!(out.contains("→ public") && out.contains("dry run: nothing written"), "{out}");
+    let out = cli(&["launch", "public", "--dry-run"]);
+    assert!(out.contains(": soft ("), "the dry run wrote nothing: {out}");
+    let out = cli(&["launch", "public"]);
+    assert!(out.contains("done:"), "{out}");
+    assert!(cli(&["launch", "public"]).contains("already public"));
+
+    let server = Server::start(dir.path());
+    let (st, _) = send(&c, Method::GET, &server.url("/ideas"), None, None)
+        .await
+        .expect("send");
+    assert_eq!(st, 200, "open after launch public");
+    let (_, community) = send(&c, Method::GET, &server.url("/community"), None, None)
+        .await
+        .expect("send");
+    assert_eq!(community["launch"], "public");
+    server.stop();
+}

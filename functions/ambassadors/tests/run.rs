@@ -150,13 +150,10 @@ async fn listed(app: &App<Counting>) -> Vec<ambassadors::AmbassadorView> {
 async fn scoring_a_generated_population() {
     let (base, _d) = embedded_app(|s| s.ambassadors = config());
     let writes = Arc::new(AtomicUsize::new(0));
-    let app = App {
-        table: Counting {
-            inner: base.table.clone(),
-            writes: writes.clone(),
-        },
-        settings: base.settings.clone(),
-    };
+    let app = base.with_table(Counting {
+        inner: base.table.clone(),
+        writes: writes.clone(),
+    });
     // The population: profiles and activity counters, written directly.
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);
     let mut counts: BTreeMap<String, BTreeMap<&'static str, i64>> = BTreeMap::new();

@@ -179,7 +179,7 @@ async fn a_conflict_after_the_send_never_sends_the_mail_again() {
         // finalisation fails, the message is retried.
         conflicts: std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(10)),
     };
-    let contended = community::App::new(table, (*app.settings).clone());
+    let contended = community::App::new(table, (*app.settings()).clone());
     let mailbox = DirMailbox::new(dir.path().join("mailbox")).expect("mailbox");
     let consumer = EmailsConsumer {
         app: contended,
@@ -278,7 +278,7 @@ async fn throttling_is_retried_in_process_and_mails_go_once() {
             inner: app.table.clone(),
             calls: Default::default(),
         },
-        (*app.settings).clone(),
+        (*app.settings()).clone(),
     );
     let mailbox = DirMailbox::new(dir.path().join("mailbox")).expect("mailbox");
     let consumer = EmailsConsumer {

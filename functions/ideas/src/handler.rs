@@ -16,7 +16,7 @@ use serde_json::json;
 
 pub async fn themes<T: Table + Clone>(State(app): State<App<T>>) -> Response {
     let themes: Vec<_> = app
-        .settings
+        .settings()
         .themes
         .iter()
         .map(|t| json!({"id": t.id, "label": t.label, "description": t.description}))
@@ -27,7 +27,7 @@ pub async fn themes<T: Table + Clone>(State(app): State<App<T>>) -> Response {
 /// `GET /community`: the terms, launch mode, themes, threshold and point
 /// rules (`community::programme`); public, cached like the themes.
 pub async fn community<T: Table + Clone>(State(app): State<App<T>>) -> Response {
-    cacheable(60, Json(community::programme::view(&app.settings)))
+    cacheable(60, Json(community::programme::view(&app.settings())))
 }
 
 #[tracing::instrument(skip_all)]

@@ -27,7 +27,7 @@ pub fn routes<T: Table + Clone>(app: App<T>) -> Router {
 }
 
 pub fn router<T: Table + Clone>(app: App<T>) -> Router {
-    community::http::finish(routes(app))
+    community::http::finish(routes(app.clone()), &app)
 }
 
 async fn click<T: Table + Clone>(
@@ -42,7 +42,7 @@ async fn confirm_unsubscribe<T: Table + Clone>(
     State(app): State<App<T>>,
     Path(token): Path<String>,
 ) -> Result<Response, ApiError> {
-    community::mail::unsubscribe_member(&app.settings, &token)?;
+    community::mail::unsubscribe_member(&app.settings(), &token)?;
     // The form posts to this same address (`action=""`), whatever prefix
     // the API is served under.
     Ok((

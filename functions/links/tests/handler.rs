@@ -17,9 +17,9 @@ async fn unsubscribing_takes_a_post_and_a_get_changes_nothing() {
     let (app, _d) = embedded_app(|_| {});
     join(&app, &member("marie")).await;
     assert!(opted_in(&app, "marie").await);
-    let url = community::mail::unsubscribe_url(&app.settings, "marie");
+    let url = community::mail::unsubscribe_url(&app.settings(), "marie");
     let path = url
-        .strip_prefix(&app.settings.public_url)
+        .strip_prefix(&app.settings().public_url)
         .expect("a link of this server")
         .to_owned();
     let router = links::router(app.clone());

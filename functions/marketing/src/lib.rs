@@ -21,7 +21,7 @@ pub fn routes<T: Table + Clone>(app: App<T>) -> Router {
 }
 
 pub fn router<T: Table + Clone>(app: App<T>) -> Router {
-    community::http::finish(routes(app))
+    community::http::finish(routes(app.clone()), &app)
 }
 
 async fn insights<T: Table + Clone>(

@@ -229,7 +229,7 @@ async fn a_redelivered_comment_event_credits_once() {
         assert!(res.batch_item_failures.is_empty());
     }
     let rule = app
-        .settings
+        .settings()
         .points
         .rule("comment_posted")
         .expect("rule")
@@ -246,7 +246,7 @@ async fn hidden_content_gives_its_points_back_once() {
     let (app, _d) = embedded_app(|_| {});
     join(&app, &member("troll")).await;
     let consumer = PointsConsumer { app: app.clone() };
-    let rule = |name: &str| app.settings.points.rule(name).expect("rule").points;
+    let rule = |name: &str| app.settings().points.rule(name).expect("rule").points;
     // (No sign-up credit here: this test feeds the consumer by hand.)
     let signed_up = balance(&app, "troll").await;
     let comment = |i: u32| {
@@ -331,7 +331,7 @@ async fn hidden_content_gives_its_points_back_once() {
 
     // Past the daily cap a comment earns nothing, and its hide takes nothing.
     let cap = app
-        .settings
+        .settings()
         .points
         .rule("comment_posted")
         .and_then(|r| r.daily_cap)
@@ -488,7 +488,7 @@ async fn a_batch_of_credits_writes_the_shared_total_once() {
         transactions: Default::default(),
     };
     let app = community::App::new(table.clone(), community::testing::settings());
-    let rule = |r: &str| app.settings.points.rule(r).expect("rule").clone();
+    let rule = |r: &str| app.settings().points.rule(r).expect("rule").clone();
     let comment = rule("comment_posted");
     let cap = comment.daily_cap.expect("comments are capped per day");
     let mut events = Vec::new();

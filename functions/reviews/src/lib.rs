@@ -24,7 +24,7 @@ pub fn routes<T: Table + Clone>(app: App<T>) -> Router {
 }
 
 pub fn router<T: Table + Clone>(app: App<T>) -> Router {
-    community::http::finish(routes(app))
+    community::http::finish(routes(app.clone()), &app)
 }
 
 #[tracing::instrument(skip_all, fields(member = %caller.id.as_str(), ean = %ean))]

@@ -37,7 +37,7 @@ pub fn routes<T: Table + Clone>(app: App<T>) -> Router {
 /// The function's complete Router, without an identity provider (tests,
 /// and the local server, which signs its own tokens).
 pub fn router<T: Table + Clone>(app: App<T>) -> Router {
-    community::http::finish(routes(app))
+    community::http::finish(routes(app.clone()), &app)
 }
 
 /// What Lambda runs: the Router, with the identity provider whose sign-in
@@ -46,5 +46,5 @@ pub fn router_with_directory<T: Table + Clone>(
     app: App<T>,
     directory: std::sync::Arc<dyn community::identity::Directory>,
 ) -> Router {
-    community::http::finish(routes(app).layer(axum::Extension(directory)))
+    community::http::finish(routes(app.clone()).layer(axum::Extension(directory)), &app)
 }

@@ -87,7 +87,7 @@ async fn sign_up<T: Table + Clone>(
     let req = community::members::SignUp {
         display_name: Some(name.into()),
         email: Some(email.into()),
-        accept_terms_version: Some(app.settings.terms_version.clone()),
+        accept_terms_version: Some(app.settings().terms_version.clone()),
         email_opt_in: Some(true),
         loyalty_card: card.map(str::to_owned),
         invite_code: None,

@@ -19,5 +19,5 @@ pub fn routes<T: Table + Clone>(app: App<T>) -> Router {
 
 /// The function's complete Router (what Lambda runs).
 pub fn router<T: Table + Clone>(app: App<T>) -> Router {
-    community::http::finish(routes(app))
+    community::http::finish(routes(app.clone()), &app)
 }

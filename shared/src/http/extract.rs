@@ -8,14 +8,21 @@ use crate::receipt::{valid_key, Receipt};
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
+use axum::http::Extensions;
 use lambda_http::request::RequestContext;
 use serde::de::DeserializeOwned;
 use std::collections::HashMap;
 
-/// Put in the request extensions by the local server when a bearer token was
-/// present but did not verify, so the 401 can say why.
+/// Put in the request extensions by the local server (or `super::access`)
+/// when a bearer token was present but did not verify, so the 401 can say
+/// why.
 #[derive(Debug, Clone)]
 pub struct AuthFailure(pub String);
+
+/// The claims of a token a function verified itself (`super::access`: a
+/// public route, with no authorizer in front), as API Gateway passes them.
+#[derive(Debug, Clone)]
+pub struct VerifiedClaims(pub HashMap<String, String>);
 
 /// A JSON body: 400 for malformed JSON or wrong types (naming the field),
 /// 413 over the body limit.
@@ -101,16 +108,24 @@ fn clean_serde_message(e: &serde_json::Error) -> String {
     }
 }
 
-fn claims(parts: &Parts) -> Option<&HashMap<String, String>> {
-    match parts.extensions.get::<RequestContext>()? {
-        RequestContext::ApiGatewayV2(ctx) => Some(&ctx.authorizer.as_ref()?.jwt.as_ref()?.claims),
+fn claims(ext: &Extensions) -> Option<&HashMap<String, String>> {
+    let authorizer = match ext.get::<RequestContext>() {
+        Some(RequestContext::ApiGatewayV2(ctx)) => ctx
+            .authorizer
+            .as_ref()
+            .and_then(|a| a.jwt.as_ref())
+            .map(|j| &j.claims),
         #[allow(unreachable_patterns)]
         _ => None,
-    }
+    };
+    authorizer
+        .filter(|c| !c.is_empty())
+        .or_else(|| ext.get::<VerifiedClaims>().map(|v| &v.0))
 }
 
-fn caller_from(parts: &Parts) -> Result<Option<Caller>, ApiError> {
-    let Some(claims) = claims(parts) else {
+/// The caller whose verified claims came with the request, if any.
+pub(crate) fn caller_from(ext: &Extensions) -> Result<Option<Caller>, ApiError> {
+    let Some(claims) = claims(ext) else {
         return Ok(None);
     };
     let Some(sub) = claims.get("sub") else {
@@ -138,7 +153,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
-        match caller_from(parts)? {
+        match caller_from(&parts.extensions)? {
             Some(c) => Ok(c),
             None => Err(ApiError::Unauthorized(
                 match parts.extensions.get::<AuthFailure>() {
@@ -157,7 +172,7 @@ impl<S: Send + Sync> FromRequestParts<S> for MaybeCaller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
-        Ok(MaybeCaller(caller_from(parts).ok().flatten()))
+        Ok(MaybeCaller(caller_from(&parts.extensions).ok().flatten()))
     }
 }
 

@@ -2,11 +2,13 @@
 //! extractors (JSON bodies, the caller's claims, idempotency keys, list
 //! parameters) and the layers every Router gets.
 
+pub mod access;
 pub mod extract;
 pub mod problem;
 
 pub use extract::{
     AuthFailure, IdempotencyKey, JsonBody, ListParams, MaybeCaller, OptionalJsonBody,
+    VerifiedClaims,
 };
 pub use problem::ApiError;
 
@@ -17,12 +19,18 @@ use axum::Router;
 pub const BODY_LIMIT: usize = 64 * 1024;
 
 /// Adds what every function's Router needs: the body limit,
-/// problem+json answers for unknown routes and methods, and the request
-/// span (`crate::observe::http_request`, which also flushes metrics).
-pub fn finish(router: Router) -> Router {
+/// problem+json answers for unknown routes and methods, who may read
+/// (`access`: fresh settings, tokens on public routes, the soft launch),
+/// and the request span (`crate::observe::http_request`, which also
+/// flushes metrics).
+pub fn finish<T: Table + Clone + Send + Sync + 'static>(router: Router, app: &App<T>) -> Router {
     router
         .fallback(problem::no_route)
         .method_not_allowed_fallback(problem::method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            access::access::<T>,
+        ))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(axum::middleware::from_fn(fingerprint_body))
         .layer(axum::middleware::from_fn(conditional))
@@ -107,6 +115,7 @@ pub async fn health() -> axum::Json<serde_json::Value> {
 use crate::error::Error;
 use crate::receipt::{Receipt, Stored};
 use crate::store::{StoreError, Table};
+use crate::App;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;

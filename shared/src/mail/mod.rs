@@ -191,7 +191,7 @@ fn listed(mail_id: &str, u: Update) -> Update {
 /// Records a click from a verified token; returns the target URL. Unique per
 /// member per mail: the click record and the counter move together.
 pub async fn click<T: Table>(app: &App<T>, token_str: &str) -> Result<String> {
-    let p = verify(&app.settings.link_secret, token_str).ok_or(Error::NotFound("link"))?;
+    let p = verify(&app.settings().link_secret, token_str).ok_or(Error::NotFound("link"))?;
     let (Some(mail), Some(member), Some(url)) = (p["m"].as_str(), p["u"].as_str(), p["l"].as_str())
     else {
         return Err(Error::NotFound("link"));
@@ -239,7 +239,7 @@ pub fn unsubscribe_member(
 
 /// One-click unsubscribe from a verified token (`POST`, RFC 8058).
 pub async fn unsubscribe<T: Table>(app: &App<T>, token_str: &str) -> Result<()> {
-    let member = unsubscribe_member(&app.settings, token_str)?;
+    let member = unsubscribe_member(&app.settings(), token_str)?;
     let key = Key::new(format!("MEMBER#{member}"), "PROFILE");
     let u = Update::default()
         .set("email_opt_in", false)
@@ -369,7 +369,7 @@ impl<T: Table + Clone, M: Mailer> EmailsConsumer<T, M> {
         message: usize,
     ) -> Result<()> {
         let claim = marker_key(CONSUMER, &format!("{}#{}", e.event_id, r.member));
-        let mail = compose(&self.app.settings, &r.email, &r.member, t);
+        let mail = compose(&self.app.settings(), &r.email, &r.member, t);
         let record =
             (r.member != COMMITTEE_RECIPIENT).then(|| sent_record(&r.member, &e.event_id, &mail));
         let mut sent = Sent {
@@ -583,7 +583,7 @@ impl<T: Table + Clone, M: Mailer> EmailsConsumer<T, M> {
             .filter(|m| *m != idea.author_id)
             .map(str::to_owned)
             .collect();
-        let s = &self.app.settings;
+        let s = &self.app.settings();
         for r in members::opted_in(&self.app, &voters).await? {
             let t = templates::for_voter(s, source, &idea, &r.display_name, &r.id);
             let to = Recipient {
@@ -708,6 +708,10 @@ impl<T: Table + Clone, M: Mailer> Consumer for EmailsConsumer<T, M> {
         CONSUMER
     }
 
+    async fn prepare(&self) {
+        self.app.refresh_or_keep().await;
+    }
+
     async fn apply(&self, e: &Event) -> Result<()> {
         let mut sent = Vec::new();
         let r = self.apply_into(e, &mut sent, 0).await;
@@ -753,7 +757,7 @@ impl<T: Table + Clone, M: Mailer> Consumer for EmailsConsumer<T, M> {
 
 impl<T: Table + Clone, M: Mailer> EmailsConsumer<T, M> {
     async fn apply_into(&self, e: &Event, out: &mut Vec<Sent>, message: usize) -> Result<()> {
-        let s = &self.app.settings;
+        let s = &self.app.settings();
         match e.kind {
             Kind::MemberSignedUp => {
                 if let Some((r, _)) = self.member(&e.member_id).await? {

@@ -74,7 +74,7 @@ pub async fn member(app: &App<Arc<dyn Table>>, sub: &str) -> Caller {
     let req = community::members::SignUp {
         display_name: Some(format!("Membre {sub}")),
         email: Some(format!("{sub}@example.fr")),
-        accept_terms_version: Some(app.settings.terms_version.clone()),
+        accept_terms_version: Some(app.settings().terms_version.clone()),
         email_opt_in: Some(true),
         ..Default::default()
     };
