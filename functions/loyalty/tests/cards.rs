@@ -455,3 +455,81 @@ async fn the_card_samples_apply() {
     );
     assert!(me(&router, &paul).await["loyalty_card"].is_null());
 }
+
+/// Two contradictory answers for one link delivered at once (for links
+/// still current and links superseded): one is recorded, the other fails
+/// (to the dead-letter queue), and what is recorded is what happened.
+async fn contradictions_at_once<T: Table + Clone + 'static>(app: App<T>) {
+    use community::cards::{apply_answer, link_key, CardAnswer, CardStatus};
+    let router = signup::router(app.clone());
+    let mut links = Vec::new();
+    for i in 0..6 {
+        let who = member(&format!("member-{i}"));
+        sign_up(&router, &who, Some(&format!("91300123456700{i:02}"))).await;
+        let first = link_of(&app, &who, &format!("91300123456700{i:02}")).await;
+        if i % 2 == 1 {
+            // Superseded: another card linked since.
+            let r = link_card(&router, &who, &format!("91300123456799{i:02}")).await;
+            assert_eq!(r.status, 200, "{:?}", r.body);
+        }
+        links.push((who, first, i % 2 == 1));
+    }
+    for (who, link, superseded) in &links {
+        let answer = |status| CardAnswer {
+            card_link_id: link.clone(),
+            status,
+            reason: None,
+        };
+        let (c, r) = (answer(CardStatus::Confirmed), answer(CardStatus::Rejected));
+        let (a, b) = tokio::join!(apply_answer(&app, &c), apply_answer(&app, &r));
+        let stored = app
+            .table
+            .get(&link_key(link), true)
+            .await
+            .expect("get")
+            .expect("link");
+        let m = me(&router, who).await;
+        match (a, b) {
+            (Ok(_), Err(community::error::Error::Conflict(_))) => {
+                assert_eq!(stored["status"], "confirmed");
+                if !superseded {
+                    assert_eq!(m["loyalty_card_status"], "confirmed", "{m}");
+                }
+            }
+            (Err(community::error::Error::Conflict(_)), Ok(_)) => {
+                assert_eq!(stored["status"], "rejected");
+                if !superseded {
+                    assert!(m["loyalty_card"].is_null(), "{m}");
+                }
+            }
+            other => panic!("one answer is recorded, the other refused: {other:?}"),
+        }
+        if *superseded {
+            assert_eq!(m["loyalty_card_status"], "pending", "{m}");
+            let i = who.sub.trim_start_matches("member-");
+            assert_eq!(
+                m["loyalty_card"]
+                    .as_str()
+                    .map(|c| c.ends_with(&format!("99{i:0>2}"))),
+                Some(true),
+                "{m}"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn contradictory_answers_at_once_on_the_embedded_store() {
+    let (app, _d) = community::testing::embedded_app(tweak);
+    contradictions_at_once(app).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn contradictory_answers_at_once_on_dynamodb() {
+    let Some(table) = community::testing::moto_table("cards").await else {
+        return;
+    };
+    let mut s = community::testing::settings();
+    tweak(&mut s);
+    contradictions_at_once(App::new(table, s)).await;
+}
