@@ -533,3 +533,45 @@ async fn contradictory_answers_at_once_on_dynamodb() {
     tweak(&mut s);
     contradictions_at_once(App::new(table, s)).await;
 }
+
+/// A member erased while their card was being checked: the answer finds no
+/// member, is recorded on the link only and acknowledged; the card, freed
+/// by the erasure, stays with whoever linked it since; nobody is mailed.
+#[tokio::test]
+async fn an_answer_after_the_members_erasure_is_acknowledged() {
+    let (app, _d) = community::testing::embedded_app(tweak);
+    let router = signup::router(app.clone());
+    let consumer = AnswersConsumer { app: app.clone() };
+    let (marie, paul) = (member("member-marie"), member("member-paul"));
+    sign_up(&router, &marie, Some(MARIE_CARD)).await;
+    sign_up(&router, &paul, None).await;
+    let link = link_of(&app, &marie, MARIE_CARD).await;
+    community::gdpr::erase(&app, &caller(&marie))
+        .await
+        .expect("erased");
+    let r = link_card(&router, &paul, MARIE_CARD).await;
+    assert_eq!(r.status, 200, "the erasure freed the card: {:?}", r.body);
+    let r = loyalty::handle(&consumer, sqs(&[answer(&link, "rejected")]))
+        .await
+        .expect("response");
+    assert!(failures(&r).is_empty(), "{r}");
+    let stored = app
+        .table
+        .get(&community::cards::link_key(&link), true)
+        .await
+        .expect("get")
+        .expect("link");
+    assert_eq!(stored["status"], "rejected");
+    assert_eq!(stored["superseded"], true);
+    assert!(outbox(&app, Kind::MemberCardRejected).await.is_empty());
+    let p = me(&router, &paul).await;
+    assert_eq!(p["loyalty_card"], "••••••••••••8901");
+    assert_eq!(p["loyalty_card_status"], "pending");
+    let guard = app
+        .table
+        .get(&community::members::card_key(MARIE_CARD), true)
+        .await
+        .expect("get")
+        .expect("paul's guard");
+    assert_eq!(guard["member_id"], "member-paul");
+}
