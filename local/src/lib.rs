@@ -330,8 +330,9 @@ async fn loyalty<T: Table + Clone>(
 }
 
 /// `POST /local/loyalty/answers`: what the loyalty programme does on AWS,
-/// locally: sends its answers (`{"redemption_id","status","reason"?}`, one
-/// or an array) to the inbound `loyalty_answers` queue, unchecked, as SQS
+/// locally: sends its answers (`{"redemption_id","status","reason"?}` or
+/// `{"card_link_id","status","reason"?}`, one or an array) to the inbound
+/// `loyalty_answers` queue, unchecked, as SQS
 /// takes any message; the loyalty consumer applies them (an answer it
 /// cannot apply reaches `GET /local/dead-letters`). 202 `{"sent":[ids]}`.
 async fn loyalty_answers<T: Table + ChangeFeed + Clone>(

@@ -314,6 +314,7 @@ async fn insights_equal_independent_counts_and_redelivery_moves_nothing() {
     )
     .await
     .expect("card");
+    community::testing::confirm_card(&app, "s0").await;
     community::points::redeem(
         &app,
         &s0,

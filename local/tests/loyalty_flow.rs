@@ -1,9 +1,11 @@
-//! The loyalty round trip through the whole local server: a member earns
-//! points through the pipeline (sign-up, ideas), redeems them, the loyalty
-//! programme's stand-in (`POST /local/loyalty/answers`) rejects the
-//! redemption, the in-process `loyalty_answers` queue applies it — the
-//! points come back once, the member sees it and is mailed — and an answer
-//! that cannot apply ends in the dead letters.
+//! The loyalty round trip through the whole local server: a member links a
+//! card (pending: no redemption yet), the loyalty programme's stand-in
+//! (`POST /local/loyalty/answers`) confirms it, the member earns points
+//! through the pipeline (sign-up, ideas), redeems them, the stand-in
+//! rejects the redemption, the in-process `loyalty_answers` queue applies
+//! it — the points come back once, the member sees it and is mailed — and
+//! an answer that cannot apply ends in the dead letters. Last, a new card
+//! the loyalty programme rejects is unlinked and the member told once.
 
 use axum::body::Body;
 use axum::http::Request;
@@ -84,6 +86,38 @@ async fn a_rejected_redemption_gives_the_points_back_once_on_the_local_server() 
     let (_, me) = send(&r, "GET", "/members/me", Some(&zoe), None).await;
     let before = me["points_balance"].as_i64().expect("balance");
     assert!(before >= 100, "{me}");
+    // The card is pending: no euros go to it until the loyalty programme
+    // confirms it.
+    assert_eq!(me["loyalty_card"], "••••••••••••8901");
+    assert_eq!(me["loyalty_card_status"], "pending");
+    let (st, refused) = send(
+        &r,
+        "POST",
+        "/members/me/redemptions",
+        Some(&zoe),
+        Some(json!({"points": 100})),
+    )
+    .await;
+    assert_eq!(st, 409, "{refused}");
+    assert_eq!(refused["errors"][0]["field"], "loyalty_card", "{refused}");
+    let link = card_link(&r, "9130012345678901").await;
+    let confirmed = json!({"card_link_id": link, "status": "confirmed"});
+    let (st, _) = send(
+        &r,
+        "POST",
+        "/local/loyalty/answers",
+        None,
+        Some(json!([confirmed, confirmed])),
+    )
+    .await;
+    assert_eq!(st, 202);
+    assert!(node
+        .pipeline
+        .settle(Duration::from_secs(20))
+        .await
+        .expect("settle"));
+    let (_, me) = send(&r, "GET", "/members/me", Some(&zoe), None).await;
+    assert_eq!(me["loyalty_card_status"], "confirmed", "{me}");
     let (st, red) = send(
         &r,
         "POST",
@@ -164,4 +198,80 @@ async fn a_rejected_redemption_gives_the_points_back_once_on_the_local_server() 
         })
         .collect();
     assert_eq!(refused.len(), 1, "one mail for the rejection");
+
+    // A new card, which the loyalty programme does not know: unlinked, and
+    // the member is told once (the answer delivered twice).
+    let (st, me) = send(
+        &r,
+        "PATCH",
+        "/members/me",
+        Some(&zoe),
+        Some(json!({"loyalty_card": "9130012345670000"})),
+    )
+    .await;
+    assert_eq!(st, 200, "{me}");
+    assert_eq!(me["loyalty_card_status"], "pending");
+    assert!(node
+        .pipeline
+        .settle(Duration::from_secs(20))
+        .await
+        .expect("settle"));
+    let link = card_link(&r, "9130012345670000").await;
+    let rejected =
+        json!({"card_link_id": link, "status": "rejected", "reason": "Numéro de carte inconnu"});
+    let (st, _) = send(
+        &r,
+        "POST",
+        "/local/loyalty/answers",
+        None,
+        Some(json!([rejected, rejected])),
+    )
+    .await;
+    assert_eq!(st, 202);
+    assert!(node
+        .pipeline
+        .settle(Duration::from_secs(20))
+        .await
+        .expect("settle"));
+    let (_, me) = send(&r, "GET", "/members/me", Some(&zoe), None).await;
+    assert_eq!(me["loyalty_card"], Value::Null, "{me}");
+    assert_eq!(me["loyalty_card_status"], Value::Null, "{me}");
+    let (_, mails) = send(&r, "GET", "/local/mailbox", None, None).await;
+    let unlinked: Vec<&Value> = mails["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter(|m| {
+            m["subject"]
+                .as_str()
+                .is_some_and(|s| s.contains("carte de fidélité n'a pas pu"))
+        })
+        .collect();
+    assert_eq!(unlinked.len(), 1, "one mail for the rejected card");
+    let (_, dead) = send(&r, "GET", "/local/dead-letters", None, None).await;
+    let dead = dead["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter(|d| d["queue"] == "loyalty_answers")
+        .count();
+    assert_eq!(dead, 2, "the card answers all applied");
+}
+
+/// The id of the link the loyalty programme was asked to confirm for
+/// `card` (its `member.card_linked` message on the outbound queue).
+async fn card_link(r: &Router, card: &str) -> String {
+    let (_, out) = send(r, "GET", "/local/loyalty", None, None).await;
+    let msg = out["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .find(|m| m["kind"] == "member.card_linked" && m["data"]["loyalty_card"] == card)
+        .cloned()
+        .unwrap_or_else(|| panic!("no card_linked message for the card: {out}"));
+    assert_eq!(msg["member_id"], "zoe");
+    msg["data"]["card_link_id"]
+        .as_str()
+        .expect("card_link_id")
+        .to_owned()
 }

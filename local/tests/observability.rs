@@ -35,6 +35,7 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Sink {
 
 const EMAIL: &str = "zoe.quintavalle@exemple-unique.fr";
 const CARD: &str = "9130012345678901";
+const VOTER_CARD: &str = "9130012345678902";
 const NAME: &str = "Zoé Quintavalle";
 const VOTER_EMAIL: &str = "bertrand.oyelaran@exemple-unique.fr";
 const VOTER_NAME: &str = "Bertrand Oyelaran";
@@ -152,6 +153,34 @@ async fn no_email_card_number_or_name_in_logs_at_trace() {
     )
     .await;
     assert_eq!(r.status, 201, "{}", r.body);
+    // The voter links a card too; the loyalty programme confirms the
+    // author's card and rejects the voter's (who is mailed).
+    let r = call(
+        &signup,
+        "PATCH",
+        "/members/me",
+        Some(&voter),
+        Some(json!({"loyalty_card": VOTER_CARD})),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    node.pipeline.drain().await.expect("drain");
+    for (who, status) in [("author", "confirmed"), ("voter", "rejected")] {
+        let id = community::domain::MemberId::parse(who).expect("id");
+        let link = community::members::get(&app, &id)
+            .await
+            .expect("member")
+            .loyalty_card_link
+            .expect("link");
+        node.pipeline
+            .send(
+                community::events::Queue::LoyaltyAnswers,
+                &json!({"card_link_id": link, "status": status, "reason": "Carte inconnue"})
+                    .to_string(),
+            )
+            .await
+            .expect("answer");
+    }
     node.pipeline.drain().await.expect("drain");
     let judge = member("judge").in_groups(&["committee"]);
     let r = call(
@@ -190,8 +219,14 @@ async fn no_email_card_number_or_name_in_logs_at_trace() {
     .expect("loyalty");
     assert_eq!(
         loyalty.items.len(),
-        1,
-        "the redemption reached the loyalty queue"
+        3,
+        "the two cards to confirm and the redemption reached the loyalty queue"
+    );
+    assert!(
+        mails.iter().any(|m| m.to == VOTER_EMAIL
+            && m.subject.contains("carte de fidélité")
+            && m.text.contains("8902")),
+        "the voter was told their card was not recognised"
     );
 
     let text = String::from_utf8(sink.0.lock().expect("sink").clone()).expect("utf-8");
@@ -219,6 +254,7 @@ async fn no_email_card_number_or_name_in_logs_at_trace() {
         ("email", VOTER_EMAIL),
         ("email's local part", "zoe.quintavalle"),
         ("card number", CARD),
+        ("card number", VOTER_CARD),
         ("display name", NAME),
         ("display name", "Quintavalle"),
         ("display name", VOTER_NAME),
@@ -238,6 +274,10 @@ async fn no_email_card_number_or_name_in_logs_at_trace() {
     for l in text.lines() {
         let digits: String = l.chars().filter(char::is_ascii_digit).collect();
         assert!(!digits.contains(CARD), "the card's digits are in: {l}");
+        assert!(
+            !digits.contains(VOTER_CARD),
+            "the card's digits are in: {l}"
+        );
     }
 }
 

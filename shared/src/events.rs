@@ -36,11 +36,13 @@ pub const OUTBOX_TTL_SECS: i64 = 7 * 24 * 3600;
 pub enum Queue {
     Points,
     Emails,
-    /// Outbound: the loyalty programme's integration point (redemptions).
+    /// Outbound: the loyalty programme's integration point (redemptions,
+    /// and the cards to confirm).
     Loyalty,
     /// Marketing's aggregates and the members' activity counters (insights.rs).
     Insights,
-    /// Inbound: the loyalty programme's answers to redemptions (loyalty.rs).
+    /// Inbound: the loyalty programme's answers to redemptions and to card
+    /// links (loyalty.rs, cards.rs).
     /// Nothing is relayed to it; the loyalty programme sends to it.
     LoyaltyAnswers,
 }
@@ -125,6 +127,15 @@ pub enum Kind {
     /// outbox, never relayed.
     #[serde(rename = "loyalty.answered")]
     LoyaltyAnswered,
+    /// A member linked a loyalty card (sign-up or profile): the loyalty
+    /// programme is asked to confirm it is a real card (cards.rs). `data`
+    /// carries the full card number, for the loyalty programme only.
+    #[serde(rename = "member.card_linked")]
+    MemberCardLinked,
+    /// The loyalty programme did not recognise a member's card: it was
+    /// unlinked; the member is mailed (cards.rs).
+    #[serde(rename = "member.card_rejected")]
+    MemberCardRejected,
 }
 
 impl Kind {
@@ -149,6 +160,8 @@ impl Kind {
             Kind::MailPage => "mail.page",
             Kind::RedemptionAnswered => "points.redemption_answered",
             Kind::LoyaltyAnswered => "loyalty.answered",
+            Kind::MemberCardLinked => "member.card_linked",
+            Kind::MemberCardRejected => "member.card_rejected",
         }
     }
 }
@@ -181,6 +194,8 @@ pub fn routes(kind: Kind) -> &'static [Queue] {
         Kind::MailPage => &[Queue::Emails],
         Kind::RedemptionAnswered => &[Queue::Emails, Queue::Insights],
         Kind::LoyaltyAnswered => &[],
+        Kind::MemberCardLinked => &[Queue::Loyalty],
+        Kind::MemberCardRejected => &[Queue::Emails],
     }
 }
 
@@ -389,6 +404,8 @@ mod tests {
             Kind::MailPage,
             Kind::RedemptionAnswered,
             Kind::LoyaltyAnswered,
+            Kind::MemberCardLinked,
+            Kind::MemberCardRejected,
         ] {
             // A withdrawal goes to no queue: the aggregator reads it from
             // the stream, and nothing else reacts to it. A loyalty answer

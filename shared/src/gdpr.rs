@@ -209,7 +209,9 @@ pub async fn export<T: Table>(app: &App<T>, caller: &Caller) -> Result<Value> {
         "generated_at": now(),
         "profile": {
             "id": row.id, "display_name": row.display_name, "email": row.email,
-            "loyalty_card": row.loyalty_card, "points_balance": row.points_balance + from_votes,
+            "loyalty_card": row.loyalty_card,
+            "loyalty_card_status": crate::cards::status_of(row.loyalty_card.as_deref(), row.loyalty_card_status.as_deref()),
+            "points_balance": row.points_balance + from_votes,
             "level": row.level, "ambassador": row.ambassador, "joined_at": row.joined_at,
         },
         "consents": {
@@ -385,6 +387,8 @@ pub async fn erase<T: Table>(app: &App<T>, caller: &Caller) -> Result<Value> {
             .set("erased_at", at.as_str())
             .set("points_balance", 0)
             .remove("loyalty_card")
+            .remove("loyalty_card_status")
+            .remove("loyalty_card_link")
             .remove("invite_code")
             .remove("erasing_at");
         let mut writes = vec![Write::update(k.clone(), tombstone).when(

@@ -5,6 +5,7 @@ pub mod ambassadors;
 pub mod app;
 pub mod auth;
 pub mod campaigns;
+pub mod cards;
 pub mod comments;
 pub mod committee;
 pub mod config;

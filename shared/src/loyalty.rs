@@ -23,6 +23,11 @@
 //! `points.toml`'s `answer_within_hours` are one Query ([`overdue`]),
 //! reported by `GET /insights` and, every hour on AWS, as the
 //! `RedemptionsOverdue` metric its alarm watches.
+//!
+//! The same inbound queue carries the answers to card links
+//! (`{"card_link_id","status":"confirmed|rejected","reason"?}`, cards.rs):
+//! [`Answer::parse`] tells the two shapes apart by their id field; a body
+//! of neither shape (or of both) is poison.
 
 use crate::app::App;
 use crate::auth::Caller;
@@ -71,10 +76,54 @@ impl AnswerStatus {
 /// The longest reason kept (the rest is cut): it is shown to the member.
 const REASON_MAX: usize = 500;
 
+/// A message of the inbound queue: an answer to a redemption or to a card link.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Answer {
+    Redemption(LoyaltyAnswer),
+    Card(crate::cards::CardAnswer),
+}
+
+impl Answer {
+    /// Parses an inbound message body: `redemption_id` makes it a
+    /// redemption's answer, `card_link_id` a card link's; the error says
+    /// what is wrong.
+    pub fn parse(body: &str) -> std::result::Result<Answer, String> {
+        let v: Value = serde_json::from_str(body).map_err(|e| e.to_string())?;
+        Answer::from_value(v)
+    }
+
+    pub fn from_value(v: Value) -> std::result::Result<Answer, String> {
+        let Value::Object(m) = &v else {
+            return Err("not a JSON object".into());
+        };
+        match (
+            m.contains_key("redemption_id"),
+            m.contains_key("card_link_id"),
+        ) {
+            (true, false) => LoyaltyAnswer::from_value(v).map(Answer::Redemption),
+            (false, true) => crate::cards::CardAnswer::from_value(v).map(Answer::Card),
+            (true, true) => Err("either redemption_id or card_link_id, not both".into()),
+            (false, false) => Err("neither a redemption_id nor a card_link_id".into()),
+        }
+    }
+
+    pub fn into_event(self) -> Event {
+        match self {
+            Answer::Redemption(a) => a.into_event(),
+            Answer::Card(a) => a.into_event(),
+        }
+    }
+}
+
 impl LoyaltyAnswer {
     /// Parses an inbound message body; the error says what is wrong.
     pub fn parse(body: &str) -> std::result::Result<LoyaltyAnswer, String> {
-        let a: LoyaltyAnswer = serde_json::from_str(body).map_err(|e| e.to_string())?;
+        let v: Value = serde_json::from_str(body).map_err(|e| e.to_string())?;
+        LoyaltyAnswer::from_value(v)
+    }
+
+    fn from_value(v: Value) -> std::result::Result<LoyaltyAnswer, String> {
+        let a: LoyaltyAnswer = serde_json::from_value(v).map_err(|e| e.to_string())?;
         if ulid::Ulid::from_string(&a.redemption_id).is_err() {
             return Err("redemption_id: not a redemption id".into());
         }
@@ -381,15 +430,18 @@ impl<T: Table + Clone> Consumer for AnswersConsumer<T> {
     }
 
     fn parse(&self, body: &str) -> std::result::Result<Event, String> {
-        LoyaltyAnswer::parse(body).map(LoyaltyAnswer::into_event)
+        Answer::parse(body).map(Answer::into_event)
     }
 
     async fn apply(&self, e: &Event) -> Result<()> {
         if e.kind != Kind::LoyaltyAnswered {
             return Err(Error::invalid("kind", "not a loyalty answer"));
         }
-        let a: LoyaltyAnswer = serde_json::from_value(e.data.clone())
-            .map_err(|err| Error::invalid("answer", err.to_string()))?;
+        let a = match Answer::from_value(e.data.clone()) {
+            Ok(Answer::Redemption(a)) => a,
+            Ok(Answer::Card(a)) => return apply_card(&self.app, &a).await,
+            Err(err) => return Err(Error::invalid("answer", err)),
+        };
         match apply_answer(&self.app, &a).await {
             Ok(Applied::Recorded) => {
                 tracing::info!(redemption = %a.redemption_id, status = a.status.as_str(), "loyalty answer recorded");
@@ -402,5 +454,27 @@ impl<T: Table + Clone> Consumer for AnswersConsumer<T> {
             }
             Err(err) => Err(err),
         }
+    }
+}
+
+/// A card link's answer, as the consumer logs it (the link and the member,
+/// never the card number).
+async fn apply_card<T: Table>(app: &App<T>, a: &crate::cards::CardAnswer) -> Result<()> {
+    use crate::cards::Applied;
+    match crate::cards::apply_answer(app, a).await {
+        Ok(Applied::Recorded) => {
+            tracing::info!(card_link = %a.card_link_id, status = a.status.as_str(), "loyalty card answer recorded");
+            Ok(())
+        }
+        Ok(Applied::Superseded) => {
+            tracing::info!(card_link = %a.card_link_id, status = a.status.as_str(), "loyalty card answer for a card no longer linked: recorded on its link only");
+            Ok(())
+        }
+        Ok(Applied::AlreadyRecorded) => Ok(()),
+        Err(err @ (Error::NotFound(_) | Error::Conflict(_))) => {
+            tracing::error!(card_link = %a.card_link_id, status = a.status.as_str(), error = %err, "loyalty card answer not applied; it goes to the dead-letter queue");
+            Err(err)
+        }
+        Err(err) => Err(err),
     }
 }

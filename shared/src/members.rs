@@ -2,6 +2,11 @@
 //!
 //! Keys: `MEMBER#{sub} / PROFILE` for the member; `INVITE#{code} / INVITE`
 //! for an invite code.
+//!
+//! A loyalty card is linked `pending` (`loyalty_card_status`, with its
+//! link's id in `loyalty_card_link`) until the loyalty programme confirms
+//! it (cards.rs): its link and the `member.card_linked` event are written in
+//! the transaction that sets the card and its guard.
 
 use crate::app::App;
 use crate::auth::Caller;
@@ -97,6 +102,15 @@ pub struct MemberRow {
     pub terms_accepted_at: String,
     #[serde(default)]
     pub loyalty_card: Option<String>,
+    /// `pending` until the loyalty programme confirms the card, then
+    /// `confirmed` (cards.rs); absent for a card linked before cards were
+    /// checked, which reads as confirmed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loyalty_card_status: Option<String>,
+    /// The card's link (`CARDLINK#{id}`), which the loyalty programme's
+    /// answer names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loyalty_card_link: Option<String>,
     pub cohort: String,
     #[serde(default)]
     pub invite_code: Option<String>,
@@ -131,6 +145,9 @@ pub struct MemberView {
     pub terms_accepted_at: String,
     /// Masked: only the last four digits are ever shown.
     pub loyalty_card: Option<String>,
+    /// `pending` while the loyalty programme checks the card, `confirmed`
+    /// once it did; null without a card (a rejected card is unlinked).
+    pub loyalty_card_status: Option<String>,
     pub comment_digest: bool,
 }
 
@@ -148,6 +165,10 @@ impl From<MemberRow> for MemberView {
             joined_at: r.joined_at,
             terms_version: r.terms_version,
             terms_accepted_at: r.terms_accepted_at,
+            loyalty_card_status: crate::cards::status_of(
+                r.loyalty_card.as_deref(),
+                r.loyalty_card_status.as_deref(),
+            ),
             loyalty_card: r.loyalty_card.as_deref().map(LoyaltyCard::masked),
             comment_digest: r.comment_digest,
         }
@@ -248,7 +269,12 @@ pub async fn sign_up<T: Table>(
         .to_owned();
 
     let at = now();
-    let row = MemberRow {
+    let card = card.map(|c| c.as_str().to_owned());
+    // The card's link and its event, for the loyalty programme to confirm it.
+    let link = card
+        .as_deref()
+        .map(|c| crate::cards::link_writes(caller.id.as_str(), c));
+    let mut row = MemberRow {
         id: caller.id.as_str().to_owned(),
         display_name: display_name.as_str().to_owned(),
         email: email.as_str().to_owned(),
@@ -256,7 +282,9 @@ pub async fn sign_up<T: Table>(
         email_opt_in_at: at.clone(),
         terms_version: app.settings().terms_version.clone(),
         terms_accepted_at: at.clone(),
-        loyalty_card: card.map(|c| c.as_str().to_owned()),
+        loyalty_card: card,
+        loyalty_card_status: None,
+        loyalty_card_link: None,
         cohort,
         invite_code: code.clone(),
         joined_at: at,
@@ -266,6 +294,10 @@ pub async fn sign_up<T: Table>(
         erased_at: None,
         comment_digest: false,
     };
+    if let Some((id, _)) = &link {
+        row.loyalty_card_status = Some(crate::cards::PENDING.into());
+        row.loyalty_card_link = Some(id.clone());
+    }
     let k = key(&caller.id);
     let event = Event::new(
         Kind::MemberSignedUp,
@@ -286,6 +318,9 @@ pub async fn sign_up<T: Table>(
         writes.push(card_guard(c, &row.id));
         writes.len() - 1
     });
+    if let Some((_, w)) = link {
+        writes.extend(w);
+    }
     let view = MemberView::from(row);
     let body = serde_json::to_value(&view).map_err(|e| Error::Store(StoreError::unavailable(e)))?;
     match commit(&app.table, writes, receipt.map(|r| (r, 201, &body))).await {
@@ -423,6 +458,13 @@ pub async fn update<T: Table>(app: &App<T>, caller: &Caller, p: Patch) -> Result
         if let Some(old) = &current.loyalty_card {
             writes.push(free_card(old, &current.id));
         }
+        // A new card is pending until the loyalty programme confirms it;
+        // an answer about the previous card's link changes nothing now.
+        let (link, w) = crate::cards::link_writes(&current.id, &c);
+        u = u
+            .set("loyalty_card_status", crate::cards::PENDING)
+            .set("loyalty_card_link", link.as_str());
+        writes.extend(w);
     }
     writes.insert(0, Write::update(key(&caller.id), u).when(cond));
     match app.table.transact(writes).await {

@@ -650,6 +650,16 @@ pub async fn redeem<T: Table>(
             "add your loyalty card (PATCH /members/me) before converting points into euros",
         ));
     };
+    // The euros go to a card the loyalty programme confirmed exists
+    // (cards.rs): a card still being checked cannot receive them yet.
+    if member
+        .loyalty_card_status
+        .as_deref()
+        .unwrap_or(crate::cards::CONFIRMED)
+        != crate::cards::CONFIRMED
+    {
+        return Err(card_pending());
+    }
     let cents = points * 100 / conv.points_per_euro;
     let euros = format!("{}.{:02}", cents / 100, cents % 100);
     let id = ulid::Ulid::new().to_string();
@@ -686,7 +696,15 @@ pub async fn redeem<T: Table>(
             members::key(&caller.id),
             Update::default().add("points_balance", -points),
         )
-        .when(Cond::AtLeast("points_balance".into(), points - from_votes)),
+        .when(
+            Cond::AtLeast("points_balance".into(), points - from_votes)
+                // Still the card read above, still confirmed.
+                .and(Cond::Eq("loyalty_card".into(), json!(card)))
+                .and(Cond::AttrAbsent("loyalty_card_status".into()).or(Cond::Eq(
+                    "loyalty_card_status".into(),
+                    json!(crate::cards::CONFIRMED),
+                ))),
+        ),
         ledger_write(&member.id, &entry),
         Write::put_new(redemption_item),
         // Finds the member from the loyalty programme's answer, and lists
@@ -700,9 +718,36 @@ pub async fn redeem<T: Table>(
             crate::metrics::record_redemption(points);
             Ok(r)
         }
-        Err(Error::Store(StoreError::ConditionFailed { index: 0 })) => Err(Error::Conflict(
-            format!("your balance is below {points} points"),
-        )),
+        Err(Error::Store(StoreError::ConditionFailed { index: 0 })) => {
+            // The card changed meanwhile (unlinked by the loyalty
+            // programme, or another one linked), or the balance is short.
+            let now = members::require(app, caller).await?;
+            let same_card = now.loyalty_card.as_deref() == Some(card.as_str())
+                && now
+                    .loyalty_card_status
+                    .as_deref()
+                    .unwrap_or(crate::cards::CONFIRMED)
+                    == crate::cards::CONFIRMED;
+            if same_card {
+                Err(Error::Conflict(format!(
+                    "your balance is below {points} points"
+                )))
+            } else if now.loyalty_card.is_none() {
+                Err(Error::invalid(
+                    "loyalty_card",
+                    "add your loyalty card (PATCH /members/me) before converting points into euros",
+                ))
+            } else {
+                Err(card_pending())
+            }
+        }
         Err(e) => Err(e),
     }
+}
+
+fn card_pending() -> Error {
+    Error::ConflictOn(crate::domain::FieldError::new(
+        "loyalty_card",
+        "your loyalty card is being checked by the loyalty programme: convert your points once it is confirmed (loyalty_card_status)",
+    ))
 }

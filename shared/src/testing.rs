@@ -198,6 +198,23 @@ pub async fn join<T: crate::store::Table>(app: &App<T>, who: &As) {
         .expect("sign up");
 }
 
+/// The loyalty programme confirms the card `member` linked last (as its
+/// answer on the inbound queue would); returns the link's id.
+pub async fn confirm_card<T: crate::store::Table>(app: &App<T>, member: &str) -> String {
+    let id = crate::domain::MemberId::parse(member).expect("member id");
+    let row = crate::members::get(app, &id).await.expect("member");
+    let link = row.loyalty_card_link.expect("a card linked");
+    let answer = crate::cards::CardAnswer {
+        card_link_id: link.clone(),
+        status: crate::cards::CardStatus::Confirmed,
+        reason: None,
+    };
+    crate::cards::apply_answer(app, &answer)
+        .await
+        .expect("card confirmed");
+    link
+}
+
 /// Posts an idea by `who` through the domain; returns its id.
 pub async fn post_idea<T: crate::store::Table>(app: &App<T>, who: &As) -> String {
     let req: crate::ideas::NewIdea = serde_json::from_value(idea_body()).expect("body");

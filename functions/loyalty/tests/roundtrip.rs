@@ -21,8 +21,9 @@ fn tweak(s: &mut community::config::Settings) {
     s.points.conversion.minimum_redemption = 100;
 }
 
-/// Signs `who` up with a loyalty card through the route, and gives them
-/// `points` (as the points consumer would have).
+/// Signs `who` up with a loyalty card through the route, has the loyalty
+/// programme confirm the card, and gives them `points` (as the points
+/// consumer would have).
 async fn member_with_points<T: Table + Clone>(
     app: &App<T>,
     router: &axum::Router,
@@ -34,6 +35,7 @@ async fn member_with_points<T: Table + Clone>(
     body["loyalty_card"] = json!(card);
     let r = call(router, "POST", "/members", Some(who), Some(body)).await;
     assert_eq!(r.status, 201, "{:?}", r.body);
+    community::testing::confirm_card(app, &who.sub).await;
     app.table
         .transact(vec![Write::update(
             community::members::key(&caller(who).id),

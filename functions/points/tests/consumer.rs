@@ -139,6 +139,7 @@ async fn redemptions_never_overdraw_even_concurrently() {
     )
     .await
     .expect("card");
+    community::testing::confirm_card(&app, "mm").await;
     // 50 (sign-up) + 1000 (accepted idea) = 1050 points.
     let consumer = PointsConsumer { app: app.clone() };
     let events = vec![

@@ -27,6 +27,8 @@ async fn sample_events_sign_up_read_and_update_a_member() {
     // The card is stored but only its last four digits are ever shown.
     assert_eq!(created.body["loyalty_card"], "••••••••••••8901");
     assert!(!created.body.to_string().contains("9130012345678901"));
+    // Until the loyalty programme confirms it (cards.rs).
+    assert_eq!(created.body["loyalty_card_status"], "pending");
 
     let again = call_event(&r, &fixture("post-member.json")).await;
     assert_eq!(again.status, 409);
@@ -417,4 +419,109 @@ async fn the_comment_digest_is_opt_in_and_patchable() {
         .status,
         401
     );
+}
+
+/// The member view of a card: masked, with its status, which follows the
+/// loyalty programme's answers; a card linked before cards were checked
+/// reads as confirmed; no card, no status.
+#[tokio::test]
+async fn the_member_view_shows_the_card_masked_with_its_status() {
+    use community::cards::{CardAnswer, CardStatus};
+    let (app, _d) = embedded_app(|s| s.abuse.rate_limits.enabled = false);
+    let r = signup::router(app.clone());
+    let alice = member("alice");
+    let created = call(
+        &r,
+        "POST",
+        "/members",
+        Some(&alice),
+        Some(sign_up_body("Alice")),
+    )
+    .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    assert_eq!(created.body["loyalty_card"], serde_json::Value::Null);
+    assert_eq!(created.body["loyalty_card_status"], serde_json::Value::Null);
+    assert!(created
+        .body
+        .as_object()
+        .is_some_and(|o| o.contains_key("loyalty_card_status")));
+
+    let patched = call(
+        &r,
+        "PATCH",
+        "/members/me",
+        Some(&alice),
+        Some(json!({"loyalty_card": "9130012345678901"})),
+    )
+    .await;
+    assert_eq!(patched.status, 200, "{}", patched.body);
+    assert_eq!(patched.body["loyalty_card"], "••••••••••••8901");
+    assert_eq!(patched.body["loyalty_card_status"], "pending");
+    let id = community::domain::MemberId::parse("alice").expect("id");
+    let link = community::members::get(&app, &id)
+        .await
+        .expect("alice")
+        .loyalty_card_link
+        .expect("a link");
+    let confirm = CardAnswer {
+        card_link_id: link.clone(),
+        status: CardStatus::Confirmed,
+        reason: None,
+    };
+    community::cards::apply_answer(&app, &confirm)
+        .await
+        .expect("confirmed");
+    let me = call(&r, "GET", "/members/me", Some(&alice), None).await;
+    assert_eq!(me.body["loyalty_card_status"], "confirmed");
+    // The same card again changes nothing: still confirmed, same link.
+    let same = call(
+        &r,
+        "PATCH",
+        "/members/me",
+        Some(&alice),
+        Some(json!({"loyalty_card": "9130012345678901"})),
+    )
+    .await;
+    assert_eq!(same.status, 200, "{}", same.body);
+    assert_eq!(same.body["loyalty_card_status"], "confirmed");
+    assert_eq!(
+        community::members::get(&app, &id)
+            .await
+            .expect("alice")
+            .loyalty_card_link,
+        Some(link.clone())
+    );
+    // Another card is pending again, under a new link.
+    let other = call(
+        &r,
+        "PATCH",
+        "/members/me",
+        Some(&alice),
+        Some(json!({"loyalty_card": "9130012345670000"})),
+    )
+    .await;
+    assert_eq!(other.body["loyalty_card"], "••••••••••••0000");
+    assert_eq!(other.body["loyalty_card_status"], "pending");
+    let row = community::members::get(&app, &id).await.expect("alice");
+    assert!(row.loyalty_card_link.is_some_and(|l| l != link));
+    // The export says it too.
+    let export = call(&r, "GET", "/members/me/export", Some(&alice), None).await;
+    assert_eq!(export.status, 200, "{}", export.body);
+    assert_eq!(export.body["profile"]["loyalty_card_status"], "pending");
+
+    // A card stored before cards were checked (no status, no link).
+    use community::store::{Table, Update, Write};
+    app.table
+        .transact(vec![Write::update(
+            community::members::key(&id),
+            Update::default()
+                .remove("loyalty_card_status")
+                .remove("loyalty_card_link"),
+        )])
+        .await
+        .expect("legacy row");
+    let me = call(&r, "GET", "/members/me", Some(&alice), None).await;
+    assert_eq!(me.body["loyalty_card"], "••••••••••••0000");
+    assert_eq!(me.body["loyalty_card_status"], "confirmed");
+    assert!(!me.body.to_string().contains("9130012345670000"));
 }

@@ -839,6 +839,14 @@ impl<T: Table + Clone, M: Mailer> EmailsConsumer<T, M> {
                 }
                 Ok(())
             }
+            // The loyalty programme did not recognise the member's card (cards.rs).
+            Kind::MemberCardRejected => {
+                if let Some((r, _)) = self.member(&e.member_id).await? {
+                    let t = templates::for_card_rejected(s, e, &r.name, &r.member);
+                    self.deliver(e, &r, t, out, message).await?;
+                }
+                Ok(())
+            }
             // Moderation: the author is told, with the moderator's reason.
             Kind::ContentHidden | Kind::ContentRestored => {
                 if let Some((r, _)) = self.member(&e.member_id).await? {

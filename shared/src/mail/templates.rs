@@ -314,6 +314,44 @@ pub fn for_redemption(s: &Settings, e: &Event, name: &str, member: &str) -> Rend
     render(mail_id, subject, lines, link)
 }
 
+/// The loyalty programme did not recognise the member's card: it was
+/// unlinked (transactional: it is about their own account). The event
+/// carries the card masked, never its number.
+pub fn for_card_rejected(s: &Settings, e: &Event, name: &str, member: &str) -> Rendered {
+    let mail_id = format!("{}-card", e.event_id);
+    let card = e.data["loyalty_card"].as_str().unwrap_or_default();
+    let tail: String = card
+        .chars()
+        .rev()
+        .take(4)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    let mut lines = vec![
+        format!("Bonjour {name},"),
+        if tail.is_empty() {
+            "Le programme de fidélité n'a pas reconnu la carte de fidélité que vous avez ajoutée : elle n'est plus associée à votre compte.".to_string()
+        } else {
+            format!("Le programme de fidélité n'a pas reconnu la carte de fidélité se terminant par {tail} : elle n'est plus associée à votre compte.")
+        },
+    ];
+    if let Some(r) = e.data["reason"].as_str().filter(|r| !r.is_empty()) {
+        lines.push(format!("Motif : {r}"));
+    }
+    lines.push("Vérifiez le numéro imprimé au dos de votre carte et ajoutez-la de nouveau depuis votre espace membre. Vos points restent sur votre solde : vous pourrez les convertir en euros une fois la carte confirmée.".into());
+    let link = Some((
+        "Mon espace membre".to_string(),
+        tracked_url(s, &mail_id, member, &format!("{}/members/me", s.public_url)),
+    ));
+    render(
+        mail_id,
+        "Votre carte de fidélité n'a pas pu être associée à votre compte".to_string(),
+        lines,
+        link,
+    )
+}
+
 /// New comments on one of the author's ideas, for the digest.
 pub struct DigestIdea {
     pub idea_id: String,
