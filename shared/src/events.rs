@@ -43,15 +43,19 @@ pub enum Queue {
     /// Inbound: the loyalty programme's answers to redemptions (loyalty.rs).
     /// Nothing is relayed to it; the loyalty programme sends to it.
     LoyaltyAnswers,
+    /// Inbound: SES's bounces and complaints (mail/feedback.rs), through the
+    /// configuration set's SNS topic. Nothing is relayed to it.
+    MailFeedback,
 }
 
 impl Queue {
-    pub const ALL: [Queue; 5] = [
+    pub const ALL: [Queue; 6] = [
         Queue::Points,
         Queue::Emails,
         Queue::Loyalty,
         Queue::Insights,
         Queue::LoyaltyAnswers,
+        Queue::MailFeedback,
     ];
     /// The queues the relay sends events to (`routes`).
     pub const ROUTED: [Queue; 4] = [
@@ -67,6 +71,7 @@ impl Queue {
             Queue::Loyalty => "loyalty",
             Queue::Insights => "insights",
             Queue::LoyaltyAnswers => "loyalty_answers",
+            Queue::MailFeedback => "mail_feedback",
         }
     }
     pub fn parse(s: &str) -> Option<Queue> {
@@ -125,6 +130,11 @@ pub enum Kind {
     /// outbox, never relayed.
     #[serde(rename = "loyalty.answered")]
     LoyaltyAnswered,
+    /// Inbound only: SES's bounce or complaint about a mail, as the
+    /// `mail_feedback` consumer sees it (`mail::feedback::parse`); never in
+    /// the outbox, never relayed.
+    #[serde(rename = "mail.feedback")]
+    MailFeedback,
 }
 
 impl Kind {
@@ -149,6 +159,7 @@ impl Kind {
             Kind::MailPage => "mail.page",
             Kind::RedemptionAnswered => "points.redemption_answered",
             Kind::LoyaltyAnswered => "loyalty.answered",
+            Kind::MailFeedback => "mail.feedback",
         }
     }
 }
@@ -180,7 +191,7 @@ pub fn routes(kind: Kind) -> &'static [Queue] {
         Kind::MemberErased => &[Queue::Points, Queue::Insights],
         Kind::MailPage => &[Queue::Emails],
         Kind::RedemptionAnswered => &[Queue::Emails, Queue::Insights],
-        Kind::LoyaltyAnswered => &[],
+        Kind::LoyaltyAnswered | Kind::MailFeedback => &[],
     }
 }
 
@@ -389,13 +400,17 @@ mod tests {
             Kind::MailPage,
             Kind::RedemptionAnswered,
             Kind::LoyaltyAnswered,
+            Kind::MailFeedback,
         ] {
             // A withdrawal goes to no queue: the aggregator reads it from
             // the stream, and nothing else reacts to it. A loyalty answer
             // arrives on its own queue, from outside.
             assert_eq!(
                 routes(k).is_empty(),
-                matches!(k, Kind::VoteWithdrawn | Kind::LoyaltyAnswered),
+                matches!(
+                    k,
+                    Kind::VoteWithdrawn | Kind::LoyaltyAnswered | Kind::MailFeedback
+                ),
                 "{k:?}"
             );
             assert!(routes(k).iter().all(|q| Queue::ROUTED.contains(q)));
