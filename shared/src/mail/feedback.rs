@@ -335,7 +335,7 @@ enum Outcome {
 
 impl<T: Table + Clone> FeedbackConsumer<T> {
     /// One attempt at a chunk of events (at most [`CHUNK`]).
-    async fn attempt(&self, events: &[(&Event, &Feedback)], consistent: bool) -> Result<Outcome> {
+    async fn attempt(&self, events: &[(&Event, &Feedback)]) -> Result<Outcome> {
         let table = &self.app.table;
         // 1. Once per event: the same notification twice in one batch is
         // one, and those recorded before are dropped.
@@ -361,7 +361,9 @@ impl<T: Table + Clone> FeedbackConsumer<T> {
         if pending.is_empty() {
             return Ok(Outcome::Done);
         }
-        // 2. The profiles of the members to suppress.
+        // 2. The profiles of the members to suppress, read consistently (a
+        // welcome mail can bounce within seconds of the sign-up; feedback
+        // is rare enough for the full read units).
         let mut to_suppress: BTreeMap<String, Vec<&Feedback>> = BTreeMap::new();
         for (e, f) in &pending {
             if f.suppresses && MemberId::parse(&e.member_id).is_some() {
@@ -374,7 +376,7 @@ impl<T: Table + Clone> FeedbackConsumer<T> {
             .map(|m| members::key(&m))
             .collect();
         let mut profiles: HashMap<String, Item> = HashMap::new();
-        for i in crate::store::get_all(table, &profile_keys, consistent).await? {
+        for i in crate::store::get_all(table, &profile_keys, true).await? {
             let id = i
                 .get("pk")
                 .and_then(Value::as_str)
@@ -468,7 +470,7 @@ impl<T: Table + Clone> FeedbackConsumer<T> {
         for chunk in events.chunks(CHUNK) {
             let mut attempt = 0;
             loop {
-                match self.attempt(chunk, attempt > 0).await? {
+                match self.attempt(chunk).await? {
                     Outcome::Done => break,
                     Outcome::Replan if attempt < ATTEMPTS => {}
                     Outcome::Busy if attempt < ATTEMPTS => {
