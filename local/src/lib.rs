@@ -126,6 +126,12 @@ impl<T: Table + ChangeFeed + Clone> Local<T> {
             Queue::LoyaltyAnswers,
             Arc::new(community::loyalty::AnswersConsumer { app: app.clone() }),
         );
+        // SES's bounces and complaints (simulated locally with
+        // `POST /local/ses-events`).
+        consumers.insert(
+            Queue::MailFeedback,
+            Arc::new(community::mail::feedback::FeedbackConsumer { app: app.clone() }),
+        );
         let pipeline = Arc::new(Pipeline {
             table: app.table.clone(),
             consumers,
@@ -162,6 +168,7 @@ impl<T: Table + ChangeFeed + Clone> Local<T> {
                     .route("/local/dead-letters/redrive", post(redrive::<T>))
                     .route("/local/loyalty", get(loyalty::<T>))
                     .route("/local/loyalty/answers", post(loyalty_answers::<T>))
+                    .route("/local/ses-events", post(ses_events::<T>))
                     .route("/local/queues", get(queues::<T>))
                     .with_state(self.pipeline.clone()),
             )
@@ -306,7 +313,7 @@ async fn redrive<T: Table + ChangeFeed + Clone>(
         Some(name) => Some(Queue::parse(name).ok_or_else(|| {
             community::http::ApiError::bad_request(
                 "queue",
-                "must be points, emails, loyalty, insights or loyalty_answers",
+                "must be points, emails, loyalty, insights, loyalty_answers or mail_feedback",
             )
         })?),
         None => None,
@@ -349,6 +356,37 @@ async fn loyalty_answers<T: Table + ChangeFeed + Clone>(
     let mut sent = Vec::new();
     for a in answers {
         sent.push(p.send(Queue::LoyaltyAnswers, &a.to_string()).await?);
+    }
+    Ok((
+        axum::http::StatusCode::ACCEPTED,
+        Json(json!({"sent": sent})),
+    ))
+}
+
+/// `POST /local/ses-events`: what SES does on AWS through the configuration
+/// set's SNS topic, locally: sends its bounce or complaint events (SES's
+/// event JSON, one or an array; `events/ses/` has samples) to the inbound
+/// `mail_feedback` queue, unchecked, as SNS delivers whatever SES publishes;
+/// the feedback consumer applies them (one it cannot read reaches
+/// `GET /local/dead-letters`). Tag the mail with the member
+/// (`mail.tags.member`) to suppress their address. 202 `{"sent":[ids]}`.
+async fn ses_events<T: Table + ChangeFeed + Clone>(
+    State(p): State<Arc<Pipeline<T>>>,
+    body: axum::body::Bytes,
+) -> Result<(axum::http::StatusCode, Json<Value>), community::http::ApiError> {
+    let v: Value = serde_json::from_slice(&body).map_err(|_| {
+        community::http::ApiError::bad_request(
+            "body",
+            "must be an SES event (JSON) or an array of them",
+        )
+    })?;
+    let events = match v {
+        Value::Array(a) => a,
+        one => vec![one],
+    };
+    let mut sent = Vec::new();
+    for e in events {
+        sent.push(p.send(Queue::MailFeedback, &e.to_string()).await?);
     }
     Ok((
         axum::http::StatusCode::ACCEPTED,

@@ -19,7 +19,8 @@
 //!   that one mail; nothing is lost.
 //!
 //! Comments hidden by moderation meanwhile, and authors who opted out (or
-//! unsubscribed from community mails) since, are dropped without a mail.
+//! unsubscribed from community mails, or whose address SES suppressed) since,
+//! are dropped without a mail.
 
 use crate::app::App;
 use crate::comments;
@@ -75,7 +76,7 @@ pub async fn record<T: Table>(app: &App<T>, e: &Event) -> Result<()> {
         Err(Error::NotFound(_)) => return Ok(()),
         Err(err) => return Err(err),
     };
-    if !m.comment_digest {
+    if !m.comment_digest || !m.mailable() {
         return Ok(());
     }
     let k = pending_key(author, &e.at, comment);
@@ -186,7 +187,9 @@ async fn send_one<T: Table, M: Mailer>(
         Err(Error::NotFound(_)) => return drop_all().await,
         Err(e) => return Err(e),
     };
-    if !m.comment_digest || !m.email_opt_in {
+    // Opted out, or the address suppressed (a permanent bounce or a
+    // complaint, `mail::feedback`).
+    if !m.comment_digest || !m.email_opt_in || !m.mailable() {
         return drop_all().await;
     }
     let comment_keys: Vec<Key> = items

@@ -45,15 +45,19 @@ pub enum Queue {
     /// links (loyalty.rs, cards.rs).
     /// Nothing is relayed to it; the loyalty programme sends to it.
     LoyaltyAnswers,
+    /// Inbound: SES's bounces and complaints (mail/feedback.rs), through the
+    /// configuration set's SNS topic. Nothing is relayed to it.
+    MailFeedback,
 }
 
 impl Queue {
-    pub const ALL: [Queue; 5] = [
+    pub const ALL: [Queue; 6] = [
         Queue::Points,
         Queue::Emails,
         Queue::Loyalty,
         Queue::Insights,
         Queue::LoyaltyAnswers,
+        Queue::MailFeedback,
     ];
     /// The queues the relay sends events to (`routes`).
     pub const ROUTED: [Queue; 4] = [
@@ -69,6 +73,7 @@ impl Queue {
             Queue::Loyalty => "loyalty",
             Queue::Insights => "insights",
             Queue::LoyaltyAnswers => "loyalty_answers",
+            Queue::MailFeedback => "mail_feedback",
         }
     }
     pub fn parse(s: &str) -> Option<Queue> {
@@ -136,6 +141,11 @@ pub enum Kind {
     /// unlinked; the member is mailed (cards.rs).
     #[serde(rename = "member.card_rejected")]
     MemberCardRejected,
+    /// Inbound only: SES's bounce or complaint about a mail, as the
+    /// `mail_feedback` consumer sees it (`mail::feedback::parse`); never in
+    /// the outbox, never relayed.
+    #[serde(rename = "mail.feedback")]
+    MailFeedback,
 }
 
 impl Kind {
@@ -162,6 +172,7 @@ impl Kind {
             Kind::LoyaltyAnswered => "loyalty.answered",
             Kind::MemberCardLinked => "member.card_linked",
             Kind::MemberCardRejected => "member.card_rejected",
+            Kind::MailFeedback => "mail.feedback",
         }
     }
 }
@@ -193,7 +204,7 @@ pub fn routes(kind: Kind) -> &'static [Queue] {
         Kind::MemberErased => &[Queue::Points, Queue::Insights],
         Kind::MailPage => &[Queue::Emails],
         Kind::RedemptionAnswered => &[Queue::Emails, Queue::Insights],
-        Kind::LoyaltyAnswered => &[],
+        Kind::LoyaltyAnswered | Kind::MailFeedback => &[],
         Kind::MemberCardLinked => &[Queue::Loyalty],
         Kind::MemberCardRejected => &[Queue::Emails],
     }
@@ -406,13 +417,17 @@ mod tests {
             Kind::LoyaltyAnswered,
             Kind::MemberCardLinked,
             Kind::MemberCardRejected,
+            Kind::MailFeedback,
         ] {
             // A withdrawal goes to no queue: the aggregator reads it from
             // the stream, and nothing else reacts to it. A loyalty answer
             // arrives on its own queue, from outside.
             assert_eq!(
                 routes(k).is_empty(),
-                matches!(k, Kind::VoteWithdrawn | Kind::LoyaltyAnswered),
+                matches!(
+                    k,
+                    Kind::VoteWithdrawn | Kind::LoyaltyAnswered | Kind::MailFeedback
+                ),
                 "{k:?}"
             );
             assert!(routes(k).iter().all(|q| Queue::ROUTED.contains(q)));

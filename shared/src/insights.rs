@@ -38,6 +38,9 @@
 //! by the review that earns the label, in the transaction that sets it.
 //! **Mails**: the emails consumer indexes each community mail's figures
 //! (`MAIL#{id} / STATS#{00-15}`, gsi1 `MAILS` / `{mail id}`, summed per mail).
+//! **Mail feedback** (`mail_feedback`: SES's bounces and complaints, and the
+//! addresses they suppressed) is added by the `mail_feedback` consumer, one
+//! `totals_write` per batch (mail/feedback.rs).
 
 use crate::ambassadors::{self, not_erased, score_key};
 use crate::app::App;
@@ -82,6 +85,19 @@ pub fn total_write(attr: &str, n: i64) -> Write {
         Key::new(shard_pk(random_shard()), TOTALS),
         Update::default().add(attr, n),
     )
+}
+
+/// Adds to several totals on one random shard, in one write (for another
+/// consumer's batch: `mail::feedback` folds its batch's figures into it).
+/// `None` when every delta is zero.
+pub fn totals_write(adds: &[(&str, i64)]) -> Option<Write> {
+    let mut u = Update::default();
+    let mut any = false;
+    for (attr, n) in adds.iter().filter(|(_, n)| *n != 0) {
+        u = u.add(attr, *n);
+        any = true;
+    }
+    any.then(|| Write::update(Key::new(shard_pk(random_shard()), TOTALS), u))
 }
 
 fn day_of(at: &str) -> String {
@@ -754,6 +770,13 @@ pub async fn read<T: Table>(app: &App<T>, caller: &Caller) -> Result<Value> {
             "ideas": review,
         },
         "mails": mails,
+        // SES's bounces and complaints (every one, transient bounces
+        // included), and the members' addresses they suppressed.
+        "mail_feedback": {
+            "bounces": t("mail_bounces"),
+            "complaints": t("mail_complaints"),
+            "suppressed": t("mail_suppressed"),
+        },
         "contests": {"entries": t("entries")},
         "reviews": {"posted": t("reviews"), "labels_earned": t("labels_earned")},
         "comments": {"posted": t("comments")},

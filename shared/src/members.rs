@@ -127,6 +127,19 @@ pub struct MemberRow {
     /// Digest mails of new comments on the member's ideas (opt-in).
     #[serde(default)]
     pub comment_digest: bool,
+    /// Set when SES reported the address as permanently bouncing or the
+    /// member's mailbox as complaining (`bounce` or `complaint`,
+    /// `mail::feedback`): no mail of any kind goes to it any more.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email_suppressed: Option<String>,
+}
+
+impl MemberRow {
+    /// Whether a mail may go to the member's address (not suppressed after
+    /// a permanent bounce or a complaint).
+    pub fn mailable(&self) -> bool {
+        self.email_suppressed.is_none() && !self.email.is_empty()
+    }
 }
 
 /// A member as shown to themself.
@@ -293,6 +306,7 @@ pub async fn sign_up<T: Table>(
         ambassador: false,
         erased_at: None,
         comment_digest: false,
+        email_suppressed: None,
     };
     if let Some((id, _)) = &link {
         row.loyalty_card_status = Some(crate::cards::PENDING.into());
@@ -358,9 +372,10 @@ pub async fn get<T: Table>(app: &App<T>, id: &MemberId) -> Result<MemberRow> {
     }
 }
 
-/// The members among `ids` who accept community mails (`email_opt_in`),
-/// in one batch read per 100 (eventually consistent: a mail may follow an
-/// opt-out by a second). Closed and unknown members are left out.
+/// The members among `ids` who accept community mails (`email_opt_in`) and
+/// can be mailed (`MemberRow::mailable`: no suppressed address), in one
+/// batch read per 100 (eventually consistent: a mail may follow an opt-out
+/// by a second). Closed and unknown members are left out.
 pub async fn opted_in<T: Table>(app: &App<T>, ids: &[String]) -> Result<Vec<MemberRow>> {
     let keys: Vec<Key> = ids
         .iter()
@@ -374,7 +389,7 @@ pub async fn opted_in<T: Table>(app: &App<T>, ids: &[String]) -> Result<Vec<Memb
                 continue;
             }
             let row = row_from(item)?;
-            if row.email_opt_in {
+            if row.email_opt_in && row.mailable() {
                 out.push(row);
             }
         }

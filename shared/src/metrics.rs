@@ -96,6 +96,13 @@ pub const REVIEWS: Metric = Metric {
     labels: &[],
     function: "reviews",
 };
+/// SES's feedback recorded by the `mail_feedback` consumer, by `type`:
+/// `bounce`, `complaint`, and `suppressed` (addresses suppressed).
+pub const MAIL_FEEDBACK: Metric = Metric {
+    name: "MailFeedback",
+    labels: &["type"],
+    function: "mailfeedback",
+};
 
 /// Every business metric (the dashboard charts each one).
 pub const ALL: &[Metric] = &[
@@ -112,6 +119,7 @@ pub const ALL: &[Metric] = &[
     EMAILS_SENT,
     CONTEST_ENTRIES,
     REVIEWS,
+    MAIL_FEEDBACK,
 ];
 
 fn add(m: Metric, value: u64, labels: &[(&'static str, String)]) {
@@ -197,6 +205,20 @@ pub fn record_contest_entry(contest: &str) {
 
 pub fn record_review() {
     add(REVIEWS, 1, &[]);
+}
+
+/// A batch of SES feedback recorded: its bounces, complaints and the
+/// addresses it suppressed (zeros are not sent).
+pub fn record_mail_feedback(bounces: u64, complaints: u64, suppressed: u64) {
+    for (t, n) in [
+        ("bounce", bounces),
+        ("complaint", complaints),
+        ("suppressed", suppressed),
+    ] {
+        if n > 0 {
+            add(MAIL_FEEDBACK, n, &[("type", t.to_owned())]);
+        }
+    }
 }
 
 static COLLECTOR: OnceLock<&'static metrics_cloudwatch_embedded::Collector> = OnceLock::new();
@@ -400,6 +422,7 @@ mod tests {
             record_email_sent("welcome");
             record_contest_entry("c1");
             record_review();
+            record_mail_feedback(1, 0, 1);
         });
         for m in ALL {
             let hit = all.iter().find(|(n, _, _)| n == m.name);

@@ -480,3 +480,34 @@ impl TestIssuer {
         jsonwebtoken::encode(&h, claims, &self.key).expect("sign")
     }
 }
+
+/// An SES bounce event (`Permanent`, `Transient`) about a community mail to
+/// `who`, as the configuration set publishes it (tagged with the member).
+pub fn ses_bounce(who: &As, bounce_type: &str) -> String {
+    let message_id = format!("test-{}", ulid::Ulid::new());
+    json!({
+        "eventType": "Bounce",
+        "bounce": {"bounceType": bounce_type, "bounceSubType": "General",
+                   "bouncedRecipients": [{"emailAddress": who.email}],
+                   "feedbackId": format!("{message_id}-feedback")},
+        "mail": {"messageId": message_id, "destination": [who.email],
+                 "tags": {"member": [who.sub], "mail": ["welcome"]}}
+    })
+    .to_string()
+}
+
+/// Suppresses `who`'s address as a permanent bounce does: through the
+/// `mail_feedback` consumer.
+pub async fn suppress<T: crate::store::Table + Clone>(app: &App<T>, who: &As) {
+    let consumer = crate::mail::feedback::FeedbackConsumer { app: app.clone() };
+    let m = crate::queue::Message {
+        id: "bounce".into(),
+        body: ses_bounce(who, "Permanent"),
+    };
+    let failed = crate::queue::handle(&consumer, &[m]).await;
+    assert!(failed.is_empty(), "the bounce was not recorded");
+    let row = crate::members::get(app, &caller(who).id)
+        .await
+        .expect("member");
+    assert_eq!(row.email_suppressed.as_deref(), Some("bounce"));
+}

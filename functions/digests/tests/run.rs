@@ -136,6 +136,12 @@ async fn one_digest_per_opted_in_author_per_run_and_no_resend() {
         "tracked links"
     );
     assert!(digest.headers.iter().any(|(k, _)| k == "List-Unsubscribe"));
+    // Tagged for SES's bounce and complaint events (mail::feedback).
+    assert!(digest
+        .headers
+        .iter()
+        .any(|(k, v)| k == "X-SES-MESSAGE-TAGS"
+            && v.starts_with("member=alice, mail=comment-digest-")));
 
     // A rerun (after a crash, or the next hour with nothing new) sends nothing.
     let again = digests::handle(&app, &mailbox, sample())
@@ -170,4 +176,39 @@ async fn one_digest_per_opted_in_author_per_run_and_no_resend() {
         (off["mails"].clone(), off["dropped"].clone()),
         (json!(0), json!(1))
     );
+}
+
+#[tokio::test]
+async fn an_author_whose_address_is_suppressed_gets_no_digest() {
+    let (app, dir) = embedded_app(|_| {});
+    let (alice, carl) = (member("alice"), member("carl"));
+    for m in [&alice, &carl] {
+        join(&app, m).await;
+    }
+    let patch = Patch {
+        comment_digest: Some(true),
+        ..Default::default()
+    };
+    community::members::update(&app, &caller(&alice), patch)
+        .await
+        .expect("patch");
+    let idea = post_idea(&app, &alice).await;
+    comment(&app, &carl, &idea, "Super idée").await;
+    let mailbox = DirMailbox::new(dir.path().join("mailbox")).expect("mailbox");
+    let consumer = EmailsConsumer {
+        app: app.clone(),
+        mailer: mailbox.clone(),
+    };
+    deliver(&app, &consumer).await;
+    // SES then reports her address as bouncing for good.
+    community::testing::suppress(&app, &alice).await;
+    let report = digests::handle(&app, &mailbox, sample())
+        .await
+        .expect("run");
+    assert_eq!(
+        (report["mails"].clone(), report["dropped"].clone()),
+        (json!(0), json!(1)),
+        "{report}"
+    );
+    assert!(mailbox.list().expect("mails").is_empty());
 }

@@ -304,3 +304,56 @@ async fn throttling_is_retried_in_process_and_mails_go_once() {
         .expect("stats");
     assert_eq!(stats["sent"].as_i64(), Some(10), "counted once each");
 }
+
+#[tokio::test]
+async fn a_suppressed_address_gets_no_more_mail_and_every_mail_is_tagged() {
+    use community::events::{Event, Kind};
+    let (app, dir) = embedded_app(|_| {});
+    let (marie, paul) = (member("member-marie"), member("member-paul"));
+    join(&app, &marie).await;
+    join(&app, &paul).await;
+    let mailbox = DirMailbox::new(dir.path().join("mailbox")).expect("mailbox");
+    let consumer = EmailsConsumer {
+        app: app.clone(),
+        mailer: mailbox.clone(),
+    };
+    // A transient bounce (a full mailbox) changes nothing: Paul is mailed.
+    let feedback = community::mail::feedback::FeedbackConsumer { app: app.clone() };
+    let transient = community::queue::Message {
+        id: "t".into(),
+        body: community::testing::ses_bounce(&paul, "Transient"),
+    };
+    assert!(community::queue::handle(&feedback, &[transient])
+        .await
+        .is_empty());
+    // Marie's address bounced for good.
+    community::testing::suppress(&app, &marie).await;
+    let events = [
+        Event::new(
+            Kind::MemberSignedUp,
+            "member-marie",
+            None,
+            serde_json::json!({}),
+        ),
+        Event::new(
+            Kind::MemberSignedUp,
+            "member-paul",
+            None,
+            serde_json::json!({}),
+        ),
+    ];
+    let res = community::queue::sqs(&consumer, community::testing::sqs_batch(&events))
+        .await
+        .expect("ok");
+    assert!(res.batch_item_failures.is_empty());
+    let mails = mailbox.list().expect("list");
+    assert_eq!(mails.len(), 1, "no mail to the suppressed address");
+    assert_eq!(mails[0].to, "member-paul@example.fr");
+    let tags: Vec<&str> = mails[0]
+        .headers
+        .iter()
+        .filter(|(k, _)| k == "X-SES-MESSAGE-TAGS")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    assert_eq!(tags, vec!["member=member-paul, mail=welcome"]);
+}

@@ -19,8 +19,15 @@
 //! [`CLAIM_LEASE_MS`] (its worker died between the claim and the send's
 //! answer: the one case where a mail can go twice). A conflict or a
 //! throttled write after the send never sends a mail again.
+//!
+//! Every mail carries its member and mail ids as SES message tags
+//! (`feedback::tags_header`), so SES's bounces and complaints name the
+//! member; a member whose address bounced for good or complained is
+//! suppressed (`MemberRow::mailable`) and gets no mail of any kind any more
+//! (`feedback`).
 
 pub mod dir;
+pub mod feedback;
 pub mod ses;
 pub mod templates;
 
@@ -301,6 +308,9 @@ pub fn compose(
     t: templates::Rendered,
 ) -> Mail {
     let unsub = unsubscribe_url(settings, member);
+    // Read and removed by SES: its bounce and complaint events carry them
+    // (`feedback`).
+    let tags = feedback::tags_header(member, &t.mail_id);
     Mail {
         mail_id: t.mail_id,
         to: to.to_owned(),
@@ -315,6 +325,7 @@ pub fn compose(
         headers: vec![
             ("List-Unsubscribe".into(), format!("<{unsub}>")),
             ("List-Unsubscribe-Post".into(), "List-Unsubscribe=One-Click".into()),
+            tags,
         ],
     }
 }
@@ -345,6 +356,11 @@ impl<T: Table + Clone, M: Mailer> EmailsConsumer<T, M> {
             return Ok(None);
         };
         match members::get(&self.app, &mid).await {
+            // A permanent bounce or a complaint: no mail of any kind.
+            Ok(m) if !m.mailable() => {
+                tracing::info!(member = %m.id, suppressed = ?m.email_suppressed, "address suppressed: no mail");
+                Ok(None)
+            }
             Ok(m) => Ok(Some((
                 Recipient {
                     member: m.id,
