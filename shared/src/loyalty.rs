@@ -350,6 +350,10 @@ pub async fn pending<T: Table>(app: &App<T>) -> Result<Pending> {
 /// The hourly check on AWS (and on the local scheduler): logs and records
 /// the overdue redemptions as the `RedemptionsOverdue` metric.
 pub async fn check_overdue<T: Table>(app: &App<T>) -> Result<Pending> {
+    crate::access::function("loyalty", check_overdue_inner(app)).await
+}
+
+async fn check_overdue_inner<T: Table>(app: &App<T>) -> Result<Pending> {
     let p = pending(app).await?;
     crate::metrics::record_redemptions_overdue(p.overdue);
     if p.overdue > 0 {
@@ -373,6 +377,9 @@ pub struct AnswersConsumer<T> {
 impl<T: Table + Clone> Consumer for AnswersConsumer<T> {
     fn name(&self) -> &'static str {
         CONSUMER
+    }
+    fn function(&self) -> &'static str {
+        "loyalty"
     }
 
     fn parse(&self, body: &str) -> std::result::Result<Event, String> {
