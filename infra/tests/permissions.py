@@ -35,17 +35,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 # Grants no test used, each with its reason:
 # {(function logical id, action, resource as printed): reason}.
-ALLOWED_UNUSED = {
-    # NOT unreachable: tests owed (issue 12). Until they exist these grants
-    # are taken on the code's word, as the old inference did; remove each
-    # line with the test that uses it.
-    ("EmailsFunction", "dynamodb:Query", "Table"):
-        "owed: the voters' fan-out (a mail.page message: Query of a voter bucket) has no emails consumer test",
-    ("EmailsFunction", "dynamodb:BatchGetItem", "Table"):
-        "owed: the voters' fan-out (batch read of the voters' profiles) has no emails consumer test",
-    ("InsightsFunction", "dynamodb:PutItem", "Table"):
-        "owed: an idea's comment_count (IDEA#* keys, comment.posted) has no insights consumer test",
-}
+ALLOWED_UNUSED = {}
 
 # SAM policy templates the template may use, expanded as SAM does
 # (https://docs.aws.amazon.com/serverless-application-model/latest/developerguide/serverless-policy-template-list.html).
