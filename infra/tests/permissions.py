@@ -242,19 +242,19 @@ def check(template, records, crates, allowed_unused=None):
         problems = []
         gs = grants(logical, fn, resources, problems)
         failures += problems
-        seen = set()
+        missing = {}
         for rec in used[logical]:
             key = record_key(rec, fn)
             shape = rec.get("key")
-            what = (rec["action"], key, shape)
-            if what in seen:
-                continue
-            seen.add(what)
-            hits = [g for g in gs if g.allows(rec["action"], key, shape)]
-            if not hits:
-                keys = f" (partition key {shape})" if shape else ""
-                failures.append(f"{logical}: not granted {rec['action']} on {show(key)}{keys}, "
-                                f"used by {rec['entry']} in the tests of {rec['package']}")
+            if not any(g.allows(rec["action"], key, shape) for g in gs):
+                missing.setdefault((rec["action"], key), []).append(rec)
+        for (action, key), recs in missing.items():
+            shapes = sorted({r["key"] for r in recs if r.get("key")})
+            keys = f" (partition keys {', '.join(shapes[:3])}{', …' if len(shapes) > 3 else ''})" if shapes else ""
+            entries = sorted({f"{r['entry']} (tests of {r['package']})" for r in recs})
+            more = f" and {len(entries) - 3} more" if len(entries) > 3 else ""
+            failures.append(f"{logical}: not granted {action} on {show(key)}{keys}, "
+                            f"used by {'; '.join(entries[:3])}{more}")
         failure_queues = on_failure_queues(fn)
         mine = [(r["action"], record_key(r, fn), r.get("key")) for r in used[logical]]
         for g in gs:

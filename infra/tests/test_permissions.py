@@ -106,7 +106,7 @@ class PermissionsProof(unittest.TestCase):
         records = RECORDS + [rec(EXPORT, "dynamodb:DeleteItem", key="IDEA#*")]
         f = self.failures(records=records)
         self.assertEqual(len(f), 1, f)
-        self.assertIn("not granted dynamodb:DeleteItem on Table (partition key IDEA#*)", f[0])
+        self.assertIn("not granted dynamodb:DeleteItem on Table (partition keys IDEA#*)", f[0])
 
     def test_an_unused_leading_key_pattern_fails(self):
         t = template()
@@ -123,7 +123,7 @@ class PermissionsProof(unittest.TestCase):
         records = RECORDS + [rec("fn:relay", "sqs:SendMessage", resource="queue:emails", package="relay")]
         f = self.failures(t, records=records)
         self.assertEqual(f, ["RelayFunction: not granted sqs:SendMessage on queue EmailsQueue, "
-                             "used by fn:relay in the tests of relay"])
+                             "used by fn:relay (tests of relay)"])
 
     def test_calls_are_attributed_to_the_function_the_route_belongs_to(self):
         # A relay test driving signup's route: the call is signup's, not relay's.

@@ -350,10 +350,12 @@ async fn a_decision_is_mailed_to_the_voters_once() {
         .map(|b| community::mail::page_event(&decided, b, 0, None))
         .collect();
     for _ in 0..2 {
-        let res =
-            community::queue::sqs(&consumer, community::testing::sqs_batch(&[decided.clone()]))
-                .await
-                .expect("decision");
+        let res = community::queue::sqs(
+            &consumer,
+            community::testing::sqs_batch(std::slice::from_ref(&decided)),
+        )
+        .await
+        .expect("decision");
         assert!(res.batch_item_failures.is_empty());
         // As SQS delivers them: at most 10 messages a batch.
         for chunk in pages.chunks(10) {
