@@ -6,17 +6,10 @@ the same module or defined only once in the crate, or the use of a type whose
 methods then count as reached). It over-approximates (a name collision adds
 an edge, never removes one), so what it derives is a superset of what runs.
 
-From the reached code it derives:
-- the settings variables read (a `Settings` field used, mapped to the
-  variable `config.rs` loads it from);
-- the DynamoDB actions: `table.get` → GetItem, `table.get_many` →
-  BatchGetItem, `table.query` → Query (on the table for `Index::Primary`, on
-  `index/gsiN` for `Index::GsiN`), and for `table.transact` the item action of
-  every write kind built (`Write::put*` → PutItem, `Write::update` →
-  UpdateItem, `Write::Delete` → DeleteItem, `Write::Check` →
-  ConditionCheckItem): the DynamoDB adapter sends a lone write as that item
-  call and a group as TransactWriteItems, which IAM authorises per item
-  action (there is no TransactWriteItems IAM action).
+From the reached code it derives the settings variables read (a `Settings`
+field used, mapped to the variable `config.rs` loads it from). Permissions
+are not derived here: infra/tests/permissions.py proves them from what the
+tests used.
 """
 
 import re
@@ -25,7 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 SHARED = ROOT / "shared/src"
 # The storage port and its adapters implement the primitives; they are not a
-# function's code path (their `Write::*` matches would count every kind).
+# function's code path.
 PORT_MODULES = {"store", "dynamo", "embedded", "cursor", "testing", "config", "limits", "capacity"}
 
 
@@ -116,15 +109,6 @@ def settings_env():
     return {f: v for v, f in re.findall(r'get\("([A-Z0-9_]+)"\)\s*\{\s*self\.(\w+)', cfg)}
 
 
-WRITE_ACTIONS = {
-    "PutItem": r"Write::(?:put_new|put|Put)\b",
-    "UpdateItem": r"Write::(?:update|Update)\b",
-    "DeleteItem": r"Write::(?:delete|Delete)\b",
-    "ConditionCheckItem": r"Write::(?:check|Check)\b",
-}
-READ_ACTIONS = {"get": "GetItem", "get_many": "BatchGetItem", "query": "Query"}
-
-
 class CratePaths:
     def __init__(self, crate, nodes=None):
         nodes = nodes if nodes is not None else shared_graph()
@@ -134,36 +118,3 @@ class CratePaths:
 
     def settings_vars(self):
         return {v for f, v in settings_env().items() if any(re.search(rf"\.{f}\b", b) for b in self.bodies)}
-
-    def dynamodb(self):
-        """(actions on the table, {index name: actions})."""
-        table, indexes, writes = set(), {}, False
-        for b in self.bodies:
-            # `store::get_all` reads any number of keys in BatchGetItem batches.
-            if re.search(r"\bstore::get_all\s*\(", b):
-                table.add("BatchGetItem")
-            for op in re.findall(r"\btable\s*\.\s*(get_many|get|query|transact)\s*\(", b):
-                if op == "transact":
-                    writes = True
-                    continue
-                if op != "query":
-                    table.add(READ_ACTIONS[op])
-                    continue
-                for ix in re.findall(r"Index::(Primary|Gsi\d)", b):
-                    if ix == "Primary":
-                        table.add("Query")
-                    else:
-                        indexes.setdefault(ix.lower(), set()).add("Query")
-        # A query built in one function and run by another (a paging helper
-        # taking a `Query`): every `Query::new(Index::…)` the crate reaches.
-        # `store::all_pages` is the store's own paging helper.
-        if any(re.search(r"\btable\s*\.\s*query\s*\(|\bstore::all_pages\s*\(", b) for b in self.bodies):
-            for b in self.bodies:
-                for ix in re.findall(r"Query::new\(\s*(?:[\w:]*::)?Index::(Primary|Gsi\d)", b):
-                    if ix == "Primary":
-                        table.add("Query")
-                    else:
-                        indexes.setdefault(ix.lower(), set()).add("Query")
-        if writes:
-            table |= {a for a, pat in WRITE_ACTIONS.items() if any(re.search(pat, b) for b in self.bodies)}
-        return table, indexes

@@ -11,9 +11,8 @@
   that records it.
 - every environment variable a function reads is set for it in the template,
   it gets no other, and a variable set for several functions has one value;
-- least privilege: each function's DynamoDB actions, per table and index, are
-  exactly those its code path uses (derived by infra/tests/codepaths.py), and
-  only functions that use SQS / SES get SQS / SES actions.
+- (least privilege is not inferred here: infra/tests/permissions.py proves
+  each function's policy from what its tests used.)
 
 Run by ./scripts/test with the .venv's python (cfn-lint decodes the template).
 """
@@ -132,80 +131,6 @@ def check_dashboard(template, crates):
                   fn == f"STACK-{function}" and function in crates, fn)
     for name in charted:
         check(f"dashboard metric {name} is defined in shared/src/metrics.rs", name in metrics)
-
-
-def _resource(r):
-    """A policy resource as text: `Table`, `Table/index/gsi1`, `PointsQueue`, or the ARN pattern."""
-    if isinstance(r, dict) and "Fn::GetAtt" in r:
-        ga = r["Fn::GetAtt"]
-        ga = ga.split(".") if isinstance(ga, str) else ga
-        return ga[0] if ga[1] == "Arn" else ".".join(ga)
-    if isinstance(r, dict) and "Fn::Sub" in r and isinstance(r["Fn::Sub"], str):
-        return re.sub(r"^\$\{(\w+)\.Arn\}", r"\1", r["Fn::Sub"])
-    return json.dumps(r, sort_keys=True)
-
-
-def granted(fn):
-    """{(action, resource)} the function's inline policy statements allow."""
-    out = set()
-    for pol in fn["Properties"].get("Policies") or []:
-        if not isinstance(pol, dict):
-            out.add((f"managed:{pol}", "*"))
-            continue
-        for name, body in pol.items():
-            if name != "Statement":
-                out.add((f"template:{name}", json.dumps(body, sort_keys=True)))
-                continue
-            for st in body:
-                if st.get("Effect") != "Allow":
-                    continue
-                acts = st.get("Action")
-                res = st.get("Resource")
-                for a in acts if isinstance(acts, list) else [acts]:
-                    for r in res if isinstance(res, list) else [res]:
-                        out.add((a, _resource(r)))
-    return out
-
-
-def on_failure_queues(fn):
-    """Logical ids of the queues the function's stream event sources send failed batches to."""
-    out = set()
-    for ev in (fn.get("Properties", {}).get("Events") or {}).values():
-        dest = (ev.get("Properties", {}).get("DestinationConfig", {})
-                .get("OnFailure", {}).get("Destination"))
-        if isinstance(dest, dict) and "Fn::GetAtt" in dest:
-            att = dest["Fn::GetAtt"]
-            out.add(att[0] if isinstance(att, list) else str(att).split(".")[0])
-    return out
-
-
-def check_policies(crate, logical, fn, paths, uses_table, src):
-    got = granted(fn)
-    table, indexes = paths.dynamodb() if uses_table else (set(), {})
-    want = {(f"dynamodb:{a}", "Table") for a in table}
-    want |= {(f"dynamodb:{a}", f"Table/index/{ix}") for ix, acts in indexes.items() for a in acts}
-    have = {g for g in got if g[0].startswith("dynamodb:")}
-    check(f"{logical} has the DynamoDB actions functions/{crate} uses", not (want - have),
-          f"add {sorted(want - have)}")
-    check(f"{logical} has no DynamoDB action functions/{crate} does not use", not (have - want),
-          f"remove {sorted(have - want)}")
-    uses_sqs, uses_ses = "aws_sdk_sqs" in src, "aws_sdk_ses" in src
-    # A stream event source's on-failure queue is sent to by Lambda with
-    # the function's role: that right is the event source's, not the code's.
-    failure_queues = on_failure_queues(fn)
-    is_sqs = lambda g: g[0].startswith("sqs:") or "SQS" in g[0]
-    on_failure = {g for g in got if is_sqs(g) and any(q in json.dumps(g[1]) for q in failure_queues)}
-    sqs = {g for g in got if is_sqs(g) and g not in on_failure}
-    ses = {g for g in got if g[0].startswith("ses:") or "SES" in g[0]}
-    check(f"{logical} has SQS send rights only if it sends", bool(sqs) == uses_sqs, f"{sorted(sqs)}")
-    check(f"{logical} has SES send rights only if it mails", bool(ses) == uses_ses, f"{sorted(ses)}")
-    uses_cognito = "AdminDeleteUser" in src or "CognitoDirectory" in src
-    cognito = {g for g in got if g[0].startswith("cognito-idp:")}
-    check(f"{logical} may delete Cognito users only if its code does", bool(cognito) == uses_cognito, f"{sorted(cognito)}")
-    if uses_cognito:
-        check(f"{logical} may delete users of the stack's pool", ("cognito-idp:AdminDeleteUser", "UserPool") in cognito, f"{sorted(cognito)}")
-    other = {g for g in got if g not in have | sqs | ses | on_failure | cognito}
-    check(f"{logical} has no other permission", not other, f"{sorted(other)}")
 
 
 def _ref(v):
@@ -408,8 +333,6 @@ def main():
         check(f"functions/{crate} gets every variable it reads", not missing, f"missing {missing}")
         extra = sorted(have - needed)
         check(f"functions/{crate} gets no variable it does not read", not extra, f"remove {extra}")
-        if owner:
-            check_policies(crate, owner_name, owner, paths, re.search(r"community::lambda::init\b", src) is not None, src)
     for var, by_fn in sorted(values.items()):
         check(f"{var} has one value in every function", len(set(by_fn.values())) == 1, f"{by_fn}")
 

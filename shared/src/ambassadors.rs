@@ -390,6 +390,10 @@ async fn commit_member<T: Table>(table: &T, score: Write, profile: Option<Write>
 /// The scheduled run (daily on AWS; every `COMMUNITY_SCHEDULE_EVERY_SECS`
 /// and `POST /local/ambassadors/run` locally).
 pub async fn run<T: Table>(app: &App<T>) -> Result<RunReport> {
+    crate::access::function("ambassadors", run_inner(app)).await
+}
+
+async fn run_inner<T: Table>(app: &App<T>) -> Result<RunReport> {
     app.refresh_or_keep().await;
     let cfg = &app.settings().ambassadors;
     let queries = (0..SCORE_BUCKETS).map(|b| {

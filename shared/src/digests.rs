@@ -109,6 +109,10 @@ pub struct RunReport {
 
 /// Sends the pending digests: one mail per author.
 pub async fn run<T: Table, M: Mailer>(app: &App<T>, mailer: &M) -> Result<RunReport> {
+    crate::access::function("digests", run_inner(app, mailer)).await
+}
+
+async fn run_inner<T: Table, M: Mailer>(app: &App<T>, mailer: &M) -> Result<RunReport> {
     app.refresh_or_keep().await;
     let mut report = RunReport::default();
     let mail_id = format!(
@@ -265,8 +269,7 @@ async fn send_one<T: Table, M: Mailer>(
     }
     let t = templates::comment_digest(&app.settings(), mail_id, &m.display_name, &m.id, &groups);
     let mail = mail::compose(&app.settings(), &m.email, &m.id, t);
-    mailer
-        .send(&mail)
+    mail::send(mailer, &mail)
         .await
         .map_err(|err| Error::Store(StoreError::unavailable(err)))?;
     let mut writes = vec![

@@ -21,6 +21,19 @@ pub trait Directory: Send + Sync {
     async fn delete_member(&self, member_id: &str) -> Result<(), DirectoryError>;
 }
 
+/// The IAM action [`CognitoDirectory`]'s request needs, on the user pool.
+pub const DELETE_ACTION: &str = "cognito-idp:AdminDeleteUser";
+
+/// Deletes the member's sign-in through the port, recording the call for
+/// the least-privilege proof ([`crate::access`]).
+pub async fn delete_member(
+    directory: &dyn Directory,
+    member_id: &str,
+) -> Result<(), DirectoryError> {
+    crate::access::record(DELETE_ACTION, "userpool", None, None);
+    directory.delete_member(member_id).await
+}
+
 /// The stack's Cognito user pool (`USER_POOL_ID`).
 pub struct CognitoDirectory {
     pub client: aws_sdk_cognitoidentityprovider::Client,

@@ -1,6 +1,7 @@
 //! The community backend's shared crate: domain, ports and adapters, and the
 //! HTTP boundary every function uses. Business logic lives here, once.
 
+pub mod access;
 pub mod ambassadors;
 pub mod app;
 pub mod auth;

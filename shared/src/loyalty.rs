@@ -399,6 +399,10 @@ pub async fn pending<T: Table>(app: &App<T>) -> Result<Pending> {
 /// The hourly check on AWS (and on the local scheduler): logs and records
 /// the overdue redemptions as the `RedemptionsOverdue` metric.
 pub async fn check_overdue<T: Table>(app: &App<T>) -> Result<Pending> {
+    crate::access::function("loyalty", check_overdue_inner(app)).await
+}
+
+async fn check_overdue_inner<T: Table>(app: &App<T>) -> Result<Pending> {
     app.refresh_or_keep().await;
     let p = pending(app).await?;
     crate::metrics::record_redemptions_overdue(p.overdue);
@@ -423,6 +427,9 @@ pub struct AnswersConsumer<T> {
 impl<T: Table + Clone> Consumer for AnswersConsumer<T> {
     fn name(&self) -> &'static str {
         CONSUMER
+    }
+    fn function(&self) -> &'static str {
+        "loyalty"
     }
 
     async fn prepare(&self) {

@@ -86,7 +86,11 @@ pub async fn http_request(req: Request, next: Next) -> Response {
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "-".into());
     let span = request_span(&request_id, req.method().as_str(), &route);
-    let res = next.run(req).instrument(span.clone()).await;
+    // The route's AWS calls, for the least-privilege proof (crate::access).
+    let method = req.method().clone();
+    let res = crate::access::entry(|| format!("http:{method} {route}"), next.run(req))
+        .instrument(span.clone())
+        .await;
     span.record("status", res.status().as_u16());
     span.in_scope(|| tracing::debug!(status = res.status().as_u16(), "request done"));
     crate::metrics::flush(&request_id);

@@ -20,6 +20,13 @@ pub trait Consumer: Send + Sync {
     /// The consumer's name (its idempotency markers are `DONE#{name}#…`).
     fn name(&self) -> &'static str;
 
+    /// The function crate (`functions/<crate>`) whose Lambda runs this
+    /// consumer: the entry its AWS calls are recorded under for the
+    /// least-privilege proof ([`crate::access`]). Its name unless it says.
+    fn function(&self) -> &'static str {
+        self.name()
+    }
+
     /// Reads a message body. Events by default; a consumer of an inbound
     /// queue (messages from outside, `loyalty::AnswersConsumer`) reads its
     /// own format into an event. An error makes the message poison.
@@ -76,6 +83,13 @@ pub struct WholeBatchFailed(pub usize);
 /// The Lambda side: an SQS event in, a partial batch response out. When
 /// every record failed the whole invocation fails, so SQS retries the batch.
 pub async fn sqs<C: Consumer + ?Sized>(
+    consumer: &C,
+    event: SqsEvent,
+) -> std::result::Result<SqsBatchResponse, WholeBatchFailed> {
+    crate::access::function(consumer.function(), sqs_batch(consumer, event)).await
+}
+
+async fn sqs_batch<C: Consumer + ?Sized>(
     consumer: &C,
     event: SqsEvent,
 ) -> std::result::Result<SqsBatchResponse, WholeBatchFailed> {

@@ -32,6 +32,23 @@ pub trait Outbound: Send + Sync {
     async fn send_batch(&self, queue: Queue, events: &[Event]) -> Result<Vec<usize>, SendError>;
 }
 
+/// The IAM action [`SqsOutbound`]'s `SendMessageBatch` request needs (IAM
+/// authorises a batch send as `SendMessage`).
+pub const SEND_ACTION: &str = "sqs:SendMessage";
+
+/// Sends through the port, recording the send for the least-privilege proof
+/// ([`crate::access`]): every send of the relay goes through here.
+pub async fn send<O: Outbound + ?Sized>(
+    out: &O,
+    queue: Queue,
+    events: &[Event],
+) -> Result<Vec<usize>, SendError> {
+    if crate::access::recording() {
+        crate::access::record(SEND_ACTION, &format!("queue:{}", queue.name()), None, None);
+    }
+    out.send_batch(queue, events).await
+}
+
 /// SQS, with one queue URL per queue.
 pub struct SqsOutbound {
     pub client: aws_sdk_sqs::Client,
@@ -95,6 +112,10 @@ impl Outbound for SqsOutbound {
 /// Relays one stream batch; returns the Lambda response naming the first
 /// record (by sequence number) that must be delivered again, if any.
 pub async fn relay<O: Outbound + ?Sized>(out: &O, batch: &Value) -> Value {
+    crate::access::function("relay", relay_inner(out, batch)).await
+}
+
+async fn relay_inner<O: Outbound + ?Sized>(out: &O, batch: &Value) -> Value {
     let empty = Vec::new();
     let records = batch["Records"].as_array().unwrap_or(&empty);
     let mut changes = Vec::with_capacity(records.len());
@@ -159,7 +180,7 @@ pub async fn relay_changes<O: Outbound + ?Sized>(
             .collect();
         for chunk in events.chunks(SEND_BATCH) {
             let batch: Vec<Event> = chunk.iter().map(|(_, e)| e.clone()).collect();
-            let failed: Vec<usize> = match out.send_batch(q, &batch).await {
+            let failed: Vec<usize> = match send(out, q, &batch).await {
                 Ok(f) => f
                     .into_iter()
                     .filter_map(|k| chunk.get(k).map(|(i, _)| *i))
@@ -271,7 +292,7 @@ where
             }
             for (queue, events) in per_queue {
                 for chunk in events.chunks(SEND_BATCH) {
-                    let refused = out.send_batch(queue, chunk).await?;
+                    let refused = send(out, queue, chunk).await?;
                     if !refused.is_empty() {
                         return Err(ReplayError::Refused {
                             queue: queue.name(),

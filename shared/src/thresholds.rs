@@ -353,6 +353,10 @@ pub async fn send_to_review<T: Table>(app: &App<T>, idea: &IdeaId) -> Result<ide
 /// records) aggregated; the response names the first record to deliver
 /// again (`ReportBatchItemFailures`), if any.
 pub async fn stream_batch<T: Table>(app: &App<T>, batch: &Value) -> Value {
+    crate::access::function("thresholds", stream_batch_inner(app, batch)).await
+}
+
+async fn stream_batch_inner<T: Table>(app: &App<T>, batch: &Value) -> Value {
     app.refresh_or_keep().await;
     let empty = Vec::new();
     let records = batch

@@ -463,7 +463,10 @@ async fn launch_public_opens_a_private_soft_launch() {
     server.stop();
 
     let out = cli(&["launch", "public", "--dry-run"]);
-    assert!(out.contains("→ public") && out.contains("dry run: nothing written"), "{out}");
+    assert!(
+        out.contains("→ public") && out.contains("dry run: nothing written"),
+        "{out}"
+    );
     let out = cli(&["launch", "public", "--dry-run"]);
     assert!(out.contains(": soft ("), "the dry run wrote nothing: {out}");
     let out = cli(&["launch", "public"]);

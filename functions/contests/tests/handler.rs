@@ -669,3 +669,37 @@ async fn entries_need_a_verified_address_and_are_rate_limited() {
     assert_eq!(res.status, 429, "{}", res.body);
     assert!(res.header("retry-after").is_some());
 }
+
+/// A request that fails after claiming its `Idempotency-Key` frees the key
+/// (the claim's `DeleteItem`): the retry runs again, it is not refused as
+/// still running. For an entry and for a review.
+#[tokio::test]
+async fn a_failed_request_frees_its_idempotency_key() {
+    let (app, _d) = embedded_app(|_| {});
+    let marie = member("marie");
+    join(&app, &marie).await;
+    let contests_r = contests::router(app.clone());
+    let reviews_r = reviews::router(app.clone());
+    let post = |r: &axum::Router, path: &str, body: Value| {
+        let e = community::testing::event(
+            "POST",
+            path,
+            Some(&marie),
+            Some(&body.to_string()),
+            &[("idempotency-key", "k-1")],
+        );
+        let r = r.clone();
+        async move { community::testing::call_event(&r, &e).await }
+    };
+    for _ in 0..2 {
+        let res = post(&contests_r, "/contests/nope/entries", answers()).await;
+        assert_eq!(res.status, 404, "{}", res.body);
+    }
+    let review = json!({"rating": 9, "title": "Très bon", "body": "Onctueux et pas trop acide, parfait au petit-déjeuner."});
+    let path = format!("/products/{EAN}/reviews");
+    for _ in 0..2 {
+        let res = post(&reviews_r, &path, review.clone()).await;
+        assert_eq!(res.status, 422, "{}", res.body);
+        assert_eq!(res.fields(), vec!["rating".to_string()]);
+    }
+}

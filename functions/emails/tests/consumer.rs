@@ -357,3 +357,74 @@ async fn a_suppressed_address_gets_no_more_mail_and_every_mail_is_tagged() {
         .collect();
     assert_eq!(tags, vec!["member=member-paul, mail=welcome"]);
 }
+
+/// A decision reaches the idea's voters who opted in: the decision's event
+/// starts the fan-out (one `mail.page` event per voter bucket), and each
+/// page reads its bucket of voters (`Query`), their profiles (`BatchGetItem`)
+/// and mails them once, however often the pages are delivered.
+#[tokio::test]
+async fn a_decision_is_mailed_to_the_voters_once() {
+    use community::events::{Event, Kind};
+    let (app, dir) = embedded_app(|_| {});
+    let (alice, bob, carl, dan) = (
+        member("alice"),
+        member("bob"),
+        member("carl"),
+        member("dan"),
+    );
+    for m in [&alice, &bob, &carl, &dan] {
+        join(&app, m).await;
+    }
+    let idea = community::testing::post_idea(&app, &alice).await;
+    let idea_id = community::domain::IdeaId::parse(&idea).expect("id");
+    for m in [&bob, &carl, &dan] {
+        community::votes::cast(&app, &caller(m), &idea_id)
+            .await
+            .expect("vote");
+    }
+    // dan does not want community mails.
+    let dans = community::mail::unsubscribe_url(&app.settings(), caller(&dan).id.as_str());
+    let token = dans.rsplit('/').next().expect("token");
+    community::mail::unsubscribe(&app, token)
+        .await
+        .expect("unsubscribe");
+    let mailbox = DirMailbox::new(dir.path().join("mailbox")).expect("mailbox");
+    let consumer = EmailsConsumer {
+        app: app.clone(),
+        mailer: mailbox.clone(),
+    };
+    let decided = Event::new(
+        Kind::IdeaDecided,
+        caller(&alice).id.as_str(),
+        Some(&idea),
+        serde_json::json!({"outcome": "accepted"}),
+    );
+    let pages: Vec<Event> = (0..community::votes::VOTER_BUCKETS)
+        .map(|b| community::mail::page_event(&decided, b, 0, None))
+        .collect();
+    for _ in 0..2 {
+        let res = community::queue::sqs(
+            &consumer,
+            community::testing::sqs_batch(std::slice::from_ref(&decided)),
+        )
+        .await
+        .expect("decision");
+        assert!(res.batch_item_failures.is_empty());
+        // As SQS delivers them: at most 10 messages a batch.
+        for chunk in pages.chunks(10) {
+            let res = community::queue::sqs(&consumer, community::testing::sqs_batch(chunk))
+                .await
+                .expect("pages");
+            assert!(res.batch_item_failures.is_empty());
+        }
+    }
+    let mut to_voters: Vec<String> = mailbox
+        .list()
+        .expect("list")
+        .into_iter()
+        .filter(|m| m.mail_id.ends_with("-voters"))
+        .map(|m| m.to)
+        .collect();
+    to_voters.sort();
+    assert_eq!(to_voters, vec!["bob@example.fr", "carl@example.fr"]);
+}

@@ -104,3 +104,33 @@ async fn a_vote_spike_from_concurrent_batches_marks_each_voter_active_once() {
     assert_eq!(v["active_members"]["last_30_days"], json!(400));
     assert_eq!(v["votes"]["cast"], json!(0));
 }
+
+/// Comments posted on an idea move its `comment_count`, folded per idea and
+/// batch, once however often the batch is delivered.
+#[tokio::test]
+async fn comments_posted_count_on_their_idea_once() {
+    let (app, _d) = embedded_app(|_| {});
+    let alice = member("alice");
+    community::testing::join(&app, &alice).await;
+    let idea = community::testing::post_idea(&app, &alice).await;
+    let consumer = InsightsConsumer { app: app.clone() };
+    let events: Vec<Event> = (0..2)
+        .map(|i| {
+            Event::new(
+                Kind::CommentPosted,
+                &format!("commenter{i}"),
+                Some(&idea),
+                json!({"comment_id": format!("01JD00000000000000000000C{i}")}),
+            )
+        })
+        .collect();
+    for _ in 0..2 {
+        let res = community::queue::sqs(&consumer, batch(&events))
+            .await
+            .expect("batch");
+        assert!(res.batch_item_failures.is_empty());
+    }
+    let id = community::domain::IdeaId::parse(&idea).expect("id");
+    let row = community::ideas::load(&app, &id, true).await.expect("idea");
+    assert_eq!(row.comment_count, 2);
+}

@@ -45,3 +45,39 @@ async fn unsubscribing_takes_a_post_and_a_get_changes_nothing() {
         assert_eq!(r.status, 404, "{method}");
     }
 }
+
+/// A tracked link redirects to its target and counts the member's first
+/// click on the mail only (the click record and the counter move together).
+#[tokio::test]
+async fn a_tracked_link_redirects_and_counts_one_click_per_member() {
+    let (app, _d) = embedded_app(|_| {});
+    join(&app, &member("marie")).await;
+    let url = community::mail::tracked_url(
+        &app.settings(),
+        "news-1",
+        "marie",
+        "https://example.fr/idees",
+    );
+    let path = url
+        .strip_prefix(&app.settings().public_url)
+        .expect("a link of this server")
+        .to_owned();
+    let router = links::router(app.clone());
+    for _ in 0..2 {
+        let res = call(&router, "GET", &path, None, None).await;
+        assert!((300..400).contains(&res.status), "{}", res.status);
+        assert_eq!(res.header("location"), Some("https://example.fr/idees"));
+    }
+    let stats = call(
+        &router,
+        "GET",
+        "/mails/news-1/stats",
+        Some(&member("ana").in_groups(&["marketing"])),
+        None,
+    )
+    .await;
+    assert_eq!(stats.status, 200, "{}", stats.body);
+    assert_eq!(stats.body["unique_clicks"], 1);
+    let forged = call(&router, "GET", "/r/not-a-token", None, None).await;
+    assert_eq!(forged.status, 404);
+}

@@ -725,3 +725,26 @@ async fn reports_over_the_rate_limit_are_429() {
     assert_eq!(res.status, 429, "{}", res.body);
     assert!(res.header("retry-after").is_some());
 }
+
+/// A report that fails after claiming its `Idempotency-Key` frees the key
+/// (the claim's `DeleteItem`): the retry runs again and fails the same way,
+/// it is not refused as still running.
+#[tokio::test]
+async fn a_failed_report_frees_its_idempotency_key() {
+    let (app, _d) = embedded_app(|_| {});
+    let bea = member("bea");
+    join(&app, &bea).await;
+    let r = moderation::router(app.clone());
+    let body = report("idea", "01JD0000000000000000000000").to_string();
+    for _ in 0..2 {
+        let e = community::testing::event(
+            "POST",
+            "/reports",
+            Some(&bea),
+            Some(&body),
+            &[("idempotency-key", "k-1")],
+        );
+        let res = community::testing::call_event(&r, &e).await;
+        assert_eq!(res.status, 404, "{}", res.body);
+    }
+}

@@ -214,3 +214,46 @@ async fn a_replay_sends_the_events_of_its_time_range_again() {
         Err(community::relay::ReplayError::EmptyRange)
     ));
 }
+
+/// Every queue the relay sends to gets its events: a batch with an outbox
+/// insert of each kind reaches each kind's queues (`events::routes`), so
+/// every queue's send is exercised (and proven granted by the template).
+#[tokio::test]
+async fn each_kind_reaches_every_queue_it_is_routed_to() {
+    let base = sample("outbox-stream.json");
+    let insert = base["Records"][0].clone();
+    let kinds = [Kind::MemberSignedUp, Kind::PointsRedeemed, Kind::IdeaPosted];
+    let mut records = Vec::new();
+    for (i, kind) in kinds.iter().enumerate() {
+        let id = format!("01JD00000000000000000000K{i}");
+        let mut r = insert.clone();
+        r["dynamodb"]["SequenceNumber"] = json!(format!("22220000000000000000{i}"));
+        r["dynamodb"]["Keys"]["sk"] = json!({"S": id});
+        let image = &mut r["dynamodb"]["NewImage"];
+        image["sk"] = json!({"S": id});
+        image["event"]["M"]["event_id"] = json!({"S": id});
+        image["event"]["M"]["kind"] = json!({"S": kind.as_str()});
+        records.push(r);
+    }
+    let out = Recorder::default();
+    let res = relay::relay(&out, &json!({ "Records": records })).await;
+    assert_eq!(res["batchItemFailures"], json!([]));
+    let sent = out.sent.lock().expect("lock").clone();
+    for kind in kinds {
+        let mut got: Vec<&str> = sent
+            .iter()
+            .filter(|(_, _, k)| *k == kind)
+            .map(|(q, _, _)| q.name())
+            .collect();
+        got.sort();
+        let mut want: Vec<&str> = community::events::routes(kind)
+            .iter()
+            .map(|q| q.name())
+            .collect();
+        want.sort();
+        assert_eq!(got, want, "{kind:?}");
+    }
+    let queues: std::collections::BTreeSet<&str> = sent.iter().map(|(q, _, _)| q.name()).collect();
+    let routed: std::collections::BTreeSet<&str> = Queue::ROUTED.iter().map(|q| q.name()).collect();
+    assert_eq!(queues, routed, "every routed queue is sent to");
+}

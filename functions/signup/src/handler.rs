@@ -134,7 +134,9 @@ pub async fn erase<T: Table + Clone>(
     use axum::response::IntoResponse;
     let body = community::gdpr::erase(&app, &caller).await?;
     if let Some(axum::Extension(d)) = directory {
-        d.delete_member(caller.id.as_str()).await.map_err(|e| {
+        community::identity::delete_member(d.as_ref(), caller.id.as_str())
+            .await
+            .map_err(|e| {
             tracing::error!(error = %e, "the member's sign-in was not deleted; a retry of the erasure deletes it");
             community::error::Error::Store(community::store::StoreError::unavailable(e))
         })?;

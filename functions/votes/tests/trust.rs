@@ -85,4 +85,12 @@ async fn votes_over_the_limit_are_429() {
         .header("retry-after")
         .and_then(|v| v.parse::<u64>().ok())
         .is_some());
+    // A withdrawal counts in the window's counter (so a cast-and-withdraw
+    // loop is limited too): the first passes, the next is over the limit.
+    let withdraw = || with_verified("DELETE", &format!("/ideas/{a}/vote"), "bob", Some("true"));
+    let res = call_event(&r, &withdraw()).await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    assert_eq!(res.body["voted"], false);
+    let res = call_event(&r, &withdraw()).await;
+    assert_eq!(res.status, 429, "{}", res.body);
 }

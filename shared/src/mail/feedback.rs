@@ -493,6 +493,14 @@ impl<T: Table + Clone> Consumer for FeedbackConsumer<T> {
         CONSUMER
     }
 
+    fn function(&self) -> &'static str {
+        "mailfeedback"
+    }
+
+    async fn prepare(&self) {
+        self.app.refresh_or_keep().await;
+    }
+
     /// SES's event JSON (see [`parse`]), not an outbox event.
     fn parse(&self, body: &str) -> std::result::Result<Event, String> {
         parse(body)

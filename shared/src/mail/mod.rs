@@ -97,6 +97,23 @@ pub trait Mailer: Send + Sync + 'static {
     async fn send(&self, mail: &Mail) -> std::result::Result<(), MailError>;
 }
 
+/// The IAM action [`ses::SesMailer`]'s `SendRawEmail` request needs; it
+/// names the sending identity, and the configuration set when one is set.
+pub const SEND_ACTION: &str = "ses:SendRawEmail";
+
+/// Sends through the port, recording the send for the least-privilege
+/// proof ([`crate::access`]): every mail goes through here.
+pub async fn send<M: Mailer + ?Sized>(
+    mailer: &M,
+    mail: &Mail,
+) -> std::result::Result<(), MailError> {
+    if crate::access::recording() {
+        crate::access::record(SEND_ACTION, "ses:identity", None, None);
+        crate::access::record(SEND_ACTION, "ses:configuration-set", None, None);
+    }
+    mailer.send(mail).await
+}
+
 type HmacSha256 = Hmac<Sha256>;
 
 fn sign(secret: &str, payload: &[u8]) -> String {
@@ -440,7 +457,7 @@ impl<T: Table + Clone, M: Mailer> EmailsConsumer<T, M> {
             Err(Error::Store(StoreError::ConditionFailed { .. })) => return Err(Error::Busy),
             Err(err) => return Err(err),
         }
-        if let Err(err) = self.mailer.send(&mail).await {
+        if let Err(err) = send(&self.mailer, &mail).await {
             // Not sent: free the claim so that the retry sends it.
             let release = Write::update(claim.clone(), Update::default().set("claimed_ms", 0));
             let _ = single(&self.app.table, release).await;
@@ -722,6 +739,9 @@ const EVENT_ATTEMPTS: u32 = 4;
 impl<T: Table + Clone, M: Mailer> Consumer for EmailsConsumer<T, M> {
     fn name(&self) -> &'static str {
         CONSUMER
+    }
+    fn function(&self) -> &'static str {
+        "emails"
     }
 
     async fn prepare(&self) {

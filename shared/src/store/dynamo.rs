@@ -7,8 +7,8 @@
 //! the write that failed, from the cancellation reasons.
 
 use super::{
-    validate_group, Cond, Index, Item, Key, Page, Query, SortKey, StoreError, StoreResult, Table,
-    Update, Write, PK, SK,
+    lone_write, record, validate_group, Call, Cond, Index, Item, Key, Page, Query, SortKey,
+    StoreError, StoreResult, Table, Update, Write, PK, SK,
 };
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
@@ -323,6 +323,7 @@ fn unreachable_check() -> StoreResult<()> {
 #[async_trait]
 impl Table for DynamoTable {
     async fn get(&self, key: &Key, consistent: bool) -> StoreResult<Option<Item>> {
+        record(Call::Get(key));
         let out = self
             .client
             .get_item()
@@ -337,6 +338,7 @@ impl Table for DynamoTable {
 
     async fn get_many(&self, keys: &[Key], consistent: bool) -> StoreResult<Vec<Item>> {
         super::limits::check_batch_get(keys)?;
+        record(Call::GetMany(keys));
         let mut out = Vec::with_capacity(keys.len());
         if keys.is_empty() {
             return Ok(out);
@@ -381,6 +383,7 @@ impl Table for DynamoTable {
     }
 
     async fn query(&self, q: &Query) -> StoreResult<Page> {
+        record(Call::Query(q));
         let (ipk, isk) = q.index.key_attrs();
         let mut ex = Expr::default();
         let pk_name = ex.name(ipk);
@@ -427,8 +430,9 @@ impl Table for DynamoTable {
 
     async fn transact(&self, writes: Vec<Write>) -> StoreResult<()> {
         validate_group(&writes)?;
-        if writes.len() == 1 && !matches!(writes[0], Write::Check { .. }) {
-            return self.single(&writes[0]).await;
+        record(Call::Transact(&writes));
+        if let Some(w) = lone_write(&writes) {
+            return self.single(w).await;
         }
         let items = writes
             .iter()

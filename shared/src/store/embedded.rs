@@ -592,6 +592,7 @@ fn run_query(txn: &redb::ReadTransaction, q: &Query) -> StoreResult<(Page, usize
 impl Table for EmbeddedTable {
     async fn get(&self, key: &Key, consistent: bool) -> StoreResult<Option<Item>> {
         limits::check_key(key)?;
+        super::record(super::Call::Get(key));
         let k = key.clone();
         let found = self
             .read(move |txn| {
@@ -606,6 +607,7 @@ impl Table for EmbeddedTable {
 
     async fn get_many(&self, keys: &[Key], consistent: bool) -> StoreResult<Vec<Item>> {
         limits::check_batch_get(keys)?;
+        super::record(super::Call::GetMany(keys));
         let ks = keys.to_vec();
         let found = self
             .read(move |txn| {
@@ -634,6 +636,7 @@ impl Table for EmbeddedTable {
     }
 
     async fn query(&self, q: &Query) -> StoreResult<Page> {
+        super::record(super::Call::Query(q));
         let qc = q.clone();
         let (page, bytes) = self.read(move |txn| run_query(txn, &qc)).await?;
         let partition = match q.index.name() {
@@ -647,6 +650,7 @@ impl Table for EmbeddedTable {
 
     async fn transact(&self, writes: Vec<Write>) -> StoreResult<()> {
         validate_group(&writes)?;
+        super::record(super::Call::Transact(&writes));
         let cause = capacity::cause();
         let table_keys: Vec<Key> = writes
             .iter()

@@ -453,6 +453,76 @@ impl<T: Table + ?Sized> Table for Arc<T> {
     }
 }
 
+/// A call of the [`Table`] port.
+#[derive(Debug, Clone, Copy)]
+pub enum Call<'a> {
+    Get(&'a Key),
+    GetMany(&'a [Key]),
+    Query(&'a Query),
+    Transact(&'a [Write]),
+}
+
+/// The write a group of writes is sent as on its own, when it is one: the
+/// DynamoDB adapter sends a lone put, update or delete as that plain
+/// conditional request, and anything else as `TransactWriteItems`.
+pub fn lone_write(writes: &[Write]) -> Option<&Write> {
+    match writes {
+        [w] if !matches!(w, Write::Check { .. }) => Some(w),
+        _ => None,
+    }
+}
+
+/// The IAM action an item write needs, alone or inside `TransactWriteItems`
+/// (which IAM authorises per item action; it is no action of its own).
+pub fn write_action(w: &Write) -> &'static str {
+    match w {
+        Write::Put { .. } => "dynamodb:PutItem",
+        Write::Update { .. } => "dynamodb:UpdateItem",
+        Write::Delete { .. } => "dynamodb:DeleteItem",
+        Write::Check { .. } => "dynamodb:ConditionCheckItem",
+    }
+}
+
+/// What IAM authorises for a call as the DynamoDB adapter sends it:
+/// (action, index queried, partition key named), one per item for batch
+/// reads and write groups. An empty batch read sends nothing.
+pub fn iam_actions(call: Call<'_>) -> Vec<(&'static str, Option<&'static str>, &str)> {
+    match call {
+        Call::Get(k) => vec![("dynamodb:GetItem", None, k.pk.as_str())],
+        Call::GetMany(keys) => keys
+            .iter()
+            .map(|k| ("dynamodb:BatchGetItem", None, k.pk.as_str()))
+            .collect(),
+        Call::Query(q) => vec![("dynamodb:Query", q.index.name(), q.pk.as_str())],
+        Call::Transact(writes) => writes
+            .iter()
+            .map(|w| {
+                let pk = match w {
+                    Write::Put { item, .. } => item.get(PK).and_then(Value::as_str).unwrap_or(""),
+                    Write::Update { key, .. }
+                    | Write::Delete { key, .. }
+                    | Write::Check { key, .. } => key.pk.as_str(),
+                };
+                (write_action(w), None, pk)
+            })
+            .collect(),
+    }
+}
+
+/// Records a call's IAM actions for the least-privilege proof
+/// ([`crate::access`]); both adapters call it for every call. The local
+/// stand-ins for SQS queues ([`capacity::is_local_queue`]) are not the table.
+pub fn record(call: Call<'_>) {
+    if !crate::access::recording() {
+        return;
+    }
+    for (action, index, pk) in iam_actions(call) {
+        if !capacity::is_local_queue(pk) {
+            crate::access::record(action, "table", index, Some(pk));
+        }
+    }
+}
+
 /// Checks the rules both adapters enforce on a write group (see
 /// [`limits::check_group`]).
 pub fn validate_group(writes: &[Write]) -> StoreResult<()> {
