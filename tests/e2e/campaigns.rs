@@ -346,8 +346,12 @@ async fn apply_dry_run_then_local_then_the_server_serves_the_contest() {
     assert!(ok, "{err}");
     assert!(out.lines().any(|l| l == "+ contest spring-2027"), "{out}");
     let progress: Vec<&str> = out.lines().filter(|l| l.starts_with('[')).collect();
-    assert_eq!(progress.len(), 3, "{out}");
-    assert!(progress[2].starts_with("[3/3] "), "{out}");
+    assert_eq!(progress.len(), 4, "{out}");
+    assert!(
+        progress[0].starts_with("[1/4] settings "),
+        "the settings files are applied first: {out}"
+    );
+    assert!(progress[3].starts_with("[4/4] "), "{out}");
 
     // Changed title: shown old → new; nothing else changes.
     let path = dir.path().join("contests/spring-2027.toml");
@@ -372,7 +376,7 @@ async fn apply_dry_run_then_local_then_the_server_serves_the_contest() {
         "{out}"
     );
     assert!(
-        out.contains("1 to apply (0 new, 1 changed), 2 unchanged"),
+        out.contains("1 to apply (0 new, 1 changed), 3 unchanged"),
         "{out}"
     );
 
@@ -470,7 +474,7 @@ async fn apply_and_invites_on_aws_against_moto() {
     env_t.push(("TABLE_NAME", name.as_str()));
     let (ok, out, err) = cli(&["campaigns", "apply", &d, "--target", "aws"], &env_t);
     assert!(ok, "{err}");
-    assert!(out.contains("[3/3] "), "{out}");
+    assert!(out.contains("[4/4] "), "{out}");
     let item = table
         .get(&community::campaigns::contest_key("spring-2027"), true)
         .await
@@ -478,12 +482,29 @@ async fn apply_and_invites_on_aws_against_moto() {
         .expect("applied");
     assert_eq!(item["config"]["title"], "Le jeu du printemps");
     assert!(item["seed_hash"].as_str().is_some_and(|h| h.len() == 64));
+    // The settings files too, where the functions read them at run time.
+    let applied = community::live::read(&table).await.expect("read");
+    assert!(applied
+        .files
+        .is_some_and(|f| f.community.contains("vote_threshold")));
+    assert_eq!(
+        applied.launch.map(|l| l.mode),
+        Some(community::live::LaunchMode::Public)
+    );
+    // And the launch command on the same table.
+    let (ok, out, err) = cli(&["launch", "soft", "--target", "aws"], &env_t);
+    assert!(ok && out.contains("done:"), "{out}{err}");
+    let applied = community::live::read(&table).await.expect("read");
+    assert_eq!(
+        applied.launch.map(|l| l.mode),
+        Some(community::live::LaunchMode::Soft)
+    );
     let (ok, out, _) = cli(
         &["campaigns", "apply", &d, "--target", "aws", "--dry-run"],
         &env_t,
     );
     assert!(
-        ok && out.contains("0 to apply (0 new, 0 changed), 3 unchanged"),
+        ok && out.contains("0 to apply (0 new, 0 changed), 4 unchanged"),
         "{out}"
     );
 

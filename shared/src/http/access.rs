@@ -107,13 +107,19 @@ async fn member_or_staff<T: Table>(app: &App<T>, c: &Caller) -> Result<(), ApiEr
     {
         return Ok(());
     }
-    match crate::members::get(app, &c.id).await {
-        Ok(_) => Ok(()),
-        Err(Error::NotFound(_)) => Err(Error::Forbidden(
+    // Eventually consistent (0.5 RCU): a member who signed up a second ago
+    // may be refused once, and retries.
+    match app
+        .table
+        .get(&crate::members::key(&c.id), false)
+        .await
+        .map_err(Error::from)?
+    {
+        Some(profile) if !crate::members::is_closed(&profile) => Ok(()),
+        _ => Err(Error::Forbidden(
             "the community is open to invited members only for now: sign up with your invite code first"
                 .into(),
         )
         .into()),
-        Err(e) => Err(e.into()),
     }
 }
