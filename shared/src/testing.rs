@@ -516,3 +516,33 @@ pub async fn suppress<T: crate::store::Table + Clone>(app: &App<T>, who: &As) {
         .expect("member");
     assert_eq!(row.email_suppressed.as_deref(), Some("bounce"));
 }
+
+/// A function's cold start reads the applied campaign from its table
+/// (`crate::lambda::init`: `App::from_table`, then `App::refresh`), as the
+/// code of function crate `krate` (recorded for the permissions proof):
+/// marketing's applied threshold replaces the built-in one.
+pub async fn cold_start(krate: &'static str) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let table = EmbeddedTable::open(dir.path()).expect("open store");
+    let mut files = crate::config::CampaignFiles::builtin();
+    files.community = files
+        .community
+        .replace("vote_threshold = 10000", "vote_threshold = 1234");
+    crate::store::Table::transact(
+        &table,
+        vec![crate::live::campaign_write(&files, &crate::domain::now())],
+    )
+    .await
+    .expect("campaign applied");
+    let app = App::from_table(
+        table,
+        settings(),
+        crate::live::Overrides::default(),
+        crate::live::TTL,
+    );
+    assert_eq!(app.settings().vote_threshold, 10_000, "built-in until read");
+    crate::access::function(krate, app.refresh())
+        .await
+        .expect("settings read");
+    assert_eq!(app.settings().vote_threshold, 1234, "the applied campaign");
+}

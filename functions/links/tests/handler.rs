@@ -81,3 +81,49 @@ async fn a_tracked_link_redirects_and_counts_one_click_per_member() {
     let forged = call(&router, "GET", "/r/not-a-token", None, None).await;
     assert_eq!(forged.status, 404);
 }
+
+/// During the soft launch the mail links stay open (an unsubscribe link
+/// must always work), while the marketing figures, like every other read,
+/// need a member (then the marketing group).
+#[tokio::test]
+async fn soft_launch_keeps_mail_links_open_and_reads_private() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let table = community::store::embedded::EmbeddedTable::open(dir.path()).expect("store");
+    let app = community::App::from_table(
+        table,
+        community::testing::settings(),
+        community::live::Overrides::default(),
+        std::time::Duration::ZERO,
+    );
+    community::store::Table::transact(
+        &app.table,
+        vec![community::live::launch_write(
+            community::live::LaunchMode::Soft,
+            &community::domain::now(),
+        )],
+    )
+    .await
+    .expect("soft launch");
+    let marie = member("marie");
+    join(&app, &marie).await;
+    let r = links::router(app.clone());
+    let url = community::mail::unsubscribe_url(&app.settings(), "marie");
+    let path = url
+        .strip_prefix(&app.settings().public_url)
+        .expect("our url")
+        .to_owned();
+    assert_eq!(call(&r, "GET", &path, None, None).await.status, 200);
+    let stats = "/mails/news-1/stats";
+    assert_eq!(call(&r, "GET", stats, None, None).await.status, 401);
+    assert_eq!(
+        call(&r, "GET", stats, Some(&member("stranger")), None)
+            .await
+            .status,
+        403,
+        "not a member"
+    );
+    let r2 = call(&r, "GET", stats, Some(&marie), None).await;
+    assert_eq!(r2.status, 403, "a member, not marketing: {}", r2.body);
+    let mk = member("mia").in_groups(&["marketing"]);
+    assert_eq!(call(&r, "GET", stats, Some(&mk), None).await.status, 200);
+}
