@@ -184,7 +184,10 @@ pub async fn me<T: Table>(app: &App<T>, idea: &IdeaId, caller: &Caller) -> Resul
             Some(k) if k == vk => voted = true,
             Some(k) if k == fk => record = state_of(Some(i)),
             Some(k) if k == pk => {
-                auto_follow = i.get("auto_follow").and_then(Value::as_bool).unwrap_or(true)
+                auto_follow = i
+                    .get("auto_follow")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(true)
             }
             _ => {}
         }
@@ -264,7 +267,9 @@ async fn cards<T: Table>(app: &App<T>, ids: &[String]) -> Result<Vec<IdeaCard>> 
 }
 
 fn idea_in(item: &Item) -> Option<String> {
-    item.get("idea_id").and_then(Value::as_str).map(str::to_owned)
+    item.get("idea_id")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
 }
 
 /// `GET /members/me/votes`: the ideas the caller voted for, newest vote

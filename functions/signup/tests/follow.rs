@@ -113,7 +113,10 @@ async fn scenario<T: Table + Clone>(app: App<T>) {
             .expect("follow");
     }
     let votes = all(&r, "/members/me/votes", &bob, 2).await;
-    assert_eq!(votes, vec![ideas[2].clone(), ideas[1].clone(), ideas[0].clone()]);
+    assert_eq!(
+        votes,
+        vec![ideas[2].clone(), ideas[1].clone(), ideas[0].clone()]
+    );
     // Followed first (newest follow first), then voted ideas without a
     // follow record; never the unfollowed one.
     for limit in [1, 2, 20] {
@@ -124,9 +127,23 @@ async fn scenario<T: Table + Clone>(app: App<T>) {
             "limit {limit}"
         );
     }
-    let res = call(&r, "GET", "/members/me/following?cursor=forged", Some(&bob), None).await;
+    let res = call(
+        &r,
+        "GET",
+        "/members/me/following?cursor=forged",
+        Some(&bob),
+        None,
+    )
+    .await;
     assert_eq!(res.status, 422, "{}", res.body);
-    let res = call(&r, "GET", "/members/me/following?sort=top", Some(&bob), None).await;
+    let res = call(
+        &r,
+        "GET",
+        "/members/me/following?sort=top",
+        Some(&bob),
+        None,
+    )
+    .await;
     assert_eq!(res.status, 400, "{}", res.body);
     for path in ["/members/me/following", "/members/me/votes"] {
         assert_eq!(call(&r, "GET", path, None, None).await.status, 401);

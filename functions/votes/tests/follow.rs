@@ -29,7 +29,14 @@ async fn scenario<T: Table + Clone>(app: App<T>) {
     assert_eq!(res.status, 401, "{}", res.body);
     let res = call(&r, "DELETE", &path, None, None).await;
     assert_eq!(res.status, 401, "{}", res.body);
-    let res = call(&r, "PUT", &format!("/ideas/{UNKNOWN_IDEA}/follow"), Some(&bob), None).await;
+    let res = call(
+        &r,
+        "PUT",
+        &format!("/ideas/{UNKNOWN_IDEA}/follow"),
+        Some(&bob),
+        None,
+    )
+    .await;
     assert_eq!(res.status, 404, "{}", res.body);
     let res = call(&r, "PUT", "/ideas/not-an-id/follow", Some(&bob), None).await;
     assert_eq!(res.status, 404, "{}", res.body);
@@ -63,7 +70,10 @@ async fn scenario<T: Table + Clone>(app: App<T>) {
     let res = call(&r, "DELETE", &path, Some(&carl), None).await;
     assert_eq!(res.body["following"], false);
     assert_eq!(me(&app, &idea, "carl").await, (true, false));
-    assert_eq!(call(&r, "DELETE", &vote, Some(&carl), None).await.status, 200);
+    assert_eq!(
+        call(&r, "DELETE", &vote, Some(&carl), None).await.status,
+        200
+    );
     assert_eq!(call(&r, "PUT", &vote, Some(&carl), None).await.status, 200);
     assert_eq!(
         me(&app, &idea, "carl").await,
@@ -86,7 +96,14 @@ async fn scenario<T: Table + Clone>(app: App<T>) {
     .await
     .expect("patch");
     let other = post_idea(&app, &bob).await;
-    let res = call(&r, "PUT", &format!("/ideas/{other}/vote"), Some(&alice), None).await;
+    let res = call(
+        &r,
+        "PUT",
+        &format!("/ideas/{other}/vote"),
+        Some(&alice),
+        None,
+    )
+    .await;
     assert_eq!(res.status, 200);
     assert_eq!(me(&app, &other, "alice").await, (true, false));
 }

@@ -700,12 +700,7 @@ pub fn page_event(source: &Event, bucket: u32, page: u32, after: Option<&str>) -
 }
 
 /// [`page_event`] of the idea's follow records (`crate::follows`).
-pub fn follower_page_event(
-    source: &Event,
-    bucket: u32,
-    page: u32,
-    after: Option<&str>,
-) -> Event {
+pub fn follower_page_event(source: &Event, bucket: u32, page: u32, after: Option<&str>) -> Event {
     Event {
         event_id: format!("{}.f{bucket:02}.p{page}", source.event_id),
         kind: Kind::MailPage,
