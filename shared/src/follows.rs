@@ -402,3 +402,47 @@ pub async fn erase_writes<T: Table>(app: &App<T>, member: &str) -> Result<Vec<Wr
         .map(|key| Write::Delete { key, cond: None })
         .collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_record_decides_and_a_vote_follows_only_with_auto_follow() {
+        // (record, voted, auto_follow) → follows
+        for (record, voted, auto, want) in [
+            (Some(true), false, false, true),
+            (Some(true), true, false, true),
+            (Some(false), true, true, false),
+            (Some(false), false, true, false),
+            (None, true, true, true),
+            (None, true, false, false),
+            (None, false, true, false),
+        ] {
+            assert_eq!(
+                follows(record, voted, auto),
+                want,
+                "{record:?} {voted} {auto}"
+            );
+        }
+    }
+
+    #[test]
+    fn records_share_the_voters_bucket_and_name_their_state_in_gsi3() {
+        let r = record("01JD8Z3K4M5N6P7Q8R9S0TVWXY", "bob", false, BY_MEMBER);
+        let b = votes::bucket("bob");
+        assert_eq!(
+            r["pk"],
+            json!(followers_pk("01JD8Z3K4M5N6P7Q8R9S0TVWXY", b))
+        );
+        assert_eq!(
+            votes::voters_pk("01JD8Z3K4M5N6P7Q8R9S0TVWXY", b).replace("VOTERS#", "FOLLOWERS#"),
+            followers_pk("01JD8Z3K4M5N6P7Q8R9S0TVWXY", b)
+        );
+        assert!(r["gsi3sk"].as_str().is_some_and(
+            |s| s.starts_with(UNFOLLOWED_PREFIX) && s.ends_with("#01JD8Z3K4M5N6P7Q8R9S0TVWXY")
+        ));
+        assert_eq!(state_of(Some(&r)), Some(false));
+        assert_eq!(state_of(None), None);
+    }
+}

@@ -639,3 +639,56 @@ fn new_code() -> String {
         .collect();
     format!("{}-{}-{}", &chars[0..4], &chars[4..8], &chars[8..12])
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row() -> MemberRow {
+        row_from(
+            json!({"id": "bob", "display_name": "Bob", "email": "bob@example.fr",
+                   "email_opt_in": true, "email_opt_in_at": "2026-11-02T17:45:03.000Z",
+                   "terms_version": "2026-11", "terms_accepted_at": "2026-11-02T17:45:03.000Z",
+                   "cohort": "public", "joined_at": "2026-11-02T17:45:03.000Z", "level": "member"})
+            .as_object()
+            .cloned()
+            .unwrap_or_default(),
+        )
+        .expect("row")
+    }
+
+    #[test]
+    fn a_profile_of_before_the_preferences_follows_and_gets_news_but_no_digest() {
+        let r = row();
+        assert!(r.auto_follow && r.idea_updates && r.community_news && !r.comment_digest);
+        assert!(r.wants(Notice::IdeaUpdates) && r.wants(Notice::CommunityNews));
+        assert!(!r.wants(Notice::CommentDigest));
+    }
+
+    #[test]
+    fn each_notice_needs_its_preference_the_consent_and_a_mailable_address() {
+        for n in [
+            Notice::IdeaUpdates,
+            Notice::CommentDigest,
+            Notice::CommunityNews,
+        ] {
+            let mut r = row();
+            r.comment_digest = true;
+            assert!(r.wants(n), "{n:?}");
+            match n {
+                Notice::IdeaUpdates => r.idea_updates = false,
+                Notice::CommentDigest => r.comment_digest = false,
+                Notice::CommunityNews => r.community_news = false,
+            }
+            assert!(!r.wants(n), "{n:?} off");
+            let mut r = row();
+            r.comment_digest = true;
+            r.email_opt_in = false;
+            assert!(!r.wants(n), "{n:?} without email_opt_in");
+            let mut r = row();
+            r.comment_digest = true;
+            r.email_suppressed = Some("bounce".into());
+            assert!(!r.wants(n), "{n:?} suppressed");
+        }
+    }
+}
