@@ -125,6 +125,21 @@ async fn scenario<T: Table + Clone>(app: App<T>, dir: &std::path::Path) {
         pages.push(community::mail::page_event(&decided, b, 0, None));
         pages.push(community::mail::follower_page_event(&decided, b, 0, None));
     }
+    deliver(&consumer, std::slice::from_ref(&decided)).await;
+    // The decision starts one chain per voter bucket and one per follower
+    // bucket: their first pages are in the outbox.
+    let mut queued = std::collections::BTreeSet::new();
+    for b in 0..community::events::OUTBOX_BUCKETS {
+        let q = Query::new(Index::Primary, community::events::outbox_pk(b)).limit(1000);
+        for i in app.table.query(&q).await.expect("outbox").items {
+            if let Some(e) = Event::from_item(&i) {
+                queued.insert(e.event_id);
+            }
+        }
+    }
+    for p in &pages {
+        assert!(queued.contains(&p.event_id), "{} not started", p.event_id);
+    }
     for _ in 0..2 {
         deliver(&consumer, std::slice::from_ref(&decided)).await;
         deliver(&consumer, &pages).await;
