@@ -52,6 +52,10 @@ const ROUTES: &[(&str, &str)] = &[
     ("POST", "/reports"),
     ("GET", "/moderation/queue"),
     ("POST", "/moderation/{target_type}/{id}"),
+    ("PUT", "/ideas/{id}/follow"),
+    ("DELETE", "/ideas/{id}/follow"),
+    ("GET", "/members/me/following"),
+    ("GET", "/members/me/votes"),
 ];
 
 fn bodies(rng: &mut impl Rng) -> Vec<Vec<u8>> {

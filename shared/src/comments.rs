@@ -6,7 +6,8 @@
 //! removes its gsi1 attributes (it leaves the list); restoring puts them back.
 //!
 //! Posting is one transaction: the comment, the member's contribution
-//! pointer and the `comment.posted` event (points, digest mails, and the
+//! pointer, the member's follow record of the idea when commenting makes
+//! them follow it (`crate::follows`) and the `comment.posted` event (points, digest mails, and the
 //! idea's `comment_count`, which the insights consumer adds per batch). The
 //! idea row is not in it: a popular idea's row is rewritten by every vote
 //! roll-up, and comments serialised on it would conflict by the thousand
@@ -155,11 +156,18 @@ pub async fn post<T: Table>(
         Some(&idea.id),
         json!({"comment_id": id, "idea_author_id": idea.author_id}),
     );
-    let writes = vec![
+    let mut writes = vec![
         Write::put_new(item),
         contrib::pointer(&member.id, ContribKind::Comment, &at, &id, &k),
         event.write(),
     ];
+    // Commenting follows the idea (`crate::follows`), in the same
+    // transaction, unless the member has a follow record (an unfollow
+    // sticks) or set `auto_follow: false`.
+    if let Some(w) = crate::follows::on_comment(app, &member, &idea.id).await? {
+        writes.push(w);
+    }
+    const FOLLOW_AT: usize = 3;
     let shown = serde_json::to_value(&c).map_err(|e| Error::Store(StoreError::unavailable(e)))?;
     // Nothing here is shared with another request; a throttled write is
     // retried (then 503 + Retry-After).
@@ -173,6 +181,13 @@ pub async fn post<T: Table>(
         .await
         {
             Ok(()) => return Ok(c),
+            // A follow or unfollow of the same idea landed meanwhile: it
+            // stands, the comment goes without the follow record.
+            Err(Error::Store(StoreError::ConditionFailed { index: FOLLOW_AT }))
+                if writes.len() > FOLLOW_AT =>
+            {
+                writes.truncate(FOLLOW_AT);
+            }
             Err(Error::Store(StoreError::Conflict | StoreError::Throttled)) if attempt < 3 => {
                 attempt += 1;
                 tokio::time::sleep(std::time::Duration::from_millis(10 << attempt)).await;

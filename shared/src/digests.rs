@@ -193,7 +193,7 @@ async fn send_one<T: Table, M: Mailer>(
     };
     // Opted out, or the address suppressed (a permanent bounce or a
     // complaint, `mail::feedback`).
-    if !m.comment_digest || !m.email_opt_in || !m.mailable() {
+    if !m.wants(crate::members::Notice::CommentDigest) {
         return drop_all().await;
     }
     let comment_keys: Vec<Key> = items

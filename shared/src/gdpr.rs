@@ -6,6 +6,8 @@
 //!   daily caps, contribution pointers (`CONTRIB#…`, see `contrib`), sent-mail
 //!   records (`MAIL#…`), idempotency receipts (`IDEMP#…`);
 //! - the votes, in gsi3 `MEMBER#{id}` / `VOTE#…`;
+//! - the follow records, in gsi3 `MEMBER#{id}` / `FOLLOW#…` (`follows`):
+//!   exported, and deleted by erasure;
 //! - the loyalty-card guard `CARD#{sha256(card)}`, from the profile's card;
 //! - each contribution, through its pointer; a contest entry also leads to
 //!   its per-contest card guard and to the contest's draw (winners' names).
@@ -143,6 +145,14 @@ pub async fn export<T: Table>(app: &App<T>, caller: &Caller) -> Result<Value> {
         SortKey::BeginsWith("VOTE#".into()),
     )
     .await?;
+    let follows: Vec<Value> = crate::follows::all_of(app, id)
+        .await?
+        .into_iter()
+        .map(|f| {
+            json!({"idea_id": f.get("idea_id"), "following": f.get("following"),
+                   "source": f.get("source"), "at": f.get("at")})
+        })
+        .collect();
     let mut sections: Map<String, Value> = Map::new();
     for name in [
         "ideas",
@@ -218,6 +228,15 @@ pub async fn export<T: Table>(app: &App<T>, caller: &Caller) -> Result<Value> {
             "terms": {"version": row.terms_version, "accepted_at": row.terms_accepted_at},
             "email_opt_in": {"value": row.email_opt_in, "at": row.email_opt_in_at},
         },
+        "preferences": {
+            "auto_follow": row.auto_follow,
+            "notifications": {
+                "idea_updates": row.idea_updates,
+                "comment_digest": row.comment_digest,
+                "community_news": row.community_news,
+            },
+        },
+        "follows": follows,
         "invite": {"cohort": row.cohort, "invite_code": row.invite_code},
         "votes": votes,
         "points_ledger": ledger,
@@ -317,6 +336,8 @@ async fn scrub<T: Table>(app: &App<T>, member: &str, card: Option<&str>) -> Resu
             }
         }
     }
+    // Which ideas the member follows is theirs alone: deleted.
+    writes.extend(crate::follows::erase_writes(app, member).await?);
     for item in &partition {
         let sk = sk_of(item);
         let Some(k) = Key::of(item) else { continue };

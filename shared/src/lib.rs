@@ -17,6 +17,7 @@ pub mod domain;
 pub mod draw;
 pub mod error;
 pub mod events;
+pub mod follows;
 pub mod gdpr;
 pub mod http;
 pub mod ideas;

@@ -88,6 +88,45 @@ pub struct Patch {
     pub loyalty_card: Option<String>,
     /// Opt-in to the digest of new comments on the member's ideas.
     pub comment_digest: Option<bool>,
+    /// Whether voting or commenting follows the idea (`crate::follows`).
+    pub auto_follow: Option<bool>,
+    pub notifications: Option<NotificationsPatch>,
+}
+
+/// `PATCH /members/me {"notifications":{...}}`: each preference optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotificationsPatch {
+    pub idea_updates: Option<bool>,
+    pub comment_digest: Option<bool>,
+    pub community_news: Option<bool>,
+}
+
+/// The member's mail preferences as shown (`notifications` on Member).
+/// Each refines `email_opt_in` (the consent to community mails, which the
+/// one-click unsubscribe revokes): a mail of a kind goes only with both.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Notifications {
+    /// Answers, decisions and progress of the ideas the member follows
+    /// (default on).
+    pub idea_updates: bool,
+    /// The digest of new comments on the member's ideas (default off).
+    pub comment_digest: bool,
+    /// Community news: mails about the community at large, not about the
+    /// member's ideas or the ones they follow (default on).
+    pub community_news: bool,
+}
+
+/// A kind of optional mail, each with its preference.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Notice {
+    IdeaUpdates,
+    CommentDigest,
+    CommunityNews,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// A member as stored (key attributes aside).
@@ -127,6 +166,16 @@ pub struct MemberRow {
     /// Digest mails of new comments on the member's ideas (opt-in).
     #[serde(default)]
     pub comment_digest: bool,
+    /// Voting or commenting follows the idea (`crate::follows`); absent
+    /// reads as true.
+    #[serde(default = "yes")]
+    pub auto_follow: bool,
+    /// News of followed ideas (`Notice::IdeaUpdates`); absent reads as true.
+    #[serde(default = "yes")]
+    pub idea_updates: bool,
+    /// Community news (`Notice::CommunityNews`); absent reads as true.
+    #[serde(default = "yes")]
+    pub community_news: bool,
     /// Set when SES reported the address as permanently bouncing or the
     /// member's mailbox as complaining (`bounce` or `complaint`,
     /// `mail::feedback`): no mail of any kind goes to it any more.
@@ -139,6 +188,18 @@ impl MemberRow {
     /// a permanent bounce or a complaint).
     pub fn mailable(&self) -> bool {
         self.email_suppressed.is_none() && !self.email.is_empty()
+    }
+
+    /// Whether an optional mail of this kind may go to the member: mailable,
+    /// consenting to community mails (`email_opt_in`) and with the kind's
+    /// preference on.
+    pub fn wants(&self, n: Notice) -> bool {
+        let pref = match n {
+            Notice::IdeaUpdates => self.idea_updates,
+            Notice::CommentDigest => self.comment_digest,
+            Notice::CommunityNews => self.community_news,
+        };
+        pref && self.email_opt_in && self.mailable()
     }
 }
 
@@ -161,7 +222,10 @@ pub struct MemberView {
     /// `pending` while the loyalty programme checks the card, `confirmed`
     /// once it did; null without a card (a rejected card is unlinked).
     pub loyalty_card_status: Option<String>,
+    /// The same as `notifications.comment_digest` (kept for v1 clients).
     pub comment_digest: bool,
+    pub auto_follow: bool,
+    pub notifications: Notifications,
 }
 
 impl From<MemberRow> for MemberView {
@@ -184,6 +248,12 @@ impl From<MemberRow> for MemberView {
             ),
             loyalty_card: r.loyalty_card.as_deref().map(LoyaltyCard::masked),
             comment_digest: r.comment_digest,
+            auto_follow: r.auto_follow,
+            notifications: Notifications {
+                idea_updates: r.idea_updates,
+                comment_digest: r.comment_digest,
+                community_news: r.community_news,
+            },
         }
     }
 }
@@ -306,6 +376,9 @@ pub async fn sign_up<T: Table>(
         ambassador: false,
         erased_at: None,
         comment_digest: false,
+        auto_follow: true,
+        idea_updates: true,
+        community_news: true,
         email_suppressed: None,
     };
     if let Some((id, _)) = &link {
@@ -444,8 +517,26 @@ pub async fn update<T: Table>(app: &App<T>, caller: &Caller, p: Patch) -> Result
     if let Some(opt) = p.email_opt_in {
         u = u.set("email_opt_in", opt).set("email_opt_in_at", now());
     }
-    if let Some(d) = p.comment_digest {
+    let n = p.notifications.unwrap_or_default();
+    if let (Some(a), Some(b)) = (p.comment_digest, n.comment_digest) {
+        if a != b {
+            errs.push(FieldError::new(
+                "notifications.comment_digest",
+                "differs from comment_digest: send one of them",
+            ));
+        }
+    }
+    if let Some(d) = n.comment_digest.or(p.comment_digest) {
         u = u.set("comment_digest", d).set("comment_digest_at", now());
+    }
+    if let Some(v) = n.idea_updates {
+        u = u.set("idea_updates", v).set("idea_updates_at", now());
+    }
+    if let Some(v) = n.community_news {
+        u = u.set("community_news", v).set("community_news_at", now());
+    }
+    if let Some(v) = p.auto_follow {
+        u = u.set("auto_follow", v).set("auto_follow_at", now());
     }
     if !errs.is_empty() {
         return Err(Error::Invalid(errs.0));
@@ -547,4 +638,57 @@ fn new_code() -> String {
         .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
         .collect();
     format!("{}-{}-{}", &chars[0..4], &chars[4..8], &chars[8..12])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row() -> MemberRow {
+        row_from(
+            json!({"id": "bob", "display_name": "Bob", "email": "bob@example.fr",
+                   "email_opt_in": true, "email_opt_in_at": "2026-11-02T17:45:03.000Z",
+                   "terms_version": "2026-11", "terms_accepted_at": "2026-11-02T17:45:03.000Z",
+                   "cohort": "public", "joined_at": "2026-11-02T17:45:03.000Z", "level": "member"})
+            .as_object()
+            .cloned()
+            .unwrap_or_default(),
+        )
+        .expect("row")
+    }
+
+    #[test]
+    fn a_profile_of_before_the_preferences_follows_and_gets_news_but_no_digest() {
+        let r = row();
+        assert!(r.auto_follow && r.idea_updates && r.community_news && !r.comment_digest);
+        assert!(r.wants(Notice::IdeaUpdates) && r.wants(Notice::CommunityNews));
+        assert!(!r.wants(Notice::CommentDigest));
+    }
+
+    #[test]
+    fn each_notice_needs_its_preference_the_consent_and_a_mailable_address() {
+        for n in [
+            Notice::IdeaUpdates,
+            Notice::CommentDigest,
+            Notice::CommunityNews,
+        ] {
+            let mut r = row();
+            r.comment_digest = true;
+            assert!(r.wants(n), "{n:?}");
+            match n {
+                Notice::IdeaUpdates => r.idea_updates = false,
+                Notice::CommentDigest => r.comment_digest = false,
+                Notice::CommunityNews => r.community_news = false,
+            }
+            assert!(!r.wants(n), "{n:?} off");
+            let mut r = row();
+            r.comment_digest = true;
+            r.email_opt_in = false;
+            assert!(!r.wants(n), "{n:?} without email_opt_in");
+            let mut r = row();
+            r.comment_digest = true;
+            r.email_suppressed = Some("bounce".into());
+            assert!(!r.wants(n), "{n:?} suppressed");
+        }
+    }
 }

@@ -99,9 +99,23 @@ pub async fn get_one<T: Table + Clone>(
 ) -> Result<Response, ApiError> {
     let id = IdeaId::parse(&id).ok_or(Error::NotFound("idea"))?;
     let idea: IdeaView = ideas::get_for(&app, &id, viewer.as_ref()).await?;
+    // With a token, the caller's vote and follow state (`"me"`).
+    let me = match &viewer {
+        Some(c) => Some(community::follows::me(&app, &id, c).await?),
+        None => None,
+    };
     // Anonymous copies may be cached for 5 s (the CDN); a token's answer is
     // made `private, no-cache` by the boundary (`http::conditional`).
-    Ok(cacheable(5, Json(idea)))
+    Ok(cacheable(5, Json(IdeaWithMe { idea, me })))
+}
+
+/// An idea, with the caller's state when a token came with the request.
+#[derive(serde::Serialize)]
+pub struct IdeaWithMe {
+    #[serde(flatten)]
+    idea: IdeaView,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    me: Option<community::follows::Me>,
 }
 
 #[tracing::instrument(skip_all, fields(member = %caller.id.as_str(), idea = %id))]

@@ -3,8 +3,9 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use axum::Json;
 use community::auth::Caller;
+use community::follows;
 use community::http::{with_receipt, ApiError, IdempotencyKey, JsonBody, ListParams};
-use community::ideas::ListPage;
+use community::ideas::{IdeaCard, ListPage};
 use community::loyalty::{self, RedemptionView};
 use community::members::{self, MemberView, Patch, SignUp};
 use community::mine::{self, Contribution};
@@ -142,4 +143,41 @@ pub async fn erase<T: Table + Clone>(
         })?;
     }
     Ok((StatusCode::ACCEPTED, Json(body)).into_response())
+}
+
+/// `GET /members/me/following`: the ideas the caller follows (see
+/// `community::follows::following`).
+#[tracing::instrument(skip_all, fields(member = %caller.id.as_str()))]
+pub async fn following<T: Table + Clone>(
+    State(app): State<App<T>>,
+    caller: Caller,
+    params: ListParams,
+) -> Result<Json<ListPage<IdeaCard>>, ApiError> {
+    if let Some(other) = params.rest.keys().next() {
+        return Err(ApiError::bad_request(
+            other,
+            "is not a parameter of this list",
+        ));
+    }
+    Ok(Json(
+        follows::following(&app, &caller, params.limit, params.cursor).await?,
+    ))
+}
+
+/// `GET /members/me/votes`: the ideas the caller voted for, newest vote first.
+#[tracing::instrument(skip_all, fields(member = %caller.id.as_str()))]
+pub async fn votes<T: Table + Clone>(
+    State(app): State<App<T>>,
+    caller: Caller,
+    params: ListParams,
+) -> Result<Json<ListPage<IdeaCard>>, ApiError> {
+    if let Some(other) = params.rest.keys().next() {
+        return Err(ApiError::bad_request(
+            other,
+            "is not a parameter of this list",
+        ));
+    }
+    Ok(Json(
+        follows::voted(&app, &caller, params.limit, params.cursor).await?,
+    ))
 }

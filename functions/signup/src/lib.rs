@@ -2,6 +2,7 @@
 //! `POST /members`, `GET /members/me`, `PATCH /members/me`,
 //! `GET /members/me/points`, `GET /members/me/contributions`,
 //! `POST /members/me/redemptions`, `GET /members/me/redemptions`,
+//! `GET /members/me/following`, `GET /members/me/votes`,
 //! `GET /members/me/export` and `DELETE /members/me` (GDPR).
 
 mod handler;
@@ -23,6 +24,8 @@ pub fn routes<T: Table + Clone>(app: App<T>) -> Router {
         )
         .route("/members/me/export", get(handler::export::<T>))
         .route("/members/me/points", get(handler::points::<T>))
+        .route("/members/me/following", get(handler::following::<T>))
+        .route("/members/me/votes", get(handler::votes::<T>))
         .route(
             "/members/me/contributions",
             get(handler::contributions::<T>),

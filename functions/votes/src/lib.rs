@@ -1,4 +1,5 @@
-//! `votes`: `PUT /ideas/{id}/vote` and `DELETE /ideas/{id}/vote`.
+//! `votes`: `PUT /ideas/{id}/vote` and `DELETE /ideas/{id}/vote`;
+//! `PUT /ideas/{id}/follow` and `DELETE /ideas/{id}/follow`.
 
 mod handler;
 
@@ -13,6 +14,10 @@ pub fn routes<T: Table + Clone>(app: App<T>) -> Router {
         .route(
             "/ideas/{id}/vote",
             put(handler::cast::<T>).delete(handler::withdraw::<T>),
+        )
+        .route(
+            "/ideas/{id}/follow",
+            put(handler::follow::<T>).delete(handler::unfollow::<T>),
         )
         .with_state(app)
 }

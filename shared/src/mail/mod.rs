@@ -5,7 +5,9 @@
 //!
 //! Transactional mails (welcome, your idea is under review, the committee's
 //! decision on your idea, progress of your idea) always go; community mails
-//! (news of ideas a member voted for) only with `email_opt_in`.
+//! (news of the ideas a member follows: `crate::follows`) only with
+//! `email_opt_in` and the member's preference for their kind
+//! (`MemberRow::wants`: `idea_updates`, `comment_digest`, `community_news`).
 //!
 //! Sending is the one effect outside the table, so a mail is recorded
 //! before it is sent. Its marker `DONE#email#{event}#{recipient}` is claimed
@@ -560,9 +562,10 @@ impl<T: Table + Clone, M: Mailer> EmailsConsumer<T, M> {
     }
 
     /// Starts the fan-out of `e` (a decision or progress) to the idea's
-    /// voters: one `mail.page` event per voter bucket, written with the
-    /// fan-out's marker in one transaction, so a redelivery starts nothing
-    /// twice. Each page mails its voters and writes the next page's event.
+    /// followers (`crate::follows`): one `mail.page` event per voter bucket
+    /// and one per follower bucket, written with the fan-out's marker in one
+    /// transaction (65 writes), so a redelivery starts nothing twice. Each
+    /// page mails its members and writes the next page's event.
     async fn start_fanout(&self, e: &Event) -> Result<()> {
         let mut writes = vec![crate::events::consumed_marker(
             CONSUMER,
@@ -570,6 +573,7 @@ impl<T: Table + Clone, M: Mailer> EmailsConsumer<T, M> {
         )];
         for b in 0..crate::votes::VOTER_BUCKETS {
             writes.push(page_event(e, b, 0, None).write());
+            writes.push(follower_page_event(e, b, 0, None).write());
         }
         match crate::error::commit(&self.app.table, writes, None).await {
             // Started by an earlier delivery.
@@ -578,10 +582,18 @@ impl<T: Table + Clone, M: Mailer> EmailsConsumer<T, M> {
         }
     }
 
-    /// One page of a fan-out: up to [`FANOUT_PAGE`] voters of one bucket,
-    /// after the page's `after` member, each mailed once (the mail's claim
-    /// is keyed by the source event and the member, as for any mail); then
-    /// the next page's event, with this page's marker, in one transaction.
+    /// One page of a fan-out: up to [`FANOUT_PAGE`] voters (or follow
+    /// records) of one bucket, after the page's `after` member, each
+    /// follower mailed once (the mail's claim is keyed by the source event
+    /// and the member, as for any mail); then the next page's event, with
+    /// this page's marker, in one transaction.
+    ///
+    /// A voters' page reads the page's follow records (one BatchGetItem of
+    /// the same partition's bucket) and leaves out the voters who
+    /// unfollowed, or set `auto_follow: false` without following. A
+    /// followers' page leaves out the unfollowed records and the followers
+    /// who voted (one BatchGetItem of their votes): their voters' page
+    /// mails them. Each member is mailed once either way: the claim.
     async fn mail_page(&self, e: &Event, out: &mut Vec<Sent>, message: usize) -> Result<()> {
         let page = FanoutPage::parse(e)?;
         let source = &page.source;
@@ -593,7 +605,11 @@ impl<T: Table + Clone, M: Mailer> EmailsConsumer<T, M> {
             Err(Error::NotFound(_)) => return Ok(()),
             Err(err) => return Err(err),
         };
-        let pk = crate::votes::voters_pk(&idea.id, page.bucket);
+        let pk = if page.followers {
+            crate::follows::followers_pk(&idea.id, page.bucket)
+        } else {
+            crate::votes::voters_pk(&idea.id, page.bucket)
+        };
         let start = page.after.as_ref().map(|m| {
             let mut k = Item::new();
             k.insert("pk".into(), json!(pk));
@@ -609,15 +625,33 @@ impl<T: Table + Clone, M: Mailer> EmailsConsumer<T, M> {
                     .start_after(start),
             )
             .await?;
-        let voters: Vec<String> = found
+        let listed: Vec<String> = found
             .items
             .iter()
+            .filter(|i| !page.followers || crate::follows::state_of(Some(i)) == Some(true))
             .filter_map(|i| i.get("member_id").and_then(Value::as_str))
             .filter(|m| *m != idea.author_id)
             .map(str::to_owned)
             .collect();
+        // Whom this page mails (module doc of `crate::follows`).
+        let (records, voted) = if page.followers {
+            let voted = crate::follows::voters_among(&self.app, &idea_id, &listed).await?;
+            (Default::default(), voted)
+        } else {
+            let records = crate::follows::records_of(&self.app, &idea.id, &listed).await?;
+            (records, Default::default())
+        };
+        let candidates: Vec<String> = listed
+            .into_iter()
+            .filter(|m| !voted.contains(m) && records.get(m) != Some(&false))
+            .collect();
         let s = &self.app.settings();
-        for r in members::opted_in(&self.app, &voters).await? {
+        for r in members::opted_in(&self.app, &candidates).await? {
+            let follows = page.followers
+                || crate::follows::follows(records.get(&r.id).copied(), true, r.auto_follow);
+            if !follows || !r.wants(members::Notice::IdeaUpdates) {
+                continue;
+            }
             let t = templates::for_voter(s, source, &idea, &r.display_name, &r.id);
             let to = Recipient {
                 member: r.id,
@@ -634,7 +668,11 @@ impl<T: Table + Clone, M: Mailer> EmailsConsumer<T, M> {
         else {
             return Ok(());
         };
-        let next = page_event(source, page.bucket, page.page + 1, Some(last));
+        let next = if page.followers {
+            follower_page_event(source, page.bucket, page.page + 1, Some(last))
+        } else {
+            page_event(source, page.bucket, page.page + 1, Some(last))
+        };
         let writes = vec![
             crate::events::consumed_marker(CONSUMER, &e.event_id),
             next.write(),
@@ -647,9 +685,9 @@ impl<T: Table + Clone, M: Mailer> EmailsConsumer<T, M> {
     }
 }
 
-/// The event of one fan-out page. Its id is derived from the source event,
-/// the bucket and the page number, so every delivery of a page names the
-/// same next page.
+/// The event of one fan-out page of an idea's voters. Its id is derived
+/// from the source event, the bucket and the page number, so every delivery
+/// of a page names the same next page.
 pub fn page_event(source: &Event, bucket: u32, page: u32, after: Option<&str>) -> Event {
     Event {
         event_id: format!("{}.b{bucket:02}.p{page}", source.event_id),
@@ -661,6 +699,18 @@ pub fn page_event(source: &Event, bucket: u32, page: u32, after: Option<&str>) -
     }
 }
 
+/// [`page_event`] of the idea's follow records (`crate::follows`).
+pub fn follower_page_event(source: &Event, bucket: u32, page: u32, after: Option<&str>) -> Event {
+    Event {
+        event_id: format!("{}.f{bucket:02}.p{page}", source.event_id),
+        kind: Kind::MailPage,
+        at: source.at.clone(),
+        member_id: source.member_id.clone(),
+        idea_id: source.idea_id.clone(),
+        data: json!({"source": source, "bucket": bucket, "page": page, "after": after, "followers": true}),
+    }
+}
+
 /// A `mail.page` event's details.
 #[derive(Deserialize)]
 struct FanoutPage {
@@ -669,6 +719,9 @@ struct FanoutPage {
     page: u32,
     #[serde(default)]
     after: Option<String>,
+    /// A page of follow records (absent: of voters, as before follows).
+    #[serde(default)]
+    followers: bool,
 }
 
 impl FanoutPage {
