@@ -501,6 +501,43 @@ pub async fn similar<T: Table>(app: &App<T>, title: &str) -> Result<Vec<IdeaCard
     Ok(out)
 }
 
+/// What [`reindex`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Reindexed {
+    pub ideas: usize,
+    pub postings: usize,
+}
+
+/// Writes the postings of every listed idea (every theme × status partition
+/// of gsi1: no Scan), for ideas posted before the index existed. Idempotent
+/// (a posting's key and content are the idea's own); groups of at most 25
+/// writes. Hidden ideas are in no list and are skipped (see "Search").
+pub async fn reindex<T: Table>(app: &App<T>) -> Result<Reindexed> {
+    let settings = app.settings();
+    let mut done = Reindexed::default();
+    for theme in &settings.themes {
+        for status in IdeaStatus::ALL {
+            let q =
+                Query::new(crate::store::Index::Gsi1, ideas::list_pk(&theme.id, status)).limit(100);
+            let items = crate::store::all_pages(&app.table, q).await?;
+            let mut rows = items
+                .into_iter()
+                .map(ideas::row_from)
+                .collect::<Result<Vec<_>>>()?;
+            ideas::with_bodies(app, &mut rows).await?;
+            for row in &rows {
+                let writes = postings(row);
+                done.ideas += 1;
+                done.postings += writes.len();
+                for group in writes.chunks(25) {
+                    app.table.transact(group.to_vec()).await?;
+                }
+            }
+        }
+    }
+    Ok(done)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -136,6 +136,76 @@ async fn case(app: App<Arc<dyn Table>>) {
     );
 }
 
+/// Ideas written before the index existed are indexed by `reindex`, once
+/// however often it runs.
+async fn reindex_case(app: App<Arc<dyn Table>>) {
+    let ana = member(&app, "ana").await;
+    let fresh = ideas::create(
+        &app,
+        &ana,
+        NewIdea {
+            theme: Some("loyalty".into()),
+            title: Some("Une carte de fidélité virtuelle".into()),
+            body: Some("Dans l'application du magasin, sans carte en plastique.".into()),
+        },
+        None,
+    )
+    .await
+    .expect("idea");
+    // An older idea: its row and body only, as posted before the index.
+    let id = community::domain::IdeaId::new();
+    let mut row = ideas::load(
+        &app,
+        &community::domain::IdeaId::parse(&fresh.id).expect("id"),
+        true,
+    )
+    .await
+    .expect("row");
+    row.id = id.as_str().to_owned();
+    row.title = "Des tickets de caisse virtuels".into();
+    let body = support::obj(
+        serde_json::json!({"pk": format!("IDEA#{}", row.id), "sk": "BODY",
+        "id": row.id, "body": "Envoyés par courriel plutôt qu'imprimés."}),
+    );
+    app.table
+        .transact(vec![
+            community::store::Write::put(row.to_item().expect("item")),
+            community::store::Write::put(body),
+        ])
+        .await
+        .expect("old idea");
+    assert_eq!(
+        all(&app, "virtuel", req(20)).await,
+        ["Une carte de fidélité virtuelle"]
+    );
+    let first = search::reindex(&app).await.expect("reindex");
+    assert_eq!(first.ideas, 2);
+    let again = search::reindex(&app).await.expect("reindex");
+    assert_eq!(again, first);
+    let mut got = all(&app, "virtuel", req(20)).await;
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            "Des tickets de caisse virtuels",
+            "Une carte de fidélité virtuelle"
+        ]
+    );
+    assert_eq!(
+        all(&app, "courriel", req(20)).await,
+        ["Des tickets de caisse virtuels"]
+    );
+}
+
+#[tokio::test]
+async fn reindex_on_both_adapters() {
+    let (t, _d) = embedded();
+    reindex_case(app(t, |s| s.abuse.rate_limits.enabled = false)).await;
+    if let Some(t) = support::dynamodb().await {
+        reindex_case(app(t, |s| s.abuse.rate_limits.enabled = false)).await;
+    }
+}
+
 #[tokio::test]
 async fn search_on_the_embedded_store() {
     let (t, _d) = embedded();
