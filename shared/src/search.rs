@@ -330,7 +330,9 @@ async fn rows<T: Table>(app: &App<T>, ids: &[String]) -> Result<HashMap<String, 
         .collect();
     let mut out = HashMap::new();
     for item in crate::store::get_all(&app.table, &keys, false).await? {
-        if item.contains_key("moderation") {
+        // Hidden (moderation), or merged into another idea (issue 14; the
+        // target is what search shows).
+        if item.contains_key("moderation") || item.contains_key("merged_into") {
             continue;
         }
         out.insert(s(&item, "id").to_owned(), item);
@@ -383,18 +385,23 @@ pub async fn search<T: Table>(
             let mut last_sk: Option<String> = None;
             loop {
                 let found = m.round().await?;
-                for chunk in found.chunks(limit + 1) {
+                let mut at = 0;
+                while at < found.len() {
+                    if items.len() == limit {
+                        // A further match exists: the page ends here.
+                        let next = last_sk.as_ref().map(|s| encode(&Cursor::After(s.clone())));
+                        return Ok(ListPage {
+                            items,
+                            next_cursor: next,
+                        });
+                    }
+                    // Rows for the cards still missing (none read for nothing
+                    // unless hidden or of another status).
+                    let chunk = &found[at..(at + limit - items.len()).min(found.len())];
+                    at += chunk.len();
                     let ids: Vec<String> = chunk.iter().map(|(_, id)| id.clone()).collect();
                     let mut rows = rows(app, &ids).await?;
                     for (sk, id) in chunk {
-                        if items.len() == limit {
-                            // A further match exists: the page ends here.
-                            let next = last_sk.as_ref().map(|s| encode(&Cursor::After(s.clone())));
-                            return Ok(ListPage {
-                                items,
-                                next_cursor: next,
-                            });
-                        }
                         if let Some(item) = rows.remove(id).filter(|i| status_ok(i, req.status)) {
                             items.push(ideas::card_from(item)?);
                             last_sk = Some(sk.clone());
