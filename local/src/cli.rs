@@ -262,6 +262,25 @@ pub async fn ambassadors_run_cmd(target: &TargetArgs, campaigns: &Path) -> anyho
     Ok(())
 }
 
+/// `search reindex [--campaigns DIR] --target local|aws`: the word postings
+/// of every listed idea (`community::search::reindex`).
+pub async fn search_reindex_cmd(target: &TargetArgs, campaigns: &Path) -> anyhow::Result<()> {
+    let settings = community::config::Settings::load(Some(campaigns))
+        .with_context(|| format!("cannot load the campaign from {}", campaigns.display()))?;
+    let table = target.open().await?;
+    let app = community::App::new(table, settings);
+    let r = community::search::reindex(&app)
+        .await
+        .context("the reindex failed")?;
+    println!(
+        "{} idea(s) indexed, {} posting(s) written on {}",
+        r.ideas,
+        r.postings,
+        target.describe()
+    );
+    Ok(())
+}
+
 /// `verify-draw [FILE] [--entries FILE | --server URL]`: recomputes a draw
 /// from its proof; the entry list is inline (`proof.entries`, the shape
 /// before paging), in `--entries`, or fetched page by page from `--server`.

@@ -7,6 +7,7 @@
 //!   [--dry-run]` (see docs/marketing.md);
 //! - `invites create --cohort NAME --count N --target local|aws`;
 //! - `ambassadors run --target local|aws` (the daily scoring, now);
+//! - `search reindex --target local|aws` (the word index of listed ideas);
 //! - `launch public|soft --target local|aws [--dry-run]` (the hard launch);
 //! - `verify-draw FILE`.
 //!
@@ -82,6 +83,11 @@ enum Command {
         #[command(subcommand)]
         command: AmbassadorCommand,
     },
+    /// The word index of `GET /ideas?q=` (operations).
+    Search {
+        #[command(subcommand)]
+        command: SearchCommand,
+    },
     /// The event pipeline (operations).
     Events {
         #[command(subcommand)]
@@ -100,6 +106,19 @@ enum Command {
         /// Show what would change; write nothing.
         #[arg(long)]
         dry_run: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum SearchCommand {
+    /// Write the word postings of every listed idea (ideas posted before
+    /// the index existed); idempotent, run it again at will.
+    Reindex {
+        /// The campaigns directory (its themes; default infra/campaigns).
+        #[arg(long)]
+        campaigns: Option<PathBuf>,
+        #[command(flatten)]
+        target: cli::TargetArgs,
     },
 }
 
@@ -237,6 +256,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Ambassadors {
             command: AmbassadorCommand::Run { campaigns, target },
         } => cli::ambassadors_run_cmd(&target, &default_campaigns(campaigns)).await,
+        Command::Search {
+            command: SearchCommand::Reindex { campaigns, target },
+        } => cli::search_reindex_cmd(&target, &default_campaigns(campaigns)).await,
         Command::Events {
             command:
                 EventCommand::Replay {

@@ -13,6 +13,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/health"),
     ("GET", "/themes"),
     ("GET", "/ideas"),
+    ("GET", "/ideas/similar"),
     ("POST", "/ideas"),
     ("GET", "/ideas/{id}"),
     ("PUT", "/ideas/{id}/vote"),
@@ -141,6 +142,7 @@ async fn no_hostile_request_gets_a_5xx() {
         "?cursor=%FF%FE",
         "?theme=%00&sort=top&status=open",
         "?cursor=eyJwayI6MX0",
+        "?q=%00%F0%9F%92%A9%CC%81&title=le%20la&sort=top&cursor=dDo5OQ",
     ];
     let mut sent = 0;
     for (method, route) in ROUTES {

@@ -443,19 +443,18 @@ pub async fn create<T: Table>(
         &row.id,
         &key(&id),
     );
+    // The idea's words for `GET /ideas?q=` (at most 40 items; search.rs).
+    let postings = crate::search::postings(&row);
     let view = row.view(0);
     let body = serde_json::to_value(&view).map_err(|e| Error::Store(StoreError::unavailable(e)))?;
-    commit(
-        &app.table,
-        vec![
-            Write::put_new(item),
-            Write::put_new(body_item),
-            event.write(),
-            pointer,
-        ],
-        receipt.map(|r| (r, 201, &body)),
-    )
-    .await?;
+    let mut writes = vec![
+        Write::put_new(item),
+        Write::put_new(body_item),
+        event.write(),
+        pointer,
+    ];
+    writes.extend(postings);
+    commit(&app.table, writes, receipt.map(|r| (r, 201, &body))).await?;
     crate::metrics::record_idea_posted(&view.theme);
     Ok(view)
 }

@@ -39,6 +39,7 @@ pub mod queue;
 pub mod ratelimit;
 pub mod receipt;
 pub mod relay;
+pub mod search;
 pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -70,8 +70,27 @@ pub async fn list<T: Table + Clone>(
         limit: params.limit,
         cursor: params.cursor,
     };
-    let page = ideas::list(&app, req).await?;
+    let page = match params.rest.get("q") {
+        Some(q) => community::search::search(&app, q, req).await?,
+        None => ideas::list(&app, req).await?,
+    };
     Ok(cacheable(5, Json(page)))
+}
+
+/// `GET /ideas/similar?title=`: up to 5 ideas sharing words with a draft
+/// title, shown while a member types (`community::search::similar`).
+#[tracing::instrument(skip_all)]
+pub async fn similar<T: Table + Clone>(
+    State(app): State<App<T>>,
+    params: ListParams,
+) -> Result<Response, ApiError> {
+    let title = params
+        .rest
+        .get("title")
+        .map(String::as_str)
+        .unwrap_or_default();
+    let items = community::search::similar(&app, title).await?;
+    Ok(cacheable(5, Json(json!({ "items": items }))))
 }
 
 #[tracing::instrument(skip_all, fields(member = %caller.id.as_str()))]

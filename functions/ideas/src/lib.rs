@@ -1,5 +1,5 @@
 //! `ideas`: the idea box. `GET /themes`, `GET /community`, `GET /ideas`, `POST /ideas`,
-//! `GET /ideas/{id}` (and `GET /health`); comments: `GET`/`POST
+//! `GET /ideas?q=` (search), `GET /ideas/similar`, `GET /ideas/{id}` (and `GET /health`); comments: `GET`/`POST
 //! /ideas/{id}/comments`, `GET /comments/{id}`.
 
 mod handler;
@@ -16,6 +16,7 @@ pub fn routes<T: Table + Clone>(app: App<T>) -> Router {
         .route("/themes", get(handler::themes::<T>))
         .route("/community", get(handler::community::<T>))
         .route("/ideas", get(handler::list::<T>).post(handler::create::<T>))
+        .route("/ideas/similar", get(handler::similar::<T>))
         .route("/ideas/{id}", get(handler::get_one::<T>))
         .route(
             "/ideas/{id}/comments",
