@@ -36,9 +36,7 @@ async fn ambassadors<T: Table + Clone>(
     caller: Caller,
     params: ListParams,
 ) -> Result<Json<community::ideas::ListPage<community::ambassadors::AmbassadorView>>, ApiError> {
-    if let Some(k) = params.rest.keys().next() {
-        return Err(ApiError::bad_request(k, "is not a parameter of this list"));
-    }
+    params.no_others()?;
     Ok(Json(
         community::ambassadors::list(&app, &caller, params.limit, params.cursor).await?,
     ))

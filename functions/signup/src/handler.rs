@@ -67,12 +67,7 @@ pub async fn redemptions<T: Table + Clone>(
     caller: Caller,
     params: ListParams,
 ) -> Result<Json<ListPage<RedemptionView>>, ApiError> {
-    if let Some(other) = params.rest.keys().next() {
-        return Err(ApiError::bad_request(
-            other,
-            "is not a parameter of this list",
-        ));
-    }
+    params.no_others()?;
     Ok(Json(
         loyalty::list(&app, &caller, params.limit, params.cursor).await?,
     ))
@@ -87,12 +82,7 @@ pub async fn contributions<T: Table + Clone>(
     mut params: ListParams,
 ) -> Result<Json<ListPage<Contribution>>, ApiError> {
     let kind = params.rest.remove("type");
-    if let Some(other) = params.rest.keys().next() {
-        return Err(ApiError::bad_request(
-            other,
-            "is not a parameter of this list",
-        ));
-    }
+    params.no_others()?;
     Ok(Json(
         mine::list(&app, &caller, kind.as_deref(), params.limit, params.cursor).await?,
     ))
@@ -153,12 +143,7 @@ pub async fn following<T: Table + Clone>(
     caller: Caller,
     params: ListParams,
 ) -> Result<Json<ListPage<IdeaCard>>, ApiError> {
-    if let Some(other) = params.rest.keys().next() {
-        return Err(ApiError::bad_request(
-            other,
-            "is not a parameter of this list",
-        ));
-    }
+    params.no_others()?;
     Ok(Json(
         follows::following(&app, &caller, params.limit, params.cursor).await?,
     ))
@@ -171,12 +156,7 @@ pub async fn votes<T: Table + Clone>(
     caller: Caller,
     params: ListParams,
 ) -> Result<Json<ListPage<IdeaCard>>, ApiError> {
-    if let Some(other) = params.rest.keys().next() {
-        return Err(ApiError::bad_request(
-            other,
-            "is not a parameter of this list",
-        ));
-    }
+    params.no_others()?;
     Ok(Json(
         follows::voted(&app, &caller, params.limit, params.cursor).await?,
     ))

@@ -251,6 +251,21 @@ impl<S: Send + Sync> FromRequestParts<S> for ListParams {
     }
 }
 
+impl ListParams {
+    /// 400 naming the first query parameter the route did not take (its
+    /// own ones removed from `rest` before): a list takes only `limit`,
+    /// `cursor` and what it documents.
+    pub fn no_others(&self) -> Result<(), ApiError> {
+        match self.rest.keys().next() {
+            Some(other) => Err(ApiError::bad_request(
+                other,
+                "is not a parameter of this list",
+            )),
+            None => Ok(()),
+        }
+    }
+}
+
 fn serde_urlencoded_pairs(q: &str) -> Result<Vec<(String, String)>, ApiError> {
     axum::extract::Query::<Vec<(String, String)>>::try_from_uri(
         &format!("/?{q}")
