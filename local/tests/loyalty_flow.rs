@@ -7,43 +7,16 @@
 //! an answer that cannot apply ends in the dead letters. Last, a new card
 //! the loyalty programme rejects is unlinked and the member told once.
 
-use axum::body::Body;
-use axum::http::Request;
 use axum::Router;
 use community::testing::settings;
 use community::App;
-use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use std::time::Duration;
-use tower::ServiceExt;
+
+mod support;
+use support::send;
 
 const SECRET: &str = "test-secret";
-
-async fn send(
-    r: &Router,
-    method: &str,
-    path: &str,
-    tok: Option<&str>,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let mut req = Request::builder().method(method).uri(path);
-    if let Some(t) = tok {
-        req = req.header("authorization", format!("Bearer {t}"));
-    }
-    if body.is_some() {
-        req = req.header("content-type", "application/json");
-    }
-    let req = req
-        .body(Body::from(body.map(|b| b.to_string()).unwrap_or_default()))
-        .expect("request");
-    let res = r.clone().oneshot(req).await.expect("infallible");
-    let status = res.status().as_u16();
-    let bytes = res.into_body().collect().await.expect("body").to_bytes();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rejected_redemption_gives_the_points_back_once_on_the_local_server() {

@@ -5,44 +5,17 @@
 //! marketing sees the figures in `GET /insights`; a body that is not an SES
 //! event ends in the dead letters.
 
-use axum::body::Body;
-use axum::http::Request;
 use axum::Router;
 use community::events::{Event, Kind, Queue};
 use community::testing::settings;
 use community::App;
-use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use std::time::Duration;
-use tower::ServiceExt;
+
+mod support;
+use support::send;
 
 const SECRET: &str = "test-secret";
-
-async fn send(
-    r: &Router,
-    method: &str,
-    path: &str,
-    tok: Option<&str>,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let mut req = Request::builder().method(method).uri(path);
-    if let Some(t) = tok {
-        req = req.header("authorization", format!("Bearer {t}"));
-    }
-    if body.is_some() {
-        req = req.header("content-type", "application/json");
-    }
-    let req = req
-        .body(Body::from(body.map(|b| b.to_string()).unwrap_or_default()))
-        .expect("request");
-    let res = r.clone().oneshot(req).await.expect("infallible");
-    let status = res.status().as_u16();
-    let bytes = res.into_body().collect().await.expect("body").to_bytes();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
-}
 
 async fn mails_to(r: &Router, to: &str) -> usize {
     let (_, mails) = send(r, "GET", "/local/mailbox", None, None).await;
