@@ -125,6 +125,13 @@ pub async fn decide<T: Table>(
         return Err(Error::Invalid(errs.0));
     };
     let row = ideas::load(app, id, true).await?;
+    if let Some(into) = &row.merged_into {
+        // Its votes joined the target's (`crate::merge`), which the
+        // committee decides on when it reaches the threshold.
+        return Err(Error::Conflict(format!(
+            "this idea was merged into {into}: decide on that one"
+        )));
+    }
     if row.status != IdeaStatus::UnderReview {
         return Err(Error::Conflict(format!(
             "only an idea under review can be decided (this one is {})",

@@ -146,6 +146,15 @@ pub enum Kind {
     /// the outbox, never relayed.
     #[serde(rename = "mail.feedback")]
     MailFeedback,
+    /// A moderator merged a duplicate idea into another (`crate::merge`):
+    /// the emails consumer tells its author and starts the copy of its votes
+    /// and followers onto the target, in pages (`merge.page`).
+    #[serde(rename = "idea.merged")]
+    IdeaMerged,
+    /// One page of a merge's copy: one bucket's voters or follow records
+    /// (`merge::PAGE` at most), run by the emails consumer.
+    #[serde(rename = "merge.page")]
+    MergePage,
 }
 
 impl Kind {
@@ -173,6 +182,8 @@ impl Kind {
             Kind::MemberCardLinked => "member.card_linked",
             Kind::MemberCardRejected => "member.card_rejected",
             Kind::MailFeedback => "mail.feedback",
+            Kind::IdeaMerged => "idea.merged",
+            Kind::MergePage => "merge.page",
         }
     }
 }
@@ -207,6 +218,9 @@ pub fn routes(kind: Kind) -> &'static [Queue] {
         Kind::LoyaltyAnswered | Kind::MailFeedback => &[],
         Kind::MemberCardLinked => &[Queue::Loyalty],
         Kind::MemberCardRejected => &[Queue::Emails],
+        // The author's mail and the pages of the copy, continued on the
+        // same queue as the fan-out pages (`crate::merge`).
+        Kind::IdeaMerged | Kind::MergePage => &[Queue::Emails],
     }
 }
 
@@ -267,7 +281,8 @@ impl Event {
 /// The event a streamed change carries: an outbox insert's stored event,
 /// or a vote record's insert (`vote.cast`) or removal (`vote.withdrawn`).
 /// A vote event's id comes from the record (`vote_id`), so a change
-/// delivered twice gives the same event twice, which consumers absorb.
+/// delivered twice gives the same event twice, which consumers absorb. A
+/// vote a merge copied (`merged_from`) carries no event.
 pub fn from_change(c: &Change) -> Option<Event> {
     if c.pk.starts_with("OUTBOX#") {
         return match c.name {
@@ -278,6 +293,11 @@ pub fn from_change(c: &Change) -> Option<Event> {
     let idea = crate::votes::idea_of_pk(&c.pk)?;
     let image = c.image();
     let text = |a: &str| image.and_then(|i| i.get(a)).and_then(Value::as_str);
+    // A vote copied by a merge (`crate::merge`) is no act of its member:
+    // the aggregator counts it, nothing else reacts to it.
+    if text(crate::merge::MERGED_FROM).is_some() {
+        return None;
+    }
     let vote_id = text("vote_id").map_or_else(|| format!("seq.{}", c.seq), str::to_owned);
     let (kind, event_id) = match c.name {
         ChangeName::Insert => (Kind::VoteCast, vote_id),
@@ -394,6 +414,37 @@ mod tests {
     }
 
     #[test]
+    fn a_vote_copied_by_a_merge_carries_no_event() {
+        let mut image = Item::new();
+        for (k, v) in [
+            ("pk", "VOTERS#01JD8Z3K4M5N6P7Q8R9S0TVWXZ#03"),
+            ("sk", "bob"),
+            ("member_id", "bob"),
+            ("vote_id", "v1"),
+        ] {
+            image.insert(k.into(), json!(v));
+        }
+        let change = |image: &Item| Change {
+            seq: "1".into(),
+            name: ChangeName::Insert,
+            pk: "VOTERS#01JD8Z3K4M5N6P7Q8R9S0TVWXZ#03".into(),
+            sk: "bob".into(),
+            new: Some(image.clone()),
+            old: None,
+            at: 0,
+        };
+        assert_eq!(
+            from_change(&change(&image)).map(|e| e.kind),
+            Some(Kind::VoteCast)
+        );
+        image.insert(
+            crate::merge::MERGED_FROM.into(),
+            json!("01JD8Z3K4M5N6P7Q8R9S0TVWXY"),
+        );
+        assert_eq!(from_change(&change(&image)), None);
+    }
+
+    #[test]
     fn every_kind_but_a_withdrawal_goes_to_a_queue() {
         for k in [
             Kind::MemberSignedUp,
@@ -418,6 +469,8 @@ mod tests {
             Kind::MemberCardLinked,
             Kind::MemberCardRejected,
             Kind::MailFeedback,
+            Kind::IdeaMerged,
+            Kind::MergePage,
         ] {
             // A withdrawal goes to no queue: the aggregator reads it from
             // the stream, and nothing else reacts to it. A loyalty answer

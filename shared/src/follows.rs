@@ -44,6 +44,8 @@ pub const UNFOLLOWED_PREFIX: &str = "FOLLOW#0#";
 /// How a follow record came to be.
 pub const BY_MEMBER: &str = "follow";
 pub const BY_COMMENT: &str = "comment";
+/// Copied from a duplicate merged into the idea (`crate::merge`).
+pub const BY_MERGE: &str = "merge";
 
 /// The partition of one bucket of an idea's follow records.
 pub fn followers_pk(idea: &str, bucket: u32) -> String {
@@ -122,6 +124,13 @@ pub async fn set<T: Table>(
         return Err(Error::NotFound("idea"));
     }
     members::require_cheap(app, caller).await?;
+    if let (true, Some(into)) = (following, &row.merged_into) {
+        // Its followers were copied onto the target (`crate::merge`); an
+        // unfollow is still recorded (it changes nothing there).
+        return Err(Error::Conflict(format!(
+            "this idea was merged into {into}: follow that one"
+        )));
+    }
     let member = caller.id.as_str();
     let view = FollowView {
         idea_id: idea.as_str().to_owned(),
@@ -246,7 +255,9 @@ pub async fn all_of<T: Table>(app: &App<T>, member: &str) -> Result<Vec<Item>> {
     .await?)
 }
 
-/// The idea cards of `ids` that exist and are not hidden, in that order.
+/// The idea cards of `ids` that exist, are not hidden and were not merged
+/// into another (the member's vote and follow were copied there: the target
+/// is listed instead), in that order.
 async fn cards<T: Table>(app: &App<T>, ids: &[String]) -> Result<Vec<IdeaCard>> {
     let keys: Vec<Key> = ids
         .iter()
@@ -256,7 +267,7 @@ async fn cards<T: Table>(app: &App<T>, ids: &[String]) -> Result<Vec<IdeaCard>> 
     let mut by_id = HashMap::new();
     for chunk in keys.chunks(100) {
         for i in app.table.get_many(chunk, false).await? {
-            if i.contains_key("moderation") {
+            if i.contains_key("moderation") || i.contains_key("merged_into") {
                 continue;
             }
             let c = ideas::card_from(i)?;

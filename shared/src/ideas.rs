@@ -116,6 +116,21 @@ pub struct IdeaRow {
     pub excerpt: String,
     #[serde(default)]
     pub truncated: bool,
+    /// The idea this one was merged into (`crate::merge`): out of every
+    /// list and of search, no more votes, still readable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merged_into: Option<String>,
+    /// The merge's target, reason and time (with `merged_into`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merge: Option<Merge>,
+}
+
+/// A moderator's merge of a duplicate into another idea (`crate::merge`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Merge {
+    pub into: String,
+    pub reason: String,
+    pub at: String,
 }
 
 /// The feasibility committee's answer.
@@ -158,6 +173,12 @@ pub struct IdeaView {
     /// to moderators; everyone else gets 404).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub moderation: Option<String>,
+    /// The idea this one was merged into: present only once merged.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub merged_into: Option<String>,
+    /// The merge's target, reason and time: present only once merged.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub merge: Option<Merge>,
 }
 
 /// An idea as a list shows it: what gsi4 projects (`store::CARD_ATTRS`).
@@ -249,6 +270,8 @@ impl IdeaRow {
             // below zero while a hide overtakes its post's +1.
             comment_count: self.comment_count.max(0),
             moderation: self.moderation,
+            merged_into: self.merged_into,
+            merge: self.merge,
         }
     }
 
@@ -256,18 +279,34 @@ impl IdeaRow {
         self.moderation.is_some()
     }
 
-    /// The list-index part of a status change: a hidden idea stays out of the
-    /// lists (no `gsi1pk`/`gsi2pk`), and the condition makes the change fail
-    /// if moderation hid or restored the idea since `self` was read.
+    /// Whether it was merged into another idea (`crate::merge`).
+    pub fn is_merged(&self) -> bool {
+        self.merged_into.is_some()
+    }
+
+    /// The condition that the idea is merged (or not) as read.
+    pub fn merge_unchanged(&self) -> Cond {
+        match &self.merged_into {
+            Some(m) => Cond::Eq("merged_into".into(), json!(m)),
+            None => Cond::AttrAbsent("merged_into".into()),
+        }
+    }
+
+    /// The list-index part of a status change: a hidden or merged idea stays
+    /// out of the lists (no `gsi1pk`/`gsi2pk`), and the condition makes the
+    /// change fail if moderation hid or restored the idea, or a moderator
+    /// merged it, since `self` was read.
     pub fn relist(&self, u: Update, to: IdeaStatus) -> (Update, Cond) {
+        let merged = self.merge_unchanged();
         match &self.moderation {
-            Some(m) => (u, Cond::Eq("moderation".into(), json!(m))),
+            Some(m) => (u, Cond::Eq("moderation".into(), json!(m)).and(merged)),
+            None if self.is_merged() => (u, Cond::AttrAbsent("moderation".into()).and(merged)),
             // gsi4 (the home list) does not depend on the status.
             None => {
                 let lp = list_pk(&self.theme, to);
                 (
                     u.set("gsi1pk", lp.as_str()).set("gsi2pk", lp.as_str()),
-                    Cond::AttrAbsent("moderation".into()),
+                    Cond::AttrAbsent("moderation".into()).and(merged),
                 )
             }
         }
@@ -297,7 +336,7 @@ impl IdeaRow {
             "gsi4sk".into(),
             json!(top_sk(self.votes, &self.created_at, &self.id)),
         );
-        if self.is_hidden() {
+        if self.is_hidden() || self.is_merged() {
             for a in ["gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk", "gsi4pk", "gsi4sk"] {
                 item.remove(a);
             }
@@ -421,6 +460,8 @@ pub async fn create<T: Table>(
         moderation: None,
         excerpt,
         truncated,
+        merged_into: None,
+        merge: None,
     };
     let mut stored = row.clone();
     stored.body = String::new();

@@ -28,6 +28,7 @@ pub mod live;
 pub mod loyalty;
 pub mod mail;
 pub mod members;
+pub mod merge;
 pub mod metrics;
 pub mod mine;
 pub mod moderation;

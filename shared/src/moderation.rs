@@ -230,6 +230,10 @@ fn restore_writes(t: &Target) -> Result<Vec<Write>> {
     let hidden = Cond::Eq("moderation".into(), json!(HIDDEN));
     let u = Update::default().remove("moderation").remove("hidden_at");
     let w = match t.ty {
+        // A merged idea stays out of the lists (`crate::merge`).
+        TargetType::Idea if t.item.contains_key("merged_into") => {
+            Write::update(t.key.clone(), u).when(hidden)
+        }
         TargetType::Idea => {
             let row = ideas::row_from(t.item.clone())?;
             let lp = ideas::list_pk(&row.theme, row.status);

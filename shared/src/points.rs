@@ -547,7 +547,8 @@ pub async fn ledger<T: Table>(
 /// The points a member's current votes give, one ledger entry per day
 /// (newest first): the `vote_cast` rule's points per vote, at most
 /// `daily_cap` votes a day. Read from the member's vote records in gsi3
-/// (eventually consistent: a vote shows within a second).
+/// (eventually consistent: a vote shows within a second), except the
+/// copies a merge made (`merged_from`).
 pub async fn vote_credits<T: Table>(app: &App<T>, member: &str) -> Result<Vec<LedgerEntry>> {
     let settings = app.settings();
     let Some(rule) = settings.points.rule("vote_cast") else {
@@ -560,6 +561,11 @@ pub async fn vote_credits<T: Table>(app: &App<T>, member: &str) -> Result<Vec<Le
         .sk(SortKey::BeginsWith("VOTE#".into()))
         .limit(1000);
     for i in &crate::store::all_pages(&app.table, q).await? {
+        // A vote a merge copied onto another idea (`crate::merge`) earned
+        // its points once, as the vote it copies.
+        if i.contains_key(crate::merge::MERGED_FROM) {
+            continue;
+        }
         let Some(at) = i.get("created_at").and_then(Value::as_str) else {
             continue;
         };

@@ -5,7 +5,8 @@
 //! about 100 bytes: `id`, `theme`, `in_title`) per distinct indexable word of
 //! an idea: its title's words, then its body's, at most [`MAX_IDEA_WORDS`].
 //! They are written in the idea's own posting transaction (4 items + at most
-//! 40 postings + the receipt: well under DynamoDB's 100), never changed.
+//! 40 postings + the receipt: well under DynamoDB's 100), never changed;
+//! a merge deletes the merged idea's in its own transaction (`crate::merge`).
 //! Each posting is its own item: no item is shared between two ideas'
 //! transactions; the word's partition takes one write per idea using it.
 //!
@@ -172,6 +173,16 @@ pub fn postings(row: &IdeaRow) -> Vec<Write> {
                 _ => None,
             }
         })
+        .collect()
+}
+
+/// The deletes of an idea's postings (`row` with its body, as posted): a
+/// merged idea leaves the index for good (`crate::merge`).
+pub fn posting_deletes(row: &IdeaRow) -> Vec<Write> {
+    postings(row)
+        .iter()
+        .filter_map(Write::key)
+        .map(|key| Write::Delete { key, cond: None })
         .collect()
 }
 

@@ -18,6 +18,14 @@
 //! Crossing the threshold is the roll-up's own condition (`status = open`)
 //! with the `idea.reached_threshold` event in the same write; the idea keeps
 //! counting while the committee studies it.
+//!
+//! Merges (`crate::merge`): the votes a merge copies onto its target are
+//! vote records like any other (marked `merged_from`), counted here once
+//! per member, so a threshold the merge crosses moves the target to the
+//! committee through this same roll-up. A merged idea never reaches the
+//! threshold, and the vote record changes of a merged idea (a vote that
+//! raced the merge, or a copy onto an idea merged since) are forwarded to
+//! its target: see `merge::forward`.
 
 use crate::app::App;
 use crate::domain::{now, IdeaId, IdeaStatus};
@@ -70,6 +78,11 @@ pub struct Tally {
     pub withdrawn: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub author_id: Option<String>,
+    /// Votes copied onto the idea by merges (`crate::merge`), ever: in
+    /// `votes`, not in `cast` (no member cast them again). A copy withdrawn
+    /// is in `withdrawn`: `votes = cast + merged - withdrawn`.
+    #[serde(default)]
+    pub merged: i64,
 }
 
 /// Partitions of gsi1 listing the tallies (a tally is rewritten once per
@@ -113,7 +126,8 @@ pub async fn all_tallies<T: Table>(app: &App<T>) -> Result<Vec<Tally>> {
     Ok(out)
 }
 
-/// One counted change: its position in the batch, bucket, sequence, ±1.
+/// One counted change: its position in the batch, bucket, sequence, ±1,
+/// and what a merge's forwarding needs of its record.
 #[derive(Debug, Clone, PartialEq)]
 struct Delta {
     index: usize,
@@ -121,6 +135,11 @@ struct Delta {
     seq: String,
     delta: i64,
     author: Option<String>,
+    /// A copy made by a merge (`merged_from`).
+    copy: bool,
+    member: String,
+    vote_id: String,
+    created_at: String,
 }
 
 /// The vote record changes of a batch, per idea.
@@ -136,17 +155,22 @@ fn deltas(changes: &[Change]) -> BTreeMap<String, Vec<Delta>> {
             continue;
         };
         let bucket = c.pk.rsplit('#').next().unwrap_or_default().to_owned();
-        let author = c
-            .image()
-            .and_then(|i| i.get("author_id"))
-            .and_then(Value::as_str)
-            .map(str::to_owned);
+        let text = |a: &str| {
+            c.image()
+                .and_then(|i| i.get(a))
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        };
         out.entry(idea.to_owned()).or_default().push(Delta {
             index,
             bucket,
             seq: c.seq.clone(),
             delta,
-            author,
+            author: text("author_id"),
+            copy: text(crate::merge::MERGED_FROM).is_some(),
+            member: text("member_id").unwrap_or_else(|| c.sk.clone()),
+            vote_id: text("vote_id").unwrap_or_else(|| format!("seq.{}", c.seq)),
+            created_at: text("created_at").unwrap_or_default(),
         });
     }
     out
@@ -208,7 +232,9 @@ async fn aggregate<T: Table>(app: &App<T>, idea: &str, ds: &[Delta]) -> Result<(
                 .is_some_and(|w| seq_cmp(&d.seq, w) != Ordering::Greater);
             if !seen {
                 next.votes += d.delta;
-                if d.delta > 0 {
+                if d.delta > 0 && d.copy {
+                    next.merged += d.delta;
+                } else if d.delta > 0 {
                     next.cast += d.delta;
                 } else {
                     next.withdrawn -= d.delta;
@@ -242,8 +268,9 @@ async fn aggregate<T: Table>(app: &App<T>, idea: &str, ds: &[Delta]) -> Result<(
         return Ok(());
     };
     let mut attempt = 0;
+    let mut forwarded = false;
     loop {
-        match rollup(app, &id, &tally).await {
+        match rollup(app, &id, &tally, ds, &mut forwarded).await {
             Err(Error::Store(e)) if is_retryable(&e) && attempt < ATTEMPTS => {
                 attempt += 1;
                 backoff(attempt).await;
@@ -255,14 +282,36 @@ async fn aggregate<T: Table>(app: &App<T>, idea: &str, ds: &[Delta]) -> Result<(
 
 /// Writes the tally's count onto the idea row unless a newer roll-up got
 /// there first, and moves an open idea at the threshold to the committee
-/// in the same write (with its event).
-async fn rollup<T: Table>(app: &App<T>, idea: &IdeaId, t: &Tally) -> Result<()> {
+/// in the same write (with its event). The changes of a merged idea are
+/// first forwarded to its target (once per batch: `forwarded`).
+async fn rollup<T: Table>(
+    app: &App<T>,
+    idea: &IdeaId,
+    t: &Tally,
+    ds: &[Delta],
+    forwarded: &mut bool,
+) -> Result<()> {
     let row = match ideas::load(app, idea, true).await {
         Ok(r) => r,
         // A vote for an idea that no longer exists: nothing to show it on.
         Err(Error::NotFound(_)) => return Ok(()),
         Err(e) => return Err(e),
     };
+    if let (Some(into), false) = (row.merged_into.as_deref(), *forwarded) {
+        // Every change of the batch, counted before or not: a redelivery
+        // forwards again, and forwarding twice changes nothing.
+        let changes: Vec<crate::merge::Forwarded> = ds
+            .iter()
+            .map(|d| crate::merge::Forwarded {
+                cast: d.delta > 0,
+                member: d.member.clone(),
+                vote_id: d.vote_id.clone(),
+                created_at: d.created_at.clone(),
+            })
+            .collect();
+        crate::merge::forward(app, &row.id, into, &changes).await?;
+        *forwarded = true;
+    }
     let newer = t.ver > row.votes_seq;
     // The count this write leaves on the row: the tally's if newer (an
     // older tally never replaces a newer roll-up, nor decides the threshold).
@@ -272,6 +321,7 @@ async fn rollup<T: Table>(app: &App<T>, idea: &IdeaId, t: &Tally) -> Result<()> 
         (row.votes, row.votes_seq)
     };
     let crossing = row.status == IdeaStatus::Open
+        && !row.is_merged()
         && votes >= 0
         && votes as u64 >= app.settings().vote_threshold;
     if !newer && !crossing {
@@ -281,15 +331,17 @@ async fn rollup<T: Table>(app: &App<T>, idea: &IdeaId, t: &Tally) -> Result<()> 
         .set("votes", votes)
         .set("votes_seq", seq)
         .set("gsi2sk", ideas::top_sk(votes, &row.created_at, &row.id));
-    // The home list's sort key, on a listed idea only (a hidden one has no
-    // gsi4pk, and a lone sort key puts nothing in the index).
-    if row.moderation.is_none() {
+    // The home list's sort key, on a listed idea only (a hidden or merged
+    // one has no gsi4pk, and a lone sort key puts nothing in the index).
+    if row.moderation.is_none() && !row.is_merged() {
         u = u.set("gsi4sk", ideas::top_sk(votes, &row.created_at, &row.id));
     }
     // Any other change of the row since it was read (a status change,
-    // moderation, another roll-up) fails this write, which is then retried.
+    // moderation, a merge, another roll-up) fails this write, which is
+    // then retried.
     let mut cond = Cond::Eq("votes_seq".into(), json!(row.votes_seq))
-        .and(Cond::Eq("status".into(), json!(row.status.as_str())));
+        .and(Cond::Eq("status".into(), json!(row.status.as_str())))
+        .and(row.merge_unchanged());
     let mut writes = Vec::new();
     if crossing {
         let (u2, c2, event) = review(app, &row, u, votes);

@@ -20,7 +20,10 @@
 //! number, so they agree; it trails the vote records by the aggregation
 //! delay (docs/architecture.md). An idea takes votes while it is `open` and
 //! while the committee studies it (`under_review`); a decided idea answers
-//! 409. docs/architecture.md explains the design and its cost per vote.
+//! 409, and so does an idea merged into another (`crate::merge`: its votes
+//! were copied onto the target, marked `merged_from`, and a vote or a
+//! withdrawal goes there). docs/architecture.md explains the design and its
+//! cost per vote.
 
 use crate::app::App;
 use crate::auth::Caller;
@@ -76,6 +79,12 @@ async fn votable<T: Table>(app: &App<T>, caller: &Caller, idea: &IdeaId) -> Resu
         return Err(Error::NotFound("idea"));
     }
     members::require_cheap(app, caller).await?;
+    if let Some(into) = &row.merged_into {
+        // Its votes joined the target's (`crate::merge`): that one counts now.
+        return Err(Error::Conflict(format!(
+            "this idea was merged into {into}: vote for that one"
+        )));
+    }
     if !takes_votes(row.status) {
         return Err(closed(row.status));
     }

@@ -3,8 +3,11 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use axum::Json;
 use community::auth::Caller;
+use community::domain::IdeaId;
+use community::error::Error;
 use community::http::{with_receipt, ApiError, IdempotencyKey, JsonBody, ListParams};
-use community::ideas::ListPage;
+use community::ideas::{IdeaView, ListPage};
+use community::merge::{self, MergeRequest};
 use community::moderation::{self, Decided, DecisionRequest, QueueItem, ReportRequest};
 use community::store::Table;
 use community::App;
@@ -46,4 +49,16 @@ pub async fn decide<T: Table + Clone>(
     Ok(Json(
         moderation::decide(&app, &caller, &target_type, &id, req).await?,
     ))
+}
+
+#[tracing::instrument(skip_all, fields(member = %caller.id.as_str(), idea = %id))]
+pub async fn merge<T: Table + Clone>(
+    State(app): State<App<T>>,
+    caller: Caller,
+    Path(id): Path<String>,
+    JsonBody(req): JsonBody<MergeRequest>,
+) -> Result<Json<IdeaView>, ApiError> {
+    moderation::require_moderator(&caller)?;
+    let id = IdeaId::parse(&id).ok_or(Error::NotFound("idea"))?;
+    Ok(Json(merge::merge(&app, &caller, &id, req).await?))
 }

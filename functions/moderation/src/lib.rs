@@ -1,6 +1,6 @@
 //! `moderation`: reports and moderation. `POST /reports` (members),
-//! `GET /moderation/queue` and `POST /moderation/{target_type}/{id}`
-//! (moderator group).
+//! `GET /moderation/queue`, `POST /moderation/{target_type}/{id}` and
+//! `POST /ideas/{id}/merge` (moderator group).
 
 mod handler;
 
@@ -15,6 +15,7 @@ pub fn routes<T: Table + Clone>(app: App<T>) -> Router {
         .route("/reports", post(handler::report::<T>))
         .route("/moderation/queue", get(handler::queue::<T>))
         .route("/moderation/{target_type}/{id}", post(handler::decide::<T>))
+        .route("/ideas/{id}/merge", post(handler::merge::<T>))
         .with_state(app)
 }
 

@@ -4,7 +4,8 @@
 //! redirect links, and carries a one-click unsubscribe on every mail.
 //!
 //! Transactional mails (welcome, your idea is under review, the committee's
-//! decision on your idea, progress of your idea) always go; community mails
+//! decision on your idea, progress of your idea, your idea merged into
+//! another) always go; community mails
 //! (news of the ideas a member follows: `crate::follows`) only with
 //! `email_opt_in` and the member's preference for their kind
 //! (`MemberRow::wants`: `idea_updates`, `comment_digest`, `community_news`).
@@ -21,6 +22,10 @@
 //! [`CLAIM_LEASE_MS`] (its worker died between the claim and the send's
 //! answer: the one case where a mail can go twice). A conflict or a
 //! throttled write after the send never sends a mail again.
+//!
+//! The consumer also runs the pages of a merge's copy of votes and
+//! followers (`merge.page`, `crate::merge`), the same way as it runs the
+//! fan-out's pages: one bucket page per message, continued by an event.
 //!
 //! Every mail carries its member and mail ids as SES message tags
 //! (`feedback::tags_header`), so SES's bounces and complaints name the
@@ -944,6 +949,18 @@ impl<T: Table + Clone, M: Mailer> EmailsConsumer<T, M> {
                 }
                 Ok(())
             }
+            // A merge (`crate::merge`): the copy of the votes and followers
+            // starts first (the essential effect; a mail that fails does not
+            // hold it), then the author is told, with the reason.
+            Kind::IdeaMerged => {
+                crate::merge::start_copy(&self.app, e).await?;
+                if let Some((r, _)) = self.member(&e.member_id).await? {
+                    let t = templates::for_merged(s, e, &r.name, &r.member);
+                    self.deliver(e, &r, t, out, message).await?;
+                }
+                Ok(())
+            }
+            Kind::MergePage => crate::merge::copy_page(&self.app, e).await,
             _ => Ok(()),
         }
     }

@@ -266,6 +266,40 @@ pub fn for_moderation(s: &Settings, e: &Event, name: &str, member: &str) -> Rend
     render(mail_id, subject, lines, link)
 }
 
+/// The author of an idea a moderator merged into a similar one
+/// (transactional: it is about their own contribution), with the reason
+/// and a link to the idea it joined.
+pub fn for_merged(s: &Settings, e: &Event, name: &str, member: &str) -> Rendered {
+    let mail_id = format!("{}-author", e.event_id);
+    let title = e.data["title"].as_str().unwrap_or_default();
+    let into_title = e.data["into_title"].as_str().unwrap_or_default();
+    let into = e.data["into"].as_str().unwrap_or_default();
+    let mut lines = vec![
+        format!("Bonjour {name},"),
+        format!("Un modérateur a regroupé votre idée « {title} » avec l'idée similaire « {into_title} » : la communauté en discute désormais au même endroit."),
+    ];
+    if let Some(r) = e.data["reason"].as_str().filter(|r| !r.is_empty()) {
+        lines.push(format!("Motif : {r}"));
+    }
+    lines.push(format!("Les votes que votre idée avait reçus comptent désormais pour « {into_title} », une seule fois par membre, et les membres qui la suivaient suivent maintenant cette idée. Votre idée et ses commentaires restent consultables."));
+    lines.push("Merci pour votre contribution : continuez à proposer vos idées !".into());
+    let link = Some((
+        "Voir l'idée qui réunit les votes".to_string(),
+        tracked_url(
+            s,
+            &mail_id,
+            member,
+            &format!("{}/ideas/{into}", s.public_url),
+        ),
+    ));
+    render(
+        mail_id,
+        format!("Votre idée « {title} » rejoint une idée similaire"),
+        lines,
+        link,
+    )
+}
+
 /// The loyalty programme's answer to a member's redemption (transactional:
 /// it is about their own points).
 pub fn for_redemption(s: &Settings, e: &Event, name: &str, member: &str) -> Rendered {
