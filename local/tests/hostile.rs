@@ -53,6 +53,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("POST", "/reports"),
     ("GET", "/moderation/queue"),
     ("POST", "/moderation/{target_type}/{id}"),
+    ("POST", "/ideas/{id}/merge"),
     ("PUT", "/ideas/{id}/follow"),
     ("DELETE", "/ideas/{id}/follow"),
     ("GET", "/members/me/following"),

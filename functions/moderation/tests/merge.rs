@@ -724,8 +724,8 @@ async fn concurrent<T: Table + Clone + 'static>(app: App<T>, dir: &std::path::Pa
             assert_eq!(res.body["merged_into"], json!(target));
         }));
     }
-    for m in names[15..35].iter().cloned() {
-        let (app, target) = (app.clone(), target.clone());
+    for m in &names[15..35] {
+        let (app, target, m) = (app.clone(), target.clone(), m.clone());
         tasks.push(tokio::spawn(async move {
             vote(&app, &target, &m).await;
         }));
