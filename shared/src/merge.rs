@@ -61,7 +61,9 @@
 //! ([`forward`]): a cast is copied as a page copies it (same transaction,
 //! same mark), a withdrawal deletes the copy on the target on the condition
 //! that it is that source's copy (`merged_from`: never the member's own
-//! vote for the target). And every record written before the page's read
+//! vote for the target) and that the source's record is still gone (so a
+//! batch delivered again after a new vote undoes nothing). And every record
+//! written before the page's read
 //! is seen by the page, which reads after the merge committed (the event is
 //! written in the merge's transaction). Both paths may meet on one record:
 //! the mark makes the second a no-op, and a copy made before a withdrawal
@@ -390,7 +392,9 @@ pub struct Forwarded {
 /// Forwards the vote record changes of the merged idea `source` to `into`,
 /// in feed order (the aggregator calls it for a batch's changes of a merged
 /// idea): a cast is copied as a page copies it, a removal deletes the
-/// source's copy on the target (never the member's own vote there).
+/// source's copy on the target (never the member's own vote there) on the
+/// condition that the source's record is still gone. Both follow the state
+/// of the records, so forwarding a batch again changes nothing.
 pub async fn forward<T: Table>(
     app: &App<T>,
     source: &str,
@@ -421,11 +425,19 @@ pub async fn forward<T: Table>(
                 tracing::info!(idea = %source.as_str(), into = %into.as_str(), member = %c.member, "vote cast on a merged idea forwarded");
             }
         } else {
-            let uncopy = Write::Delete {
-                key: votes::vote_key(&into, &c.member),
-                cond: Some(Cond::Eq(MERGED_FROM.into(), json!(source.as_str()))),
-            };
-            if attempt(&app.table, &[uncopy]).await?.is_ok() {
+            // The copy goes while the source's record is gone: a removal
+            // delivered again after a new vote for the source deletes nothing.
+            let uncopy = [
+                Write::Delete {
+                    key: votes::vote_key(&into, &c.member),
+                    cond: Some(Cond::Eq(MERGED_FROM.into(), json!(source.as_str()))),
+                },
+                Write::Check {
+                    key: votes::vote_key(&source, &c.member),
+                    cond: Cond::NotExists,
+                },
+            ];
+            if attempt(&app.table, &uncopy).await?.is_ok() {
                 tracing::info!(idea = %source.as_str(), into = %into.as_str(), member = %c.member, "vote withdrawn from a merged idea: its copy withdrawn");
             }
         }

@@ -199,11 +199,14 @@ async fn votes_and_withdrawals_racing_a_merge_reach_the_target_exactly() {
     );
 
     // After the pages: r1 casts, r2 casts (voted for the target already),
-    // v2 and v9 withdraw, each request having read the idea before the merge.
+    // v2 and v9 withdraw, v1 withdraws and votes again, each request having
+    // read the idea before the merge.
     racing_vote(&app, &source, "r1").await;
     racing_vote(&app, &source, "r2").await;
     racing_withdrawal(&app, &source, "v2").await;
     racing_withdrawal(&app, &source, "v9").await;
+    racing_withdrawal(&app, &source, "v1").await;
+    racing_vote(&app, &source, "v1").await;
     let raced = aggregate(&app).await;
     assert_eq!(
         voters(&app, &target).await,
@@ -225,7 +228,8 @@ async fn votes_and_withdrawals_racing_a_merge_reach_the_target_exactly() {
     );
 
     // r1 withdraws the copy from the target; the racing batch delivered
-    // again copies nothing back (the source's vote is marked).
+    // again copies nothing back (the source's vote is marked), and takes
+    // nothing from v1 (whose source vote is there again).
     join(&app, &member("r1")).await;
     community::votes::withdraw(&app, &caller(&member("r1")), &tid)
         .await
