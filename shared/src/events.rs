@@ -146,6 +146,10 @@ pub enum Kind {
     /// the outbox, never relayed.
     #[serde(rename = "mail.feedback")]
     MailFeedback,
+    /// The committee or a moderator answered an idea (answers.rs): its
+    /// author and followers are mailed, insights count the first answer.
+    #[serde(rename = "idea.answered")]
+    IdeaAnswered,
 }
 
 impl Kind {
@@ -173,6 +177,7 @@ impl Kind {
             Kind::MemberCardLinked => "member.card_linked",
             Kind::MemberCardRejected => "member.card_rejected",
             Kind::MailFeedback => "mail.feedback",
+            Kind::IdeaAnswered => "idea.answered",
         }
     }
 }
@@ -207,6 +212,7 @@ pub fn routes(kind: Kind) -> &'static [Queue] {
         Kind::LoyaltyAnswered | Kind::MailFeedback => &[],
         Kind::MemberCardLinked => &[Queue::Loyalty],
         Kind::MemberCardRejected => &[Queue::Emails],
+        Kind::IdeaAnswered => &[Queue::Emails, Queue::Insights],
     }
 }
 

@@ -561,7 +561,7 @@ impl<T: Table + Clone, M: Mailer> EmailsConsumer<T, M> {
         failed
     }
 
-    /// Starts the fan-out of `e` (a decision or progress) to the idea's
+    /// Starts the fan-out of `e` (a decision, progress or answer) to the idea's
     /// followers (`crate::follows`): one `mail.page` event per voter bucket
     /// and one per follower bucket, written with the fan-out's marker in one
     /// transaction (65 writes), so a redelivery starts nothing twice. Each
@@ -729,7 +729,10 @@ impl FanoutPage {
         let p: FanoutPage = serde_json::from_value(e.data.clone())
             .map_err(|err| malformed(&format!("unreadable page: {err}")))?;
         if p.bucket >= crate::votes::VOTER_BUCKETS
-            || !matches!(p.source.kind, Kind::IdeaDecided | Kind::IdeaProgressed)
+            || !matches!(
+                p.source.kind,
+                Kind::IdeaDecided | Kind::IdeaProgressed | Kind::IdeaAnswered
+            )
         {
             return Err(malformed("bucket out of range or not a fan-out kind"));
         }
@@ -855,7 +858,10 @@ impl<T: Table + Clone, M: Mailer> EmailsConsumer<T, M> {
                 }
                 Ok(())
             }
-            Kind::IdeaReachedThreshold | Kind::IdeaDecided | Kind::IdeaProgressed => {
+            Kind::IdeaReachedThreshold
+            | Kind::IdeaDecided
+            | Kind::IdeaProgressed
+            | Kind::IdeaAnswered => {
                 let Some(idea_id) = e.idea_id.as_deref().and_then(IdeaId::parse) else {
                     return Ok(());
                 };

@@ -120,6 +120,21 @@ pub fn for_author(s: &Settings, e: &Event, idea: &IdeaRow, name: &str, member: &
                 )
             }
         }
+        Kind::IdeaAnswered => {
+            let text = e.data["text"].as_str().unwrap_or_default();
+            let who = answerer(e);
+            render(
+                mail_id,
+                format!("Réponse à votre idée « {title} »"),
+                vec![
+                    format!("Bonjour {name},"),
+                    format!("{who} a répondu à votre idée « {title} » :"),
+                    text.to_owned(),
+                    "Merci pour votre proposition : chaque idée reçoit une réponse.".into(),
+                ],
+                link,
+            )
+        }
         _ => {
             let note = e.data["note"].as_str().unwrap_or_default();
             let step = if e.data["status"] == IdeaStatus::Implemented.as_str() { "est réalisée" } else { "est en cours de réalisation" };
@@ -130,6 +145,15 @@ pub fn for_author(s: &Settings, e: &Event, idea: &IdeaRow, name: &str, member: &
                 link,
             )
         }
+    }
+}
+
+/// Who gave an official answer, as the mails name them.
+fn answerer(e: &Event) -> &'static str {
+    if e.data["by"] == crate::auth::COMMITTEE {
+        "Le comité de faisabilité"
+    } else {
+        "L'équipe de modération"
     }
 }
 
@@ -157,6 +181,11 @@ pub fn for_voter(s: &Settings, e: &Event, idea: &IdeaRow, name: &str, member: &s
         Kind::IdeaDecided => format!(
             "L'idée « {title} », que vous avez soutenue, n'a pas été retenue par le comité de faisabilité. Voici pourquoi : {}",
             e.data["reason"].as_str().unwrap_or_default()
+        ),
+        Kind::IdeaAnswered => format!(
+            "{} a répondu à l'idée « {title} », que vous suivez : {}",
+            answerer(e),
+            e.data["text"].as_str().unwrap_or_default()
         ),
         _ => format!("L'idée « {title} », que vous avez soutenue, avance : {}", e.data["note"].as_str().unwrap_or_default()),
     };
