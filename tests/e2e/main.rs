@@ -3,6 +3,7 @@
 
 mod support;
 
+mod answers;
 mod campaigns;
 mod durability;
 mod flows;
