@@ -165,8 +165,11 @@ pub async fn answer<T: Table>(
     );
     let mut writes = vec![
         Write::update(ideas::key(id), u).when(guard),
-        Write::update(ideas::body_key(id), Update::default().set("answers", history))
-            .when(Cond::Exists),
+        Write::update(
+            ideas::body_key(id),
+            Update::default().set("answers", history),
+        )
+        .when(Cond::Exists),
         event.write(),
     ];
     if first {

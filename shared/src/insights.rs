@@ -202,11 +202,7 @@ fn plan_event(p: &mut Plan, e: &Event, ideas: &HashMap<String, ideas::IdeaRow>) 
                 first_answer(p, &theme, e);
             }
         }
-        Kind::IdeaAnswered => {
-            if e.data["first"] == json!(true) {
-                first_answer(p, &theme, e);
-            }
-        }
+        Kind::IdeaAnswered if e.data["first"] == json!(true) => first_answer(p, &theme, e),
         Kind::IdeaProgressed => {
             let to = e.data["status"].as_str().and_then(IdeaStatus::parse);
             // Events written before `from` was added: in_progress comes from

@@ -44,14 +44,8 @@ pub async fn queue<T: Table + Clone>(
             ))
         }
         Some("unanswered") => Ok(Json(
-            answers::unanswered(
-                &app,
-                &caller,
-                older_than_days,
-                params.limit,
-                params.cursor,
-            )
-            .await?,
+            answers::unanswered(&app, &caller, older_than_days, params.limit, params.cursor)
+                .await?,
         )),
         Some(_) => Err(ApiError::bad_request(
             "state",

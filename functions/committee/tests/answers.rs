@@ -54,7 +54,11 @@ async fn scenario<T: Table + Clone>(app: App<T>) {
         json!({"text": "Une réponse\u{0007} avec une cloche"}),
     ] {
         let res = call(&r, "POST", &path, Some(&mona), Some(bad.clone())).await;
-        assert_eq!((res.status, res.fields()), (422, vec!["text".to_string()]), "{bad}");
+        assert_eq!(
+            (res.status, res.fields()),
+            (422, vec!["text".to_string()]),
+            "{bad}"
+        );
     }
     let res = call(
         &r,
@@ -80,7 +84,10 @@ async fn scenario<T: Table + Clone>(app: App<T>) {
 
     // The answer queue: both ideas, oldest first; staff only.
     let queue = "/review-queue?state=unanswered";
-    assert_eq!(call(&r, "GET", queue, Some(&author), None).await.status, 403);
+    assert_eq!(
+        call(&r, "GET", queue, Some(&author), None).await.status,
+        403
+    );
     let q = call(&r, "GET", queue, Some(&mona), None).await;
     assert_eq!(q.status, 200, "{}", q.body);
     assert_eq!(ids(&q.body), vec![first.clone(), second.clone()]);
@@ -104,7 +111,10 @@ async fn scenario<T: Table + Clone>(app: App<T>) {
     )
     .await;
     assert_eq!(ids(&today.body), vec![first.clone()]);
-    let next = today.body["next_cursor"].as_str().expect("cursor").to_owned();
+    let next = today.body["next_cursor"]
+        .as_str()
+        .expect("cursor")
+        .to_owned();
     let page2 = call(
         &r,
         "GET",
@@ -116,12 +126,19 @@ async fn scenario<T: Table + Clone>(app: App<T>) {
     assert_eq!(ids(&page2.body), vec![second.clone()]);
     for (bad, field) in [
         ("/review-queue?state=open", "state"),
-        ("/review-queue?state=unanswered&older_than_days=-1", "older_than_days"),
+        (
+            "/review-queue?state=unanswered&older_than_days=-1",
+            "older_than_days",
+        ),
         ("/review-queue?older_than_days=3", "older_than_days"),
         ("/review-queue?state=unanswered&sort=top", "sort"),
     ] {
         let res = call(&r, "GET", bad, Some(&claire), None).await;
-        assert_eq!((res.status, res.fields()), (400, vec![field.to_string()]), "{bad}");
+        assert_eq!(
+            (res.status, res.fields()),
+            (400, vec![field.to_string()]),
+            "{bad}"
+        );
     }
 
     // A moderator answers an idea far below the threshold.
@@ -133,7 +150,11 @@ async fn scenario<T: Table + Clone>(app: App<T>) {
     assert!(res.body["official_answer"]["at"].is_string());
     assert_eq!(res.body["answers"].as_array().map(Vec::len), Some(1));
     let q = call(&r, "GET", queue, Some(&mona), None).await;
-    assert_eq!(ids(&q.body), vec![second.clone()], "answered: out of the queue");
+    assert_eq!(
+        ids(&q.body),
+        vec![second.clone()],
+        "answered: out of the queue"
+    );
 
     // The committee's second answer replaces it; the history keeps both.
     let again = "Le comité a retenu l'idée pour un test en magasin cet été.";
@@ -258,10 +279,7 @@ async fn concurrent_answers_never_both_win() {
         assert!(won >= 1, "{a:?} {b:?}");
         for r in [&a, &b] {
             if let Err(e) = r {
-                assert!(
-                    matches!(e, community::error::Error::Conflict(_)),
-                    "{e:?}"
-                );
+                assert!(matches!(e, community::error::Error::Conflict(_)), "{e:?}");
             }
         }
         let after = community::ideas::get(&app, &id).await.expect("idea");

@@ -287,7 +287,12 @@ async fn outbox<T: Table>(app: &App<T>) -> Vec<Event> {
 /// the idea's followers, each once, through the fan-out pages the answer's
 /// event starts, redelivered twice.
 async fn answer_scenario<T: Table + Clone>(app: App<T>, dir: &std::path::Path) {
-    let (alice, bob, carl, dan) = (member("alice"), member("bob"), member("carl"), member("dan"));
+    let (alice, bob, carl, dan) = (
+        member("alice"),
+        member("bob"),
+        member("carl"),
+        member("dan"),
+    );
     for who in [&alice, &bob, &carl, &dan] {
         join(&app, who).await;
     }
@@ -341,7 +346,11 @@ async fn answer_scenario<T: Table + Clone>(app: App<T>, dir: &std::path::Path) {
     assert_eq!(to_author.len(), 1, "the author, once");
     assert_eq!(to_author[0].to, "alice@example.fr");
     for m in mails.iter() {
-        assert!(m.text.contains("produits locaux"), "the answer is quoted: {}", m.text);
+        assert!(
+            m.text.contains("produits locaux"),
+            "the answer is quoted: {}",
+            m.text
+        );
     }
 }
 
