@@ -4,5 +4,6 @@
 mod support;
 
 mod campaigns;
+mod docs_page;
 mod durability;
 mod flows;
