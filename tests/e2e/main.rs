@@ -5,5 +5,6 @@ mod support;
 
 mod answers;
 mod campaigns;
+mod docs_page;
 mod durability;
 mod flows;
