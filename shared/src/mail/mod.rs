@@ -267,9 +267,12 @@ pub fn unsubscribe_member(
 pub async fn unsubscribe<T: Table>(app: &App<T>, token_str: &str) -> Result<()> {
     let member = unsubscribe_member(&app.settings(), token_str)?;
     let key = Key::new(format!("MEMBER#{member}"), "PROFILE");
-    let u = Update::default()
-        .set("email_opt_in", false)
-        .set("email_opt_in_at", now());
+    // Out of the community news index too (`members::news_index`).
+    let u = members::out_of_news(
+        Update::default()
+            .set("email_opt_in", false)
+            .set("email_opt_in_at", now()),
+    );
     match app
         .table
         .transact(vec![Write::update(key, u).when(crate::store::Cond::Exists)])
