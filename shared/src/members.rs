@@ -747,6 +747,29 @@ mod tests {
     }
 
     #[test]
+    fn the_news_index_holds_exactly_the_members_who_want_community_news() {
+        let r = row();
+        let (pk, sk) = news_index(&r).expect("indexed");
+        assert_eq!(pk, news_pk(news_bucket("bob")));
+        assert!(pk.starts_with("NEWS#") && news_bucket("bob") < NEWS_BUCKETS);
+        assert_eq!(sk, "bob");
+        let item = to_item(&key(&MemberId::parse("bob").expect("id")), &r).expect("item");
+        assert_eq!(item["gsi1pk"], json!(pk));
+        for out in [
+            |r: &mut MemberRow| r.community_news = false,
+            |r: &mut MemberRow| r.email_opt_in = false,
+            |r: &mut MemberRow| r.email_suppressed = Some("complaint".into()),
+            |r: &mut MemberRow| r.erased_at = Some("2026-12-01T00:00:00.000Z".into()),
+        ] {
+            let mut r = row();
+            out(&mut r);
+            assert_eq!(news_index(&r), None, "{r:?}");
+            let item = to_item(&key(&MemberId::parse("bob").expect("id")), &r).expect("item");
+            assert!(!item.contains_key("gsi1pk") && !item.contains_key("gsi1sk"));
+        }
+    }
+
+    #[test]
     fn each_notice_needs_its_preference_the_consent_and_a_mailable_address() {
         for n in [
             Notice::IdeaUpdates,
