@@ -119,8 +119,9 @@ pub enum Kind {
     #[serde(rename = "member.erased")]
     MemberErased,
     /// One page of a fan-out mail (a decision or progress of an idea sent
-    /// to its voters): the emails consumer's own continuation, one queue
-    /// message per page of one voter bucket (`mail::FANOUT_PAGE`).
+    /// to its voters, or community news sent to the members who want it):
+    /// the emails consumer's own continuation, one queue message per page
+    /// of one voter (or news index) bucket (`mail::FANOUT_PAGE`).
     #[serde(rename = "mail.page")]
     MailPage,
     /// The loyalty programme answered a redemption (`credited` or
@@ -150,6 +151,13 @@ pub enum Kind {
     /// author and followers are mailed, insights count the first answer.
     #[serde(rename = "idea.answered")]
     IdeaAnswered,
+    /// Marketing's `campaigns apply` created a contest or a product test:
+    /// the members who want community news are mailed, in pages of the
+    /// news index (`mail::start_news`). Its id is derived from the campaign
+    /// (`campaigns::news_event_id`), and it is written only with the
+    /// campaign's creation, so a campaign is announced once.
+    #[serde(rename = "community.news")]
+    CommunityNews,
 }
 
 impl Kind {
@@ -178,6 +186,7 @@ impl Kind {
             Kind::MemberCardRejected => "member.card_rejected",
             Kind::MailFeedback => "mail.feedback",
             Kind::IdeaAnswered => "idea.answered",
+            Kind::CommunityNews => "community.news",
         }
     }
 }
@@ -213,6 +222,7 @@ pub fn routes(kind: Kind) -> &'static [Queue] {
         Kind::MemberCardLinked => &[Queue::Loyalty],
         Kind::MemberCardRejected => &[Queue::Emails],
         Kind::IdeaAnswered => &[Queue::Emails, Queue::Insights],
+        Kind::CommunityNews => &[Queue::Emails],
     }
 }
 
@@ -424,6 +434,8 @@ mod tests {
             Kind::MemberCardLinked,
             Kind::MemberCardRejected,
             Kind::MailFeedback,
+            Kind::IdeaAnswered,
+            Kind::CommunityNews,
         ] {
             // A withdrawal goes to no queue: the aggregator reads it from
             // the stream, and nothing else reacts to it. A loyalty answer
