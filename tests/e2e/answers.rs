@@ -1,7 +1,7 @@
 //! Every proposal answered, followed and findable (issue 14), on the binary:
 //! a 3-vote idea is answered by a moderator, a member who follows it gets
-//! the answer by mail, the idea is found by a word typed without accents,
-//! and a duplicate whose voters overlap is merged into it.
+//! the answer by mail, and the idea is found by a word typed without
+//! accents. (Merging a duplicate is not on main yet: issue 14, item 5.)
 
 use crate::support::{client, eventually, join, send, token, Server};
 use reqwest::Method;
@@ -40,7 +40,7 @@ async fn vote(c: &reqwest::Client, s: &Server, who: &str, id: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_idea_is_answered_followed_found_and_merged() {
+async fn an_idea_is_answered_followed_and_found() {
     let dir = tempfile::tempdir().expect("tempdir");
     let server = Server::start(dir.path());
     let c = client();
