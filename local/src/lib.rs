@@ -3,6 +3,7 @@
 //! and the event pipeline (relay, queues, consumers) running in-process.
 
 pub mod auth;
+pub mod docs;
 pub mod pipeline;
 pub mod schedule;
 
@@ -29,7 +30,6 @@ use std::path::Path;
 use std::sync::Arc;
 
 pub const OPENAPI: &str = include_str!("../../docs/openapi.json");
-const DOCS_PAGE: &str = include_str!("docs.html");
 
 /// Every HTTP route of every function, plus the docs pages.
 pub fn app<T: Table + Clone>(app: App<T>, verifier: auth::Verifier) -> Router {
@@ -53,7 +53,7 @@ fn routes<T: Table + Clone>(app: App<T>) -> Router {
                 ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
             }),
         )
-        .route("/docs", get(|| async { Html(DOCS_PAGE) }))
+        .route("/docs", get(|| async { Html(docs::page()) }))
 }
 
 fn with_auth<T: Table + Clone>(routes: Router, app: &App<T>, verifier: auth::Verifier) -> Router {

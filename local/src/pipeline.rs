@@ -253,7 +253,7 @@ impl<T: Table + ChangeFeed + Clone> Pipeline<T> {
             .table
             .query(
                 &Query::new(Index::Primary, queue_pk(q))
-                    .sk(SortKey::Between(String::new(), upto))
+                    .sk(SortKey::Between("0".into(), upto))
                     .limit(BATCH * concurrent as u32),
             )
             .await?;

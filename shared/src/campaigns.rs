@@ -6,7 +6,8 @@
 //! before the draw.
 
 use crate::domain::parse_ts;
-use crate::store::{Index, Item, Key, Query, StoreError, Table, Update, Write};
+use crate::events::{Event, Kind};
+use crate::store::{Cond, Index, Item, Key, Query, StoreError, Table, Update, Write};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::path::Path;
@@ -674,7 +675,72 @@ fn config_update(v: Value) -> Update {
     u
 }
 
-async fn apply_contest<T: Table>(table: &T, contest: &ContestConfig) -> Result<(), StoreError> {
+/// The id of the `community.news` event announcing a campaign: derived
+/// from the campaign, so however often it is applied, one event exists.
+pub fn news_event_id(kind: &str, id: &str) -> String {
+    let kind = if kind == CONTEST {
+        "contest"
+    } else {
+        "product-test"
+    };
+    format!("news-{kind}-{id}")
+}
+
+/// The `community.news` event of a new contest (what the mail says).
+pub fn contest_news(c: &ContestConfig) -> Event {
+    let mut e = Event::new(
+        Kind::CommunityNews,
+        "",
+        None,
+        json!({"campaign": "contest", "contest_id": c.id, "title": c.title,
+               "description": c.description, "sponsor": c.sponsor,
+               "opens_at": c.opens_at, "closes_at": c.closes_at,
+               "prizes": c.prizes.iter().map(|p| p.label.as_str()).collect::<Vec<_>>()}),
+    );
+    e.event_id = news_event_id(CONTEST, &c.id);
+    e
+}
+
+/// The `community.news` event of a new product test.
+pub fn product_test_news(t: &ProductTestConfig) -> Event {
+    let mut e = Event::new(
+        Kind::CommunityNews,
+        "",
+        None,
+        json!({"campaign": "product_test", "product_test_id": t.id,
+               "product_name": t.product_name, "brand": t.brand, "slots": t.slots,
+               "applications_open_at": t.applications_open_at,
+               "applications_close_at": t.applications_close_at}),
+    );
+    e.event_id = news_event_id(PRODUCT_TEST, &t.id);
+    e
+}
+
+/// Writes a campaign's item; with `news`, tries first to create it with
+/// its announcement in one transaction (conditions: the campaign does not
+/// exist, nor the event): an existing campaign is updated without one, so
+/// a re-apply, a change or two racing applies announce nothing more.
+async fn write_campaign<T: Table>(
+    table: &T,
+    key: Key,
+    u: Update,
+    news: Option<Event>,
+) -> Result<(), StoreError> {
+    if let Some(e) = news {
+        let create = Write::update(key.clone(), u.clone()).when(Cond::NotExists);
+        match table.transact(vec![create, e.write()]).await {
+            Err(StoreError::ConditionFailed { .. }) => {}
+            other => return other,
+        }
+    }
+    table.transact(vec![Write::update(key, u)]).await
+}
+
+async fn apply_contest<T: Table>(
+    table: &T,
+    contest: &ContestConfig,
+    announce: bool,
+) -> Result<(), StoreError> {
     let seed_hash = ensure_seed(table, "contest", &contest.id).await?;
     let mut u = config_update(json!({"config": contest, "seed_hash": seed_hash}));
     u.set.insert("gsi1pk".into(), json!("CONTESTS"));
@@ -682,12 +748,15 @@ async fn apply_contest<T: Table>(table: &T, contest: &ContestConfig) -> Result<(
         "gsi1sk".into(),
         json!(format!("{}#{}", contest.opens_at, contest.id)),
     );
-    table
-        .transact(vec![Write::update(contest_key(&contest.id), u)])
-        .await
+    let news = announce.then(|| contest_news(contest));
+    write_campaign(table, contest_key(&contest.id), u, news).await
 }
 
-async fn apply_product_test<T: Table>(table: &T, t: &ProductTestConfig) -> Result<(), StoreError> {
+async fn apply_product_test<T: Table>(
+    table: &T,
+    t: &ProductTestConfig,
+    announce: bool,
+) -> Result<(), StoreError> {
     let seed_hash = ensure_seed(table, "product-test", &t.id).await?;
     let mut u = config_update(json!({"config": t, "seed_hash": seed_hash}));
     u.set.insert("gsi1pk".into(), json!("PRODUCT_TESTS"));
@@ -699,13 +768,14 @@ async fn apply_product_test<T: Table>(table: &T, t: &ProductTestConfig) -> Resul
         .insert("gsi2pk".into(), json!(format!("PRODUCT#{}", t.ean)));
     u.set
         .insert("gsi2sk".into(), json!(format!("PTEST#{}", t.id)));
-    table
-        .transact(vec![Write::update(product_test_key(&t.id), u)])
-        .await
+    let news = announce.then(|| product_test_news(t));
+    write_campaign(table, product_test_key(&t.id), u, news).await
 }
 
 /// Upserts every campaign into the table (config fields only: entries, draws
-/// and seeds are kept). Returns the ids applied.
+/// and seeds are kept). Returns the ids applied. This is the local server's
+/// start (and the tests' set-up): it announces nothing; marketing's
+/// `campaigns apply` ([`apply_plan`]) announces the new campaigns.
 pub async fn apply<T: Table>(table: &T, c: &Campaigns) -> Result<Vec<String>, StoreError> {
     let mut done = Vec::new();
     if let Some(files) = &c.files {
@@ -718,11 +788,11 @@ pub async fn apply<T: Table>(table: &T, c: &Campaigns) -> Result<Vec<String>, St
         }
     }
     for contest in &c.contests {
-        apply_contest(table, contest).await?;
+        apply_contest(table, contest, false).await?;
         done.push(format!("contest {}", contest.id));
     }
     for t in &c.product_tests {
-        apply_product_test(table, t).await?;
+        apply_product_test(table, t, false).await?;
         done.push(format!("product test {}", t.id));
     }
     Ok(done)
@@ -1114,6 +1184,11 @@ impl Plan {
 /// same `c`), calling `progress(i, n, planned)` after each one. Entries,
 /// seeds, draws and selections are never touched. Returns how many were
 /// written.
+///
+/// A contest or product test the table did not hold is created with its
+/// `community.news` event in the same transaction (the emails consumer
+/// mails it to the members who want community news); a changed one, or
+/// one created meanwhile by another apply, is updated without it.
 pub async fn apply_plan<T: Table>(
     table: &T,
     c: &Campaigns,
@@ -1129,10 +1204,10 @@ pub async fn apply_plan<T: Table>(
             }
         } else if p.kind == CONTEST {
             if let Some(contest) = c.contests.iter().find(|x| x.id == p.id) {
-                apply_contest(table, contest).await?;
+                apply_contest(table, contest, p.change == Change::New).await?;
             }
         } else if let Some(t) = c.product_tests.iter().find(|x| x.id == p.id) {
-            apply_product_test(table, t).await?;
+            apply_product_test(table, t, p.change == Change::New).await?;
         }
         progress(i + 1, n, p);
     }

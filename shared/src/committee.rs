@@ -152,26 +152,42 @@ pub async fn decide<T: Table>(
         .set("decided_by", caller.id.as_str())
         .remove("gsi3pk")
         .remove("gsi3sk");
+    // A decision answers the idea: it leaves the answer queue, and is its
+    // first answer when none was given (`crate::answers`).
+    let first_answer = row.answered_at.is_none();
+    let mut u = u;
+    let mut answered = Cond::Exists;
+    if first_answer {
+        u = u.set("answered_at", decision.decided_at.as_str());
+        answered = Cond::AttrAbsent("answered_at".into());
+    }
     let (u, listed) = row.relist(u, outcome);
     let event = Event::new(
         Kind::IdeaDecided,
         &row.author_id,
         Some(&row.id),
-        json!({"outcome": outcome.as_str(), "reason": reason, "title": row.title}),
+        json!({"outcome": outcome.as_str(), "reason": reason, "title": row.title,
+               "first_answer": first_answer, "posted_at": row.created_at}),
     );
-    let writes = vec![
-        Write::update(ideas::key(id), u)
-            .when(Cond::Eq("status".into(), json!(IdeaStatus::UnderReview.as_str())).and(listed)),
+    let mut writes = vec![
+        Write::update(ideas::key(id), u).when(
+            Cond::Eq("status".into(), json!(IdeaStatus::UnderReview.as_str()))
+                .and(listed)
+                .and(answered),
+        ),
         event.write(),
     ];
+    if first_answer {
+        writes.push(crate::answers::answered_write(&row.created_at, &row.id));
+    }
     match app.table.transact(writes).await {
         Ok(()) => {
             crate::metrics::record_decision(outcome.as_str());
             exact_view(app, id).await
         }
-        Err(StoreError::ConditionFailed { index: 0 }) => {
-            Err(Error::Conflict("the idea was decided meanwhile".into()))
-        }
+        Err(StoreError::ConditionFailed { index: 0 }) => Err(Error::Conflict(
+            "the idea was decided or answered meanwhile: read it again".into(),
+        )),
         Err(e) => Err(e.into()),
     }
 }

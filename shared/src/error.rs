@@ -31,6 +31,10 @@ pub enum Error {
     /// The request's `Idempotency-Key` was already used: replay its receipt.
     #[error("already done")]
     Replay,
+    /// The first request with this `Idempotency-Key` is still running
+    /// (409 naming the header, with `Retry-After`).
+    #[error("a request with this Idempotency-Key is still being processed")]
+    KeyInUse,
     #[error(transparent)]
     Store(#[from] StoreError),
 }

@@ -119,8 +119,9 @@ pub enum Kind {
     #[serde(rename = "member.erased")]
     MemberErased,
     /// One page of a fan-out mail (a decision or progress of an idea sent
-    /// to its voters): the emails consumer's own continuation, one queue
-    /// message per page of one voter bucket (`mail::FANOUT_PAGE`).
+    /// to its voters, or community news sent to the members who want it):
+    /// the emails consumer's own continuation, one queue message per page
+    /// of one voter (or news index) bucket (`mail::FANOUT_PAGE`).
     #[serde(rename = "mail.page")]
     MailPage,
     /// The loyalty programme answered a redemption (`credited` or
@@ -146,6 +147,17 @@ pub enum Kind {
     /// the outbox, never relayed.
     #[serde(rename = "mail.feedback")]
     MailFeedback,
+    /// The committee or a moderator answered an idea (answers.rs): its
+    /// author and followers are mailed, insights count the first answer.
+    #[serde(rename = "idea.answered")]
+    IdeaAnswered,
+    /// Marketing's `campaigns apply` created a contest or a product test:
+    /// the members who want community news are mailed, in pages of the
+    /// news index (`mail::start_news`). Its id is derived from the campaign
+    /// (`campaigns::news_event_id`), and it is written only with the
+    /// campaign's creation, so a campaign is announced once.
+    #[serde(rename = "community.news")]
+    CommunityNews,
     /// A moderator merged a duplicate idea into another (`crate::merge`):
     /// the emails consumer tells its author and starts the copy of its votes
     /// and followers onto the target, in pages (`merge.page`).
@@ -182,6 +194,8 @@ impl Kind {
             Kind::MemberCardLinked => "member.card_linked",
             Kind::MemberCardRejected => "member.card_rejected",
             Kind::MailFeedback => "mail.feedback",
+            Kind::IdeaAnswered => "idea.answered",
+            Kind::CommunityNews => "community.news",
             Kind::IdeaMerged => "idea.merged",
             Kind::MergePage => "merge.page",
         }
@@ -218,6 +232,8 @@ pub fn routes(kind: Kind) -> &'static [Queue] {
         Kind::LoyaltyAnswered | Kind::MailFeedback => &[],
         Kind::MemberCardLinked => &[Queue::Loyalty],
         Kind::MemberCardRejected => &[Queue::Emails],
+        Kind::IdeaAnswered => &[Queue::Emails, Queue::Insights],
+        Kind::CommunityNews => &[Queue::Emails],
         // The author's mail and the pages of the copy, continued on the
         // same queue as the fan-out pages (`crate::merge`).
         Kind::IdeaMerged | Kind::MergePage => &[Queue::Emails],
@@ -469,6 +485,8 @@ mod tests {
             Kind::MemberCardLinked,
             Kind::MemberCardRejected,
             Kind::MailFeedback,
+            Kind::IdeaAnswered,
+            Kind::CommunityNews,
             Kind::IdeaMerged,
             Kind::MergePage,
         ] {

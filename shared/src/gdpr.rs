@@ -370,7 +370,8 @@ pub async fn erase<T: Table>(app: &App<T>, caller: &Caller) -> Result<Value> {
             .table
             .transact(vec![Write::update(
                 k.clone(),
-                Update::default().set("erasing_at", now()),
+                // Out of the community news index from now on.
+                members::out_of_news(Update::default().set("erasing_at", now())),
             )
             .when(Cond::Exists)])
             .await
@@ -411,7 +412,11 @@ pub async fn erase<T: Table>(app: &App<T>, caller: &Caller) -> Result<Value> {
             .remove("loyalty_card_status")
             .remove("loyalty_card_link")
             .remove("invite_code")
-            .remove("erasing_at");
+            .remove("erasing_at")
+            // Out of the community news index (phase 1 took it out already,
+            // unless it ran before the index existed).
+            .remove("gsi1pk")
+            .remove("gsi1sk");
         let mut writes = vec![Write::update(k.clone(), tombstone).when(
             Cond::Exists
                 .and(Cond::AttrAbsent("erased_at".into()))

@@ -116,6 +116,18 @@ pub struct IdeaRow {
     pub excerpt: String,
     #[serde(default)]
     pub truncated: bool,
+    /// When the idea got its first official answer (`crate::answers`);
+    /// `None` while it has none (it is then in the answer queue).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answered_at: Option<String>,
+    /// Official answers given, ever: the guard of the next one.
+    #[serde(default)]
+    pub answer_count: i64,
+    /// The official answers, oldest first; the last is the official one.
+    /// Held by the body item ([`body_key`]), not by the row: filled in by
+    /// [`load_full`], empty as loaded by [`load`].
+    #[serde(default, skip_serializing)]
+    pub answers: Vec<crate::answers::Answer>,
     /// The idea this one was merged into (`crate::merge`): out of every
     /// list and of search, no more votes, still readable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -173,6 +185,10 @@ pub struct IdeaView {
     /// to moderators; everyone else gets 404).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub moderation: Option<String>,
+    /// The committee's or a moderator's current answer (the last of `answers`).
+    pub official_answer: Option<crate::answers::Answer>,
+    /// Every official answer given, oldest first.
+    pub answers: Vec<crate::answers::Answer>,
     /// The idea this one was merged into: present only once merged.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub merged_into: Option<String>,
@@ -270,6 +286,8 @@ impl IdeaRow {
             // below zero while a hide overtakes its post's +1.
             comment_count: self.comment_count.max(0),
             moderation: self.moderation,
+            official_answer: self.answers.last().cloned(),
+            answers: self.answers,
             merged_into: self.merged_into,
             merge: self.merge,
         }
@@ -368,13 +386,13 @@ pub async fn load_full<T: Table>(app: &App<T>, id: &IdeaId, consistent: bool) ->
     for i in items {
         match i.get("sk").and_then(Value::as_str) {
             Some("IDEA") => row = Some(row_from(i)?),
-            Some("BODY") => body = i.get("body").and_then(Value::as_str).map(str::to_owned),
+            Some("BODY") => body = Some(i),
             _ => {}
         }
     }
     let mut row = row.ok_or(Error::NotFound("idea"))?;
     if let Some(b) = body {
-        row.body = b;
+        fill_from_body(&mut row, &b);
     }
     Ok(row)
 }
@@ -398,16 +416,26 @@ pub async fn with_bodies<T: Table>(app: &App<T>, rows: &mut [IdeaRow]) -> Result
             .and_then(Value::as_str)
             .and_then(|pk| pk.strip_prefix("IDEA#"))
             .map(str::to_owned);
-        if let (Some(id), Some(b)) = (id, i.get("body").and_then(Value::as_str)) {
-            bodies.insert(id, b.to_owned());
+        if let Some(id) = id {
+            bodies.insert(id, i);
         }
     }
     for r in rows.iter_mut().filter(|r| r.body.is_empty()) {
         if let Some(b) = bodies.remove(&r.id) {
-            r.body = b;
+            fill_from_body(r, &b);
         }
     }
     Ok(())
+}
+
+/// What the body item holds: the body and the official answers.
+fn fill_from_body(row: &mut IdeaRow, item: &Item) {
+    if let Some(b) = item.get("body").and_then(Value::as_str) {
+        row.body = b.to_owned();
+    }
+    if let Some(a) = item.get("answers") {
+        row.answers = serde_json::from_value(a.clone()).unwrap_or_default();
+    }
 }
 
 pub async fn create<T: Table>(
@@ -460,6 +488,9 @@ pub async fn create<T: Table>(
         moderation: None,
         excerpt,
         truncated,
+        answered_at: None,
+        answer_count: 0,
+        answers: Vec::new(),
         merged_into: None,
         merge: None,
     };
@@ -486,6 +517,7 @@ pub async fn create<T: Table>(
     );
     // The idea's words for `GET /ideas?q=` (at most 40 items; search.rs).
     let postings = crate::search::postings(&row);
+    let queued = crate::answers::unanswered_write(&row.created_at, &row.id);
     let view = row.view(0);
     let body = serde_json::to_value(&view).map_err(|e| Error::Store(StoreError::unavailable(e)))?;
     let mut writes = vec![
@@ -493,6 +525,8 @@ pub async fn create<T: Table>(
         Write::put_new(body_item),
         event.write(),
         pointer,
+        // In the answer queue until the committee or a moderator answers.
+        queued,
     ];
     writes.extend(postings);
     commit(&app.table, writes, receipt.map(|r| (r, 201, &body))).await?;

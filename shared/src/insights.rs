@@ -197,7 +197,12 @@ fn plan_event(p: &mut Plan, e: &Event, ideas: &HashMap<String, ideas::IdeaRow>) 
                 p.total(ideas_attr(&theme, IdeaStatus::UnderReview.as_str()), -1);
                 p.total(ideas_attr(&theme, to.as_str()), 1);
             }
+            // A decision is the idea's first answer when none was given.
+            if e.data["first_answer"] == json!(true) {
+                first_answer(p, &theme, e);
+            }
         }
+        Kind::IdeaAnswered if e.data["first"] == json!(true) => first_answer(p, &theme, e),
         Kind::IdeaProgressed => {
             let to = e.data["status"].as_str().and_then(IdeaStatus::parse);
             // Events written before `from` was added: in_progress comes from
@@ -277,6 +282,18 @@ fn plan_event(p: &mut Plan, e: &Event, ideas: &HashMap<String, ideas::IdeaRow>) 
             }
         }
         _ => {}
+    }
+}
+
+/// An idea's first answer (`crate::answers`): counted per theme, with the
+/// bucket of its delay since posting (the median's histogram).
+fn first_answer(p: &mut Plan, theme: &str, e: &Event) {
+    p.total(format!("answered#{theme}"), 1);
+    if let Some(b) = e.data["posted_at"]
+        .as_str()
+        .and_then(|posted| crate::answers::delay_bucket(posted, &e.at))
+    {
+        p.total(format!("first_answer#{theme}#{b}"), 1);
     }
 }
 
@@ -650,6 +667,7 @@ pub async fn read<T: Table>(app: &App<T>, caller: &Caller) -> Result<Value> {
     for s in IdeaStatus::ALL {
         by_status.entry(s.as_str().to_owned()).or_insert(0);
     }
+    let answers = answers_report(&totals, &by_theme);
     let new_per_day: Vec<Value> = days
         .iter()
         .map(|d| json!({"day": d, "count": per_day.get(d).map(|x| x.0).unwrap_or(0)}))
@@ -777,6 +795,9 @@ pub async fn read<T: Table>(app: &App<T>, caller: &Caller) -> Result<Value> {
             "complaints": t("mail_complaints"),
             "suppressed": t("mail_suppressed"),
         },
+        // Official answers (answers.rs; a decision counts as one): the
+        // share of ideas answered and the median time to a first answer.
+        "answers": answers,
         "contests": {"entries": t("entries")},
         "reviews": {"posted": t("reviews"), "labels_earned": t("labels_earned")},
         "comments": {"posted": t("comments")},
@@ -798,4 +819,57 @@ pub async fn read<T: Table>(app: &App<T>, caller: &Caller) -> Result<Value> {
             "answer_within_hours": pending.answer_within_hours,
         },
     }))
+}
+
+/// `answers` of `GET /insights`: per theme and in all, the ideas posted,
+/// those answered, their share, and the median hours from posting to the
+/// first answer (from the `first_answer#…` histogram: hours below two
+/// days, whole days after; `answers::delay_bucket`).
+fn answers_report(
+    totals: &BTreeMap<String, i64>,
+    by_theme: &BTreeMap<String, Map<String, Value>>,
+) -> Value {
+    let mut themes = Map::new();
+    let mut all_hist: BTreeMap<i64, i64> = BTreeMap::new();
+    let (mut all_ideas, mut all_answered) = (0i64, 0i64);
+    for (theme, statuses) in by_theme {
+        let ideas: i64 = statuses.values().filter_map(Value::as_i64).sum();
+        let answered = totals
+            .get(&format!("answered#{theme}"))
+            .copied()
+            .unwrap_or(0);
+        let prefix = format!("first_answer#{theme}#");
+        let hist: Vec<(i64, i64)> = totals
+            .iter()
+            .filter_map(|(k, n)| {
+                let h = crate::answers::bucket_hours(k.strip_prefix(&prefix)?)?;
+                Some((h, *n))
+            })
+            .collect();
+        for (h, n) in &hist {
+            *all_hist.entry(*h).or_default() += n;
+        }
+        all_ideas += ideas;
+        all_answered += answered;
+        themes.insert(theme.clone(), answer_figures(ideas, answered, &hist));
+    }
+    let hist: Vec<(i64, i64)> = all_hist.into_iter().collect();
+    json!({
+        "total": answer_figures(all_ideas, all_answered, &hist),
+        "by_theme": themes,
+    })
+}
+
+fn answer_figures(ideas: i64, answered: i64, hist: &[(i64, i64)]) -> Value {
+    let share = if ideas > 0 {
+        answered as f64 / ideas as f64
+    } else {
+        0.0
+    };
+    json!({
+        "ideas": ideas,
+        "answered": answered,
+        "answered_share": share,
+        "median_hours_to_first_answer": crate::answers::median_hours(hist),
+    })
 }

@@ -3,6 +3,7 @@
 
 pub mod access;
 pub mod ambassadors;
+pub mod answers;
 pub mod app;
 pub mod auth;
 pub mod campaigns;

@@ -3,6 +3,15 @@
 //! Keys: `MEMBER#{sub} / PROFILE` for the member; `INVITE#{code} / INVITE`
 //! for an invite code.
 //!
+//! The profile is in gsi1 `NEWS#{bucket 00-15}` / `{member id}` exactly
+//! while the member wants community news ([`news_index`]: `email_opt_in`,
+//! `community_news` on, address not suppressed, not erased): the sparse
+//! list the emails consumer reads to mail community news without a scan
+//! (`mail::start_news`). Every write that changes one of those attributes
+//! sets or removes the two index attributes in the same write: sign-up,
+//! `PATCH /members/me`, the one-click unsubscribe, a suppression
+//! (`mail::feedback`) and erasure (`gdpr`).
+//!
 //! A loyalty card is linked `pending` (`loyalty_card_status`, with its
 //! link's id in `loyalty_card_link`) until the loyalty programme confirms
 //! it (cards.rs): its link and the `member.card_linked` event are written in
@@ -37,6 +46,42 @@ pub fn card_key(card: &str) -> Key {
     let h = Sha256::digest(card.as_bytes());
     let hex: String = h.iter().map(|b| format!("{b:02x}")).collect();
     Key::new(format!("CARD#{hex}"), "CARD")
+}
+
+/// Partitions of the community news index (gsi1 `NEWS#{00-15}`): one
+/// fan-out chain each, and a member's index writes spread over them.
+pub const NEWS_BUCKETS: u32 = 16;
+
+/// The news index partition of a bucket.
+pub fn news_pk(bucket: u32) -> String {
+    format!("NEWS#{bucket:02}")
+}
+
+/// The news index bucket of a member.
+pub fn news_bucket(member: &str) -> u32 {
+    crate::votes::bucket(member) % NEWS_BUCKETS
+}
+
+/// The profile's gsi1 key in the community news index, when the member
+/// wants community news (`MemberRow::wants(Notice::CommunityNews)`, not
+/// erased); None: out of the index.
+pub fn news_index(row: &MemberRow) -> Option<(String, String)> {
+    (row.erased_at.is_none() && row.wants(Notice::CommunityNews))
+        .then(|| (news_pk(news_bucket(&row.id)), row.id.clone()))
+}
+
+/// `u`, with the profile put in the news index (`Some`) or taken out.
+pub fn with_news_index(u: Update, index: Option<(String, String)>) -> Update {
+    match index {
+        Some((pk, sk)) => u.set("gsi1pk", pk).set("gsi1sk", sk),
+        None => out_of_news(u),
+    }
+}
+
+/// `u`, with the profile taken out of the news index (an opt-out, a
+/// suppression, an erasure: always right, whatever else the row says).
+pub fn out_of_news(u: Update) -> Update {
+    u.remove("gsi1pk").remove("gsi1sk")
 }
 
 fn card_guard(card: &str, member: &str) -> Write {
@@ -271,6 +316,10 @@ fn to_item(key: &Key, row: &MemberRow) -> Result<Item> {
     };
     item.insert("pk".into(), json!(key.pk));
     item.insert("sk".into(), json!(key.sk));
+    if let Some((pk, sk)) = news_index(row) {
+        item.insert("gsi1pk".into(), json!(pk));
+        item.insert("gsi1sk".into(), json!(sk));
+    }
     Ok(item)
 }
 
@@ -545,11 +594,23 @@ pub async fn update<T: Table>(app: &App<T>, caller: &Caller, p: Patch) -> Result
     if u.set.is_empty() {
         return view(app, current).await;
     }
+    // The news index follows the row as it will be (set again on every
+    // change, so a profile without its entry gets it back), on the
+    // condition that what it is derived from is still what was read.
+    let mut after = current.clone();
+    if let Some(v) = p.email_opt_in {
+        after.email_opt_in = v;
+    }
+    if let Some(v) = n.community_news {
+        after.community_news = v;
+    }
+    u = with_news_index(u, news_index(&after));
     // A new card moves the card guard, on the condition that the card read
     // above is still the member's (two concurrent changes cannot both move it).
     let mut cond = Cond::Exists
         .and(Cond::AttrAbsent("erased_at".into()))
-        .and(Cond::AttrAbsent("erasing_at".into()));
+        .and(Cond::AttrAbsent("erasing_at".into()))
+        .and(news_inputs_as_read(&current));
     let mut writes = Vec::new();
     let mut card_at = None;
     if let Some(c) = new_card.filter(|c| Some(c) != current.loyalty_card.as_ref()) {
@@ -587,6 +648,26 @@ pub async fn update<T: Table>(app: &App<T>, caller: &Caller, p: Patch) -> Result
         )),
         Err(e) => Err(e.into()),
     }
+}
+
+/// The attributes the news index is derived from are as in `row`: two
+/// concurrent changes (an opt-in and a preference, a PATCH and an
+/// unsubscribe) cannot leave the index saying the opposite of the row.
+fn news_inputs_as_read(row: &MemberRow) -> Cond {
+    let news = Cond::Eq("community_news".into(), json!(row.community_news));
+    let news = if row.community_news {
+        // Absent reads as on (profiles of before the preference).
+        news.or(Cond::AttrAbsent("community_news".into()))
+    } else {
+        news
+    };
+    let suppressed = match &row.email_suppressed {
+        Some(s) => Cond::Eq("email_suppressed".into(), json!(s)),
+        None => Cond::AttrAbsent("email_suppressed".into()),
+    };
+    Cond::Eq("email_opt_in".into(), json!(row.email_opt_in))
+        .and(news)
+        .and(suppressed)
 }
 
 /// Creates `count` invite codes for a cohort (soft launch). Each code admits
@@ -663,6 +744,29 @@ mod tests {
         assert!(r.auto_follow && r.idea_updates && r.community_news && !r.comment_digest);
         assert!(r.wants(Notice::IdeaUpdates) && r.wants(Notice::CommunityNews));
         assert!(!r.wants(Notice::CommentDigest));
+    }
+
+    #[test]
+    fn the_news_index_holds_exactly_the_members_who_want_community_news() {
+        let r = row();
+        let (pk, sk) = news_index(&r).expect("indexed");
+        assert_eq!(pk, news_pk(news_bucket("bob")));
+        assert!(pk.starts_with("NEWS#") && news_bucket("bob") < NEWS_BUCKETS);
+        assert_eq!(sk, "bob");
+        let item = to_item(&key(&MemberId::parse("bob").expect("id")), &r).expect("item");
+        assert_eq!(item["gsi1pk"], json!(pk));
+        for out in [
+            |r: &mut MemberRow| r.community_news = false,
+            |r: &mut MemberRow| r.email_opt_in = false,
+            |r: &mut MemberRow| r.email_suppressed = Some("complaint".into()),
+            |r: &mut MemberRow| r.erased_at = Some("2026-12-01T00:00:00.000Z".into()),
+        ] {
+            let mut r = row();
+            out(&mut r);
+            assert_eq!(news_index(&r), None, "{r:?}");
+            let item = to_item(&key(&MemberId::parse("bob").expect("id")), &r).expect("item");
+            assert!(!item.contains_key("gsi1pk") && !item.contains_key("gsi1sk"));
+        }
     }
 
     #[test]

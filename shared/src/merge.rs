@@ -5,8 +5,9 @@
 //! **The request** is one transaction: the source's row gets `merged_into`
 //! and `merge` (`{into, reason, at}`), leaves every list (its gsi1, gsi2 and
 //! gsi4 attributes removed, as a hidden idea's; an idea under review also
-//! leaves the committee's queue, gsi3) and the search index (its postings
-//! deleted: a merge is for good), on the condition that it is still
+//! leaves the committee's queue, gsi3), the search index (its postings
+//! deleted: a merge is for good) and the answer queue (`crate::answers`: its
+//! author is told why by the merge's mail), on the condition that it is still
 //! unmerged, visible and in the status read; a condition check that the
 //! target exists, is visible and is not merged itself (so two crossed merges
 //! cannot both commit); and the `idea.merged` event (outbox). The same
@@ -273,6 +274,11 @@ pub async fn merge<T: Table>(
             event.write(),
         ];
         writes.extend(search::posting_deletes(&source));
+        // Out of the answer queue: its author is told why, by the merge's mail.
+        writes.push(crate::answers::answered_write(
+            &source.created_at,
+            &source.id,
+        ));
         match app.table.transact(writes).await {
             Ok(()) => {
                 tracing::info!(idea = %source.id, into = %into.as_str(), "idea merged");

@@ -18,7 +18,7 @@ pub const RECEIPT_PREFIX: &str = "IDEMP#";
 
 /// How long a request holds its key while it runs: a retry meanwhile gets
 /// 409; after this the key is free again (a request that died mid-way).
-/// Longer than any HTTP function's timeout.
+/// Three times the HTTP functions' timeout (10 s, infra/template.yaml).
 pub const IN_FLIGHT_MS: i64 = 30_000;
 
 /// One request's use of an `Idempotency-Key` (draft-ietf-httpapi-idempotency-key-header):
@@ -116,8 +116,14 @@ impl Receipt {
     /// The claim: holds while the key is unused, or held by a request that
     /// has not finished within [`IN_FLIGHT_MS`].
     pub fn claim_write(&self) -> Write {
+        self.claim_write_for(IN_FLIGHT_MS)
+    }
+
+    /// A claim that holds the key for `hold_ms` (tests: a claim already
+    /// expired, as a request that died mid-way leaves it).
+    pub fn claim_write_for(&self, hold_ms: i64) -> Write {
         let mut item = self.item("running");
-        item.insert("running_until".into(), json!(now_ms() + IN_FLIGHT_MS));
+        item.insert("running_until".into(), json!(now_ms() + hold_ms));
         Write::put(item).when(
             Cond::NotExists.or(Cond::Eq("state".into(), json!("running"))
                 .and(Cond::LessThan("running_until".into(), now_ms()))),

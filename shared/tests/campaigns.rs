@@ -550,3 +550,97 @@ fn a_store_held_by_another_opener_is_reported_as_locked() {
         .expect("the second open fails");
     assert!(is_locked(&e), "{e}");
 }
+
+/// The `community.news` events in the outbox, by id.
+async fn announced<T: Table>(table: &T) -> Vec<String> {
+    let mut ids = Vec::new();
+    for b in 0..community::events::OUTBOX_BUCKETS {
+        let q = community::store::Query::new(
+            community::store::Index::Primary,
+            community::events::outbox_pk(b),
+        )
+        .limit(1000);
+        for i in table.query(&q).await.expect("outbox").items {
+            if let Some(e) = community::events::Event::from_item(&i) {
+                if e.kind == community::events::Kind::CommunityNews {
+                    ids.push(e.event_id);
+                }
+            }
+        }
+    }
+    ids.sort();
+    ids
+}
+
+/// `campaigns apply` announces each new contest and product test once, in
+/// the write that creates it: not again when applied again (even with the
+/// stale plan of two racing applies), nor for a change; the local server's
+/// start (`apply`) announces nothing.
+async fn announce_scenario<T: Table>(table: &T, started: &T) {
+    let shipped = load_dir(Path::new(ROOT)).expect("valid");
+    let p = plan(&current(table).await.expect("read"), &shipped);
+    apply_plan(table, &shipped, &p, |_, _, _| {})
+        .await
+        .expect("apply");
+    let once = vec![
+        "news-contest-concours-recette-anti-gaspi".to_owned(),
+        "news-contest-grand-jeu-lancement".to_owned(),
+        "news-product-test-test-yaourt-brebis".to_owned(),
+    ];
+    assert_eq!(announced(table).await, once);
+    let news = community::events::Event::from_item(
+        &table
+            .get(
+                &community::events::Event::outbox_key("news-contest-grand-jeu-lancement"),
+                true,
+            )
+            .await
+            .expect("get")
+            .expect("event"),
+    )
+    .expect("event");
+    assert_eq!(news.data["contest_id"], "grand-jeu-lancement");
+    assert_eq!(
+        community::events::routes(news.kind),
+        &[community::events::Queue::Emails]
+    );
+    // The same plan again (an apply that read the table before the first
+    // wrote): the campaigns exist, nothing more is announced.
+    apply_plan(table, &shipped, &p, |_, _, _| {})
+        .await
+        .expect("apply again");
+    // Re-planned, with a change.
+    let mut edited = shipped.clone();
+    edited.contests[1].title = "Le grand jeu".into();
+    let p = plan(&current(table).await.expect("read"), &edited);
+    assert_eq!(p.to_apply().len(), 1);
+    apply_plan(table, &edited, &p, |_, _, _| {})
+        .await
+        .expect("apply the change");
+    assert_eq!(announced(table).await, once, "announced once");
+    // The local server's start applies without announcing.
+    apply(started, &shipped).await.expect("apply at start");
+    assert!(announced(started).await.is_empty());
+}
+
+#[tokio::test]
+async fn new_campaigns_are_announced_once_on_the_embedded_store() {
+    let (a, b) = (
+        tempfile::tempdir().expect("dir"),
+        tempfile::tempdir().expect("dir"),
+    );
+    let t1 = EmbeddedTable::open(a.path()).expect("open");
+    let t2 = EmbeddedTable::open(b.path()).expect("open");
+    announce_scenario(&t1, &t2).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_campaigns_are_announced_once_on_dynamodb() {
+    let (Some(t1), Some(t2)) = (
+        community::testing::moto_table("news-apply").await,
+        community::testing::moto_table("news-start").await,
+    ) else {
+        return;
+    };
+    announce_scenario(t1.as_ref(), t2.as_ref()).await;
+}

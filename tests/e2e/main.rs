@@ -3,6 +3,8 @@
 
 mod support;
 
+mod answers;
 mod campaigns;
+mod docs_page;
 mod durability;
 mod flows;

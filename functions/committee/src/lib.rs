@@ -1,5 +1,6 @@
 //! `committee`: the feasibility committee's routes (`committee` group).
-//! `GET /review-queue`, `POST /ideas/{id}/decision`, `POST /ideas/{id}/progress`.
+//! `GET /review-queue` (under review, or `state=unanswered`), `POST /ideas/{id}/decision`,
+//! `POST /ideas/{id}/progress`, `POST /ideas/{id}/answer` (also `moderator`).
 
 mod handler;
 
@@ -13,6 +14,7 @@ pub fn routes<T: Table + Clone>(app: App<T>) -> Router {
         .route("/review-queue", get(handler::queue::<T>))
         .route("/ideas/{id}/decision", post(handler::decide::<T>))
         .route("/ideas/{id}/progress", post(handler::progress::<T>))
+        .route("/ideas/{id}/answer", post(handler::answer::<T>))
         .with_state(app)
 }
 

@@ -670,6 +670,77 @@ async fn entries_need_a_verified_address_and_are_rate_limited() {
     assert!(res.header("retry-after").is_some());
 }
 
+/// The same `Idempotency-Key` with another body is a 422 naming the header,
+/// not a replay, and writes nothing: for an entry (the answers) and for a
+/// review (its rating and text stay the first ones); while the first request
+/// with a key runs, another gets 409 with `Retry-After`.
+#[tokio::test]
+async fn an_idempotency_key_reused_with_another_body_is_refused() {
+    use community::receipt::{fingerprint, Receipt};
+    use community::store::Table;
+    let (app, _d) = embedded_app(|_| {});
+    apply_campaigns(&app, vec![contest("open-now", -60, 3600)], vec![]).await;
+    let marie = member("marie");
+    join(&app, &marie).await;
+    let contests_r = contests::router(app.clone());
+    let reviews_r = reviews::router(app.clone());
+    let post = |r: &axum::Router, path: &str, body: &Value, key: &str| {
+        let e = community::testing::event(
+            "POST",
+            path,
+            Some(&marie),
+            Some(&body.to_string()),
+            &[("idempotency-key", key)],
+        );
+        let r = r.clone();
+        async move { community::testing::call_event(&r, &e).await }
+    };
+    let refused = |res: &community::testing::Reply, status: u16| {
+        assert_eq!(
+            (res.status, res.fields()),
+            (status, vec!["Idempotency-Key".to_string()]),
+            "{}",
+            res.body
+        );
+        assert!(res.header("idempotent-replayed").is_none());
+    };
+    let entries = "/contests/open-now/entries";
+    let first = post(&contests_r, entries, &answers(), "e-1").await;
+    assert_eq!(first.status, 201, "{}", first.body);
+    let mut other = answers();
+    other["answers"]["note"] = json!(2);
+    refused(&post(&contests_r, entries, &other, "e-1").await, 422);
+    let replay = post(&contests_r, entries, &answers(), "e-1").await;
+    assert_eq!(replay.header("idempotent-replayed"), Some("true"));
+    assert_eq!(replay.body, first.body);
+
+    let path = format!("/products/{EAN}/reviews");
+    let review = json!({"rating": 4, "title": "Très bon", "body": "Onctueux et pas trop acide, parfait au petit-déjeuner."});
+    let first = post(&reviews_r, &path, &review, "r-1").await;
+    assert_eq!(first.status, 201, "{}", first.body);
+    let mut other = review.clone();
+    other["rating"] = json!(1);
+    refused(&post(&reviews_r, &path, &other, "r-1").await, 422);
+    let listed = call(&reviews_r, "GET", &path, None, None).await;
+    assert_eq!(listed.body["items"].as_array().map(Vec::len), Some(1));
+    assert_eq!(listed.body["items"][0]["rating"], 4, "{}", listed.body);
+
+    // Another request holds the key: 409.
+    let running = Receipt::new(
+        &community::testing::caller(&marie).id,
+        "r-2",
+        format!("POST {path}"),
+    )
+    .with_fingerprint(Some(fingerprint(review.to_string().as_bytes())));
+    app.table
+        .transact(vec![running.claim_write()])
+        .await
+        .expect("claim");
+    let busy = post(&reviews_r, &path, &review, "r-2").await;
+    refused(&busy, 409);
+    assert_eq!(busy.header("retry-after"), Some("1"));
+}
+
 /// A request that fails after claiming its `Idempotency-Key` frees the key
 /// (the claim's `DeleteItem`): the retry runs again, it is not refused as
 /// still running. For an entry and for a review.

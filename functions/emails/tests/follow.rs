@@ -270,3 +270,101 @@ async fn comment_digest_preference_is_honoured() {
     deliver(&consumer, &[comment("3")]).await;
     assert_eq!(pending().await, 1, "not recorded once off");
 }
+
+/// The events waiting in the outbox, in no particular order.
+async fn outbox<T: Table>(app: &App<T>) -> Vec<Event> {
+    let mut out = Vec::new();
+    for b in 0..community::events::OUTBOX_BUCKETS {
+        let q = Query::new(Index::Primary, community::events::outbox_pk(b)).limit(1000);
+        for i in app.table.query(&q).await.expect("outbox").items {
+            out.extend(Event::from_item(&i));
+        }
+    }
+    out
+}
+
+/// An official answer (`POST /ideas/{id}/answer`) reaches the author and
+/// the idea's followers, each once, through the fan-out pages the answer's
+/// event starts, redelivered twice.
+async fn answer_scenario<T: Table + Clone>(app: App<T>, dir: &std::path::Path) {
+    let (alice, bob, carl, dan) = (
+        member("alice"),
+        member("bob"),
+        member("carl"),
+        member("dan"),
+    );
+    for who in [&alice, &bob, &carl, &dan] {
+        join(&app, who).await;
+    }
+    let idea = post_idea(&app, &alice).await;
+    let id = IdeaId::parse(&idea).expect("id");
+    // bob follows, carl votes (follows by default), dan does neither.
+    community::follows::set(&app, &caller(&bob), &id, true)
+        .await
+        .expect("follow");
+    community::votes::cast(&app, &caller(&carl), &id)
+        .await
+        .expect("vote");
+    let text = "Merci Alice : un rayon de produits locaux arrive au printemps.";
+    let req = serde_json::from_value(json!({ "text": text })).expect("req");
+    let mona = caller(&member("mona").in_groups(&["moderator"]));
+    community::answers::answer(&app, &mona, &id, req)
+        .await
+        .expect("answer");
+    let answered: Vec<Event> = outbox(&app)
+        .await
+        .into_iter()
+        .filter(|e| e.kind == Kind::IdeaAnswered)
+        .collect();
+    assert_eq!(answered.len(), 1);
+    let mailbox = DirMailbox::new(dir.join("mailbox")).expect("mailbox");
+    let consumer = EmailsConsumer {
+        app: app.clone(),
+        mailer: mailbox.clone(),
+    };
+    for _ in 0..2 {
+        deliver(&consumer, &answered).await;
+        // The pages the answer started (and their continuations).
+        let pages: Vec<Event> = outbox(&app)
+            .await
+            .into_iter()
+            .filter(|e| e.kind == Kind::MailPage)
+            .collect();
+        assert!(!pages.is_empty(), "the answer starts its fan-out");
+        deliver(&consumer, &pages).await;
+    }
+    assert_eq!(
+        news_to(&mailbox),
+        vec!["bob@example.fr", "carl@example.fr"],
+        "the followers, each once"
+    );
+    let mails = mailbox.list().expect("list");
+    let to_author: Vec<_> = mails
+        .iter()
+        .filter(|m| m.mail_id.ends_with("-author"))
+        .collect();
+    assert_eq!(to_author.len(), 1, "the author, once");
+    assert_eq!(to_author[0].to, "alice@example.fr");
+    for m in mails.iter() {
+        assert!(
+            m.text.contains("produits locaux"),
+            "the answer is quoted: {}",
+            m.text
+        );
+    }
+}
+
+#[tokio::test]
+async fn answers_go_to_the_author_and_followers_on_the_embedded_store() {
+    let (app, dir) = embedded_app(|_| {});
+    answer_scenario(app, dir.path()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_go_to_the_author_and_followers_on_dynamodb() {
+    let Some(table) = community::testing::moto_table("answer-mail").await else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("dir");
+    answer_scenario(App::new(table, community::testing::settings()), dir.path()).await;
+}

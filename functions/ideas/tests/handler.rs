@@ -71,6 +71,51 @@ async fn the_community_settings_follow_the_applied_files() {
     assert_eq!(c.body["terms_url"], "https://communaute.example.fr/cgu-v2");
 }
 
+/// `GET /community` has API.md's shape: `terms_version`, `terms_url`,
+/// `launch` (`soft|public`), `themes`, `vote_threshold` and `points`
+/// (`rules` of `{action, points}`, `euros_per_point`, `minimum_redemption`),
+/// with the values of the files applied; public, no token.
+#[tokio::test]
+async fn the_community_answer_has_the_contract_s_fields() {
+    let (app, _d) = embedded_app(|_| {});
+    let settings = app.settings();
+    let r = ideas::router(app);
+    let c = call(&r, "GET", "/community", None, None).await;
+    assert_eq!(c.status, 200, "{}", c.body);
+    let b = &c.body;
+    assert_eq!(b["terms_version"], json!(settings.terms_version));
+    assert!(
+        b["terms_url"]
+            .as_str()
+            .is_some_and(|u| u.starts_with("http")),
+        "{b}"
+    );
+    assert!(["soft", "public"].contains(&b["launch"].as_str().unwrap_or_default()));
+    let themes = b["themes"].as_array().expect("themes");
+    assert_eq!(themes.len(), settings.themes.len());
+    assert!(themes
+        .iter()
+        .all(|t| t["id"].is_string() && t["label"].is_string()));
+    assert_eq!(b["vote_threshold"], json!(settings.vote_threshold));
+    let rules = b["points"]["rules"].as_array().expect("points.rules");
+    assert!(!rules.is_empty());
+    assert!(
+        rules
+            .iter()
+            .all(|r| r["action"].is_string() && r["points"].is_i64()),
+        "{rules:?}"
+    );
+    let conversion = &settings.points.conversion;
+    assert_eq!(
+        b["points"]["euros_per_point"],
+        json!(1.0 / conversion.points_per_euro as f64)
+    );
+    assert_eq!(
+        b["points"]["minimum_redemption"],
+        json!(conversion.minimum_redemption)
+    );
+}
+
 #[tokio::test]
 async fn post_idea_sample_events() {
     let (app, _d) = embedded_app(|_| {});

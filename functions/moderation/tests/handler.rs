@@ -726,6 +726,63 @@ async fn reports_over_the_rate_limit_are_429() {
     assert!(res.header("retry-after").is_some());
 }
 
+/// The same `Idempotency-Key` on a report of another target is a 422 naming
+/// the header, and that target is not reported (the member may still report
+/// it); while the first report with a key runs, another gets 409.
+#[tokio::test]
+async fn a_report_idempotency_key_reused_with_another_body_is_refused() {
+    use community::receipt::{fingerprint, Receipt};
+    let (app, _d) = embedded_app(|_| {});
+    let (author, bea) = (member("author"), member("bea"));
+    join(&app, &author).await;
+    join(&app, &bea).await;
+    let (a, b) = (
+        post_idea(&app, &author).await,
+        post_idea(&app, &author).await,
+    );
+    let r = moderation::router(app.clone());
+    let send = |body: Value, key: &str| {
+        let e = community::testing::event(
+            "POST",
+            "/reports",
+            Some(&bea),
+            Some(&body.to_string()),
+            &[("idempotency-key", key)],
+        );
+        let r = r.clone();
+        async move { community::testing::call_event(&r, &e).await }
+    };
+    let first = send(report("idea", &a), "k-1").await;
+    assert_eq!(first.status, 201, "{}", first.body);
+    let replay = send(report("idea", &a), "k-1").await;
+    assert_eq!(replay.header("idempotent-replayed"), Some("true"));
+    let other = send(report("idea", &b), "k-1").await;
+    assert_eq!(
+        (other.status, other.fields()),
+        (422, vec!["Idempotency-Key".to_string()]),
+        "{}",
+        other.body
+    );
+    let fresh = call(&r, "POST", "/reports", Some(&bea), Some(report("idea", &b))).await;
+    assert_eq!(fresh.status, 201, "b was not reported: {}", fresh.body);
+    // A running claim on the key: 409, with Retry-After.
+    let body = report("idea", &a).to_string();
+    let running = Receipt::new(&caller(&bea).id, "k-2", "POST /reports".into())
+        .with_fingerprint(Some(fingerprint(body.as_bytes())));
+    app.table
+        .transact(vec![running.claim_write()])
+        .await
+        .expect("claim");
+    let busy = send(report("idea", &a), "k-2").await;
+    assert_eq!(
+        (busy.status, busy.fields()),
+        (409, vec!["Idempotency-Key".to_string()]),
+        "{}",
+        busy.body
+    );
+    assert_eq!(busy.header("retry-after"), Some("1"));
+}
+
 /// A report that fails after claiming its `Idempotency-Key` frees the key
 /// (the claim's `DeleteItem`): the retry runs again and fails the same way,
 /// it is not refused as still running.

@@ -344,6 +344,10 @@ async fn scenario<T: Table + Clone + 'static>(app: App<T>, dir: &std::path::Path
     assert_eq!(res.body["merged_into"], json!(target));
     assert_eq!(res.body["merge"]["into"], json!(target));
     assert_eq!(res.body["merge"]["reason"], json!(REASON));
+    let created = res.body["created_at"]
+        .as_str()
+        .expect("created_at")
+        .to_owned();
     assert!(res.body["merge"]["at"].is_string());
     // The same merge again: the same idea, nothing done twice.
     let again = call(
@@ -394,6 +398,18 @@ async fn scenario<T: Table + Clone + 'static>(app: App<T>, dir: &std::path::Path
             .is_some_and(|d| d.contains(&target)),
         "{}",
         res.body
+    );
+
+    // Out of the answer queue (its author is told why by the merge's mail).
+    let entry = community::answers::unanswered_key(&created, &source);
+    assert!(app.table.get(&entry, true).await.expect("get").is_none());
+    let waiting = community::answers::unanswered(&app, &caller(&mo), None, 100, None)
+        .await
+        .expect("answer queue");
+    let ids: Vec<&str> = waiting.items.iter().map(|q| q.idea.id.as_str()).collect();
+    assert!(
+        ids.contains(&target.as_str()) && !ids.contains(&source.as_str()),
+        "{ids:?}"
     );
 
     // Readable, with its comments; in no list and not found by search.

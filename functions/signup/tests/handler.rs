@@ -265,6 +265,65 @@ async fn idempotency_key_replays_the_first_response() {
     );
 }
 
+/// The same `Idempotency-Key` with another body is a 422 naming the header
+/// (nothing written: the member keeps the first sign-up's name); while the
+/// first request with a key runs, another one gets 409 with `Retry-After`.
+#[tokio::test]
+async fn idempotency_key_refuses_another_body_and_a_running_key() {
+    use community::receipt::{fingerprint, Receipt};
+    use community::store::Table;
+    let (app, _d) = embedded_app(|_| {});
+    let r = signup::router(app.clone());
+    let marie = member("marie");
+    let post = |who: &community::testing::As, body: &str, key: &str| {
+        event(
+            "POST",
+            "/members",
+            Some(who),
+            Some(body),
+            &[("Idempotency-Key", key)],
+        )
+    };
+    let first = call_event(&r, &post(&marie, &sign_up_body("Marie").to_string(), "s-1")).await;
+    assert_eq!(first.status, 201, "{}", first.body);
+    let other = call_event(
+        &r,
+        &post(&marie, &sign_up_body("Marion").to_string(), "s-1"),
+    )
+    .await;
+    assert_eq!(
+        (other.status, other.fields()),
+        (422, vec!["Idempotency-Key".to_string()]),
+        "{}",
+        other.body
+    );
+    let me = call(&r, "GET", "/members/me", Some(&marie), None).await;
+    assert_eq!(me.body["display_name"], "Marie");
+    // Another request holds Paul's key: his sign-up waits, nothing written.
+    let paul = member("paul");
+    let body = sign_up_body("Paul").to_string();
+    let running = Receipt::new(
+        &community::testing::caller(&paul).id,
+        "s-2",
+        "POST /members".into(),
+    )
+    .with_fingerprint(Some(fingerprint(body.as_bytes())));
+    app.table
+        .transact(vec![running.claim_write()])
+        .await
+        .expect("claim");
+    let busy = call_event(&r, &post(&paul, &body, "s-2")).await;
+    assert_eq!(
+        (busy.status, busy.fields()),
+        (409, vec!["Idempotency-Key".to_string()]),
+        "{}",
+        busy.body
+    );
+    assert_eq!(busy.header("retry-after"), Some("1"));
+    let me = call(&r, "GET", "/members/me", Some(&paul), None).await;
+    assert_eq!(me.status, 404, "{}", me.body);
+}
+
 #[tokio::test]
 async fn soft_launch_needs_a_valid_invite_and_records_its_cohort() {
     let (app, _d) = embedded_app(|s| s.invite_only = true);

@@ -140,16 +140,8 @@ where
     Fut: Future<Output = Result<V, Error>>,
 {
     if let Some(r) = &receipt {
-        match table.transact(vec![r.claim_write()]).await {
-            Ok(()) => {}
-            Err(StoreError::ConditionFailed { .. }) => {
-                return match r.load(table).await? {
-                    Some(stored) => replay(r, stored),
-                    // Released or expired just now: the client may retry.
-                    None => Err(Error::Busy.into()),
-                };
-            }
-            Err(e) => return Err(e.into()),
+        if let Some(answer) = claim(table, r).await? {
+            return Ok(answer);
         }
     }
     let outcome = run(receipt.clone()).await;
@@ -182,6 +174,29 @@ where
     }
 }
 
+/// Claims the key for this request (`None`: claimed, run it), or answers
+/// what the key's item says: the stored response (a replay), 422 for
+/// another request, 409 while the first one runs.
+async fn claim<T: Table>(table: &T, r: &Receipt) -> Result<Option<Response>, ApiError> {
+    for _ in 0..2 {
+        match table.transact(vec![r.claim_write()]).await {
+            Ok(()) => return Ok(None),
+            Err(StoreError::ConditionFailed { .. }) => {
+                if let Some(stored) = r.load(table).await? {
+                    return replay(r, stored).map(Some);
+                }
+                // Freed just now (the first request failed): claim it again.
+            }
+            // A transaction in flight holds the item: the first request
+            // with the key is committing its effect (DynamoDB's
+            // TransactionConflict on the put).
+            Err(StoreError::Conflict) => return Err(Error::KeyInUse.into()),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(Error::KeyInUse.into())
+}
+
 /// Frees this request's claim; if that fails the claim expires by itself
 /// (`receipt::IN_FLIGHT_MS`).
 async fn release<T: Table>(table: &T, r: &Receipt) {
@@ -209,10 +224,7 @@ fn replay(r: &Receipt, stored: Stored) -> Result<Response, ApiError> {
         }
     }
     if stored.running() {
-        return Err(Error::Conflict(
-            "a request with this Idempotency-Key is still in progress; retry it in a moment".into(),
-        )
-        .into());
+        return Err(Error::KeyInUse.into());
     }
     let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK);
     let mut res = (status, axum::Json(stored.body)).into_response();

@@ -153,6 +153,22 @@ impl IntoResponse for ApiError {
                 Error::Conflict(d) => {
                     problem(S::CONFLICT, "/problems/conflict", "Conflict", d, None)
                 }
+                Error::KeyInUse => {
+                    let fe = FieldError::new(
+                        "Idempotency-Key",
+                        "a request with this key is still being processed; retry it in a moment",
+                    );
+                    let mut r = problem(
+                        S::CONFLICT,
+                        "/problems/conflict",
+                        "Conflict",
+                        format!("{}: {}", fe.field, fe.message),
+                        Some(std::slice::from_ref(&fe)),
+                    );
+                    r.headers_mut()
+                        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                    r
+                }
                 Error::ConflictOn(fe) => problem(
                     S::CONFLICT,
                     "/problems/conflict",

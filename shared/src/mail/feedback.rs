@@ -419,9 +419,12 @@ impl<T: Table + Clone> FeedbackConsumer<T> {
             writes.push(
                 Write::update(
                     members::key(&id),
-                    Update::default()
-                        .set("email_suppressed", why.as_str())
-                        .set("email_suppressed_at", now()),
+                    // Out of the community news index too.
+                    members::out_of_news(
+                        Update::default()
+                            .set("email_suppressed", why.as_str())
+                            .set("email_suppressed_at", now()),
+                    ),
                 )
                 .when(
                     Cond::Eq("email".into(), json!(email))

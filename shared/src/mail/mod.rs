@@ -5,10 +5,11 @@
 //!
 //! Transactional mails (welcome, your idea is under review, the committee's
 //! decision on your idea, progress of your idea, your idea merged into
-//! another) always go; community mails
-//! (news of the ideas a member follows: `crate::follows`) only with
-//! `email_opt_in` and the member's preference for their kind
-//! (`MemberRow::wants`: `idea_updates`, `comment_digest`, `community_news`).
+//! another) always go; community mails (news of the ideas a member follows:
+//! `crate::follows`; community news, a new contest or product test:
+//! `start_news`) only with `email_opt_in` and the member's preference for
+//! their kind (`MemberRow::wants`: `idea_updates`, `comment_digest`,
+//! `community_news`).
 //!
 //! Sending is the one effect outside the table, so a mail is recorded
 //! before it is sent. Its marker `DONE#email#{event}#{recipient}` is claimed
@@ -272,9 +273,12 @@ pub fn unsubscribe_member(
 pub async fn unsubscribe<T: Table>(app: &App<T>, token_str: &str) -> Result<()> {
     let member = unsubscribe_member(&app.settings(), token_str)?;
     let key = Key::new(format!("MEMBER#{member}"), "PROFILE");
-    let u = Update::default()
-        .set("email_opt_in", false)
-        .set("email_opt_in_at", now());
+    // Out of the community news index too (`members::news_index`).
+    let u = members::out_of_news(
+        Update::default()
+            .set("email_opt_in", false)
+            .set("email_opt_in_at", now()),
+    );
     match app
         .table
         .transact(vec![Write::update(key, u).when(crate::store::Cond::Exists)])
@@ -566,7 +570,7 @@ impl<T: Table + Clone, M: Mailer> EmailsConsumer<T, M> {
         failed
     }
 
-    /// Starts the fan-out of `e` (a decision or progress) to the idea's
+    /// Starts the fan-out of `e` (a decision, progress or answer) to the idea's
     /// followers (`crate::follows`): one `mail.page` event per voter bucket
     /// and one per follower bucket, written with the fan-out's marker in one
     /// transaction (65 writes), so a redelivery starts nothing twice. Each
@@ -587,6 +591,102 @@ impl<T: Table + Clone, M: Mailer> EmailsConsumer<T, M> {
         }
     }
 
+    /// Starts the mailing of community news `e` (`community.news`): one
+    /// `mail.page` event per bucket of the news index
+    /// (`members::NEWS_BUCKETS`), written with the fan-out's marker in one
+    /// transaction (17 writes), so a redelivery starts nothing twice.
+    async fn start_news(&self, e: &Event) -> Result<()> {
+        let mut writes = vec![crate::events::consumed_marker(
+            CONSUMER,
+            &format!("{}.fanout", e.event_id),
+        )];
+        for b in 0..members::NEWS_BUCKETS {
+            writes.push(news_page_event(e, b, 0, None).write());
+        }
+        match crate::error::commit(&self.app.table, writes, None).await {
+            // Started by an earlier delivery.
+            Ok(()) | Err(Error::Store(StoreError::ConditionFailed { .. })) => Ok(()),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// One page of community news: up to [`FANOUT_PAGE`] members of one
+    /// bucket of the news index (gsi1 `NEWS#{bucket}`, after the page's
+    /// `after` member), whose profiles are then read again (one
+    /// BatchGetItem): what the profile says now wins over the index (a
+    /// preference turned off since, an erasure under way). Each member's
+    /// mail is claimed by the event and the member, as any mail; then the
+    /// next page's event, with this page's marker.
+    async fn news_page(
+        &self,
+        e: &Event,
+        page: &FanoutPage,
+        out: &mut Vec<Sent>,
+        message: usize,
+    ) -> Result<()> {
+        let source = &page.source;
+        let pk = members::news_pk(page.bucket);
+        let start = page.after.as_ref().map(|m| {
+            let mut k = Item::new();
+            k.insert("pk".into(), json!(format!("MEMBER#{m}")));
+            k.insert("sk".into(), json!("PROFILE"));
+            k.insert("gsi1pk".into(), json!(pk));
+            k.insert("gsi1sk".into(), json!(m));
+            k
+        });
+        let found = self
+            .app
+            .table
+            .query(
+                &crate::store::Query::new(crate::store::Index::Gsi1, pk.clone())
+                    .limit(FANOUT_PAGE)
+                    .start_after(start),
+            )
+            .await?;
+        let listed: Vec<String> = found
+            .items
+            .iter()
+            .filter_map(|i| i.get("gsi1sk").and_then(Value::as_str))
+            .map(str::to_owned)
+            .collect();
+        let s = &self.app.settings();
+        for r in members::opted_in(&self.app, &listed).await? {
+            if !r.wants(members::Notice::CommunityNews) {
+                continue;
+            }
+            let t = templates::for_news(s, source, &r.display_name, &r.id);
+            let to = Recipient {
+                member: r.id,
+                email: r.email,
+                name: r.display_name,
+            };
+            self.deliver(source, &to, t, out, message).await?;
+        }
+        let Some(last) = found
+            .last_key
+            .as_ref()
+            .and_then(|k| k.get("gsi1sk"))
+            .and_then(Value::as_str)
+        else {
+            return Ok(());
+        };
+        let next = news_page_event(source, page.bucket, page.page + 1, Some(last));
+        self.next_page(e, next).await
+    }
+
+    /// Writes the next page's event with this page's marker, once.
+    async fn next_page(&self, e: &Event, next: Event) -> Result<()> {
+        let writes = vec![
+            crate::events::consumed_marker(CONSUMER, &e.event_id),
+            next.write(),
+        ];
+        match crate::error::commit(&self.app.table, writes, None).await {
+            // Continued by an earlier delivery of this page.
+            Ok(()) | Err(Error::Store(StoreError::ConditionFailed { .. })) => Ok(()),
+            Err(err) => Err(err),
+        }
+    }
+
     /// One page of a fan-out: up to [`FANOUT_PAGE`] voters (or follow
     /// records) of one bucket, after the page's `after` member, each
     /// follower mailed once (the mail's claim is keyed by the source event
@@ -601,6 +701,9 @@ impl<T: Table + Clone, M: Mailer> EmailsConsumer<T, M> {
     /// mails them. Each member is mailed once either way: the claim.
     async fn mail_page(&self, e: &Event, out: &mut Vec<Sent>, message: usize) -> Result<()> {
         let page = FanoutPage::parse(e)?;
+        if page.source.kind == Kind::CommunityNews {
+            return self.news_page(e, &page, out, message).await;
+        }
         let source = &page.source;
         let Some(idea_id) = source.idea_id.as_deref().and_then(IdeaId::parse) else {
             return Err(malformed("the source event names no idea"));
@@ -678,15 +781,7 @@ impl<T: Table + Clone, M: Mailer> EmailsConsumer<T, M> {
         } else {
             page_event(source, page.bucket, page.page + 1, Some(last))
         };
-        let writes = vec![
-            crate::events::consumed_marker(CONSUMER, &e.event_id),
-            next.write(),
-        ];
-        match crate::error::commit(&self.app.table, writes, None).await {
-            // Continued by an earlier delivery of this page.
-            Ok(()) | Err(Error::Store(StoreError::ConditionFailed { .. })) => Ok(()),
-            Err(err) => Err(err),
-        }
+        self.next_page(e, next).await
     }
 }
 
@@ -716,6 +811,20 @@ pub fn follower_page_event(source: &Event, bucket: u32, page: u32, after: Option
     }
 }
 
+/// The event of one page of community news `source` (`community.news`):
+/// one bucket of the news index (`members::news_pk`), after member `after`.
+/// Its id is derived as [`page_event`]'s.
+pub fn news_page_event(source: &Event, bucket: u32, page: u32, after: Option<&str>) -> Event {
+    Event {
+        event_id: format!("{}.n{bucket:02}.p{page}", source.event_id),
+        kind: Kind::MailPage,
+        at: source.at.clone(),
+        member_id: source.member_id.clone(),
+        idea_id: None,
+        data: json!({"source": source, "bucket": bucket, "page": page, "after": after}),
+    }
+}
+
 /// A `mail.page` event's details.
 #[derive(Deserialize)]
 struct FanoutPage {
@@ -733,9 +842,14 @@ impl FanoutPage {
     fn parse(e: &Event) -> Result<FanoutPage> {
         let p: FanoutPage = serde_json::from_value(e.data.clone())
             .map_err(|err| malformed(&format!("unreadable page: {err}")))?;
-        if p.bucket >= crate::votes::VOTER_BUCKETS
-            || !matches!(p.source.kind, Kind::IdeaDecided | Kind::IdeaProgressed)
-        {
+        let buckets = match p.source.kind {
+            Kind::IdeaDecided | Kind::IdeaProgressed | Kind::IdeaAnswered => {
+                crate::votes::VOTER_BUCKETS
+            }
+            Kind::CommunityNews if !p.followers => members::NEWS_BUCKETS,
+            _ => 0,
+        };
+        if p.bucket >= buckets {
             return Err(malformed("bucket out of range or not a fan-out kind"));
         }
         Ok(p)
@@ -860,7 +974,10 @@ impl<T: Table + Clone, M: Mailer> EmailsConsumer<T, M> {
                 }
                 Ok(())
             }
-            Kind::IdeaReachedThreshold | Kind::IdeaDecided | Kind::IdeaProgressed => {
+            Kind::IdeaReachedThreshold
+            | Kind::IdeaDecided
+            | Kind::IdeaProgressed
+            | Kind::IdeaAnswered => {
                 let Some(idea_id) = e.idea_id.as_deref().and_then(IdeaId::parse) else {
                     return Ok(());
                 };
@@ -889,6 +1006,8 @@ impl<T: Table + Clone, M: Mailer> EmailsConsumer<T, M> {
                 Ok(())
             }
             Kind::MailPage => self.mail_page(e, out, message).await,
+            // A new contest or product test: mailed in pages of the news index.
+            Kind::CommunityNews => self.start_news(e).await,
             Kind::ContestDrawn | Kind::TestersSelected => {
                 let targets: Vec<(String, Option<String>)> = if e.kind == Kind::ContestDrawn {
                     e.data["winners"]

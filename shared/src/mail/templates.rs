@@ -120,6 +120,21 @@ pub fn for_author(s: &Settings, e: &Event, idea: &IdeaRow, name: &str, member: &
                 )
             }
         }
+        Kind::IdeaAnswered => {
+            let text = e.data["text"].as_str().unwrap_or_default();
+            let who = answerer(e);
+            render(
+                mail_id,
+                format!("Réponse à votre idée « {title} »"),
+                vec![
+                    format!("Bonjour {name},"),
+                    format!("{who} a répondu à votre idée « {title} » :"),
+                    text.to_owned(),
+                    "Merci pour votre proposition : chaque idée reçoit une réponse.".into(),
+                ],
+                link,
+            )
+        }
         _ => {
             let note = e.data["note"].as_str().unwrap_or_default();
             let step = if e.data["status"] == IdeaStatus::Implemented.as_str() { "est réalisée" } else { "est en cours de réalisation" };
@@ -130,6 +145,15 @@ pub fn for_author(s: &Settings, e: &Event, idea: &IdeaRow, name: &str, member: &
                 link,
             )
         }
+    }
+}
+
+/// Who gave an official answer, as the mails name them.
+fn answerer(e: &Event) -> &'static str {
+    if e.data["by"] == crate::auth::COMMITTEE {
+        "Le comité de faisabilité"
+    } else {
+        "L'équipe de modération"
     }
 }
 
@@ -157,6 +181,11 @@ pub fn for_voter(s: &Settings, e: &Event, idea: &IdeaRow, name: &str, member: &s
         Kind::IdeaDecided => format!(
             "L'idée « {title} », que vous avez soutenue, n'a pas été retenue par le comité de faisabilité. Voici pourquoi : {}",
             e.data["reason"].as_str().unwrap_or_default()
+        ),
+        Kind::IdeaAnswered => format!(
+            "{} a répondu à l'idée « {title} », que vous suivez : {}",
+            answerer(e),
+            e.data["text"].as_str().unwrap_or_default()
         ),
         _ => format!("L'idée « {title} », que vous avez soutenue, avance : {}", e.data["note"].as_str().unwrap_or_default()),
     };
@@ -384,6 +413,103 @@ pub fn for_card_rejected(s: &Settings, e: &Event, name: &str, member: &str) -> R
         lines,
         link,
     )
+}
+
+/// A date of a campaign file (RFC 3339) as a French mail writes it:
+/// "1 mars 2027" (its UTC day); as given when it does not parse.
+fn date_fr(ts: &str) -> String {
+    const MONTHS: [&str; 12] = [
+        "janvier",
+        "février",
+        "mars",
+        "avril",
+        "mai",
+        "juin",
+        "juillet",
+        "août",
+        "septembre",
+        "octobre",
+        "novembre",
+        "décembre",
+    ];
+    match crate::domain::parse_ts(ts) {
+        Some(t) => {
+            let t = t.to_offset(time::UtcOffset::UTC);
+            let month = MONTHS[usize::from(u8::from(t.month())) - 1];
+            format!("{} {month} {}", t.day(), t.year())
+        }
+        None => ts.to_owned(),
+    }
+}
+
+/// Community news (`community.news`): a new contest or product test,
+/// to the members who want it (`notifications.community_news`). The mail
+/// id is the event's with `-news`: one click rate per announcement.
+pub fn for_news(s: &Settings, e: &Event, name: &str, member: &str) -> Rendered {
+    let mail_id = format!("{}-news", e.event_id);
+    let text = |k: &str| e.data[k].as_str().unwrap_or_default().to_owned();
+    let (subject, lines, label, path) = if e.data["campaign"] == "product_test" {
+        let product = text("product_name");
+        let brand = text("brand");
+        let slots = e.data["slots"].as_u64().unwrap_or(0);
+        let who = if brand.is_empty() {
+            format!("« {product} »")
+        } else {
+            format!("« {product} » de {brand}")
+        };
+        (
+            format!("Nouveau test produit : {product}"),
+            vec![
+                format!("Bonjour {name},"),
+                format!("Devenez testeur : la communauté cherche {slots} membres pour tester {who}."),
+                format!(
+                    "Candidatures du {} au {}. Les testeurs sont tirés au sort parmi les candidats, de façon vérifiable, et leurs avis peuvent faire gagner au produit le label « Testé par la Communauté ».",
+                    date_fr(&text("applications_open_at")),
+                    date_fr(&text("applications_close_at"))
+                ),
+            ],
+            "Proposer ma candidature",
+            format!("/product-tests/{}", text("product_test_id")),
+        )
+    } else {
+        let title = text("title");
+        let mut lines = vec![
+            format!("Bonjour {name},"),
+            format!("Un nouveau concours vous attend dans la communauté : « {title} »."),
+        ];
+        let description = text("description");
+        if !description.is_empty() {
+            lines.push(description);
+        }
+        if let Some(sponsor) = e.data["sponsor"].as_str().filter(|x| !x.is_empty()) {
+            lines.push(format!("Proposé par {sponsor}."));
+        }
+        let prizes: Vec<&str> = e.data["prizes"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|p| p.as_str()).collect())
+            .unwrap_or_default();
+        if !prizes.is_empty() {
+            lines.push(format!("À gagner : {}.", prizes.join(", ")));
+        }
+        lines.push(format!(
+            "Participation du {} au {}.",
+            date_fr(&text("opens_at")),
+            date_fr(&text("closes_at"))
+        ));
+        (
+            format!("Nouveau concours : {title}"),
+            lines,
+            "Participer au concours",
+            format!("/contests/{}", text("contest_id")),
+        )
+    };
+    let url = tracked_url(s, &mail_id, member, &format!("{}{path}", s.public_url));
+    let outro = "Vous recevez cet e-mail parce que vous suivez les nouvelles de la communauté. Pour ne plus les recevoir, désactivez « Nouvelles de la communauté » dans votre espace membre, ou utilisez le lien de désinscription ci-dessous.".to_string();
+    let mut r = render(mail_id, subject, lines, Some((label.to_owned(), url)));
+    r.text.push_str(&format!("\n\n{outro}"));
+    r.html
+        .push_str(&html_paragraphs(std::slice::from_ref(&outro)));
+    r
 }
 
 /// New comments on one of the author's ideas, for the digest.

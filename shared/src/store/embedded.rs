@@ -637,6 +637,17 @@ impl Table for EmbeddedTable {
 
     async fn query(&self, q: &Query) -> StoreResult<Page> {
         super::record(super::Call::Query(q));
+        // DynamoDB refuses an empty string in a key condition.
+        let empty = match &q.sk {
+            SortKey::All => false,
+            SortKey::BeginsWith(p) => p.is_empty(),
+            SortKey::Between(a, b) => a.is_empty() || b.is_empty(),
+        };
+        if q.pk.is_empty() || empty {
+            return Err(StoreError::Invalid(
+                "a key condition value is an empty string (DynamoDB refuses it)".into(),
+            ));
+        }
         let qc = q.clone();
         let (page, bytes) = self.read(move |txn| run_query(txn, &qc)).await?;
         let partition = match q.index.name() {
