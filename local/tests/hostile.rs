@@ -193,6 +193,10 @@ async fn no_hostile_request_gets_a_5xx() {
                 status < 500,
                 "{method} {path} with body #{i} answered {status}: {text}"
             );
+            // What it answered is documented for the route (status, media
+            // type, body), as every other test's responses are.
+            let media = (!ct.is_empty()).then_some(ct.as_str());
+            community::testing::contract::assert_documented(method, &path, status, media, &bytes);
             if status >= 400 {
                 assert_eq!(ct, "application/problem+json", "{method} {path} #{i}");
                 assert!(

@@ -1,6 +1,9 @@
 //! Test helpers (feature `testing`): an app over a temporary embedded store,
 //! and requests built as API Gateway HTTP API events and parsed by
 //! `lambda_http::request::from_str`, so handler tests take the Lambda path.
+//! Every response is checked against docs/openapi.json ([`contract`]).
+
+pub mod contract;
 
 use crate::config::{Settings, BUILTIN_CAMPAIGN};
 use crate::store::embedded::EmbeddedTable;
@@ -116,15 +119,27 @@ impl Reply {
     }
 }
 
-/// Parses an event the way the Lambda runtime does and sends it through the router.
+/// Parses an event the way the Lambda runtime does and sends it through the
+/// router. The response must be what docs/openapi.json documents for the
+/// operation (status, media type, body schema: [`contract::check`]); it
+/// panics otherwise.
 pub async fn call_event(router: &Router, event_json: &str) -> Reply {
     let req = lambda_http::request::from_str(event_json).expect("a valid API Gateway event");
     let (parts, body) = req.into_parts();
+    let method = parts.method.to_string();
+    let path = parts.uri.path().to_owned();
     let req = axum::http::Request::from_parts(parts, Body::from(body.to_vec()));
     let res = router.clone().oneshot(req).await.expect("infallible");
     let status = res.status().as_u16();
     let headers = res.headers().clone();
     let bytes = res.into_body().collect().await.expect("body").to_bytes();
+    contract::assert_documented(
+        &method,
+        &path,
+        status,
+        headers.get("content-type").and_then(|v| v.to_str().ok()),
+        &bytes,
+    );
     let body = if bytes.is_empty() {
         Value::Null
     } else {

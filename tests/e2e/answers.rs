@@ -3,16 +3,13 @@
 //! the answer by mail, the idea is found by a word typed without accents,
 //! and a duplicate whose voters overlap is merged into it.
 
-use crate::support::{client, eventually, join, send, token, Server};
+use crate::support::{client, eventually, fetch, join, send, token, Server};
 use reqwest::Method;
 use serde_json::{json, Value};
 
 async fn mailbox(c: &reqwest::Client, s: &Server) -> Vec<Value> {
-    match c.get(s.url("/local/mailbox")).send().await {
-        Ok(r) => r.json::<Value>().await.unwrap_or(Value::Null)["items"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default(),
+    match fetch(c.get(s.url("/local/mailbox"))).await {
+        Ok(r) => r.json()["items"].as_array().cloned().unwrap_or_default(),
         Err(_) => Vec::new(),
     }
 }
@@ -72,15 +69,13 @@ async fn an_idea_is_answered_followed_found_and_merged() {
 
     // It waits in the answer queue; a moderator answers it, 3 votes only.
     let mona = token("mona", &["moderator"]);
-    let queue: Value = c
-        .get(server.url("/review-queue?state=unanswered"))
-        .bearer_auth(&mona)
-        .send()
-        .await
-        .expect("queue")
-        .json()
-        .await
-        .expect("json");
+    let queue: Value = fetch(
+        c.get(server.url("/review-queue?state=unanswered"))
+            .bearer_auth(&mona),
+    )
+    .await
+    .expect("queue")
+    .json();
     assert!(
         queue["items"]
             .as_array()
@@ -88,14 +83,14 @@ async fn an_idea_is_answered_followed_found_and_merged() {
         "{queue}"
     );
     let text = "Merci ! Un rayon végétarien agrandi sera testé dans dix magasins cet hiver.";
-    let res = c
-        .post(server.url(&format!("/ideas/{id}/answer")))
-        .bearer_auth(&mona)
-        .json(&json!({ "text": text }))
-        .send()
-        .await
-        .expect("answer");
-    assert_eq!(res.status().as_u16(), 200);
+    let res = fetch(
+        c.post(server.url(&format!("/ideas/{id}/answer")))
+            .bearer_auth(&mona)
+            .json(&json!({ "text": text })),
+    )
+    .await
+    .expect("answer");
+    assert_eq!(res.status, 200);
     let (_, shown) = send(
         &c,
         Method::GET,

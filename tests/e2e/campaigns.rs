@@ -96,25 +96,25 @@ async fn contest_draw_verifier_and_product_test_label() {
         assert_eq!(st, 201);
     }
     let marketing = token("ana", &["marketing"]);
-    let res = c
-        .post(server.url("/contests/grand-jeu-lancement/draw"))
-        .bearer_auth(&marketing)
-        .send()
-        .await
-        .expect("draw");
-    assert_eq!(res.status().as_u16(), 409, "not before close");
+    let res = fetch(
+        c.post(server.url("/contests/grand-jeu-lancement/draw"))
+            .bearer_auth(&marketing),
+    )
+    .await
+    .expect("draw");
+    assert_eq!(res.status, 409, "not before close");
 
     let wait =
         std::time::Duration::from_secs(closes_in as u64 + 1).saturating_sub(started.elapsed());
     tokio::time::sleep(wait).await;
-    let res = c
-        .post(server.url("/contests/grand-jeu-lancement/draw"))
-        .bearer_auth(&marketing)
-        .send()
-        .await
-        .expect("draw");
-    assert_eq!(res.status().as_u16(), 200);
-    let drawn: Value = res.json().await.expect("json");
+    let res = fetch(
+        c.post(server.url("/contests/grand-jeu-lancement/draw"))
+            .bearer_auth(&marketing),
+    )
+    .await
+    .expect("draw");
+    assert_eq!(res.status, 200);
+    let drawn: Value = res.json();
     assert_eq!(drawn["proof"]["entry_count"], json!(4));
     assert_eq!(
         drawn["winners"].as_array().map(Vec::len),
@@ -152,8 +152,8 @@ async fn contest_draw_verifier_and_product_test_label() {
     let mailed = eventually(10, || {
         let (c, url) = (c.clone(), server.url("/local/mailbox"));
         async move {
-            let v: Value = match c.get(url).send().await {
-                Ok(r) => r.json().await.unwrap_or(Value::Null),
+            let v: Value = match fetch(c.get(url)).await {
+                Ok(r) => r.json(),
                 Err(_) => return false,
             };
             v["items"].as_array().is_some_and(|a| {
@@ -172,14 +172,14 @@ async fn contest_draw_verifier_and_product_test_label() {
     assert!(mailed, "each winner got a mail");
 
     // Product test: selection, tester reviews, label.
-    let res = c
-        .post(server.url("/product-tests/test-yaourt-brebis/selection"))
-        .bearer_auth(&marketing)
-        .send()
-        .await
-        .expect("select");
-    assert_eq!(res.status().as_u16(), 200);
-    let sel: Value = res.json().await.expect("json");
+    let res = fetch(
+        c.post(server.url("/product-tests/test-yaourt-brebis/selection"))
+            .bearer_auth(&marketing),
+    )
+    .await
+    .expect("select");
+    assert_eq!(res.status, 200);
+    let sel: Value = res.json();
     let testers: Vec<&String> = players
         .iter()
         .filter(|p| {
@@ -592,10 +592,10 @@ async fn the_cli_runs_the_ambassadors_scoring_on_the_local_store() {
     let counted = eventually(20, || {
         let (c, url, t) = (c.clone(), server.url("/insights"), marketing.clone());
         async move {
-            let Ok(r) = c.get(url).bearer_auth(t).send().await else {
+            let Ok(r) = fetch(c.get(url).bearer_auth(t)).await else {
                 return false;
             };
-            let v: Value = r.json().await.unwrap_or(Value::Null);
+            let v: Value = r.json();
             v["ideas"]["total"] == json!(10)
         }
     })

@@ -89,14 +89,10 @@ async fn the_docs_page_lists_every_route_and_renders_markdown_in_a_browser() {
     };
     let dir = tempfile::tempdir().expect("tempdir");
     let server = Server::start(dir.path());
-    let spec: Value = client()
-        .get(server.url("/openapi.json"))
-        .send()
+    let spec: Value = fetch(client().get(server.url("/openapi.json")))
         .await
         .expect("get")
-        .json()
-        .await
-        .expect("json");
+        .json();
     let dom = rendered_dom(&browser, &server.url("/docs")).await;
     let shown = without_scripts(&dom);
     assert!(

@@ -158,26 +158,18 @@ async fn docs_openapi_and_every_documented_route_is_served() {
     let dir = tempfile::tempdir().expect("tempdir");
     let server = Server::start(dir.path());
     let c = client();
-    let spec: Value = c
-        .get(server.url("/openapi.json"))
-        .send()
+    let spec: Value = fetch(c.get(server.url("/openapi.json")))
         .await
         .expect("get")
-        .json()
-        .await
-        .expect("json");
+        .json();
     assert_eq!(
         spec["openapi"].as_str().map(|v| v.starts_with("3.")),
         Some(true)
     );
-    let page = c
-        .get(server.url("/docs"))
-        .send()
+    let page = fetch(c.get(server.url("/docs")))
         .await
         .expect("docs")
-        .text()
-        .await
-        .expect("text");
+        .text();
     assert!(
         page.contains("/openapi.json"),
         "the docs page renders the spec"
@@ -189,15 +181,15 @@ async fn docs_openapi_and_every_documented_route_is_served() {
         let concrete = path.replace("{id}", "01JD0000000000000000000000");
         for method in ops.as_object().expect("ops").keys() {
             let m = Method::from_bytes(method.to_uppercase().as_bytes()).expect("method");
-            let res = c
-                .request(m.clone(), server.url(&concrete))
-                .bearer_auth(&t)
-                .json(&json!({}))
-                .send()
-                .await
-                .expect("send");
-            let status = res.status().as_u16();
-            let body: Value = res.json().await.unwrap_or(Value::Null);
+            let res = fetch(
+                c.request(m.clone(), server.url(&concrete))
+                    .bearer_auth(&t)
+                    .json(&json!({})),
+            )
+            .await
+            .expect("send");
+            let status = res.status;
+            let body: Value = res.json();
             assert_ne!(
                 body["type"],
                 json!("/problems/no-route"),
@@ -208,14 +200,9 @@ async fn docs_openapi_and_every_documented_route_is_served() {
         }
     }
     // And an undocumented route is a problem+json 404.
-    let res = c.get(server.url("/nowhere")).send().await.expect("send");
-    assert_eq!(res.status().as_u16(), 404);
-    assert_eq!(
-        res.headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok()),
-        Some("application/problem+json")
-    );
+    let res = fetch(c.get(server.url("/nowhere"))).await.expect("send");
+    assert_eq!(res.status, 404);
+    assert_eq!(res.header("content-type"), Some("application/problem+json"));
 }
 
 #[tokio::test]
@@ -241,24 +228,21 @@ async fn the_token_command_prints_a_token_the_server_accepts() {
     let dir = tempfile::tempdir().expect("tempdir");
     let server = Server::start(dir.path());
     let c = client();
-    let res = c
-        .post(server.url("/members"))
-        .bearer_auth(&t)
-        .json(&sign_up_body("alice"))
-        .send()
-        .await
-        .expect("send");
-    assert_eq!(res.status().as_u16(), 201);
+    let res = fetch(
+        c.post(server.url("/members"))
+            .bearer_auth(&t)
+            .json(&sign_up_body("alice")),
+    )
+    .await
+    .expect("send");
+    assert_eq!(res.status, 201);
     // A token signed with another secret is refused, with the reason.
     let forged = local::auth::sign("not-the-secret", "alice", None, &[], 3600).expect("sign");
-    let res = c
-        .get(server.url("/members/me"))
-        .bearer_auth(&forged)
-        .send()
+    let res = fetch(c.get(server.url("/members/me")).bearer_auth(&forged))
         .await
         .expect("send");
-    assert_eq!(res.status().as_u16(), 401);
-    let body: Value = res.json().await.expect("json");
+    assert_eq!(res.status, 401);
+    let body: Value = res.json();
     assert!(body["detail"]
         .as_str()
         .unwrap_or_default()
@@ -363,8 +347,8 @@ async fn five_votes_reach_the_committee_and_the_author_is_told_why() {
             id.clone(),
         );
         async move {
-            let v: Value = match c.get(url).bearer_auth(t).send().await {
-                Ok(r) => r.json().await.unwrap_or(Value::Null),
+            let v: Value = match fetch(c.get(url).bearer_auth(t)).await {
+                Ok(r) => r.json(),
                 Err(_) => return false,
             };
             v["items"]
@@ -386,27 +370,27 @@ async fn five_votes_reach_the_committee_and_the_author_is_told_why() {
     .expect("send");
     assert_eq!(st, 403);
     let reason = "Un coin lecture gêne la circulation près des caisses aux heures d'affluence.";
-    let res = c
-        .post(server.url(&format!("/ideas/{id}/decision")))
-        .bearer_auth(&committee)
-        .json(&json!({"outcome": "rejected"}))
-        .send()
-        .await
-        .expect("send");
-    assert_eq!(res.status().as_u16(), 422, "a decision needs its reason");
-    let res = c
-        .post(server.url(&format!("/ideas/{id}/decision")))
-        .bearer_auth(&committee)
-        .json(&json!({"outcome": "rejected", "reason": reason}))
-        .send()
-        .await
-        .expect("send");
-    assert_eq!(res.status().as_u16(), 200);
+    let res = fetch(
+        c.post(server.url(&format!("/ideas/{id}/decision")))
+            .bearer_auth(&committee)
+            .json(&json!({"outcome": "rejected"})),
+    )
+    .await
+    .expect("send");
+    assert_eq!(res.status, 422, "a decision needs its reason");
+    let res = fetch(
+        c.post(server.url(&format!("/ideas/{id}/decision")))
+            .bearer_auth(&committee)
+            .json(&json!({"outcome": "rejected", "reason": reason})),
+    )
+    .await
+    .expect("send");
+    assert_eq!(res.status, 200);
     let told = eventually(10, || {
         let (c, url) = (c.clone(), server.url("/local/mailbox"));
         async move {
-            let v: Value = match c.get(url).send().await {
-                Ok(r) => r.json().await.unwrap_or(Value::Null),
+            let v: Value = match fetch(c.get(url)).await {
+                Ok(r) => r.json(),
                 Err(_) => return false,
             };
             v["items"].as_array().is_some_and(|a| {

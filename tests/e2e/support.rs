@@ -146,7 +146,8 @@ pub async fn join(c: &reqwest::Client, server: &Server, sub: &str) {
     assert_eq!(st, 201, "sign-up of {sub}: {body}");
 }
 
-/// Sends a request; returns (status, JSON body or Null).
+/// Sends a request; returns (status, JSON body or Null). The response is
+/// checked against docs/openapi.json ([`fetch`]).
 pub async fn send(
     c: &reqwest::Client,
     method: reqwest::Method,
@@ -161,13 +162,57 @@ pub async fn send(
     if let Some(b) = body {
         rb = rb.json(b);
     }
-    let res = rb.send().await?;
+    let res = fetch(rb).await?;
+    Ok((res.status, res.json()))
+}
+
+/// Checks a response against docs/openapi.json (`community::testing::contract`):
+/// a status the operation does not document, a body that does not match its
+/// schema or a wrong media type panics, naming the operation and where.
+pub fn documented(method: &str, url: &str, status: u16, content_type: Option<&str>, body: &[u8]) {
+    let path = url
+        .split_once("://")
+        .map_or(url, |(_, rest)| rest.find('/').map_or("/", |i| &rest[i..]));
+    community::testing::contract::assert_documented(method, path, status, content_type, body);
+}
+
+/// A response read whole, checked against docs/openapi.json.
+pub struct Fetched {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub bytes: Vec<u8>,
+}
+
+impl Fetched {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+    /// The JSON body, or `null`.
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.bytes).unwrap_or(Value::Null)
+    }
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.bytes).into_owned()
+    }
+}
+
+/// Sends a request built with the client's builder, reads the response and
+/// checks it against docs/openapi.json ([`documented`]).
+pub async fn fetch(rb: reqwest::RequestBuilder) -> Result<Fetched, reqwest::Error> {
+    let (c, req) = rb.build_split();
+    let req = req?;
+    let (method, url) = (req.method().as_str().to_owned(), req.url().to_string());
+    let res = c.execute(req).await?;
     let status = res.status().as_u16();
-    let bytes = res.bytes().await?;
-    Ok((
+    let headers = res.headers().clone();
+    let bytes = res.bytes().await?.to_vec();
+    let ct = headers.get("content-type").and_then(|v| v.to_str().ok());
+    documented(&method, &url, status, ct, &bytes);
+    Ok(Fetched {
         status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    ))
+        headers,
+        bytes,
+    })
 }
 
 /// Polls until `f` is true or the time is up.

@@ -9,7 +9,8 @@ use serde_json::Value;
 use tower::ServiceExt;
 
 /// Sends one request through the router; the status and the JSON body
-/// (`null` when the body is not JSON).
+/// (`null` when the body is not JSON). The response is checked against
+/// docs/openapi.json (`community::testing::contract`).
 pub async fn send(
     r: &Router,
     method: &str,
@@ -29,7 +30,13 @@ pub async fn send(
         .expect("request");
     let res = r.clone().oneshot(req).await.expect("infallible");
     let status = res.status().as_u16();
+    let ct = res
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     let bytes = res.into_body().collect().await.expect("body").to_bytes();
+    community::testing::contract::assert_documented(method, path, status, ct.as_deref(), &bytes);
     (
         status,
         serde_json::from_slice(&bytes).unwrap_or(Value::Null),
