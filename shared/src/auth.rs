@@ -6,6 +6,8 @@ use crate::domain::MemberId;
 pub const COMMITTEE: &str = "committee";
 pub const MODERATOR: &str = "moderator";
 pub const MARKETING: &str = "marketing";
+/// A brand partner's group is `brand:<slug>` (API.md v1.1 "Brand partners").
+pub const BRAND_PREFIX: &str = "brand:";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
@@ -19,6 +21,27 @@ pub struct Caller {
 impl Caller {
     pub fn in_group(&self, g: &str) -> bool {
         self.groups.iter().any(|x| x == g)
+    }
+
+    /// The brand this token acts for: the slug of its one `brand:<slug>`
+    /// group. None when it holds none, or more than one (a token acts for
+    /// one brand only; two would make every "its own" check ambiguous).
+    pub fn brand(&self) -> Option<&str> {
+        let mut slugs = self
+            .groups
+            .iter()
+            .filter_map(|g| g.strip_prefix(BRAND_PREFIX))
+            .filter(|s| is_brand_slug(s));
+        let first = slugs.next()?;
+        if slugs.next().is_some() {
+            return None;
+        }
+        Some(first)
+    }
+
+    /// True when this token acts for `slug` (see [`Caller::brand`]).
+    pub fn acts_for_brand(&self, slug: &str) -> bool {
+        self.brand() == Some(slug)
     }
 
     /// Votes and contest entries need a verified address when the issuer
@@ -35,6 +58,16 @@ impl Caller {
         }
         Ok(())
     }
+}
+
+/// A brand slug as campaign files and groups spell it: 1–40 characters of
+/// `a-z`, `0-9` and `-`, not starting or ending with `-`.
+pub fn is_brand_slug(s: &str) -> bool {
+    (1..=40).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
 }
 
 /// Reads an `email_verified` claim as it reaches a function: `true`/`false`
@@ -90,6 +123,23 @@ mod tests {
         assert!(c.require_verified_email().is_err());
         c.email_verified = Some(true);
         assert!(c.require_verified_email().is_ok());
+    }
+
+    #[test]
+    fn a_token_acts_for_one_brand_only() {
+        let caller = |groups: &[&str]| Caller {
+            id: MemberId::parse("m-1").expect("member id"),
+            email: None,
+            groups: groups.iter().map(|g| g.to_string()).collect(),
+            email_verified: None,
+        };
+        assert_eq!(caller(&["brand:bonne-maman"]).brand(), Some("bonne-maman"));
+        assert!(caller(&["marketing", "brand:lu"]).acts_for_brand("lu"));
+        assert!(!caller(&["brand:lu"]).acts_for_brand("bonne-maman"));
+        assert_eq!(caller(&["brand:lu", "brand:danone"]).brand(), None);
+        assert_eq!(caller(&["brand:"]).brand(), None);
+        assert_eq!(caller(&["brand:Not A Slug"]).brand(), None);
+        assert_eq!(caller(&["marketing"]).brand(), None);
     }
 
     #[test]
