@@ -368,16 +368,19 @@ fn rank_sk(score: i64, member: &str) -> String {
 /// Commits a member's writes; when their profile is gone (erased) the score
 /// item alone is written.
 async fn commit_member<T: Table>(table: &T, score: Write, profile: Option<Write>) -> Result<usize> {
+    // The member's profile is also written by the points consumer and by
+    // the member: a conflict is retried, not the end of the run.
+    let commit = |w: Vec<Write>| crate::store::transact_retrying(table, w, RETRIES);
     let Some(p) = profile else {
-        return match table.transact(vec![score]).await {
+        return match commit(vec![score]).await {
             Ok(()) => Ok(1),
             Err(StoreError::ConditionFailed { .. }) => Ok(0),
             Err(e) => Err(e.into()),
         };
     };
-    match table.transact(vec![score.clone(), p]).await {
+    match commit(vec![score.clone(), p]).await {
         Ok(()) => Ok(2),
-        Err(StoreError::ConditionFailed { index: 1 }) => match table.transact(vec![score]).await {
+        Err(StoreError::ConditionFailed { index: 1 }) => match commit(vec![score]).await {
             Ok(()) => Ok(1),
             Err(StoreError::ConditionFailed { .. }) => Ok(0),
             Err(e) => Err(e.into()),
@@ -386,6 +389,9 @@ async fn commit_member<T: Table>(table: &T, score: Write, profile: Option<Write>
         Err(e) => Err(e.into()),
     }
 }
+
+/// Tries per member write of a run (see `store::transact_retrying`).
+const RETRIES: u32 = 8;
 
 /// The scheduled run (daily on AWS; every `COMMUNITY_SCHEDULE_EVERY_SECS`
 /// and `POST /local/ambassadors/run` locally).

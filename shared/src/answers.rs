@@ -109,12 +109,7 @@ fn text(v: Option<String>) -> std::result::Result<String, FieldError> {
     if n > MAX_TEXT {
         return Err(FieldError::new("text", "must be at most 2000 characters"));
     }
-    if v.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
-        return Err(FieldError::new(
-            "text",
-            "must not contain control characters other than line breaks and tabs",
-        ));
-    }
+    crate::domain::refuse_controls("text", &v, true)?;
     Ok(v)
 }
 

@@ -98,14 +98,7 @@ fn parse_body(v: Option<String>) -> std::result::Result<String, FieldError> {
             format!("must be 1 to {MAX_BODY} characters long (it is {n})"),
         ));
     }
-    if t.chars()
-        .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
-    {
-        return Err(FieldError::new(
-            "body",
-            "must not contain control characters",
-        ));
-    }
+    crate::domain::refuse_controls("body", t, true)?;
     Ok(t.to_owned())
 }
 

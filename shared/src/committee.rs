@@ -93,6 +93,7 @@ fn reason(field: &str, v: Option<String>) -> std::result::Result<String, FieldEr
     if n > 2000 {
         return Err(FieldError::new(field, "must be at most 2000 characters"));
     }
+    crate::domain::refuse_controls(field, &v, true)?;
     Ok(v)
 }
 

@@ -143,7 +143,9 @@ pub fn check_answers(
             QuestionType::FreeText => a
                 .as_str()
                 .is_some_and(|s| (1..=2000).contains(&s.trim().chars().count())),
-            QuestionType::Rating => a.as_i64().is_some_and(|n| (1..=5).contains(&n)),
+            QuestionType::Rating => {
+                crate::domain::json_integer(a).is_some_and(|n| (1..=5).contains(&n))
+            }
         };
         if !ok {
             let msg = match q.kind {

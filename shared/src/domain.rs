@@ -65,15 +65,28 @@ fn text(
             format!("must be {min} to {max} characters long (it is {n})"),
         ));
     }
+    refuse_controls(field, t, multiline)?;
+    Ok(t.to_owned())
+}
+
+/// The one rule for control characters in free text (Unicode `Cc`:
+/// U+0000–U+001F and U+007F–U+009F): refused, except line breaks and tabs
+/// (`\n`, `\r`, `\t`) in multi-line fields. docs/openapi.json states the
+/// same rule as each text field's `pattern`.
+pub fn refuse_controls(field: &str, t: &str, multiline: bool) -> Result<(), FieldError> {
     if t.chars()
-        .any(|c| c.is_control() && !(multiline && (c == '\n' || c == '\r' || c == '\t')))
+        .any(|c| c.is_control() && !(multiline && matches!(c, '\n' | '\r' | '\t')))
     {
         return Err(FieldError::new(
             field,
-            "must not contain control characters",
+            if multiline {
+                "must not contain control characters other than line breaks and tabs"
+            } else {
+                "must not contain control characters"
+            },
         ));
     }
-    Ok(t.to_owned())
+    Ok(())
 }
 
 /// A member's id: the token's `sub`. Restricted to characters that cannot
@@ -255,6 +268,38 @@ impl IdeaStatus {
     }
 }
 
+/// A JSON number read as an integer the way JSON Schema counts one: `3`
+/// and `3.0` are both the integer 3 (2020-12, "integer" is any number with
+/// a zero fractional part), `3.5` is not. serde's `i64` refuses `3.0`, so
+/// a client whose JSON library writes every number as a float would meet a
+/// 400 for a request docs/openapi.json calls valid.
+pub fn json_integer(v: &serde_json::Value) -> Option<i64> {
+    if let Some(n) = v.as_i64() {
+        return Some(n);
+    }
+    let f = v.as_f64()?;
+    // The range check keeps the `as` cast exact (no saturation).
+    (f.fract() == 0.0 && f >= i64::MIN as f64 && f < i64::MAX as f64).then_some(f as i64)
+}
+
+/// `#[serde(default, deserialize_with = "crate::domain::optional_integer")]`
+/// for an optional integer field of a request body: accepts `3` and `3.0`
+/// (see [`json_integer`]), null or absent as None, anything else is the
+/// usual serde type error (400 naming the field).
+pub fn optional_integer<'de, D>(d: D) -> Result<Option<i64>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    use serde::de::Error as _;
+    use serde::Deserialize as _;
+    match Option::<serde_json::Value>::deserialize(d)? {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(v) => json_integer(&v)
+            .map(Some)
+            .ok_or_else(|| D::Error::custom(format!("invalid type: {v}, expected an integer"))),
+    }
+}
+
 /// Timestamps are RFC 3339 UTC with milliseconds, fixed width, so their
 /// string order is their time order (they appear in sort keys).
 pub fn now() -> String {
@@ -285,6 +330,28 @@ mod tests {
 
     fn s(v: &str) -> Option<String> {
         Some(v.to_owned())
+    }
+
+    #[test]
+    fn integers_as_json_schema_counts_them() {
+        use serde_json::json;
+        assert_eq!(json_integer(&json!(3)), Some(3));
+        assert_eq!(json_integer(&json!(3.0)), Some(3));
+        assert_eq!(json_integer(&json!(-500.0)), Some(-500));
+        assert_eq!(json_integer(&json!(3.5)), None);
+        assert_eq!(json_integer(&json!(1e300)), None);
+        assert_eq!(json_integer(&json!("3")), None);
+        #[derive(serde::Deserialize)]
+        struct B {
+            #[serde(default, deserialize_with = "optional_integer")]
+            n: Option<i64>,
+        }
+        let b = |v: serde_json::Value| serde_json::from_value::<B>(v).map(|b| b.n);
+        assert_eq!(b(json!({"n": 87100.0})).ok(), Some(Some(87100)));
+        assert_eq!(b(json!({})).ok(), Some(None));
+        assert_eq!(b(json!({"n": null})).ok(), Some(None));
+        let err = b(json!({"n": 2.5})).err().map(|e| e.to_string());
+        assert!(err.is_some_and(|e| e.contains("expected an integer")));
     }
 
     #[test]

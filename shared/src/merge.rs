@@ -166,6 +166,8 @@ fn validate(id: &IdeaId, req: MergeRequest) -> Result<(IdeaId, String)> {
             "reason",
             format!("must be at most {MAX_REASON} characters (it is {n})"),
         ));
+    } else if let Err(e) = crate::domain::refuse_controls("reason", &reason, true) {
+        errs.push(e);
     }
     match into {
         Some(into) if errs.is_empty() => Ok((into, reason)),

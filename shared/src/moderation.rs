@@ -379,14 +379,7 @@ fn text(field: &str, v: Option<String>, max: usize) -> std::result::Result<Strin
             format!("must be 1 to {max} characters long (it is {n})"),
         ));
     }
-    if t.chars()
-        .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
-    {
-        return Err(FieldError::new(
-            field,
-            "must not contain control characters",
-        ));
-    }
+    crate::domain::refuse_controls(field, t, true)?;
     Ok(t.to_owned())
 }
 
@@ -437,7 +430,7 @@ pub async fn report<T: Table>(
         },
     };
     let target_id = match req.target_id.map(|t| t.trim().to_owned()) {
-        Some(t) if !t.is_empty() && t.len() <= 128 => Some(t),
+        Some(t) if (1..=128).contains(&t.chars().count()) => Some(t),
         Some(_) => {
             errs.push(FieldError::new("target_id", "must be 1 to 128 characters"));
             None

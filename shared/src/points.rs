@@ -606,6 +606,7 @@ pub async fn vote_points<T: Table>(app: &App<T>, member: &str) -> Result<i64> {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RedemptionRequest {
+    #[serde(default, deserialize_with = "crate::domain::optional_integer")]
     pub points: Option<i64>,
 }
 

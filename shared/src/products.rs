@@ -136,6 +136,12 @@ pub async fn apply<T: Table>(
                 "must be at most 1000 characters",
             ))
         }
+        Some(m) if crate::domain::refuse_controls("motivation", &m, true).is_err() => {
+            return Err(Error::invalid(
+                "motivation",
+                "must not contain control characters other than line breaks and tabs",
+            ))
+        }
         other => other,
     };
     let member = members::require(app, caller).await?;
@@ -287,6 +293,7 @@ async fn is_tester<T: Table>(app: &App<T>, test: &str, member: &str) -> Result<b
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReviewRequest {
+    #[serde(default, deserialize_with = "crate::domain::optional_integer")]
     pub rating: Option<i64>,
     pub title: Option<String>,
     pub body: Option<String>,
@@ -327,6 +334,7 @@ fn text(
     v: Option<String>,
     min: usize,
     max: usize,
+    multiline: bool,
 ) -> std::result::Result<String, FieldError> {
     let v = v.map(|s| s.trim().to_owned()).unwrap_or_default();
     let n = v.chars().count();
@@ -336,6 +344,7 @@ fn text(
             format!("must be {min} to {max} characters long (it is {n})"),
         ));
     }
+    crate::domain::refuse_controls(field, &v, multiline)?;
     Ok(v)
 }
 
@@ -361,8 +370,8 @@ pub async fn review<T: Table>(
             None
         }
     };
-    let title = errs.take(text("title", req.title, 3, 120));
-    let body = errs.take(text("body", req.body, 10, 5000));
+    let title = errs.take(text("title", req.title, 3, 120, false));
+    let body = errs.take(text("body", req.body, 10, 5000, true));
     let (Some(rating), Some(title), Some(body)) = (rating, title, body) else {
         return Err(Error::Invalid(errs.0));
     };
