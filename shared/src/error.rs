@@ -28,6 +28,10 @@ pub enum Error {
     /// The store is too busy right now; retrying later will work (503).
     #[error("busy, retry later")]
     Busy,
+    /// The identity provider's signing keys could not be fetched to verify
+    /// the token sent (503 with `Retry-After`): the token may be fine.
+    #[error("token signing keys unavailable")]
+    KeysUnavailable,
     /// The request's `Idempotency-Key` was already used: replay its receipt.
     #[error("already done")]
     Replay,

@@ -279,4 +279,9 @@ async fn keys_that_cannot_be_fetched_give_503_not_401() {
     )
     .await;
     assert_eq!(res.status, 503, "{}", res.body);
+    assert_eq!(
+        res.body["type"], "/problems/keys-unavailable",
+        "{}",
+        res.body
+    );
 }

@@ -71,7 +71,7 @@ pub async fn access<T: Table + Clone>(
                         req.extensions_mut().insert(VerifiedClaims(claims));
                     }
                     Err(TokenError::Unavailable) => {
-                        return ApiError::from(Error::Busy).into_response();
+                        return ApiError::from(Error::KeysUnavailable).into_response();
                     }
                     Err(e) => {
                         req.extensions_mut().insert(AuthFailure(e.to_string()));

@@ -203,6 +203,18 @@ impl IntoResponse for ApiError {
                         .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
                     r
                 }
+                Error::KeysUnavailable => {
+                    let mut r = problem(
+                        S::SERVICE_UNAVAILABLE,
+                        "/problems/keys-unavailable",
+                        "Sign-in cannot be checked right now",
+                        "the keys that verify your sign-in could not be fetched from the identity provider; your token may be fine: retry in a few seconds".into(),
+                        None,
+                    );
+                    r.headers_mut()
+                        .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+                    r
+                }
                 Error::Replay | Error::Store(_) => {
                     let source = std::error::Error::source(&e).map(|s| format!("{s:?}"));
                     tracing::error!(error = %crate::observe::redact(&e.to_string()), source = %crate::observe::redact(source.as_deref().unwrap_or("")), "internal error");
