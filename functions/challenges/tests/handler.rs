@@ -411,3 +411,61 @@ async fn challenges_on_dynamodb() {
     };
     scenario(App::new(table, community::testing::settings())).await;
 }
+
+/// The `top` list follows the votes as the aggregator rolls them up (in the
+/// challenge's own gsi4 partition, never the home list's), and the vote
+/// record names the challenge (for insights).
+#[tokio::test]
+async fn the_top_list_follows_the_aggregators_roll_up() {
+    let (app, _d) = embedded_app(|_| {});
+    apply_challenges(&app, vec![challenge("defi", -60, 3600, None)]).await;
+    let r = challenges::router(app.clone());
+    let (ana, bob, cid) = (member("ana"), member("bob"), member("cid"));
+    for m in [&ana, &bob, &cid] {
+        join(&app, m).await;
+    }
+    let path = "/challenges/defi/proposals";
+    let mut posted = Vec::new();
+    for (i, who) in [&ana, &bob].into_iter().enumerate() {
+        let res = call(&r, "POST", path, Some(who), Some(proposal(i))).await;
+        assert_eq!(res.status, 201, "{}", res.body);
+        posted.push(res.body["id"].as_str().expect("id").to_owned());
+    }
+    let older = IdeaId::parse(&posted[0]).expect("id");
+    for m in [&bob, &cid] {
+        community::votes::cast(&app, &caller(m), &older)
+            .await
+            .expect("vote");
+    }
+    let record = app
+        .table
+        .get(&community::votes::vote_key(&older, "cid"), true)
+        .await
+        .expect("get")
+        .expect("vote record");
+    assert_eq!(record["challenge_id"], "defi");
+    community::thresholds::drain_feed(&app)
+        .await
+        .expect("aggregated");
+    let top = call(&r, "GET", &format!("{path}?sort=top"), None, None).await;
+    assert_eq!(ids(&top.body), posted.clone(), "most voted first");
+    assert_eq!(top.body["items"][0]["votes"], 2);
+    let new = call(&r, "GET", path, None, None).await;
+    assert_eq!(ids(&new.body), vec![posted[1].clone(), posted[0].clone()]);
+    // A hidden proposal leaves both lists.
+    let mona = member("mona").in_groups(&["moderator"]);
+    community::moderation::decide(
+        &app,
+        &caller(&mona),
+        "idea",
+        &posted[0],
+        serde_json::from_value(json!({"action": "hide", "reason": "Hors sujet pour ce défi."}))
+            .expect("decision"),
+    )
+    .await
+    .expect("hidden");
+    let top = call(&r, "GET", &format!("{path}?sort=top"), None, None).await;
+    assert_eq!(ids(&top.body), vec![posted[1].clone()]);
+    let new = call(&r, "GET", path, None, None).await;
+    assert_eq!(ids(&new.body), vec![posted[1].clone()]);
+}
