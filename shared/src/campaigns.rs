@@ -100,10 +100,116 @@ pub struct ProductTestConfig {
     pub reviews_for_label: u32,
 }
 
+/// The brand sponsoring a challenge: its slug (as a partner token's
+/// `brand:<slug>` group names it, `auth::is_brand_slug`) and its name.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sponsor {
+    pub brand: String,
+    pub name: String,
+}
+
+/// A co-creation challenge (défi): a question put to the members, who post
+/// proposals (ideas tied to it) while it is open and vote on them; its owner
+/// (marketing, or the sponsoring brand) publishes the results after it
+/// closes (`crate::challenges`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChallengeConfig {
+    pub id: String,
+    pub title: String,
+    /// The question members answer with their proposals.
+    pub question: String,
+    /// What the challenge is about: context, constraints, what happens next.
+    pub brief: String,
+    /// The idea theme (`community.toml`) its proposals belong to.
+    pub theme: String,
+    #[serde(default)]
+    pub sponsor: Option<Sponsor>,
+    pub opens_at: String,
+    pub closes_at: String,
+    /// Points for a proposal (rule `challenge_proposal` when 0).
+    #[serde(default)]
+    pub proposal_points: i64,
+    /// Points for a winner, once per member (rule `challenge_winner` when 0).
+    #[serde(default)]
+    pub winner_points: i64,
+}
+
+impl ChallengeConfig {
+    pub fn validate(&self, file: &str) -> Vec<CampaignError> {
+        let mut errs = Vec::new();
+        let mut e = |field: &str, message: String| {
+            errs.push(CampaignError {
+                file: file.into(),
+                field: field.into(),
+                message,
+            })
+        };
+        if !valid_id(&self.id) {
+            e("id", "must be 1-64 of a-z, 0-9 and '-'".into());
+        }
+        for (field, v, max) in [
+            ("title", &self.title, 120),
+            ("question", &self.question, 300),
+            ("brief", &self.brief, 5000),
+        ] {
+            let n = v.trim().chars().count();
+            if n == 0 {
+                e(field, "must not be empty".into());
+            } else if n > max {
+                e(field, format!("must be at most {max} characters"));
+            }
+        }
+        if let Some(s) = &self.sponsor {
+            if !crate::auth::is_brand_slug(&s.brand) {
+                e(
+                    "sponsor.brand",
+                    format!(
+                        "{:?} is not a brand slug (a-z, 0-9 and '-', as in the partner's `brand:<slug>` group)",
+                        s.brand
+                    ),
+                );
+            }
+            if s.name.trim().is_empty() {
+                e("sponsor.name", "must not be empty".into());
+            }
+        }
+        let o = parse_ts(&self.opens_at);
+        let c = parse_ts(&self.closes_at);
+        if o.is_none() {
+            e(
+                "opens_at",
+                format!("{:?} is not an RFC 3339 date-time", self.opens_at),
+            );
+        }
+        if c.is_none() {
+            e(
+                "closes_at",
+                format!("{:?} is not an RFC 3339 date-time", self.closes_at),
+            );
+        }
+        if let (Some(o), Some(c)) = (o, c) {
+            if c <= o {
+                e("closes_at", "must be after opens_at".into());
+            }
+        }
+        if self.proposal_points < 0 {
+            e("proposal_points", "must not be negative".into());
+        }
+        if self.winner_points < 0 {
+            e("winner_points", "must not be negative".into());
+        }
+        errs
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Campaigns {
     pub contests: Vec<ContestConfig>,
     pub product_tests: Vec<ProductTestConfig>,
+    /// Co-creation challenges (`challenges/*.toml`, `crate::challenges`).
+    pub challenges: Vec<ChallengeConfig>,
     /// The settings files (`community.toml`, `points.toml`, `trust.toml`),
     /// applied to the table for the functions to read at run time
     /// (`crate::live`); None leaves the applied ones as they are.
@@ -377,6 +483,25 @@ impl CampaignFile for ProductTestConfig {
     }
 }
 
+impl CampaignFile for ChallengeConfig {
+    const KIND: &'static str = "challenge";
+    const REQUIRED: &'static [&'static str] = &[
+        "id",
+        "title",
+        "question",
+        "brief",
+        "theme",
+        "opens_at",
+        "closes_at",
+    ];
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn validate(&self, file: &str) -> Vec<CampaignError> {
+        ChallengeConfig::validate(self, file)
+    }
+}
+
 /// Parses and validates every file of one kind in `dir`, refusing ids
 /// already seen; errors go to `errs`.
 fn load_kind<C: CampaignFile>(dir: &Path, errs: &mut Vec<CampaignError>) -> Vec<(String, C)> {
@@ -505,6 +630,7 @@ fn cross_check(
     dir: &Path,
     contests: &[(String, ContestConfig)],
     tests: &[(String, ProductTestConfig)],
+    challenges: &[(String, ChallengeConfig)],
     settings: Option<&crate::config::Settings>,
     points: Option<&crate::config::PointsConfig>,
     errs: &mut Vec<CampaignError>,
@@ -545,6 +671,34 @@ fn cross_check(
             ));
         }
     }
+    for (file, c) in challenges {
+        if !file_stem_is(file, &c.id) {
+            errs.push(problem(
+                file,
+                "id",
+                format!("{:?} must match the file name ({}.toml)", c.id, c.id),
+            ));
+        }
+        themes(file, &Some(c.theme.clone()), errs);
+        for (field, points_set, rule) in [
+            (
+                "proposal_points",
+                c.proposal_points > 0,
+                "challenge_proposal",
+            ),
+            ("winner_points", c.winner_points > 0, "challenge_winner"),
+        ] {
+            if points_set && points.is_some_and(|p| p.rule(rule).is_none()) {
+                errs.push(problem(
+                    file,
+                    field,
+                    format!(
+                        "{points_file} has no `{rule}` rule with points: these points would never be credited"
+                    ),
+                ));
+            }
+        }
+    }
     for (i, (file, t)) in tests.iter().enumerate() {
         if !file_stem_is(file, &t.id) {
             errs.push(problem(
@@ -578,17 +732,20 @@ fn cross_check(
 }
 
 /// Parses and validates every campaign file under `dir` — `community.toml`,
-/// `points.toml`, `contests/*.toml`, `product-tests/*.toml` — then checks
+/// `points.toml`, `contests/*.toml`, `product-tests/*.toml`,
+/// `challenges/*.toml` — then checks
 /// across files; all errors at once, each naming its file and field.
 pub fn load_dir(dir: &Path) -> Result<Campaigns, Vec<CampaignError>> {
     let mut errs = Vec::new();
     let (settings, points) = load_settings(dir, &mut errs);
     let contests: Vec<(String, ContestConfig)> = load_kind(&dir.join("contests"), &mut errs);
     let tests: Vec<(String, ProductTestConfig)> = load_kind(&dir.join("product-tests"), &mut errs);
+    let challenges: Vec<(String, ChallengeConfig)> = load_kind(&dir.join("challenges"), &mut errs);
     cross_check(
         dir,
         &contests,
         &tests,
+        &challenges,
         settings.as_ref(),
         points.as_ref(),
         &mut errs,
@@ -606,6 +763,7 @@ pub fn load_dir(dir: &Path) -> Result<Campaigns, Vec<CampaignError>> {
         Ok(Campaigns {
             contests: contests.into_iter().map(|(_, c)| c).collect(),
             product_tests: tests.into_iter().map(|(_, t)| t).collect(),
+            challenges: challenges.into_iter().map(|(_, c)| c).collect(),
             files,
         })
     } else {
@@ -622,6 +780,11 @@ pub fn seed_key(kind: &str, id: &str) -> Key {
 pub fn product_test_key(id: &str) -> Key {
     Key::new(format!("PTEST#{id}"), "PTEST")
 }
+pub fn challenge_key(id: &str) -> Key {
+    Key::new(format!("CHALLENGE#{id}"), "CHALLENGE")
+}
+/// gsi1 partition listing the challenges (by `{opens_at}#{id}`).
+pub const CHALLENGES_PK: &str = "CHALLENGES";
 
 fn new_seed() -> String {
     use rand::RngCore;
@@ -772,6 +935,16 @@ async fn apply_product_test<T: Table>(
     write_campaign(table, product_test_key(&t.id), u, news).await
 }
 
+/// Writes a challenge's config (its results, once published, are kept).
+/// A challenge is announced by its own pages, not by community news.
+async fn apply_challenge<T: Table>(table: &T, ch: &ChallengeConfig) -> Result<(), StoreError> {
+    let mut u = config_update(json!({"config": ch}));
+    u.set.insert("gsi1pk".into(), json!(CHALLENGES_PK));
+    u.set
+        .insert("gsi1sk".into(), json!(format!("{}#{}", ch.opens_at, ch.id)));
+    write_campaign(table, challenge_key(&ch.id), u, None).await
+}
+
 /// Upserts every campaign into the table (config fields only: entries, draws
 /// and seeds are kept). Returns the ids applied. This is the local server's
 /// start (and the tests' set-up): it announces nothing; marketing's
@@ -795,11 +968,16 @@ pub async fn apply<T: Table>(table: &T, c: &Campaigns) -> Result<Vec<String>, St
         apply_product_test(table, t, false).await?;
         done.push(format!("product test {}", t.id));
     }
+    for ch in &c.challenges {
+        apply_challenge(table, ch).await?;
+        done.push(format!("challenge {}", ch.id));
+    }
     Ok(done)
 }
 
 pub const CONTEST: &str = "contest";
 pub const PRODUCT_TEST: &str = "product test";
+pub const CHALLENGE: &str = "challenge";
 /// The settings files, as one planned item (id [`SETTINGS_ID`]).
 pub const SETTINGS: &str = "settings";
 pub const SETTINGS_ID: &str = "community.toml, points.toml, trust.toml";
@@ -851,7 +1029,7 @@ pub async fn current<T: Table>(table: &T) -> Result<Vec<Item>, StoreError> {
         .query(&Query::new(Index::Primary, crate::live::PK).limit(10))
         .await?
         .items;
-    for list in ["CONTESTS", "PRODUCT_TESTS"] {
+    for list in ["CONTESTS", "PRODUCT_TESTS", CHALLENGES_PK] {
         let mut start = None;
         loop {
             let page = table
@@ -969,6 +1147,8 @@ fn plan_one<C: Serialize + serde::de::DeserializeOwned>(
     let settled = stored.and_then(|i| {
         let (attr, what, at) = if kind == CONTEST {
             ("draw", "already drawn", "drawn_at")
+        } else if kind == CHALLENGE {
+            ("results", "results already published", "published_at")
         } else {
             ("selection", "testers already selected", "selected_at")
         };
@@ -1010,6 +1190,14 @@ pub fn plan(current: &[Item], c: &Campaigns) -> Plan {
             stored(product_test_key(&t.id)),
         ));
     }
+    for ch in &c.challenges {
+        items.push(plan_one(
+            CHALLENGE,
+            &ch.id,
+            ch,
+            stored(challenge_key(&ch.id)),
+        ));
+    }
     let mut notes = Vec::new();
     if let Some(files) = &c.files {
         let applied = applied_of(current);
@@ -1041,6 +1229,10 @@ pub fn plan(current: &[Item], c: &Campaigns) -> Plan {
         } else if let Some(id) = k.pk.strip_prefix("PTEST#") {
             if !c.product_tests.iter().any(|t| t.id == id) {
                 only_in_table.push((PRODUCT_TEST, id.to_owned()));
+            }
+        } else if let Some(id) = k.pk.strip_prefix("CHALLENGE#") {
+            if !c.challenges.iter().any(|t| t.id == id) {
+                only_in_table.push((CHALLENGE, id.to_owned()));
             }
         }
     }
@@ -1205,6 +1397,10 @@ pub async fn apply_plan<T: Table>(
         } else if p.kind == CONTEST {
             if let Some(contest) = c.contests.iter().find(|x| x.id == p.id) {
                 apply_contest(table, contest, p.change == Change::New).await?;
+            }
+        } else if p.kind == CHALLENGE {
+            if let Some(ch) = c.challenges.iter().find(|x| x.id == p.id) {
+                apply_challenge(table, ch).await?;
             }
         } else if let Some(t) = c.product_tests.iter().find(|x| x.id == p.id) {
             apply_product_test(table, t, p.change == Change::New).await?;

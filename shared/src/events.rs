@@ -167,6 +167,12 @@ pub enum Kind {
     /// (`merge::PAGE` at most), run by the emails consumer.
     #[serde(rename = "merge.page")]
     MergePage,
+    /// The owner of a co-creation challenge (marketing, or its sponsoring
+    /// brand) published its results (`crate::challenges`): winners earn
+    /// their points once, every proposal's author is told (in pages of the
+    /// challenge's proposals), insights move the winners' statuses.
+    #[serde(rename = "challenge.decided")]
+    ChallengeDecided,
 }
 
 impl Kind {
@@ -198,6 +204,7 @@ impl Kind {
             Kind::CommunityNews => "community.news",
             Kind::IdeaMerged => "idea.merged",
             Kind::MergePage => "merge.page",
+            Kind::ChallengeDecided => "challenge.decided",
         }
     }
 }
@@ -237,6 +244,7 @@ pub fn routes(kind: Kind) -> &'static [Queue] {
         // The author's mail and the pages of the copy, continued on the
         // same queue as the fan-out pages (`crate::merge`).
         Kind::IdeaMerged | Kind::MergePage => &[Queue::Emails],
+        Kind::ChallengeDecided => &[Queue::Points, Queue::Emails, Queue::Insights],
     }
 }
 
@@ -329,6 +337,10 @@ pub fn from_change(c: &Change) -> Option<Event> {
     let mut data = serde_json::Map::new();
     if let Some(a) = text("author_id") {
         data.insert("author_id".into(), json!(a));
+    }
+    // A vote on a challenge's proposal (insights count them per challenge).
+    if let Some(c) = text("challenge_id") {
+        data.insert("challenge_id".into(), json!(c));
     }
     Some(Event {
         event_id,

@@ -53,6 +53,17 @@ pub fn top_sk(votes: i64, created_at: &str, id: &str) -> String {
 
 /// gsi4's one partition: every listed idea, most voted first.
 pub const TOP_PK: &str = "TOP";
+/// The gsi4 partition of an idea: `TOP` (the home list), or for a
+/// challenge's proposal `PROPOSALS#{challenge}`, that challenge's top list
+/// (`crate::challenges`). The aggregator's roll-up moves the sort key only,
+/// so either list follows the votes at no extra write.
+pub fn home_pk(challenge: Option<&str>) -> String {
+    match challenge {
+        Some(c) => format!("PROPOSALS#{c}"),
+        None => TOP_PK.to_owned(),
+    }
+}
+
 /// Characters of a body a list shows.
 pub const EXCERPT_CHARS: usize = 280;
 
@@ -135,6 +146,11 @@ pub struct IdeaRow {
     /// The merge's target, reason and time (with `merged_into`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub merge: Option<Merge>,
+    /// The co-creation challenge this idea is a proposal to
+    /// (`crate::challenges`): its gsi4 entry is the challenge's top list
+    /// ([`home_pk`]) instead of the home list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub challenge_id: Option<String>,
 }
 
 /// A moderator's merge of a duplicate into another idea (`crate::merge`).
@@ -195,6 +211,9 @@ pub struct IdeaView {
     /// The merge's target, reason and time: present only once merged.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub merge: Option<Merge>,
+    /// The challenge this idea is a proposal to: present only on proposals.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub challenge_id: Option<String>,
 }
 
 /// An idea as a list shows it: what gsi4 projects (`store::CARD_ATTRS`).
@@ -212,6 +231,9 @@ pub struct IdeaCard {
     pub created_at: String,
     pub reached_threshold_at: Option<String>,
     pub comment_count: i64,
+    /// The challenge this idea is a proposal to: present only on proposals.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub challenge_id: Option<String>,
 }
 
 /// A card as stored: a whole row (gsi1, gsi2) or its projection (gsi4).
@@ -236,6 +258,8 @@ struct CardRow {
     reached_threshold_at: Option<String>,
     #[serde(default)]
     comment_count: i64,
+    #[serde(default)]
+    challenge_id: Option<String>,
 }
 
 pub fn card_from(item: Item) -> Result<IdeaCard> {
@@ -262,6 +286,7 @@ pub fn card_from(item: Item) -> Result<IdeaCard> {
         created_at: r.created_at,
         reached_threshold_at: r.reached_threshold_at,
         comment_count: r.comment_count.max(0),
+        challenge_id: r.challenge_id,
     })
 }
 
@@ -290,6 +315,7 @@ impl IdeaRow {
             answers: self.answers,
             merged_into: self.merged_into,
             merge: self.merge,
+            challenge_id: self.challenge_id,
         }
     }
 
@@ -349,7 +375,10 @@ impl IdeaRow {
             "gsi2sk".into(),
             json!(top_sk(self.votes, &self.created_at, &self.id)),
         );
-        item.insert("gsi4pk".into(), json!(TOP_PK));
+        item.insert(
+            "gsi4pk".into(),
+            json!(home_pk(self.challenge_id.as_deref())),
+        );
         item.insert(
             "gsi4sk".into(),
             json!(top_sk(self.votes, &self.created_at, &self.id)),
@@ -444,6 +473,30 @@ pub async fn create<T: Table>(
     req: NewIdea,
     receipt: Option<&Receipt>,
 ) -> Result<IdeaView> {
+    create_in(app, caller, req, receipt, None).await
+}
+
+/// The extra writes of a proposal's transaction, given its row.
+pub type ExtraWrites = Box<dyn Fn(&IdeaRow) -> Vec<Write> + Send + Sync>;
+
+/// Where a new idea goes besides the lists: a challenge's proposal
+/// (`crate::challenges`) names the challenge, the points its author earns,
+/// and the extra writes of its transaction (the challenge's `new` list).
+pub struct Within {
+    pub challenge_id: String,
+    pub points: i64,
+    pub writes: ExtraWrites,
+}
+
+/// Posts an idea (or, `within` a challenge, a proposal): the row, its body,
+/// its outbox event and the rest in one transaction.
+pub async fn create_in<T: Table>(
+    app: &App<T>,
+    caller: &Caller,
+    req: NewIdea,
+    receipt: Option<&Receipt>,
+    within: Option<Within>,
+) -> Result<IdeaView> {
     let mut errs = Errors::default();
     let theme = match req.theme {
         None => {
@@ -493,6 +546,7 @@ pub async fn create<T: Table>(
         answers: Vec::new(),
         merged_into: None,
         merge: None,
+        challenge_id: within.as_ref().map(|w| w.challenge_id.clone()),
     };
     let mut stored = row.clone();
     stored.body = String::new();
@@ -502,12 +556,14 @@ pub async fn create<T: Table>(
     let Value::Object(body_item) = body_item else {
         return Err(Error::Store(StoreError::Invalid("idea body".into())));
     };
-    let event = Event::new(
-        Kind::IdeaPosted,
-        &row.author_id,
-        Some(&row.id),
-        json!({"theme": row.theme}),
-    );
+    let data = match &within {
+        // A proposal's points are the challenge's (the points consumer's
+        // `challenge_proposal` rule when 0).
+        Some(w) => json!({"theme": row.theme, "challenge_id": w.challenge_id,
+                          "points": (w.points > 0).then_some(w.points)}),
+        None => json!({"theme": row.theme}),
+    };
+    let event = Event::new(Kind::IdeaPosted, &row.author_id, Some(&row.id), data);
     let pointer = crate::contrib::pointer(
         &row.author_id,
         crate::contrib::ContribKind::Idea,
@@ -518,6 +574,10 @@ pub async fn create<T: Table>(
     // The idea's words for `GET /ideas?q=` (at most 40 items; search.rs).
     let postings = crate::search::postings(&row);
     let queued = crate::answers::unanswered_write(&row.created_at, &row.id);
+    let extra = within
+        .as_ref()
+        .map(|w| (w.writes)(&row))
+        .unwrap_or_default();
     let view = row.view(0);
     let body = serde_json::to_value(&view).map_err(|e| Error::Store(StoreError::unavailable(e)))?;
     let mut writes = vec![
@@ -529,6 +589,7 @@ pub async fn create<T: Table>(
         queued,
     ];
     writes.extend(postings);
+    writes.extend(extra);
     commit(&app.table, writes, receipt.map(|r| (r, 201, &body))).await?;
     crate::metrics::record_idea_posted(&view.theme);
     Ok(view)

@@ -116,6 +116,11 @@ struct Plan {
     /// idea → comments posted on it in this batch (its `comment_count`).
     comments: BTreeMap<String, i64>,
     erased: BTreeSet<String>,
+    /// challenge → figure (`proposals`, `votes`) → delta (challenges.rs).
+    challenges: BTreeMap<String, BTreeMap<&'static str, i64>>,
+    /// (challenge, member): the batch's participants (authors and voters),
+    /// each counted once ever by its participant record's `counted`.
+    participants: BTreeSet<(String, String)>,
 }
 
 impl Plan {
@@ -140,6 +145,21 @@ impl Plan {
             .or_default()
             .entry(counter.to_owned())
             .or_default() += n;
+    }
+    fn challenge(&mut self, e: &Event, figure: &'static str) {
+        let Some(c) = e.data["challenge_id"].as_str() else {
+            return;
+        };
+        *self
+            .challenges
+            .entry(c.to_owned())
+            .or_default()
+            .entry(figure)
+            .or_default() += 1;
+        if !e.member_id.is_empty() {
+            self.participants
+                .insert((c.to_owned(), e.member_id.clone()));
+        }
     }
     fn acted(&mut self, member: &str, at: &str) {
         if member.is_empty() {
@@ -180,13 +200,29 @@ fn plan_event(p: &mut Plan, e: &Event, ideas: &HashMap<String, ideas::IdeaRow>) 
             p.total(ideas_attr(&theme, IdeaStatus::Open.as_str()), 1);
             p.score(m, "ideas", 1);
             p.acted(m, &e.at);
+            // A challenge's proposal (challenges.rs).
+            p.challenge(e, "proposals");
         }
         // A vote only moves its voter's last active day: the vote totals and
         // the author's `votes_drawn` are the aggregator's tallies
         // (thresholds.rs), counted exactly once there. Moving a last active
         // day is conditional on the day read, so a vote event needs no
         // marker: delivered twice, it finds the day already moved.
-        Kind::VoteCast => p.acted(m, &e.at),
+        Kind::VoteCast => {
+            p.acted(m, &e.at);
+            // A vote on a challenge's proposal: counted with a marker.
+            p.challenge(e, "votes");
+        }
+        // A challenge's winners still open or under review were accepted.
+        Kind::ChallengeDecided => {
+            let theme = e.data["theme"].as_str().unwrap_or("unknown");
+            for w in e.data["winners"].as_array().into_iter().flatten() {
+                if let (true, Some(from)) = (w["accepted"] == json!(true), w["from"].as_str()) {
+                    p.total(ideas_attr(theme, from), -1);
+                    p.total(ideas_attr(theme, IdeaStatus::Accepted.as_str()), 1);
+                }
+            }
+        }
         Kind::VoteWithdrawn => {}
         Kind::IdeaReachedThreshold => {
             p.total(ideas_attr(&theme, IdeaStatus::Open.as_str()), -1);
@@ -298,9 +334,10 @@ fn first_answer(p: &mut Plan, theme: &str, e: &Event) {
 }
 
 /// Whether an event's effect here needs its exactly-once marker (all but
-/// votes, whose only effect is conditional on the state it changes).
-fn needs_marker(kind: Kind) -> bool {
-    !matches!(kind, Kind::VoteCast | Kind::VoteWithdrawn)
+/// votes, whose only effect is conditional on the state it changes; a vote
+/// on a challenge's proposal is counted for the challenge, so it has one).
+fn needs_marker(e: &Event) -> bool {
+    !matches!(e.kind, Kind::VoteCast | Kind::VoteWithdrawn) || e.data["challenge_id"].is_string()
 }
 
 pub struct InsightsConsumer<T> {
@@ -325,7 +362,7 @@ impl<T: Table + Clone> InsightsConsumer<T> {
         // their only effect is idempotent, see `plan_event`).
         let marker_keys: Vec<Key> = events
             .iter()
-            .filter(|e| needs_marker(e.kind))
+            .filter(|e| needs_marker(e))
             .filter_map(|e| consumed_marker(CONSUMER, &e.event_id).key())
             .collect();
         let done: HashSet<String> = crate::store::get_all(table, &marker_keys, true)
@@ -337,7 +374,7 @@ impl<T: Table + Clone> InsightsConsumer<T> {
             .iter()
             .copied()
             .filter(|e| {
-                !needs_marker(e.kind)
+                !needs_marker(e)
                     || consumed_marker(CONSUMER, &e.event_id)
                         .key()
                         .is_some_and(|k| !done.contains(&k.pk))
@@ -349,7 +386,12 @@ impl<T: Table + Clone> InsightsConsumer<T> {
         // 2. The ideas the events are about.
         let idea_keys: Vec<Key> = pending
             .iter()
-            .filter(|e| e.kind != Kind::IdeaPosted && needs_marker(e.kind))
+            .filter(|e| {
+                !matches!(
+                    e.kind,
+                    Kind::IdeaPosted | Kind::VoteCast | Kind::ChallengeDecided
+                ) && needs_marker(e)
+            })
             .filter_map(|e| e.idea_id.as_deref().and_then(IdeaId::parse))
             .map(|i| ideas::key(&i))
             .collect::<BTreeSet<_>>()
@@ -392,7 +434,7 @@ impl<T: Table + Clone> InsightsConsumer<T> {
         let shard = random_shard();
         let mut writes: Vec<Write> = pending
             .iter()
-            .filter(|e| needs_marker(e.kind))
+            .filter(|e| needs_marker(e))
             .map(|e| consumed_marker(CONSUMER, &e.event_id))
             .collect();
         let mut days = plan.days.clone();
@@ -480,6 +522,55 @@ impl<T: Table + Clone> InsightsConsumer<T> {
                         .when(Cond::Exists),
                 );
             }
+        }
+        // Challenges: each participant counted once (its record's `counted`,
+        // read here: a condition that fails replans), and the batch's figures
+        // on a random shard of each challenge.
+        let part_keys: Vec<Key> = plan
+            .participants
+            .iter()
+            .filter(|(_, m)| !plan.erased.contains(m))
+            .map(|(c, m)| crate::challenges::participant_key(c, m))
+            .collect();
+        let mut counted: HashSet<Key> = HashSet::new();
+        if !part_keys.is_empty() {
+            for i in crate::store::get_all(table, &part_keys, consistent).await? {
+                if i.contains_key("counted") {
+                    if let Some(k) = Key::of(&i) {
+                        counted.insert(k);
+                    }
+                }
+            }
+        }
+        let mut figures = plan.challenges.clone();
+        for ((c, m), k) in plan
+            .participants
+            .iter()
+            .filter(|(_, m)| !plan.erased.contains(m))
+            .zip(part_keys)
+        {
+            if counted.contains(&k) {
+                continue;
+            }
+            *figures
+                .entry(c.clone())
+                .or_default()
+                .entry("participants")
+                .or_default() += 1;
+            writes.push(
+                Write::update(
+                    k,
+                    Update::default()
+                        .set("member_id", m.as_str())
+                        .set("challenge_id", c.as_str())
+                        .set("counted", true),
+                )
+                .when(Cond::AttrAbsent("counted".into())),
+            );
+        }
+        for (c, adds) in &figures {
+            let adds: Vec<(&str, i64)> = adds.iter().map(|(a, n)| (*a, *n)).collect();
+            writes.extend(crate::challenges::stats_write(c, &adds));
         }
         // An erased member's profile stops being an ambassador's before the
         // tombstone is written (idempotent; a retry repeats it harmlessly).
@@ -759,6 +850,7 @@ pub async fn read<T: Table>(app: &App<T>, caller: &Caller) -> Result<Value> {
     // The loyalty programme's answers (loyalty.rs): those still awaited are
     // one Query of gsi1.
     let pending = crate::loyalty::pending(app).await?;
+    let challenges = challenges_report(app).await?;
     let signed_up = t("members_signed_up");
     let erased = t("members_erased");
     Ok(json!({
@@ -799,6 +891,8 @@ pub async fn read<T: Table>(app: &App<T>, caller: &Caller) -> Result<Value> {
         // share of ideas answered and the median time to a first answer.
         "answers": answers,
         "contests": {"entries": t("entries")},
+        // Participation per co-creation challenge (challenges.rs).
+        "challenges": challenges,
         "reviews": {"posted": t("reviews"), "labels_earned": t("labels_earned")},
         "comments": {"posted": t("comments")},
         "moderation": {"hidden": {
@@ -819,6 +913,45 @@ pub async fn read<T: Table>(app: &App<T>, caller: &Caller) -> Result<Value> {
             "answer_within_hours": pending.answer_within_hours,
         },
     }))
+}
+
+/// `challenges` of `GET /insights`: per challenge (gsi1 `CHALLENGES`, the
+/// newest 100), its proposals, distinct participants and votes cast on its
+/// proposals, as the consumer folded them (one Query of each challenge's
+/// figures; no scan).
+async fn challenges_report<T: Table>(app: &App<T>) -> Result<Vec<Value>> {
+    let page = app
+        .table
+        .query(
+            &Query::new(Index::Gsi1, crate::campaigns::CHALLENGES_PK)
+                .backward()
+                .limit(100),
+        )
+        .await?;
+    let rows: Vec<(String, String)> = page
+        .items
+        .iter()
+        .filter_map(|i| {
+            let c = i.get("config")?;
+            Some((
+                c["id"].as_str()?.to_owned(),
+                c["title"].as_str()?.to_owned(),
+            ))
+        })
+        .collect();
+    let figures = futures::future::try_join_all(
+        rows.iter()
+            .map(|(id, _)| crate::challenges::participation(app, id)),
+    )
+    .await?;
+    Ok(rows
+        .into_iter()
+        .zip(figures)
+        .map(|((id, title), p)| {
+            json!({"id": id, "title": title, "proposals": p.proposals,
+                   "participants": p.participants, "votes": p.votes})
+        })
+        .collect())
 }
 
 /// `answers` of `GET /insights`: per theme and in all, the ideas posted,

@@ -8,6 +8,7 @@ pub mod app;
 pub mod auth;
 pub mod campaigns;
 pub mod cards;
+pub mod challenges;
 pub mod comments;
 pub mod committee;
 pub mod config;

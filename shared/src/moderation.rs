@@ -242,7 +242,7 @@ fn restore_writes(t: &Target) -> Result<Vec<Write>> {
                 .set("gsi1sk", ideas::new_sk(&row.created_at, &row.id))
                 .set("gsi2pk", lp.as_str())
                 .set("gsi2sk", ideas::top_sk(row.votes, &row.created_at, &row.id))
-                .set("gsi4pk", ideas::TOP_PK)
+                .set("gsi4pk", ideas::home_pk(row.challenge_id.as_deref()))
                 .set("gsi4sk", ideas::top_sk(row.votes, &row.created_at, &row.id));
             // The index keys are computed from this read: fail if a status
             // change or a roll-up moved the row since.

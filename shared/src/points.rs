@@ -66,6 +66,8 @@ pub struct PointsConsumer<T> {
 /// What one event asks of the points consumer.
 enum Step {
     Credit(Box<CreditPlan>),
+    /// Several members credited by one event (a challenge's winners).
+    Credits(Vec<CreditPlan>),
     Moderated,
     Nothing,
 }
@@ -88,7 +90,39 @@ impl<T: Table + Clone> PointsConsumer<T> {
         match e.kind {
             Kind::MemberSignedUp => credit_for("member_signed_up", &e.event_id, ""),
             // Keyed by the idea, so moderation can find what it was credited.
+            // A challenge's proposal: its own rule (and the challenge's
+            // points), under the same key, so moderation finds it too.
+            Kind::IdeaPosted if e.data["challenge_id"].is_string() => {
+                credit_for("challenge_proposal", &format!("idea#{idea_ref}"), &idea_ref)
+            }
             Kind::IdeaPosted => credit_for("idea_posted", &format!("idea#{idea_ref}"), &idea_ref),
+            // Each winner once per challenge, however many of their
+            // proposals won and however often the event is delivered.
+            Kind::ChallengeDecided => {
+                let challenge = e.data["challenge_id"].as_str().unwrap_or_default();
+                let mut members: Vec<&str> = e.data["winners"]
+                    .as_array()
+                    .map(|a| a.iter().filter_map(|w| w["member_id"].as_str()).collect())
+                    .unwrap_or_default();
+                members.sort_unstable();
+                members.dedup();
+                Step::Credits(
+                    members
+                        .into_iter()
+                        .filter(|m| !m.is_empty())
+                        .filter_map(|m| {
+                            plan_credit(
+                                app,
+                                e,
+                                m,
+                                "challenge_winner",
+                                &format!("challenge#{challenge}#{m}"),
+                                challenge,
+                            )
+                        })
+                        .collect(),
+                )
+            }
             // Votes are not credited here: their points are read from the
             // member's vote records (`vote_credits`), so a vote costs no
             // ledger transaction. A `vote.cast` from before that change, or
@@ -140,6 +174,14 @@ impl<T: Table + Clone> Consumer for PointsConsumer<T> {
                 None => Ok(()),
                 Some(_) => Err(Error::Busy),
             },
+            Step::Credits(ps) => {
+                let all = ps.into_iter().map(|p| (String::new(), p)).collect();
+                if credit_all(&self.app, all).await.is_empty() {
+                    Ok(())
+                } else {
+                    Err(Error::Busy)
+                }
+            }
             Step::Moderated => moderated(&self.app, e).await,
             Step::Nothing => Ok(()),
         }
@@ -156,6 +198,7 @@ impl<T: Table + Clone> Consumer for PointsConsumer<T> {
         for (id, e) in batch {
             match self.step(e) {
                 Step::Credit(p) => credits.push((id.clone(), *p)),
+                Step::Credits(ps) => credits.extend(ps.into_iter().map(|p| (id.clone(), p))),
                 Step::Nothing => {}
                 Step::Moderated => {
                     let span = tracing::info_span!("message", consumer = CONSUMER, message_id = %id, event_id = %e.event_id, kind = e.kind.as_str());

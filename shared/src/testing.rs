@@ -324,7 +324,47 @@ pub async fn apply_campaigns<T: crate::store::Table>(
     let c = crate::campaigns::Campaigns {
         contests,
         product_tests: tests,
+        challenges: vec![],
         files: None,
+    };
+    crate::campaigns::apply(&app.table, &c)
+        .await
+        .expect("apply");
+}
+
+/// A challenge (défi) open between the two offsets (seconds from now),
+/// sponsored by `brand` when given.
+pub fn challenge(
+    id: &str,
+    opens: i64,
+    closes: i64,
+    brand: Option<&str>,
+) -> crate::campaigns::ChallengeConfig {
+    crate::campaigns::ChallengeConfig {
+        id: id.into(),
+        title: "Le produit de demain".into(),
+        question: "Quel produit anti-gaspi aimeriez-vous trouver en rayon ?".into(),
+        brief: "Proposez vos idées : la marque étudiera les plus soutenues.".into(),
+        theme: "environment".into(),
+        sponsor: brand.map(|b| crate::campaigns::Sponsor {
+            brand: b.into(),
+            name: "Marque Exemple".into(),
+        }),
+        opens_at: at(opens),
+        closes_at: at(closes),
+        proposal_points: 15,
+        winner_points: 300,
+    }
+}
+
+/// Applies challenges to the app's table.
+pub async fn apply_challenges<T: crate::store::Table>(
+    app: &App<T>,
+    challenges: Vec<crate::campaigns::ChallengeConfig>,
+) {
+    let c = crate::campaigns::Campaigns {
+        challenges,
+        ..Default::default()
     };
     crate::campaigns::apply(&app.table, &c)
         .await
@@ -374,6 +414,48 @@ pub async fn run_insights<T: crate::store::Table + Clone>(app: &App<T>) {
         let failed = crate::access::function(
             crate::queue::Consumer::function(&consumer),
             crate::queue::handle(&consumer, chunk),
+        )
+        .await;
+        assert!(failed.is_empty(), "insights failed on {failed:?}");
+    }
+}
+
+/// Delivers to the insights consumer the `vote.cast` events of the votes
+/// of `members` on `idea`, as the relay makes them from the records'
+/// inserts (`events::from_change`): on both adapters (moto has no stream).
+pub async fn insights_votes<T: crate::store::Table + Clone>(
+    app: &App<T>,
+    idea: &str,
+    members: &[&As],
+) {
+    use crate::store::feed::{Change, ChangeName};
+    let id = crate::domain::IdeaId::parse(idea).expect("idea id");
+    let mut msgs = Vec::new();
+    for (i, who) in members.iter().enumerate() {
+        let k = crate::votes::vote_key(&id, &who.sub);
+        let Some(record) = app.table.get(&k, true).await.expect("vote") else {
+            continue;
+        };
+        let change = Change {
+            seq: format!("{i:020}"),
+            name: ChangeName::Insert,
+            pk: k.pk.clone(),
+            sk: k.sk.clone(),
+            new: Some(record),
+            old: None,
+            at: time::OffsetDateTime::now_utc().unix_timestamp(),
+        };
+        let e = crate::events::from_change(&change).expect("a vote event");
+        msgs.push(crate::queue::Message {
+            id: e.event_id.clone(),
+            body: serde_json::to_string(&e).expect("event"),
+        });
+    }
+    let consumer = crate::insights::InsightsConsumer { app: app.clone() };
+    for _ in 0..2 {
+        let failed = crate::access::function(
+            crate::queue::Consumer::function(&consumer),
+            crate::queue::handle(&consumer, &msgs),
         )
         .await;
         assert!(failed.is_empty(), "insights failed on {failed:?}");

@@ -138,9 +138,14 @@ pub async fn cast<T: Table>(app: &App<T>, caller: &Caller, idea: &IdeaId) -> Res
         "gsi3pk": format!("MEMBER#{member}"),
         "gsi3sk": format!("VOTE#{created}#{}", idea.as_str()),
     });
-    let Value::Object(record) = record else {
+    let Value::Object(mut record) = record else {
         return Err(Error::Store(StoreError::Invalid("vote record".into())));
     };
+    // A vote on a challenge's proposal names it (its event carries it to
+    // insights: participation per challenge).
+    if let Some(c) = &row.challenge_id {
+        record.insert("challenge_id".into(), json!(c));
+    }
     let created = write_once(app, Write::put_new(record)).await?;
     if created {
         crate::metrics::record_vote_cast();

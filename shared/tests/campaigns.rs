@@ -407,14 +407,15 @@ async fn the_plan_shows_new_changed_and_unchanged_and_applying_keeps_draws() {
     })
     .await
     .expect("apply");
-    assert_eq!(n, 4);
+    assert_eq!(n, 5);
     assert_eq!(
         seen,
         [
-            "[1/4] settings community.toml, points.toml, trust.toml",
-            "[2/4] contest concours-recette-anti-gaspi",
-            "[3/4] contest grand-jeu-lancement",
-            "[4/4] product test test-yaourt-brebis"
+            "[1/5] settings community.toml, points.toml, trust.toml",
+            "[2/5] contest concours-recette-anti-gaspi",
+            "[3/5] contest grand-jeu-lancement",
+            "[4/5] product test test-yaourt-brebis",
+            "[5/5] challenge defi-produit-de-demain-anti-gaspi"
         ]
     );
     // The settings are in the table, for the functions to read at run time,
@@ -643,4 +644,125 @@ async fn new_campaigns_are_announced_once_on_dynamodb() {
         return;
     };
     announce_scenario(t1.as_ref(), t2.as_ref()).await;
+}
+
+/// Challenge files (défis): the shipped one is valid and applied; each
+/// broken one is named with its file and field; re-applying keeps the
+/// results, and the plan says so.
+#[tokio::test]
+async fn challenge_files_are_checked_and_applied_keeping_results() {
+    let shipped = load_dir(Path::new(ROOT)).expect("valid");
+    assert_eq!(shipped.challenges.len(), 1);
+    let c = &shipped.challenges[0];
+    assert_eq!(
+        c.sponsor.as_ref().map(|s| s.brand.as_str()),
+        Some("bonne-maman")
+    );
+    let src = "challenges/defi-produit-de-demain-anti-gaspi.toml";
+    let name = "challenges/defi-produit-de-demain-anti-gaspi.toml";
+    type Edit = Box<dyn Fn(String) -> String>;
+    let cases: Vec<(Edit, &str, &str)> = vec![
+        (
+            Box::new(|t| t.replace("brand = \"bonne-maman\"", "brand = \"Bonne Maman\"")),
+            "sponsor.brand",
+            "slug",
+        ),
+        (
+            Box::new(|t| t.replace("theme = \"environment\"", "theme = \"jardin\"")),
+            "theme",
+            "theme",
+        ),
+        (
+            Box::new(|t| t.replace("question = ", "# question = ")),
+            "question",
+            "missing",
+        ),
+        (
+            Box::new(|t| {
+                t.replace(
+                    "closes_at = \"2027-01-15T23:59:59Z\"",
+                    "closes_at = \"2026-11-01T00:00:00Z\"",
+                )
+            }),
+            "closes_at",
+            "window",
+        ),
+        (
+            Box::new(|t| t.replace("winner_points = 500", "winner_points = -1")),
+            "winner_points",
+            "negative",
+        ),
+        (
+            Box::new(|t| t.replace("name = \"Bonne Maman\"", "name = \" \"")),
+            "sponsor.name",
+            "empty",
+        ),
+        (
+            Box::new(|t| {
+                t.replace(
+                    "id = \"defi-produit-de-demain-anti-gaspi\"",
+                    "id = \"autre-defi\"",
+                )
+            }),
+            "id",
+            "file name",
+        ),
+    ];
+    for (edit, field, case) in cases {
+        let dir = bare_dir();
+        std::fs::create_dir_all(dir.path().join("challenges")).expect("mkdir");
+        let f = add(&dir, src, name, edit);
+        assert_names(&errors(&dir), &f, field, case);
+    }
+    // Points without a rule to credit them.
+    let dir = bare_dir();
+    std::fs::create_dir_all(dir.path().join("challenges")).expect("mkdir");
+    let points = std::fs::read_to_string(dir.path().join("points.toml")).expect("points");
+    let cut = points.find("[rules.challenge_proposal]").expect("rule");
+    std::fs::write(dir.path().join("points.toml"), &points[..cut]).expect("write");
+    let f = add(&dir, src, name, |t| t);
+    assert_names(&errors(&dir), &f, "proposal_points", "no rule");
+
+    // Applied; results published; re-applied with a new title: kept.
+    let store = tempfile::tempdir().expect("tempdir");
+    let table = EmbeddedTable::open(store.path()).expect("open");
+    apply(&table, &shipped).await.expect("apply");
+    let key = community::campaigns::challenge_key(&c.id);
+    table
+        .transact(vec![community::store::Write::update(
+            key.clone(),
+            community::store::Update::default().set(
+                "results",
+                serde_json::json!({"published_at": "2027-01-20T10:00:00Z", "winners": [], "answer": "Merci"}),
+            ),
+        )])
+        .await
+        .expect("results");
+    let mut edited = shipped.clone();
+    edited.challenges[0].title = "Défi : demain".into();
+    let p = plan(&current(&table).await.expect("read"), &edited);
+    let lines = p.lines();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with(&format!("~ challenge {}: title", c.id))),
+        "{lines:?}"
+    );
+    assert!(
+        lines.iter().any(|l| l.starts_with(&format!(
+            "! challenge {}: results already published on 2027-01-20T10:00:00Z",
+            c.id
+        ))),
+        "{lines:?}"
+    );
+    apply_plan(&table, &edited, &p, |_, _, _| {})
+        .await
+        .expect("apply");
+    let item = table
+        .get(&key, true)
+        .await
+        .expect("get")
+        .expect("challenge");
+    assert_eq!(item["config"]["title"], "Défi : demain");
+    assert_eq!(item["results"]["answer"], "Merci", "the results are kept");
 }

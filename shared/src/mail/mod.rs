@@ -674,6 +674,87 @@ impl<T: Table + Clone, M: Mailer> EmailsConsumer<T, M> {
         self.next_page(e, next).await
     }
 
+    /// Starts the mailing of a challenge's results (`challenge.decided`):
+    /// one `mail.page` event per bucket of its participants
+    /// (`challenges::BUCKETS`), written with the fan-out's marker in one
+    /// transaction (17 writes), so a redelivery starts nothing twice.
+    async fn start_challenge(&self, e: &Event) -> Result<()> {
+        let mut writes = vec![crate::events::consumed_marker(
+            CONSUMER,
+            &format!("{}.fanout", e.event_id),
+        )];
+        for b in 0..crate::challenges::BUCKETS {
+            writes.push(challenge_page_event(e, b, 0, None).write());
+        }
+        match crate::error::commit(&self.app.table, writes, None).await {
+            Ok(()) | Err(Error::Store(StoreError::ConditionFailed { .. })) => Ok(()),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// One page of a challenge's results: up to [`FANOUT_PAGE`] participants
+    /// of one bucket (`CHPART#{challenge}#{bucket}`, after `after`). Authors
+    /// (winners among them) are told as the contest winners are (it is about
+    /// their own proposal); voters only when they accept community mails.
+    /// Each member's mail is claimed by the event and the member, so a
+    /// member is mailed once; then the next page's event, with this page's
+    /// marker.
+    async fn challenge_page(
+        &self,
+        e: &Event,
+        page: &FanoutPage,
+        out: &mut Vec<Sent>,
+        message: usize,
+    ) -> Result<()> {
+        let source = &page.source;
+        let challenge = source.data["challenge_id"].as_str().unwrap_or_default();
+        let pk = crate::challenges::participants_pk(challenge, page.bucket);
+        let start = page.after.as_ref().map(|m| {
+            let mut k = Item::new();
+            k.insert("pk".into(), json!(pk));
+            k.insert("sk".into(), json!(m));
+            k
+        });
+        let found = self
+            .app
+            .table
+            .query(
+                &crate::store::Query::new(crate::store::Index::Primary, pk.clone())
+                    .limit(FANOUT_PAGE)
+                    .start_after(start),
+            )
+            .await?;
+        let winners: std::collections::HashSet<&str> = source.data["winners"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|w| w["member_id"].as_str()).collect())
+            .unwrap_or_default();
+        let s = &self.app.settings();
+        for i in &found.items {
+            let Some(m) = i.get("sk").and_then(Value::as_str) else {
+                continue;
+            };
+            let author = i.get("author").and_then(Value::as_bool).unwrap_or(false);
+            if let Some((r, opt_in)) = self.member(m).await? {
+                if !(author || winners.contains(m) || opt_in) {
+                    continue;
+                }
+                let t =
+                    templates::for_challenge(s, source, &r.name, &r.member, winners.contains(m));
+                self.deliver(source, &r, t, out, message).await?;
+            }
+        }
+        let Some(last) = found
+            .last_key
+            .as_ref()
+            .and_then(|k| k.get("sk"))
+            .and_then(Value::as_str)
+        else {
+            return Ok(());
+        };
+        let next = challenge_page_event(source, page.bucket, page.page + 1, Some(last));
+        self.next_page(e, next).await
+    }
+
     /// Writes the next page's event with this page's marker, once.
     async fn next_page(&self, e: &Event, next: Event) -> Result<()> {
         let writes = vec![
@@ -703,6 +784,9 @@ impl<T: Table + Clone, M: Mailer> EmailsConsumer<T, M> {
         let page = FanoutPage::parse(e)?;
         if page.source.kind == Kind::CommunityNews {
             return self.news_page(e, &page, out, message).await;
+        }
+        if page.source.kind == Kind::ChallengeDecided {
+            return self.challenge_page(e, &page, out, message).await;
         }
         let source = &page.source;
         let Some(idea_id) = source.idea_id.as_deref().and_then(IdeaId::parse) else {
@@ -825,6 +909,19 @@ pub fn news_page_event(source: &Event, bucket: u32, page: u32, after: Option<&st
     }
 }
 
+/// The event of one page of a challenge's results `source`
+/// (`challenge.decided`): one bucket of its participants, after `after`.
+pub fn challenge_page_event(source: &Event, bucket: u32, page: u32, after: Option<&str>) -> Event {
+    Event {
+        event_id: format!("{}.c{bucket:02}.p{page}", source.event_id),
+        kind: Kind::MailPage,
+        at: source.at.clone(),
+        member_id: source.member_id.clone(),
+        idea_id: None,
+        data: json!({"source": source, "bucket": bucket, "page": page, "after": after}),
+    }
+}
+
 /// A `mail.page` event's details.
 #[derive(Deserialize)]
 struct FanoutPage {
@@ -847,6 +944,7 @@ impl FanoutPage {
                 crate::votes::VOTER_BUCKETS
             }
             Kind::CommunityNews if !p.followers => members::NEWS_BUCKETS,
+            Kind::ChallengeDecided if !p.followers => crate::challenges::BUCKETS,
             _ => 0,
         };
         if p.bucket >= buckets {
@@ -1008,6 +1106,8 @@ impl<T: Table + Clone, M: Mailer> EmailsConsumer<T, M> {
             Kind::MailPage => self.mail_page(e, out, message).await,
             // A new contest or product test: mailed in pages of the news index.
             Kind::CommunityNews => self.start_news(e).await,
+            // A challenge's results: every participant, in pages.
+            Kind::ChallengeDecided => self.start_challenge(e).await,
             Kind::ContestDrawn | Kind::TestersSelected => {
                 let targets: Vec<(String, Option<String>)> = if e.kind == Kind::ContestDrawn {
                     e.data["winners"]

@@ -580,3 +580,56 @@ pub fn comment_digest(
         html,
     }
 }
+
+/// The results of a co-creation challenge (défi), to a participant: the
+/// author of a winning proposal, another author, or a voter.
+pub fn for_challenge(s: &Settings, e: &Event, name: &str, member: &str, won: bool) -> Rendered {
+    let mail_id = format!("{}-challenge", e.event_id);
+    let title = e.data["title"].as_str().unwrap_or_default();
+    let winners: Vec<String> = e.data["winners"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|w| w["title"].as_str())
+                .map(|t| format!("« {t} »"))
+                .collect()
+        })
+        .unwrap_or_default();
+    let by = match e.data["by"].as_str() {
+        Some(b) if b.starts_with("brand:") => "La marque partenaire du défi",
+        _ => "L'équipe de la communauté",
+    };
+    let mut lines = vec![format!("Bonjour {name},")];
+    let subject = if won {
+        lines.push(format!(
+            "Bravo : votre proposition fait partie des gagnantes du défi « {title} » ! Des points vous sont crédités pour cette co-création."
+        ));
+        lines.push("Une proposition gagnante peut devenir un vrai produit : suivez ses étapes (à l'étude, en cours, en rayon) sur sa page.".to_string());
+        format!("Votre proposition a gagné le défi « {title} » !")
+    } else {
+        lines.push(format!(
+            "Le défi « {title} », auquel vous avez participé, est terminé : merci pour votre contribution à cette co-création !"
+        ));
+        format!("Les résultats du défi « {title} »")
+    };
+    if !winners.is_empty() {
+        lines.push(format!("Propositions gagnantes : {}.", winners.join(", ")));
+    }
+    if let Some(a) = e.data["answer"].as_str().filter(|a| !a.is_empty()) {
+        lines.push(format!("{by} vous répond : {a}"));
+    }
+    let url = format!(
+        "{}/challenges/{}",
+        s.public_url,
+        e.data["challenge_id"].as_str().unwrap_or_default()
+    );
+    render(
+        mail_id.clone(),
+        subject,
+        lines,
+        Some((
+            "Voir les résultats du défi".into(),
+            tracked_url(s, &mail_id, member, &url),
+        )),
+    )
+}
