@@ -104,6 +104,8 @@ pub struct ProductTestConfig {
 pub struct Campaigns {
     pub contests: Vec<ContestConfig>,
     pub product_tests: Vec<ProductTestConfig>,
+    /// Events and round tables (`events/*.toml`, `crate::roundtables`).
+    pub events: Vec<crate::roundtables::RoundtableConfig>,
     /// The settings files (`community.toml`, `points.toml`, `trust.toml`),
     /// applied to the table for the functions to read at run time
     /// (`crate::live`); None leaves the applied ones as they are.
@@ -585,6 +587,7 @@ pub fn load_dir(dir: &Path) -> Result<Campaigns, Vec<CampaignError>> {
     let (settings, points) = load_settings(dir, &mut errs);
     let contests: Vec<(String, ContestConfig)> = load_kind(&dir.join("contests"), &mut errs);
     let tests: Vec<(String, ProductTestConfig)> = load_kind(&dir.join("product-tests"), &mut errs);
+    let events = load_events(dir, settings.as_ref(), &mut errs);
     cross_check(
         dir,
         &contests,
@@ -606,6 +609,7 @@ pub fn load_dir(dir: &Path) -> Result<Campaigns, Vec<CampaignError>> {
         Ok(Campaigns {
             contests: contests.into_iter().map(|(_, c)| c).collect(),
             product_tests: tests.into_iter().map(|(_, t)| t).collect(),
+            events,
             files,
         })
     } else {
@@ -795,11 +799,17 @@ pub async fn apply<T: Table>(table: &T, c: &Campaigns) -> Result<Vec<String>, St
         apply_product_test(table, t, false).await?;
         done.push(format!("product test {}", t.id));
     }
+    for e in &c.events {
+        crate::roundtables::apply(table, e).await?;
+        done.push(format!("event {}", e.id));
+    }
     Ok(done)
 }
 
 pub const CONTEST: &str = "contest";
 pub const PRODUCT_TEST: &str = "product test";
+/// An event or round table (`events/*.toml`).
+pub const EVENT: &str = "event";
 /// The settings files, as one planned item (id [`SETTINGS_ID`]).
 pub const SETTINGS: &str = "settings";
 pub const SETTINGS_ID: &str = "community.toml, points.toml, trust.toml";
@@ -851,7 +861,7 @@ pub async fn current<T: Table>(table: &T) -> Result<Vec<Item>, StoreError> {
         .query(&Query::new(Index::Primary, crate::live::PK).limit(10))
         .await?
         .items;
-    for list in ["CONTESTS", "PRODUCT_TESTS"] {
+    for list in ["CONTESTS", "PRODUCT_TESTS", crate::roundtables::LIST_PK] {
         let mut start = None;
         loop {
             let page = table
@@ -1010,6 +1020,14 @@ pub fn plan(current: &[Item], c: &Campaigns) -> Plan {
             stored(product_test_key(&t.id)),
         ));
     }
+    for e in &c.events {
+        items.push(plan_one(
+            EVENT,
+            &e.id,
+            e,
+            stored(crate::roundtables::key(&e.id)),
+        ));
+    }
     let mut notes = Vec::new();
     if let Some(files) = &c.files {
         let applied = applied_of(current);
@@ -1041,6 +1059,10 @@ pub fn plan(current: &[Item], c: &Campaigns) -> Plan {
         } else if let Some(id) = k.pk.strip_prefix("PTEST#") {
             if !c.product_tests.iter().any(|t| t.id == id) {
                 only_in_table.push((PRODUCT_TEST, id.to_owned()));
+            }
+        } else if let Some(id) = k.pk.strip_prefix("RTABLE#") {
+            if !c.events.iter().any(|e| e.id == id) {
+                only_in_table.push((EVENT, id.to_owned()));
             }
         }
     }
@@ -1206,12 +1228,67 @@ pub async fn apply_plan<T: Table>(
             if let Some(contest) = c.contests.iter().find(|x| x.id == p.id) {
                 apply_contest(table, contest, p.change == Change::New).await?;
             }
+        } else if p.kind == EVENT {
+            if let Some(e) = c.events.iter().find(|x| x.id == p.id) {
+                crate::roundtables::apply(table, e).await?;
+            }
         } else if let Some(t) = c.product_tests.iter().find(|x| x.id == p.id) {
             apply_product_test(table, t, p.change == Change::New).await?;
         }
         progress(i + 1, n, p);
     }
     Ok(n)
+}
+
+impl CampaignFile for crate::roundtables::RoundtableConfig {
+    const KIND: &'static str = "event";
+    const REQUIRED: &'static [&'static str] = &[
+        "id",
+        "title",
+        "description",
+        "kind",
+        "starts_at",
+        "capacity",
+        "registration_opens_at",
+        "registration_closes_at",
+    ];
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn validate(&self, file: &str) -> Vec<CampaignError> {
+        crate::roundtables::RoundtableConfig::validate(self, file)
+    }
+}
+
+/// `events/*.toml` (events and round tables): parsed, validated, each id
+/// matching its file name and its theme known.
+fn load_events(
+    dir: &Path,
+    settings: Option<&crate::config::Settings>,
+    errs: &mut Vec<CampaignError>,
+) -> Vec<crate::roundtables::RoundtableConfig> {
+    let events: Vec<(String, crate::roundtables::RoundtableConfig)> =
+        load_kind(&dir.join("events"), errs);
+    let community = dir.join(crate::config::CAMPAIGN_FILE).display().to_string();
+    for (file, e) in &events {
+        if !file_stem_is(file, &e.id) {
+            errs.push(problem(
+                file,
+                "id",
+                format!("{:?} must match the file name ({}.toml)", e.id, e.id),
+            ));
+        }
+        if let (Some(t), Some(s)) = (&e.theme, settings) {
+            if s.theme(t).is_none() {
+                errs.push(problem(
+                    file,
+                    "theme",
+                    format!("no idea theme {t:?} in {community}"),
+                ));
+            }
+        }
+    }
+    events.into_iter().map(|(_, e)| e).collect()
 }
 
 /// Reads a stored campaign's config.

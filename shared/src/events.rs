@@ -167,6 +167,23 @@ pub enum Kind {
     /// (`merge::PAGE` at most), run by the emails consumer.
     #[serde(rename = "merge.page")]
     MergePage,
+    /// Events and round tables (`crate::roundtables`): a member registered
+    /// (`status`: `registered` or `waitlisted`).
+    #[serde(rename = "roundtable.registered")]
+    RoundtableRegistered,
+    /// A member cancelled (`was`), and who took the freed seat (`promoted`).
+    #[serde(rename = "roundtable.cancelled")]
+    RoundtableCancelled,
+    /// A waiting member took a freed seat: they are mailed.
+    #[serde(rename = "roundtable.promoted")]
+    RoundtablePromoted,
+    /// One page of the reminder the day before (the scheduled run writes
+    /// page 0 once per event; the emails consumer writes the next ones).
+    #[serde(rename = "roundtable.reminder")]
+    RoundtableReminder,
+    /// Marketing recorded a registered member's attendance: points, once.
+    #[serde(rename = "roundtable.attended")]
+    RoundtableAttended,
 }
 
 impl Kind {
@@ -198,6 +215,11 @@ impl Kind {
             Kind::CommunityNews => "community.news",
             Kind::IdeaMerged => "idea.merged",
             Kind::MergePage => "merge.page",
+            Kind::RoundtableRegistered => "roundtable.registered",
+            Kind::RoundtableCancelled => "roundtable.cancelled",
+            Kind::RoundtablePromoted => "roundtable.promoted",
+            Kind::RoundtableReminder => "roundtable.reminder",
+            Kind::RoundtableAttended => "roundtable.attended",
         }
     }
 }
@@ -237,6 +259,12 @@ pub fn routes(kind: Kind) -> &'static [Queue] {
         // The author's mail and the pages of the copy, continued on the
         // same queue as the fan-out pages (`crate::merge`).
         Kind::IdeaMerged | Kind::MergePage => &[Queue::Emails],
+        // Events and round tables: insights count seats per event; the
+        // promoted member and the reminder are mailed; attendance earns points.
+        Kind::RoundtableRegistered | Kind::RoundtableCancelled => &[Queue::Insights],
+        Kind::RoundtablePromoted => &[Queue::Emails, Queue::Insights],
+        Kind::RoundtableReminder => &[Queue::Emails],
+        Kind::RoundtableAttended => &[Queue::Points, Queue::Insights],
     }
 }
 
@@ -489,6 +517,11 @@ mod tests {
             Kind::CommunityNews,
             Kind::IdeaMerged,
             Kind::MergePage,
+            Kind::RoundtableRegistered,
+            Kind::RoundtableCancelled,
+            Kind::RoundtablePromoted,
+            Kind::RoundtableReminder,
+            Kind::RoundtableAttended,
         ] {
             // A withdrawal goes to no queue: the aggregator reads it from
             // the stream, and nothing else reacts to it. A loyalty answer

@@ -407,14 +407,16 @@ async fn the_plan_shows_new_changed_and_unchanged_and_applying_keeps_draws() {
     })
     .await
     .expect("apply");
-    assert_eq!(n, 4);
+    assert_eq!(n, 6);
     assert_eq!(
         seen,
         [
-            "[1/4] settings community.toml, points.toml, trust.toml",
-            "[2/4] contest concours-recette-anti-gaspi",
-            "[3/4] contest grand-jeu-lancement",
-            "[4/4] product test test-yaourt-brebis"
+            "[1/6] settings community.toml, points.toml, trust.toml",
+            "[2/6] contest concours-recette-anti-gaspi",
+            "[3/6] contest grand-jeu-lancement",
+            "[4/6] product test test-yaourt-brebis",
+            "[5/6] event table-ronde-en-ligne-anti-gaspi",
+            "[6/6] event table-ronde-magasin-de-demain"
         ]
     );
     // The settings are in the table, for the functions to read at run time,
