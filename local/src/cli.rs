@@ -157,11 +157,12 @@ pub fn validate(dir: &Path) -> anyhow::Result<community::campaigns::Campaigns> {
 pub fn validate_cmd(dir: &Path) -> anyhow::Result<()> {
     let c = validate(dir)?;
     println!(
-        "{}: {} contest(s), {} product test(s), {} challenge(s), all valid",
+        "{}: {} contest(s), {} product test(s), {} challenge(s), {} event(s), all valid",
         dir.display(),
         c.contests.len(),
         c.product_tests.len(),
-        c.challenges.len()
+        c.challenges.len(),
+        c.events.len()
     );
     Ok(())
 }

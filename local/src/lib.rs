@@ -47,6 +47,7 @@ fn routes<T: Table + Clone>(app: App<T>) -> Router {
         .merge(reviews::routes(app.clone()))
         .merge(moderation::routes(app.clone()))
         .merge(links::routes(app.clone()))
+        .merge(roundtables::routes(app.clone()))
         .merge(marketing::routes(app))
         .route(
             "/openapi.json",
@@ -251,6 +252,17 @@ impl<T: Table + ChangeFeed + Clone> Local<T> {
         schedule::spawn_every("loyalty-overdue", period, move || {
             let app = app.clone();
             async move { community::loyalty::check_overdue(&app).await.map(|_| ()) }
+        });
+        // Events and round tables: the reminder the day before (in the
+        // `digests` function's hourly run on AWS).
+        let app = self.app.clone();
+        schedule::spawn_every("roundtable-reminders", period, move || {
+            let app = app.clone();
+            async move {
+                community::roundtables::remind(&app).await.map(|r| {
+                    tracing::info!(events = r.events, started = r.started, "event reminders")
+                })
+            }
         });
         let (app, mailbox) = (self.app.clone(), self.mailbox.clone());
         schedule::spawn_every("digests", period, move || {

@@ -210,6 +210,8 @@ pub struct Campaigns {
     pub product_tests: Vec<ProductTestConfig>,
     /// Co-creation challenges (`challenges/*.toml`, `crate::challenges`).
     pub challenges: Vec<ChallengeConfig>,
+    /// Events and round tables (`events/*.toml`, `crate::roundtables`).
+    pub events: Vec<crate::roundtables::RoundtableConfig>,
     /// The settings files (`community.toml`, `points.toml`, `trust.toml`),
     /// applied to the table for the functions to read at run time
     /// (`crate::live`); None leaves the applied ones as they are.
@@ -741,6 +743,7 @@ pub fn load_dir(dir: &Path) -> Result<Campaigns, Vec<CampaignError>> {
     let contests: Vec<(String, ContestConfig)> = load_kind(&dir.join("contests"), &mut errs);
     let tests: Vec<(String, ProductTestConfig)> = load_kind(&dir.join("product-tests"), &mut errs);
     let challenges: Vec<(String, ChallengeConfig)> = load_kind(&dir.join("challenges"), &mut errs);
+    let events = load_events(dir, settings.as_ref(), &mut errs);
     cross_check(
         dir,
         &contests,
@@ -764,6 +767,7 @@ pub fn load_dir(dir: &Path) -> Result<Campaigns, Vec<CampaignError>> {
             contests: contests.into_iter().map(|(_, c)| c).collect(),
             product_tests: tests.into_iter().map(|(_, t)| t).collect(),
             challenges: challenges.into_iter().map(|(_, c)| c).collect(),
+            events,
             files,
         })
     } else {
@@ -972,12 +976,18 @@ pub async fn apply<T: Table>(table: &T, c: &Campaigns) -> Result<Vec<String>, St
         apply_challenge(table, ch).await?;
         done.push(format!("challenge {}", ch.id));
     }
+    for e in &c.events {
+        crate::roundtables::apply(table, e).await?;
+        done.push(format!("event {}", e.id));
+    }
     Ok(done)
 }
 
 pub const CONTEST: &str = "contest";
 pub const PRODUCT_TEST: &str = "product test";
 pub const CHALLENGE: &str = "challenge";
+/// An event or round table (`events/*.toml`).
+pub const EVENT: &str = "event";
 /// The settings files, as one planned item (id [`SETTINGS_ID`]).
 pub const SETTINGS: &str = "settings";
 pub const SETTINGS_ID: &str = "community.toml, points.toml, trust.toml";
@@ -1029,7 +1039,7 @@ pub async fn current<T: Table>(table: &T) -> Result<Vec<Item>, StoreError> {
         .query(&Query::new(Index::Primary, crate::live::PK).limit(10))
         .await?
         .items;
-    for list in ["CONTESTS", "PRODUCT_TESTS", CHALLENGES_PK] {
+    for list in ["CONTESTS", "PRODUCT_TESTS", CHALLENGES_PK, crate::roundtables::LIST_PK] {
         let mut start = None;
         loop {
             let page = table
@@ -1198,6 +1208,14 @@ pub fn plan(current: &[Item], c: &Campaigns) -> Plan {
             stored(challenge_key(&ch.id)),
         ));
     }
+    for e in &c.events {
+        items.push(plan_one(
+            EVENT,
+            &e.id,
+            e,
+            stored(crate::roundtables::key(&e.id)),
+        ));
+    }
     let mut notes = Vec::new();
     if let Some(files) = &c.files {
         let applied = applied_of(current);
@@ -1233,6 +1251,10 @@ pub fn plan(current: &[Item], c: &Campaigns) -> Plan {
         } else if let Some(id) = k.pk.strip_prefix("CHALLENGE#") {
             if !c.challenges.iter().any(|t| t.id == id) {
                 only_in_table.push((CHALLENGE, id.to_owned()));
+            }
+        } else if let Some(id) = k.pk.strip_prefix("RTABLE#") {
+            if !c.events.iter().any(|e| e.id == id) {
+                only_in_table.push((EVENT, id.to_owned()));
             }
         }
     }
@@ -1402,12 +1424,67 @@ pub async fn apply_plan<T: Table>(
             if let Some(ch) = c.challenges.iter().find(|x| x.id == p.id) {
                 apply_challenge(table, ch).await?;
             }
+        } else if p.kind == EVENT {
+            if let Some(e) = c.events.iter().find(|x| x.id == p.id) {
+                crate::roundtables::apply(table, e).await?;
+            }
         } else if let Some(t) = c.product_tests.iter().find(|x| x.id == p.id) {
             apply_product_test(table, t, p.change == Change::New).await?;
         }
         progress(i + 1, n, p);
     }
     Ok(n)
+}
+
+impl CampaignFile for crate::roundtables::RoundtableConfig {
+    const KIND: &'static str = "event";
+    const REQUIRED: &'static [&'static str] = &[
+        "id",
+        "title",
+        "description",
+        "kind",
+        "starts_at",
+        "capacity",
+        "registration_opens_at",
+        "registration_closes_at",
+    ];
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn validate(&self, file: &str) -> Vec<CampaignError> {
+        crate::roundtables::RoundtableConfig::validate(self, file)
+    }
+}
+
+/// `events/*.toml` (events and round tables): parsed, validated, each id
+/// matching its file name and its theme known.
+fn load_events(
+    dir: &Path,
+    settings: Option<&crate::config::Settings>,
+    errs: &mut Vec<CampaignError>,
+) -> Vec<crate::roundtables::RoundtableConfig> {
+    let events: Vec<(String, crate::roundtables::RoundtableConfig)> =
+        load_kind(&dir.join("events"), errs);
+    let community = dir.join(crate::config::CAMPAIGN_FILE).display().to_string();
+    for (file, e) in &events {
+        if !file_stem_is(file, &e.id) {
+            errs.push(problem(
+                file,
+                "id",
+                format!("{:?} must match the file name ({}.toml)", e.id, e.id),
+            ));
+        }
+        if let (Some(t), Some(s)) = (&e.theme, settings) {
+            if s.theme(t).is_none() {
+                errs.push(problem(
+                    file,
+                    "theme",
+                    format!("no idea theme {t:?} in {community}"),
+                ));
+            }
+        }
+    }
+    events.into_iter().map(|(_, e)| e).collect()
 }
 
 /// Reads a stored campaign's config.

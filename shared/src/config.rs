@@ -132,7 +132,7 @@ pub struct PointRule {
 }
 
 /// The rules the code credits; a points file may not name others.
-pub const POINT_RULES: [&str; 10] = [
+pub const POINT_RULES: [&str; 11] = [
     "member_signed_up",
     "idea_posted",
     "vote_cast",
@@ -143,6 +143,8 @@ pub const POINT_RULES: [&str; 10] = [
     "comment_posted",
     "challenge_proposal",
     "challenge_winner",
+    // Events and round tables: attendance recorded by marketing.
+    "event_attended",
 ];
 
 impl PointsConfig {

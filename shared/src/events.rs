@@ -173,6 +173,23 @@ pub enum Kind {
     /// challenge's proposals), insights move the winners' statuses.
     #[serde(rename = "challenge.decided")]
     ChallengeDecided,
+    /// Events and round tables (`crate::roundtables`): a member registered
+    /// (`status`: `registered` or `waitlisted`).
+    #[serde(rename = "roundtable.registered")]
+    RoundtableRegistered,
+    /// A member cancelled (`was`), and who took the freed seat (`promoted`).
+    #[serde(rename = "roundtable.cancelled")]
+    RoundtableCancelled,
+    /// A waiting member took a freed seat: they are mailed.
+    #[serde(rename = "roundtable.promoted")]
+    RoundtablePromoted,
+    /// One page of the reminder the day before (the scheduled run writes
+    /// page 0 once per event; the emails consumer writes the next ones).
+    #[serde(rename = "roundtable.reminder")]
+    RoundtableReminder,
+    /// Marketing recorded a registered member's attendance: points, once.
+    #[serde(rename = "roundtable.attended")]
+    RoundtableAttended,
 }
 
 impl Kind {
@@ -205,6 +222,11 @@ impl Kind {
             Kind::IdeaMerged => "idea.merged",
             Kind::MergePage => "merge.page",
             Kind::ChallengeDecided => "challenge.decided",
+            Kind::RoundtableRegistered => "roundtable.registered",
+            Kind::RoundtableCancelled => "roundtable.cancelled",
+            Kind::RoundtablePromoted => "roundtable.promoted",
+            Kind::RoundtableReminder => "roundtable.reminder",
+            Kind::RoundtableAttended => "roundtable.attended",
         }
     }
 }
@@ -245,6 +267,12 @@ pub fn routes(kind: Kind) -> &'static [Queue] {
         // same queue as the fan-out pages (`crate::merge`).
         Kind::IdeaMerged | Kind::MergePage => &[Queue::Emails],
         Kind::ChallengeDecided => &[Queue::Points, Queue::Emails, Queue::Insights],
+        // Events and round tables: insights count seats per event; the
+        // promoted member and the reminder are mailed; attendance earns points.
+        Kind::RoundtableRegistered | Kind::RoundtableCancelled => &[Queue::Insights],
+        Kind::RoundtablePromoted => &[Queue::Emails, Queue::Insights],
+        Kind::RoundtableReminder => &[Queue::Emails],
+        Kind::RoundtableAttended => &[Queue::Points, Queue::Insights],
     }
 }
 
@@ -501,6 +529,11 @@ mod tests {
             Kind::CommunityNews,
             Kind::IdeaMerged,
             Kind::MergePage,
+            Kind::RoundtableRegistered,
+            Kind::RoundtableCancelled,
+            Kind::RoundtablePromoted,
+            Kind::RoundtableReminder,
+            Kind::RoundtableAttended,
         ] {
             // A withdrawal goes to no queue: the aggregator reads it from
             // the stream, and nothing else reacts to it. A loyalty answer

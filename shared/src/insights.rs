@@ -311,6 +311,30 @@ fn plan_event(p: &mut Plan, e: &Event, ideas: &HashMap<String, ideas::IdeaRow>) 
                 }
             }
         }
+        // Events and round tables (`crate::roundtables`): seats per event.
+        Kind::RoundtableRegistered
+        | Kind::RoundtableCancelled
+        | Kind::RoundtablePromoted
+        | Kind::RoundtableAttended => {
+            let id = e.data["roundtable_id"].as_str().unwrap_or("unknown");
+            let mut seat = |what: &str, n: i64| p.total(format!("rtable#{id}#{what}"), n);
+            match e.kind {
+                Kind::RoundtableRegistered => {
+                    seat(e.data["status"].as_str().unwrap_or("registered"), 1)
+                }
+                Kind::RoundtableCancelled => {
+                    seat(e.data["was"].as_str().unwrap_or("registered"), -1)
+                }
+                Kind::RoundtablePromoted => {
+                    seat("waitlisted", -1);
+                    seat("registered", 1);
+                }
+                _ => seat("attended", 1),
+            }
+            if e.kind == Kind::RoundtableRegistered {
+                p.acted(m, &e.at);
+            }
+        }
         Kind::MemberErased => {
             p.total("members_erased", 1);
             if !m.is_empty() {
@@ -759,6 +783,7 @@ pub async fn read<T: Table>(app: &App<T>, caller: &Caller) -> Result<Value> {
         by_status.entry(s.as_str().to_owned()).or_insert(0);
     }
     let answers = answers_report(&totals, &by_theme);
+    let events = events_report(&totals);
     let new_per_day: Vec<Value> = days
         .iter()
         .map(|d| json!({"day": d, "count": per_day.get(d).map(|x| x.0).unwrap_or(0)}))
@@ -893,6 +918,8 @@ pub async fn read<T: Table>(app: &App<T>, caller: &Caller) -> Result<Value> {
         "contests": {"entries": t("entries")},
         // Participation per co-creation challenge (challenges.rs).
         "challenges": challenges,
+        // Events and round tables: registered, waitlisted and attended per event.
+        "events": events,
         "reviews": {"posted": t("reviews"), "labels_earned": t("labels_earned")},
         "comments": {"posted": t("comments")},
         "moderation": {"hidden": {
@@ -952,6 +979,26 @@ async fn challenges_report<T: Table>(app: &App<T>) -> Result<Vec<Value>> {
                    "participants": p.participants, "votes": p.votes})
         })
         .collect())
+}
+/// `events` of `GET /insights`: per event (`rtable#{id}#{what}` totals),
+/// its members registered and waitlisted now, and attended.
+fn events_report(totals: &BTreeMap<String, i64>) -> Vec<Value> {
+    let mut per: BTreeMap<&str, [i64; 3]> = BTreeMap::new();
+    for (k, v) in totals {
+        let Some((id, what)) = k.strip_prefix("rtable#").and_then(|r| r.rsplit_once('#')) else {
+            continue;
+        };
+        let slot = match what {
+            "registered" => 0,
+            "waitlisted" => 1,
+            "attended" => 2,
+            _ => continue,
+        };
+        per.entry(id).or_default()[slot] += v;
+    }
+    per.into_iter()
+        .map(|(id, [r, w, a])| json!({"id": id, "registered": r, "waitlisted": w, "attended": a}))
+        .collect()
 }
 
 /// `answers` of `GET /insights`: per theme and in all, the ideas posted,

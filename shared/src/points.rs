@@ -153,6 +153,15 @@ impl<T: Table + Clone> PointsConsumer<T> {
                 credit_for("comment_posted", &format!("comment#{comment}"), &idea_ref)
             }
             Kind::ContentHidden | Kind::ContentRestored => Step::Moderated,
+            // Once per member and event, however often marketing posts it.
+            Kind::RoundtableAttended => {
+                let event = e.data["roundtable_id"].as_str().unwrap_or_default();
+                credit_for(
+                    "event_attended",
+                    &format!("roundtable#{event}#{}", e.member_id),
+                    event,
+                )
+            }
             _ => Step::Nothing,
         }
     }

@@ -326,6 +326,45 @@ pub async fn apply_campaigns<T: crate::store::Table>(
         product_tests: tests,
         challenges: vec![],
         files: None,
+        ..Default::default()
+    };
+    crate::campaigns::apply(&app.table, &c)
+        .await
+        .expect("apply");
+}
+
+/// An event (round table) in store, its registration window and start as
+/// offsets from now.
+pub fn roundtable(
+    id: &str,
+    window: (i64, i64),
+    starts: i64,
+    capacity: u32,
+) -> crate::roundtables::RoundtableConfig {
+    crate::roundtables::RoundtableConfig {
+        id: id.into(),
+        title: "Table ronde : le magasin de demain".into(),
+        description: "Imaginons ensemble le magasin de demain.".into(),
+        kind: crate::roundtables::RoundtableKind::InStore,
+        place: Some("Magasin de Montreuil, 2 rue de Paris".into()),
+        link: None,
+        starts_at: at(starts),
+        duration_minutes: 90,
+        capacity,
+        registration_opens_at: at(window.0),
+        registration_closes_at: at(window.1),
+        theme: None,
+    }
+}
+
+/// Applies events (round tables) to the app's table.
+pub async fn apply_roundtables<T: crate::store::Table>(
+    app: &App<T>,
+    events: Vec<crate::roundtables::RoundtableConfig>,
+) {
+    let c = crate::campaigns::Campaigns {
+        events,
+        ..Default::default()
     };
     crate::campaigns::apply(&app.table, &c)
         .await

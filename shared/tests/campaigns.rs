@@ -407,15 +407,17 @@ async fn the_plan_shows_new_changed_and_unchanged_and_applying_keeps_draws() {
     })
     .await
     .expect("apply");
-    assert_eq!(n, 5);
+    assert_eq!(n, 7);
     assert_eq!(
         seen,
         [
-            "[1/5] settings community.toml, points.toml, trust.toml",
-            "[2/5] contest concours-recette-anti-gaspi",
-            "[3/5] contest grand-jeu-lancement",
-            "[4/5] product test test-yaourt-brebis",
-            "[5/5] challenge defi-produit-de-demain-anti-gaspi"
+            "[1/7] settings community.toml, points.toml, trust.toml",
+            "[2/7] contest concours-recette-anti-gaspi",
+            "[3/7] contest grand-jeu-lancement",
+            "[4/7] product test test-yaourt-brebis",
+            "[5/7] challenge defi-produit-de-demain-anti-gaspi",
+            "[6/7] event table-ronde-en-ligne-anti-gaspi",
+            "[7/7] event table-ronde-magasin-de-demain"
         ]
     );
     // The settings are in the table, for the functions to read at run time,

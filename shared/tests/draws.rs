@@ -175,6 +175,7 @@ async fn case(table: Arc<dyn Table>, entries: usize, applications: usize, per_wr
             product_tests: vec![selecting_test("yaourt")],
             challenges: vec![],
             files: None,
+            ..Default::default()
         },
     )
     .await

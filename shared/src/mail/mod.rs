@@ -869,6 +869,42 @@ impl<T: Table + Clone, M: Mailer> EmailsConsumer<T, M> {
     }
 }
 
+impl<T: Table + Clone, M: Mailer> EmailsConsumer<T, M> {
+    /// One page of an event's reminder (`roundtable.reminder`): the members
+    /// registered among one page of its registrations, each mailed once
+    /// (the claim is keyed by the reminder's id and the member, whichever
+    /// page or run mails them); then the next page's event, with this
+    /// page's marker (as the fan-out's pages).
+    async fn reminder_page(&self, e: &Event, out: &mut Vec<Sent>, message: usize) -> Result<()> {
+        let (Some(id), Some(reminder)) = (
+            e.data["roundtable_id"].as_str(),
+            e.data["reminder_id"].as_str(),
+        ) else {
+            return Err(malformed("a reminder names no event"));
+        };
+        let (members, next) =
+            crate::roundtables::reminder_page(&self.app, id, e.data["after"].as_str()).await?;
+        let mut source = e.clone();
+        source.event_id = reminder.to_owned();
+        let s = &self.app.settings();
+        for m in members {
+            if let Some((r, _)) = self.member(&m).await? {
+                let t = crate::roundtables::reminder_mail(s, e, &r.name, &r.member);
+                self.deliver(&source, &r, t, out, message).await?;
+            }
+        }
+        let Some(after) = next else {
+            return Ok(());
+        };
+        let page = e.data["page"].as_u64().unwrap_or(0) as u32 + 1;
+        let mut n = e.clone();
+        n.event_id = format!("{reminder}.p{page}");
+        n.data["page"] = json!(page);
+        n.data["after"] = json!(after);
+        self.next_page(e, n).await
+    }
+}
+
 /// The event of one fan-out page of an idea's voters. Its id is derived
 /// from the source event, the bucket and the page number, so every delivery
 /// of a page names the same next page.
@@ -1180,6 +1216,15 @@ impl<T: Table + Clone, M: Mailer> EmailsConsumer<T, M> {
                 Ok(())
             }
             Kind::MergePage => crate::merge::copy_page(&self.app, e).await,
+            // Events and round tables (`crate::roundtables`).
+            Kind::RoundtablePromoted => {
+                if let Some((r, _)) = self.member(&e.member_id).await? {
+                    let t = crate::roundtables::promoted_mail(s, e, &r.name, &r.member);
+                    self.deliver(e, &r, t, out, message).await?;
+                }
+                Ok(())
+            }
+            Kind::RoundtableReminder => self.reminder_page(e, out, message).await,
             _ => Ok(()),
         }
     }

@@ -34,7 +34,7 @@ fn html_paragraphs(lines: &[String]) -> String {
         .collect()
 }
 
-fn render(
+pub(crate) fn render(
     mail_id: String,
     subject: String,
     lines: Vec<String>,
@@ -417,7 +417,7 @@ pub fn for_card_rejected(s: &Settings, e: &Event, name: &str, member: &str) -> R
 
 /// A date of a campaign file (RFC 3339) as a French mail writes it:
 /// "1 mars 2027" (its UTC day); as given when it does not parse.
-fn date_fr(ts: &str) -> String {
+pub(crate) fn date_fr(ts: &str) -> String {
     const MONTHS: [&str; 12] = [
         "janvier",
         "février",
