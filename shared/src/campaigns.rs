@@ -1039,7 +1039,12 @@ pub async fn current<T: Table>(table: &T) -> Result<Vec<Item>, StoreError> {
         .query(&Query::new(Index::Primary, crate::live::PK).limit(10))
         .await?
         .items;
-    for list in ["CONTESTS", "PRODUCT_TESTS", CHALLENGES_PK, crate::roundtables::LIST_PK] {
+    for list in [
+        "CONTESTS",
+        "PRODUCT_TESTS",
+        CHALLENGES_PK,
+        crate::roundtables::LIST_PK,
+    ] {
         let mut start = None;
         loop {
             let page = table
