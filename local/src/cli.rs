@@ -157,10 +157,11 @@ pub fn validate(dir: &Path) -> anyhow::Result<community::campaigns::Campaigns> {
 pub fn validate_cmd(dir: &Path) -> anyhow::Result<()> {
     let c = validate(dir)?;
     println!(
-        "{}: {} contest(s), {} product test(s), all valid",
+        "{}: {} contest(s), {} product test(s), {} survey(s), all valid",
         dir.display(),
         c.contests.len(),
-        c.product_tests.len()
+        c.product_tests.len(),
+        c.surveys.len()
     );
     Ok(())
 }

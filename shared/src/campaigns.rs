@@ -67,6 +67,10 @@ pub struct ContestConfig {
     pub description: String,
     #[serde(default)]
     pub sponsor: Option<String>,
+    /// The sponsor's brand slug (its partners' `brand:<slug>` group), who
+    /// may read the contest's results (`GET /contests/{id}/results`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub brand: Option<String>,
     pub kind: ContestKind,
     /// The idea theme (`community.toml`) the contest belongs to, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -104,6 +108,8 @@ pub struct ProductTestConfig {
 pub struct Campaigns {
     pub contests: Vec<ContestConfig>,
     pub product_tests: Vec<ProductTestConfig>,
+    /// Surveys and panels (`surveys/*.toml`, `crate::surveys`).
+    pub surveys: Vec<crate::surveys::SurveyConfig>,
     /// The settings files (`community.toml`, `points.toml`, `trust.toml`),
     /// applied to the table for the functions to read at run time
     /// (`crate::live`); None leaves the applied ones as they are.
@@ -169,6 +175,16 @@ impl ContestConfig {
             e(
                 "sponsor",
                 "must not be empty (leave it out when none)".into(),
+            );
+        }
+        if let Some(b) = self
+            .brand
+            .as_ref()
+            .filter(|b| !crate::auth::is_brand_slug(b))
+        {
+            e(
+                "brand",
+                format!("{b:?} must be a brand slug: 1-40 of a-z, 0-9 and '-'"),
             );
         }
         for (i, c) in self.eligibility.cohorts.iter().enumerate() {
@@ -374,6 +390,71 @@ impl CampaignFile for ProductTestConfig {
     }
     fn validate(&self, file: &str) -> Vec<CampaignError> {
         ProductTestConfig::validate(self, file)
+    }
+}
+
+impl CampaignFile for crate::surveys::SurveyConfig {
+    const KIND: &'static str = "survey";
+    const REQUIRED: &'static [&'static str] = &[
+        "id",
+        "title",
+        "description",
+        "opens_at",
+        "closes_at",
+        "questions",
+    ];
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn validate(&self, file: &str) -> Vec<CampaignError> {
+        crate::surveys::SurveyConfig::validate(self, file)
+    }
+}
+
+/// Checks across files for surveys: file names, audience levels (those of
+/// community.toml), the `survey_completed` points rule.
+fn cross_check_surveys(
+    dir: &Path,
+    surveys: &[(String, crate::surveys::SurveyConfig)],
+    settings: Option<&crate::config::Settings>,
+    points: Option<&crate::config::PointsConfig>,
+    errs: &mut Vec<CampaignError>,
+) {
+    let community = dir.join(crate::config::CAMPAIGN_FILE).display().to_string();
+    let points_file = dir.join(crate::config::POINTS_FILE).display().to_string();
+    for (file, sv) in surveys {
+        if !file_stem_is(file, &sv.id) {
+            errs.push(problem(
+                file,
+                "id",
+                format!("{:?} must match the file name ({}.toml)", sv.id, sv.id),
+            ));
+        }
+        if let Some(s) = settings {
+            let mut known = vec![crate::members::DEFAULT_LEVEL.to_owned()];
+            known.extend(s.ambassadors.levels.iter().map(|l| l.name.clone()));
+            for (i, l) in sv.audience.levels.iter().enumerate() {
+                if !known.contains(l) {
+                    errs.push(problem(
+                        file,
+                        format!("audience.levels[{i}]"),
+                        format!(
+                            "no level {l:?} in {community} (levels: {})",
+                            known.join(", ")
+                        ),
+                    ));
+                }
+            }
+        }
+        if sv.points > 0 && points.is_some_and(|p| p.rule("survey_completed").is_none()) {
+            errs.push(problem(
+                file,
+                "points",
+                format!(
+                    "{points_file} has no `survey_completed` rule: these points would never be credited"
+                ),
+            ));
+        }
     }
 }
 
@@ -585,6 +666,9 @@ pub fn load_dir(dir: &Path) -> Result<Campaigns, Vec<CampaignError>> {
     let (settings, points) = load_settings(dir, &mut errs);
     let contests: Vec<(String, ContestConfig)> = load_kind(&dir.join("contests"), &mut errs);
     let tests: Vec<(String, ProductTestConfig)> = load_kind(&dir.join("product-tests"), &mut errs);
+    let surveys: Vec<(String, crate::surveys::SurveyConfig)> =
+        load_kind(&dir.join("surveys"), &mut errs);
+    cross_check_surveys(dir, &surveys, settings.as_ref(), points.as_ref(), &mut errs);
     cross_check(
         dir,
         &contests,
@@ -606,6 +690,7 @@ pub fn load_dir(dir: &Path) -> Result<Campaigns, Vec<CampaignError>> {
         Ok(Campaigns {
             contests: contests.into_iter().map(|(_, c)| c).collect(),
             product_tests: tests.into_iter().map(|(_, t)| t).collect(),
+            surveys: surveys.into_iter().map(|(_, s)| s).collect(),
             files,
         })
     } else {
@@ -772,6 +857,23 @@ async fn apply_product_test<T: Table>(
     write_campaign(table, product_test_key(&t.id), u, news).await
 }
 
+/// Writes a survey's item (config and list index; its responses and
+/// results are other items, never touched). A survey is announced to its
+/// audience by marketing, not to every member: no `community.news`.
+async fn apply_survey<T: Table>(
+    table: &T,
+    sv: &crate::surveys::SurveyConfig,
+) -> Result<(), StoreError> {
+    let mut u = config_update(json!({"config": sv}));
+    u.set
+        .insert("gsi1pk".into(), json!(crate::surveys::LIST_PK));
+    u.set
+        .insert("gsi1sk".into(), json!(format!("{}#{}", sv.opens_at, sv.id)));
+    table
+        .transact(vec![Write::update(crate::surveys::survey_key(&sv.id), u)])
+        .await
+}
+
 /// Upserts every campaign into the table (config fields only: entries, draws
 /// and seeds are kept). Returns the ids applied. This is the local server's
 /// start (and the tests' set-up): it announces nothing; marketing's
@@ -795,11 +897,16 @@ pub async fn apply<T: Table>(table: &T, c: &Campaigns) -> Result<Vec<String>, St
         apply_product_test(table, t, false).await?;
         done.push(format!("product test {}", t.id));
     }
+    for sv in &c.surveys {
+        apply_survey(table, sv).await?;
+        done.push(format!("survey {}", sv.id));
+    }
     Ok(done)
 }
 
 pub const CONTEST: &str = "contest";
 pub const PRODUCT_TEST: &str = "product test";
+pub const SURVEY: &str = "survey";
 /// The settings files, as one planned item (id [`SETTINGS_ID`]).
 pub const SETTINGS: &str = "settings";
 pub const SETTINGS_ID: &str = "community.toml, points.toml, trust.toml";
@@ -851,7 +958,7 @@ pub async fn current<T: Table>(table: &T) -> Result<Vec<Item>, StoreError> {
         .query(&Query::new(Index::Primary, crate::live::PK).limit(10))
         .await?
         .items;
-    for list in ["CONTESTS", "PRODUCT_TESTS"] {
+    for list in ["CONTESTS", "PRODUCT_TESTS", crate::surveys::LIST_PK] {
         let mut start = None;
         loop {
             let page = table
@@ -966,7 +1073,7 @@ fn plan_one<C: Serialize + serde::de::DeserializeOwned>(
             }
         }
     };
-    let settled = stored.and_then(|i| {
+    let settled = stored.filter(|_| kind != SURVEY).and_then(|i| {
         let (attr, what, at) = if kind == CONTEST {
             ("draw", "already drawn", "drawn_at")
         } else {
@@ -1010,6 +1117,14 @@ pub fn plan(current: &[Item], c: &Campaigns) -> Plan {
             stored(product_test_key(&t.id)),
         ));
     }
+    for sv in &c.surveys {
+        items.push(plan_one(
+            SURVEY,
+            &sv.id,
+            sv,
+            stored(crate::surveys::survey_key(&sv.id)),
+        ));
+    }
     let mut notes = Vec::new();
     if let Some(files) = &c.files {
         let applied = applied_of(current);
@@ -1041,6 +1156,10 @@ pub fn plan(current: &[Item], c: &Campaigns) -> Plan {
         } else if let Some(id) = k.pk.strip_prefix("PTEST#") {
             if !c.product_tests.iter().any(|t| t.id == id) {
                 only_in_table.push((PRODUCT_TEST, id.to_owned()));
+            }
+        } else if let Some(id) = k.pk.strip_prefix("SURVEY#").filter(|_| k.sk == "SURVEY") {
+            if !c.surveys.iter().any(|sv| sv.id == id) {
+                only_in_table.push((SURVEY, id.to_owned()));
             }
         }
     }
@@ -1205,6 +1324,10 @@ pub async fn apply_plan<T: Table>(
         } else if p.kind == CONTEST {
             if let Some(contest) = c.contests.iter().find(|x| x.id == p.id) {
                 apply_contest(table, contest, p.change == Change::New).await?;
+            }
+        } else if p.kind == SURVEY {
+            if let Some(sv) = c.surveys.iter().find(|x| x.id == p.id) {
+                apply_survey(table, sv).await?;
             }
         } else if let Some(t) = c.product_tests.iter().find(|x| x.id == p.id) {
             apply_product_test(table, t, p.change == Change::New).await?;

@@ -132,7 +132,7 @@ pub struct PointRule {
 }
 
 /// The rules the code credits; a points file may not name others.
-pub const POINT_RULES: [&str; 8] = [
+pub const POINT_RULES: [&str; 9] = [
     "member_signed_up",
     "idea_posted",
     "vote_cast",
@@ -141,6 +141,7 @@ pub const POINT_RULES: [&str; 8] = [
     "contest_entry",
     "review",
     "comment_posted",
+    "survey_completed",
 ];
 
 impl PointsConfig {

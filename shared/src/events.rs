@@ -167,6 +167,12 @@ pub enum Kind {
     /// (`merge::PAGE` at most), run by the emails consumer.
     #[serde(rename = "merge.page")]
     MergePage,
+    /// A member responded to a survey (`crate::surveys`): the points
+    /// consumer credits the survey's points once, the insights consumer
+    /// folds its `tally` into the survey's results and counts the response
+    /// in its cohort.
+    #[serde(rename = "survey.responded")]
+    SurveyResponded,
 }
 
 impl Kind {
@@ -198,6 +204,7 @@ impl Kind {
             Kind::CommunityNews => "community.news",
             Kind::IdeaMerged => "idea.merged",
             Kind::MergePage => "merge.page",
+            Kind::SurveyResponded => "survey.responded",
         }
     }
 }
@@ -237,6 +244,7 @@ pub fn routes(kind: Kind) -> &'static [Queue] {
         // The author's mail and the pages of the copy, continued on the
         // same queue as the fan-out pages (`crate::merge`).
         Kind::IdeaMerged | Kind::MergePage => &[Queue::Emails],
+        Kind::SurveyResponded => &[Queue::Points, Queue::Insights],
     }
 }
 
@@ -489,6 +497,7 @@ mod tests {
             Kind::CommunityNews,
             Kind::IdeaMerged,
             Kind::MergePage,
+            Kind::SurveyResponded,
         ] {
             // A withdrawal goes to no queue: the aggregator reads it from
             // the stream, and nothing else reacts to it. A loyalty answer

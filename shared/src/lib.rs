@@ -43,6 +43,7 @@ pub mod receipt;
 pub mod relay;
 pub mod search;
 pub mod store;
+pub mod surveys;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod thresholds;

@@ -173,7 +173,7 @@ async fn case(table: Arc<dyn Table>, entries: usize, applications: usize, per_wr
         &community::campaigns::Campaigns {
             contests: vec![closed_contest("big")],
             product_tests: vec![selecting_test("yaourt")],
-            files: None,
+            ..Default::default()
         },
     )
     .await
