@@ -157,12 +157,13 @@ pub fn validate(dir: &Path) -> anyhow::Result<community::campaigns::Campaigns> {
 pub fn validate_cmd(dir: &Path) -> anyhow::Result<()> {
     let c = validate(dir)?;
     println!(
-        "{}: {} contest(s), {} product test(s), {} challenge(s), {} event(s), all valid",
+        "{}: {} contest(s), {} product test(s), {} challenge(s), {} event(s), {} survey(s), all valid",
         dir.display(),
         c.contests.len(),
         c.product_tests.len(),
         c.challenges.len(),
-        c.events.len()
+        c.events.len(),
+        c.surveys.len()
     );
     Ok(())
 }

@@ -44,6 +44,7 @@ fn routes<T: Table + Clone>(app: App<T>) -> Router {
         .merge(committee::routes(app.clone()))
         .merge(contests::routes(app.clone()))
         .merge(challenges::routes(app.clone()))
+        .merge(surveys::routes(app.clone()))
         .merge(reviews::routes(app.clone()))
         .merge(moderation::routes(app.clone()))
         .merge(links::routes(app.clone()))

@@ -67,6 +67,10 @@ pub struct ContestConfig {
     pub description: String,
     #[serde(default)]
     pub sponsor: Option<String>,
+    /// The sponsor's brand slug (its partners' `brand:<slug>` group), who
+    /// may read the contest's results (`GET /contests/{id}/results`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub brand: Option<String>,
     pub kind: ContestKind,
     /// The idea theme (`community.toml`) the contest belongs to, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -212,6 +216,8 @@ pub struct Campaigns {
     pub challenges: Vec<ChallengeConfig>,
     /// Events and round tables (`events/*.toml`, `crate::roundtables`).
     pub events: Vec<crate::roundtables::RoundtableConfig>,
+    /// Surveys and panels (`surveys/*.toml`, `crate::surveys`).
+    pub surveys: Vec<crate::surveys::SurveyConfig>,
     /// The settings files (`community.toml`, `points.toml`, `trust.toml`),
     /// applied to the table for the functions to read at run time
     /// (`crate::live`); None leaves the applied ones as they are.
@@ -277,6 +283,16 @@ impl ContestConfig {
             e(
                 "sponsor",
                 "must not be empty (leave it out when none)".into(),
+            );
+        }
+        if let Some(b) = self
+            .brand
+            .as_ref()
+            .filter(|b| !crate::auth::is_brand_slug(b))
+        {
+            e(
+                "brand",
+                format!("{b:?} must be a brand slug: 1-40 of a-z, 0-9 and '-'"),
             );
         }
         for (i, c) in self.eligibility.cohorts.iter().enumerate() {
@@ -501,6 +517,71 @@ impl CampaignFile for ChallengeConfig {
     }
     fn validate(&self, file: &str) -> Vec<CampaignError> {
         ChallengeConfig::validate(self, file)
+    }
+}
+
+impl CampaignFile for crate::surveys::SurveyConfig {
+    const KIND: &'static str = "survey";
+    const REQUIRED: &'static [&'static str] = &[
+        "id",
+        "title",
+        "description",
+        "opens_at",
+        "closes_at",
+        "questions",
+    ];
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn validate(&self, file: &str) -> Vec<CampaignError> {
+        crate::surveys::SurveyConfig::validate(self, file)
+    }
+}
+
+/// Checks across files for surveys: file names, audience levels (those of
+/// community.toml), the `survey_completed` points rule.
+fn cross_check_surveys(
+    dir: &Path,
+    surveys: &[(String, crate::surveys::SurveyConfig)],
+    settings: Option<&crate::config::Settings>,
+    points: Option<&crate::config::PointsConfig>,
+    errs: &mut Vec<CampaignError>,
+) {
+    let community = dir.join(crate::config::CAMPAIGN_FILE).display().to_string();
+    let points_file = dir.join(crate::config::POINTS_FILE).display().to_string();
+    for (file, sv) in surveys {
+        if !file_stem_is(file, &sv.id) {
+            errs.push(problem(
+                file,
+                "id",
+                format!("{:?} must match the file name ({}.toml)", sv.id, sv.id),
+            ));
+        }
+        if let Some(s) = settings {
+            let mut known = vec![crate::members::DEFAULT_LEVEL.to_owned()];
+            known.extend(s.ambassadors.levels.iter().map(|l| l.name.clone()));
+            for (i, l) in sv.audience.levels.iter().enumerate() {
+                if !known.contains(l) {
+                    errs.push(problem(
+                        file,
+                        format!("audience.levels[{i}]"),
+                        format!(
+                            "no level {l:?} in {community} (levels: {})",
+                            known.join(", ")
+                        ),
+                    ));
+                }
+            }
+        }
+        if sv.points > 0 && points.is_some_and(|p| p.rule("survey_completed").is_none()) {
+            errs.push(problem(
+                file,
+                "points",
+                format!(
+                    "{points_file} has no `survey_completed` rule: these points would never be credited"
+                ),
+            ));
+        }
     }
 }
 
@@ -744,6 +825,9 @@ pub fn load_dir(dir: &Path) -> Result<Campaigns, Vec<CampaignError>> {
     let tests: Vec<(String, ProductTestConfig)> = load_kind(&dir.join("product-tests"), &mut errs);
     let challenges: Vec<(String, ChallengeConfig)> = load_kind(&dir.join("challenges"), &mut errs);
     let events = load_events(dir, settings.as_ref(), &mut errs);
+    let surveys: Vec<(String, crate::surveys::SurveyConfig)> =
+        load_kind(&dir.join("surveys"), &mut errs);
+    cross_check_surveys(dir, &surveys, settings.as_ref(), points.as_ref(), &mut errs);
     cross_check(
         dir,
         &contests,
@@ -768,6 +852,7 @@ pub fn load_dir(dir: &Path) -> Result<Campaigns, Vec<CampaignError>> {
             product_tests: tests.into_iter().map(|(_, t)| t).collect(),
             challenges: challenges.into_iter().map(|(_, c)| c).collect(),
             events,
+            surveys: surveys.into_iter().map(|(_, s)| s).collect(),
             files,
         })
     } else {
@@ -948,6 +1033,22 @@ async fn apply_challenge<T: Table>(table: &T, ch: &ChallengeConfig) -> Result<()
         .insert("gsi1sk".into(), json!(format!("{}#{}", ch.opens_at, ch.id)));
     write_campaign(table, challenge_key(&ch.id), u, None).await
 }
+/// Writes a survey's item (config and list index; its responses and
+/// results are other items, never touched). A survey is announced to its
+/// audience by marketing, not to every member: no `community.news`.
+async fn apply_survey<T: Table>(
+    table: &T,
+    sv: &crate::surveys::SurveyConfig,
+) -> Result<(), StoreError> {
+    let mut u = config_update(json!({"config": sv}));
+    u.set
+        .insert("gsi1pk".into(), json!(crate::surveys::LIST_PK));
+    u.set
+        .insert("gsi1sk".into(), json!(format!("{}#{}", sv.opens_at, sv.id)));
+    table
+        .transact(vec![Write::update(crate::surveys::survey_key(&sv.id), u)])
+        .await
+}
 
 /// Upserts every campaign into the table (config fields only: entries, draws
 /// and seeds are kept). Returns the ids applied. This is the local server's
@@ -980,6 +1081,10 @@ pub async fn apply<T: Table>(table: &T, c: &Campaigns) -> Result<Vec<String>, St
         crate::roundtables::apply(table, e).await?;
         done.push(format!("event {}", e.id));
     }
+    for sv in &c.surveys {
+        apply_survey(table, sv).await?;
+        done.push(format!("survey {}", sv.id));
+    }
     Ok(done)
 }
 
@@ -988,6 +1093,7 @@ pub const PRODUCT_TEST: &str = "product test";
 pub const CHALLENGE: &str = "challenge";
 /// An event or round table (`events/*.toml`).
 pub const EVENT: &str = "event";
+pub const SURVEY: &str = "survey";
 /// The settings files, as one planned item (id [`SETTINGS_ID`]).
 pub const SETTINGS: &str = "settings";
 pub const SETTINGS_ID: &str = "community.toml, points.toml, trust.toml";
@@ -1044,6 +1150,7 @@ pub async fn current<T: Table>(table: &T) -> Result<Vec<Item>, StoreError> {
         "PRODUCT_TESTS",
         CHALLENGES_PK,
         crate::roundtables::LIST_PK,
+        crate::surveys::LIST_PK,
     ] {
         let mut start = None;
         loop {
@@ -1159,7 +1266,7 @@ fn plan_one<C: Serialize + serde::de::DeserializeOwned>(
             }
         }
     };
-    let settled = stored.and_then(|i| {
+    let settled = stored.filter(|_| kind != SURVEY).and_then(|i| {
         let (attr, what, at) = if kind == CONTEST {
             ("draw", "already drawn", "drawn_at")
         } else if kind == CHALLENGE {
@@ -1221,6 +1328,14 @@ pub fn plan(current: &[Item], c: &Campaigns) -> Plan {
             stored(crate::roundtables::key(&e.id)),
         ));
     }
+    for sv in &c.surveys {
+        items.push(plan_one(
+            SURVEY,
+            &sv.id,
+            sv,
+            stored(crate::surveys::survey_key(&sv.id)),
+        ));
+    }
     let mut notes = Vec::new();
     if let Some(files) = &c.files {
         let applied = applied_of(current);
@@ -1260,6 +1375,10 @@ pub fn plan(current: &[Item], c: &Campaigns) -> Plan {
         } else if let Some(id) = k.pk.strip_prefix("RTABLE#") {
             if !c.events.iter().any(|e| e.id == id) {
                 only_in_table.push((EVENT, id.to_owned()));
+            }
+        } else if let Some(id) = k.pk.strip_prefix("SURVEY#").filter(|_| k.sk == "SURVEY") {
+            if !c.surveys.iter().any(|sv| sv.id == id) {
+                only_in_table.push((SURVEY, id.to_owned()));
             }
         }
     }
@@ -1432,6 +1551,10 @@ pub async fn apply_plan<T: Table>(
         } else if p.kind == EVENT {
             if let Some(e) = c.events.iter().find(|x| x.id == p.id) {
                 crate::roundtables::apply(table, e).await?;
+            }
+        } else if p.kind == SURVEY {
+            if let Some(sv) = c.surveys.iter().find(|x| x.id == p.id) {
+                apply_survey(table, sv).await?;
             }
         } else if let Some(t) = c.product_tests.iter().find(|x| x.id == p.id) {
             apply_product_test(table, t, p.change == Change::New).await?;

@@ -132,7 +132,7 @@ pub struct PointRule {
 }
 
 /// The rules the code credits; a points file may not name others.
-pub const POINT_RULES: [&str; 11] = [
+pub const POINT_RULES: [&str; 12] = [
     "member_signed_up",
     "idea_posted",
     "vote_cast",
@@ -145,6 +145,7 @@ pub const POINT_RULES: [&str; 11] = [
     "challenge_winner",
     // Events and round tables: attendance recorded by marketing.
     "event_attended",
+    "survey_completed",
 ];
 
 impl PointsConfig {

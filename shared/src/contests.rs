@@ -222,7 +222,8 @@ pub async fn enter<T: Table>(
             )));
         }
     }
-    check_answers(c, &req.answers.clone().unwrap_or_default()).map_err(Error::Invalid)?;
+    let req_answers = req.answers.clone().unwrap_or_default();
+    check_answers(c, &req_answers).map_err(Error::Invalid)?;
     crate::ratelimit::check(app, &member.id, crate::ratelimit::Action::Entry).await?;
     let at = now();
     let entry = Entry {
@@ -264,7 +265,8 @@ pub async fn enter<T: Table>(
             Kind::ContestEntered,
             &member.id,
             None,
-            json!({"contest_id": id, "points": points}),
+            json!({"contest_id": id, "points": points,
+                   crate::surveys::TALLY: crate::surveys::tally(&survey_questions(c), &req_answers)}),
         )
         .write(),
     );
@@ -534,4 +536,39 @@ pub async fn run_draw<T: Table>(app: &App<T>, caller: &Caller, id: &str) -> Resu
         )),
         Err(e) => Err(e.into()),
     }
+}
+
+/// A contest's questions as survey questions (its results have a survey's shape).
+pub fn survey_questions(c: &ContestConfig) -> Vec<crate::surveys::SurveyQuestion> {
+    c.questions
+        .iter()
+        .map(crate::surveys::SurveyQuestion::from_contest)
+        .collect()
+}
+
+/// `GET /contests/{id}/results`: the answers of a survey contest's entries,
+/// aggregated as they arrive (`crate::surveys`): marketing, or the brand
+/// partner the contest names (`brand`).
+pub async fn results<T: Table>(app: &App<T>, caller: &Caller, id: &str) -> Result<Value> {
+    let item = app
+        .table
+        .get(&contest_key(id), false)
+        .await?
+        .ok_or(Error::NotFound("contest"))?;
+    let v = view(&item)?;
+    let brand = v.config.brand.as_deref();
+    if !caller.in_group(MARKETING) && !brand.is_some_and(|b| caller.acts_for_brand(b)) {
+        return Err(Error::Forbidden(
+            "only marketing or the contest's brand may read its results".into(),
+        ));
+    }
+    crate::surveys::results_of(
+        app,
+        "contest",
+        id,
+        &v.config.title,
+        &contest_key(id).pk,
+        &survey_questions(&v.config),
+    )
+    .await
 }

@@ -190,6 +190,12 @@ pub enum Kind {
     /// Marketing recorded a registered member's attendance: points, once.
     #[serde(rename = "roundtable.attended")]
     RoundtableAttended,
+    /// A member responded to a survey (`crate::surveys`): the points
+    /// consumer credits the survey's points once, the insights consumer
+    /// folds its `tally` into the survey's results and counts the response
+    /// in its cohort.
+    #[serde(rename = "survey.responded")]
+    SurveyResponded,
 }
 
 impl Kind {
@@ -227,6 +233,7 @@ impl Kind {
             Kind::RoundtablePromoted => "roundtable.promoted",
             Kind::RoundtableReminder => "roundtable.reminder",
             Kind::RoundtableAttended => "roundtable.attended",
+            Kind::SurveyResponded => "survey.responded",
         }
     }
 }
@@ -273,6 +280,7 @@ pub fn routes(kind: Kind) -> &'static [Queue] {
         Kind::RoundtablePromoted => &[Queue::Emails, Queue::Insights],
         Kind::RoundtableReminder => &[Queue::Emails],
         Kind::RoundtableAttended => &[Queue::Points, Queue::Insights],
+        Kind::SurveyResponded => &[Queue::Points, Queue::Insights],
     }
 }
 
@@ -534,6 +542,7 @@ mod tests {
             Kind::RoundtablePromoted,
             Kind::RoundtableReminder,
             Kind::RoundtableAttended,
+            Kind::SurveyResponded,
         ] {
             // A withdrawal goes to no queue: the aggregator reads it from
             // the stream, and nothing else reacts to it. A loyalty answer

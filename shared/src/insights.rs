@@ -121,9 +121,22 @@ struct Plan {
     /// (challenge, member): the batch's participants (authors and voters),
     /// each counted once ever by its participant record's `counted`.
     participants: BTreeSet<(String, String)>,
+    /// Survey (or survey contest) results: partition → counter → delta
+    /// (`crate::surveys::tally`, folded per batch).
+    results: BTreeMap<String, BTreeMap<String, i64>>,
 }
 
 impl Plan {
+    /// Adds a response's `tally` (its event's data) to the results of `pk`.
+    fn results(&mut self, pk: String, tally: &Value) {
+        let Some(t) = tally.as_object() else { return };
+        let r = self.results.entry(pk).or_default();
+        for (k, v) in t {
+            if let Some(n) = v.as_i64() {
+                *r.entry(k.clone()).or_default() += n;
+            }
+        }
+    }
     fn total(&mut self, attr: impl Into<String>, n: i64) {
         *self.totals.entry(attr.into()).or_default() += n;
     }
@@ -271,6 +284,12 @@ fn plan_event(p: &mut Plan, e: &Event, ideas: &HashMap<String, ideas::IdeaRow>) 
             _ => {}
         },
         Kind::ContestEntered => {
+            if let Some(c) = e.data["contest_id"].as_str() {
+                p.results(
+                    crate::campaigns::contest_key(c).pk,
+                    &e.data[crate::surveys::TALLY],
+                );
+            }
             p.total("entries", 1);
             p.score(m, "entries", 1);
             p.acted(m, &e.at);
@@ -334,6 +353,21 @@ fn plan_event(p: &mut Plan, e: &Event, ideas: &HashMap<String, ideas::IdeaRow>) 
             if e.kind == Kind::RoundtableRegistered {
                 p.acted(m, &e.at);
             }
+        }
+        // Response rates by cohort: responses per survey and cohort, read
+        // against the cohort's members (`cohort#…`).
+        Kind::SurveyResponded => {
+            if let Some(sv) = e.data["survey_id"].as_str() {
+                p.results(
+                    crate::surveys::survey_key(sv).pk,
+                    &e.data[crate::surveys::TALLY],
+                );
+                let cohort = e.data["cohort"]
+                    .as_str()
+                    .unwrap_or(crate::members::PUBLIC_COHORT);
+                p.total(format!("survey#{sv}#{cohort}"), 1);
+            }
+            p.acted(m, &e.at);
         }
         Kind::MemberErased => {
             p.total("members_erased", 1);
@@ -539,6 +573,18 @@ impl<T: Table + Clone> InsightsConsumer<T> {
             }
         }
         writes.extend(score_writes);
+        for (pk, adds) in &plan.results {
+            let mut u = Update::default();
+            let mut any = false;
+            for (a, n) in adds.iter().filter(|(_, n)| **n != 0) {
+                u = u.add(a, *n);
+                any = true;
+            }
+            if any {
+                let shard = shard % crate::surveys::RESULT_SHARDS;
+                writes.push(Write::update(crate::surveys::results_key(pk, shard), u));
+            }
+        }
         for (idea, n) in &plan.comments {
             if let Some(id) = IdeaId::parse(idea) {
                 writes.push(
@@ -784,6 +830,7 @@ pub async fn read<T: Table>(app: &App<T>, caller: &Caller) -> Result<Value> {
     }
     let answers = answers_report(&totals, &by_theme);
     let events = events_report(&totals);
+    let surveys = survey_rates(&totals);
     let new_per_day: Vec<Value> = days
         .iter()
         .map(|d| json!({"day": d, "count": per_day.get(d).map(|x| x.0).unwrap_or(0)}))
@@ -920,6 +967,9 @@ pub async fn read<T: Table>(app: &App<T>, caller: &Caller) -> Result<Value> {
         "challenges": challenges,
         // Events and round tables: registered, waitlisted and attended per event.
         "events": events,
+        // Survey responses per survey and cohort, and the share of the
+        // cohort's members who responded.
+        "surveys": surveys,
         "reviews": {"posted": t("reviews"), "labels_earned": t("labels_earned")},
         "comments": {"posted": t("comments")},
         "moderation": {"hidden": {
@@ -999,6 +1049,37 @@ fn events_report(totals: &BTreeMap<String, i64>) -> Vec<Value> {
     per.into_iter()
         .map(|(id, [r, w, a])| json!({"id": id, "registered": r, "waitlisted": w, "attended": a}))
         .collect()
+}
+/// `surveys` of `GET /insights`: per survey, its responses and, per cohort,
+/// the responses, the cohort's members and the response rate.
+fn survey_rates(totals: &BTreeMap<String, i64>) -> Value {
+    let mut out: BTreeMap<String, (i64, Map<String, Value>)> = BTreeMap::new();
+    for (k, n) in totals {
+        let Some((survey, cohort)) = k.strip_prefix("survey#").and_then(|r| r.rsplit_once('#'))
+        else {
+            continue;
+        };
+        let members = totals
+            .get(&format!("cohort#{cohort}"))
+            .copied()
+            .unwrap_or(0);
+        let rate = if members > 0 {
+            *n as f64 / members as f64
+        } else {
+            0.0
+        };
+        let e = out.entry(survey.to_owned()).or_default();
+        e.0 += n;
+        e.1.insert(
+            cohort.to_owned(),
+            json!({"responses": n, "members": members, "response_rate": rate}),
+        );
+    }
+    Value::Object(
+        out.into_iter()
+            .map(|(s, (n, by))| (s, json!({"responses": n, "by_cohort": by})))
+            .collect(),
+    )
 }
 
 /// `answers` of `GET /insights`: per theme and in all, the ideas posted,

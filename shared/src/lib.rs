@@ -45,6 +45,7 @@ pub mod relay;
 pub mod roundtables;
 pub mod search;
 pub mod store;
+pub mod surveys;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod thresholds;

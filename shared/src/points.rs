@@ -143,6 +143,15 @@ impl<T: Table + Clone> PointsConsumer<T> {
                     contest,
                 )
             }
+            // Once per survey and member; only a survey that gives points.
+            Kind::SurveyResponded if e.data["points"].as_i64().is_some_and(|p| p > 0) => {
+                let survey = e.data["survey_id"].as_str().unwrap_or_default();
+                credit_for(
+                    "survey_completed",
+                    &format!("survey#{survey}#{}", e.member_id),
+                    survey,
+                )
+            }
             Kind::ReviewPosted => {
                 let ean = e.data["ean"].as_str().unwrap_or_default();
                 credit_for("review", &format!("review#{ean}#{}", e.member_id), ean)

@@ -410,6 +410,66 @@ pub async fn apply_challenges<T: crate::store::Table>(
         .expect("apply");
 }
 
+/// Applies surveys (`crate::surveys`) to the app's table.
+pub async fn apply_surveys<T: crate::store::Table>(
+    app: &App<T>,
+    surveys: Vec<crate::surveys::SurveyConfig>,
+) {
+    let c = crate::campaigns::Campaigns {
+        surveys,
+        ..Default::default()
+    };
+    crate::campaigns::apply(&app.table, &c)
+        .await
+        .expect("apply");
+}
+
+/// A survey open between the two offsets (seconds from now), for every
+/// member unless `audience` (TOML lines of `[audience]`) says otherwise,
+/// with one question of each type (`frequence` single and required,
+/// `rayons` multiple of 1 to 2, `note` scale 0 to 10, `idee` text of 200
+/// characters at most) and 15 points.
+pub fn survey(id: &str, opens: i64, closes: i64, audience: &str) -> crate::surveys::SurveyConfig {
+    let text = format!(
+        r#"
+id = "{id}"
+title = "Votre avis sur la V1"
+description = "Une enquête pour les tests."
+opens_at = "{}"
+closes_at = "{}"
+points = 15
+[audience]
+{audience}
+[[questions]]
+id = "frequence"
+type = "single"
+label = "À quelle fréquence venez-vous ?"
+options = ["souvent", "parfois", "rarement"]
+required = true
+[[questions]]
+id = "rayons"
+type = "multiple"
+label = "Vos rayons préférés ?"
+options = ["bio", "local", "vrac"]
+max_choices = 2
+[[questions]]
+id = "note"
+type = "scale"
+label = "Recommanderiez-vous la communauté ?"
+min = 0
+max = 10
+[[questions]]
+id = "idee"
+type = "text"
+label = "Une idée pour la V2 ?"
+max_length = 200
+"#,
+        at(opens),
+        at(closes)
+    );
+    toml::from_str(&text).expect("survey")
+}
+
 /// A sample SQS event of `events/sqs/{name}` (the repository's fixtures).
 pub fn sqs_sample(name: &str) -> aws_lambda_events::event::sqs::SqsEvent {
     let path = format!("{}/../events/sqs/{name}", env!("CARGO_MANIFEST_DIR"));

@@ -14,10 +14,111 @@ fn the_shipped_campaigns_are_valid() {
     let c = load_dir(Path::new(ROOT)).expect("valid");
     assert_eq!(c.contests.len(), 2);
     assert_eq!(c.product_tests.len(), 1);
+    assert_eq!(c.surveys.len(), 1);
     assert!(c
         .contests
         .iter()
         .any(|c| c.sponsor.is_some() && c.kind == community::campaigns::ContestKind::Survey));
+}
+
+/// Each broken survey file is named with its field (`surveys/*.toml`).
+#[test]
+fn each_broken_survey_is_named_with_its_field() {
+    type Edit = Box<dyn Fn(String) -> String>;
+    let cases: Vec<(&str, Edit, &str)> = vec![
+        (
+            "bad-date.toml",
+            Box::new(|t| t.replace("2026-12-01T08:00:00Z", "le 1er décembre")),
+            "opens_at",
+        ),
+        (
+            "closes-first.toml",
+            Box::new(|t| t.replace("2027-01-15T22:59:59Z", "2026-01-01T00:00:00Z")),
+            "closes_at",
+        ),
+        (
+            "bad-cohort.toml",
+            Box::new(|t| t.replace("\"panel\"", "\"Panel Clients\"")),
+            "audience.cohorts[1]",
+        ),
+        (
+            "unknown-level.toml",
+            Box::new(|t| t.replace("ambassadors = true", "levels = [\"platine\"]")),
+            "audience.levels[0]",
+        ),
+        (
+            "bad-member.toml",
+            Box::new(|t| t.replace("ambassadors = true", "members = [\"\"]")),
+            "audience.members[0]",
+        ),
+        (
+            "bad-type.toml",
+            Box::new(|t| t.replacen("type = \"single\"", "type = \"rating\"", 1)),
+            "questions[0].type",
+        ),
+        (
+            "one-option.toml",
+            Box::new(|t| {
+                t.replace(
+                    "options = [\"Groupe Facebook\", \"Groupe WhatsApp\", \"Panel consommateurs\", \"En magasin\", \"Par un collègue\"]",
+                    "options = [\"Groupe Facebook\"]",
+                )
+            }),
+            "questions[0].options",
+        ),
+        (
+            "too-many-choices.toml",
+            Box::new(|t| t.replace("max_choices = 5", "max_choices = 9")),
+            "questions[1].max_choices",
+        ),
+        (
+            "flat-scale.toml",
+            Box::new(|t| t.replace("min = 0\nmax = 10", "min = 3\nmax = 3")),
+            "questions[2].max",
+        ),
+        (
+            "scale-options.toml",
+            Box::new(|t| t.replace("min = 0\nmax = 10", "options = [\"a\", \"b\"]")),
+            "questions[2].options",
+        ),
+        (
+            "text-too-long.toml",
+            Box::new(|t| t.replace("max_length = 1000", "max_length = 100000")),
+            "questions[4].max_length",
+        ),
+        (
+            "bad-brand.toml",
+            Box::new(|t| t.replace("points = 50", "points = 50\nbrand = \"Bonne Maman\"")),
+            "brand",
+        ),
+        (
+            "negative.toml",
+            Box::new(|t| t.replace("points = 50", "points = -5")),
+            "points",
+        ),
+    ];
+    for (name, edit, field) in cases {
+        let dir = bare_dir();
+        std::fs::create_dir_all(dir.path().join("surveys")).expect("mkdir");
+        let stem = name.trim_end_matches(".toml");
+        let f = add(
+            &dir,
+            "surveys/votre-avis-v1.toml",
+            &format!("surveys/{name}"),
+            |t| edit(t).replace("id = \"votre-avis-v1\"", &format!("id = \"{stem}\"")),
+        );
+        assert_names(&errors(&dir), &f, field, name);
+    }
+    // A file whose id is not its name.
+    let dir = bare_dir();
+    std::fs::create_dir_all(dir.path().join("surveys")).expect("mkdir");
+    let f = add(
+        &dir,
+        "surveys/votre-avis-v1.toml",
+        "surveys/copie.toml",
+        |t| t,
+    );
+    assert_names(&errors(&dir), &f, "id", "file name");
 }
 
 fn with_file(
@@ -407,17 +508,18 @@ async fn the_plan_shows_new_changed_and_unchanged_and_applying_keeps_draws() {
     })
     .await
     .expect("apply");
-    assert_eq!(n, 7);
+    assert_eq!(n, 8);
     assert_eq!(
         seen,
         [
-            "[1/7] settings community.toml, points.toml, trust.toml",
-            "[2/7] contest concours-recette-anti-gaspi",
-            "[3/7] contest grand-jeu-lancement",
-            "[4/7] product test test-yaourt-brebis",
-            "[5/7] challenge defi-produit-de-demain-anti-gaspi",
-            "[6/7] event table-ronde-en-ligne-anti-gaspi",
-            "[7/7] event table-ronde-magasin-de-demain"
+            "[1/8] settings community.toml, points.toml, trust.toml",
+            "[2/8] contest concours-recette-anti-gaspi",
+            "[3/8] contest grand-jeu-lancement",
+            "[4/8] product test test-yaourt-brebis",
+            "[5/8] challenge defi-produit-de-demain-anti-gaspi",
+            "[6/8] event table-ronde-en-ligne-anti-gaspi",
+            "[7/8] event table-ronde-magasin-de-demain",
+            "[8/8] survey votre-avis-v1"
         ]
     );
     // The settings are in the table, for the functions to read at run time,

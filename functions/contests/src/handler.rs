@@ -67,6 +67,15 @@ pub async fn draw<T: Table + Clone>(
     Ok(Json(contests::run_draw(&app, &caller, &id).await?))
 }
 
+pub async fn results<T: Table + Clone>(
+    State(app): State<App<T>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    id_of(&id, "contest")?;
+    Ok(Json(contests::results(&app, &caller, &id).await?))
+}
+
 pub async fn list_tests<T: Table + Clone>(
     State(app): State<App<T>>,
     p: ListParams,

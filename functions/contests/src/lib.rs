@@ -4,7 +4,8 @@
 //! `GET /product-tests/{id}`, `POST /product-tests/{id}/applications`,
 //! `POST /product-tests/{id}/selection` (marketing),
 //! `GET /contests/{id}/draw/entries`, `GET /product-tests/{id}/selection/entries`
-//! (the pages of a draw's entry list).
+//! (the pages of a draw's entry list), `GET /contests/{id}/results` (a
+//! survey contest's answers, aggregated: marketing or the contest's brand).
 
 mod handler;
 
@@ -19,6 +20,7 @@ pub fn routes<T: Table + Clone>(app: App<T>) -> Router {
         .route("/contests/{id}", get(handler::get_one::<T>))
         .route("/contests/{id}/entries", post(handler::enter::<T>))
         .route("/contests/{id}/draw", post(handler::draw::<T>))
+        .route("/contests/{id}/results", get(handler::results::<T>))
         .route(
             "/contests/{id}/draw/entries",
             get(handler::draw_entries::<T>),
