@@ -292,16 +292,24 @@ async fn scenario<T: Table + Clone>(app: App<T>, dir: &std::path::Path) {
     // 8 + the newcomer - 2, then + 2 back - 3 leaving.
     assert_eq!(s3.registered.len() + s3.waitlisted.len(), 6);
 
-    // Exactly one promotion per freed seat: four seats freed, each taken
-    // by a different waiting member, each promoted once.
+    // Exactly one promotion per freed seat, each taken by a different
+    // waiting member, each promoted once. Four seated members left; the
+    // leaving waiting member may have been promoted first by a racing
+    // cancellation, and then freed a fifth seat: the cancellations' own
+    // answers say which freed a seat.
+    let freed = [&c1, &c2, &c, &d, &e]
+        .iter()
+        .filter(|r| r.body["seat_taken_by_waitlist"] == true)
+        .count();
+    assert!((4..=5).contains(&freed), "{freed}");
     let events = outbox(&app).await;
     let promoted: Vec<String> = events
         .iter()
         .filter(|e| e.kind == Kind::RoundtablePromoted)
         .map(|e| e.member_id.clone())
         .collect();
-    assert_eq!(promoted.len(), 4, "{promoted:?}");
-    assert_eq!(promoted.iter().collect::<BTreeSet<_>>().len(), 4);
+    assert_eq!(promoted.len(), freed, "{promoted:?}");
+    assert_eq!(promoted.iter().collect::<BTreeSet<_>>().len(), freed);
 
     // The promoted members are mailed once each, however often delivered.
     let mailbox = DirMailbox::new(dir.join("mailbox")).expect("mailbox");
