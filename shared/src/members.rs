@@ -634,7 +634,10 @@ pub async fn update<T: Table>(app: &App<T>, caller: &Caller, p: Patch) -> Result
         writes.extend(w);
     }
     writes.insert(0, Write::update(key(&caller.id), u).when(cond));
-    match app.table.transact(writes).await {
+    // A transaction conflict (the loyalty programme confirming the previous
+    // card, a consumer touching the profile) applied nothing: the same
+    // conditional writes are tried again, a few times, before a 503.
+    match crate::store::transact_retrying(&app.table, writes, 5).await {
         Ok(()) => view(app, get(app, &caller.id).await?).await,
         Err(StoreError::ConditionFailed { index: 0 }) => match get(app, &caller.id).await {
             Ok(_) => Err(Error::Conflict(
