@@ -18,8 +18,9 @@
 
 use super::{Item, StoreResult};
 use async_trait::async_trait;
+use aws_lambda_events::event::dynamodb::{EventRecord, StreamRecord, StreamViewType};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use std::cmp::Ordering;
 
 /// What happened to the item.
@@ -73,81 +74,77 @@ impl Change {
     }
 
     /// A DynamoDB stream record (as Lambda delivers it) as a change, or
-    /// `None` when it is not a well-formed item-level record.
+    /// `None` when it is not a well-formed item-level record. The record is
+    /// read as `aws_lambda_events`' type and its images by `serde_dynamo`.
     pub fn from_stream_record(record: &Value) -> Option<Change> {
-        let name = match record.get("eventName")?.as_str()? {
+        let record: EventRecord = serde_json::from_value(record.clone()).ok()?;
+        Change::from_event_record(&record)
+    }
+
+    /// An `aws_lambda_events` stream record as a change (see
+    /// [`Change::from_stream_record`]).
+    pub fn from_event_record(record: &EventRecord) -> Option<Change> {
+        let name = match record.event_name.as_str() {
             "INSERT" => ChangeName::Insert,
             "MODIFY" => ChangeName::Modify,
             "REMOVE" => ChangeName::Remove,
             _ => return None,
         };
-        let ddb = record.get("dynamodb")?;
-        let keys = ddb.get("Keys")?;
-        let pk = keys.get("pk")?.get("S")?.as_str()?.to_owned();
-        let sk = keys.get("sk")?.get("S")?.as_str()?.to_owned();
-        let image = |attr: &str| -> Option<Item> {
-            match from_dynamo_item(ddb.get(attr)?) {
-                Value::Object(m) if !m.is_empty() => Some(m),
-                _ => None,
+        let ddb = &record.change;
+        let keys: Item = serde_dynamo::from_item(ddb.keys.clone()).ok()?;
+        let key = |k: &str| keys.get(k).and_then(Value::as_str).map(str::to_owned);
+        // An absent image is empty; one that does not read makes the whole
+        // record unreadable (never a change without what it changed).
+        let image = |i: &serde_dynamo::Item| -> Result<Option<Item>, ()> {
+            if i.is_empty() {
+                return Ok(None);
             }
+            serde_dynamo::from_item(i.clone()).map(Some).map_err(|_| ())
         };
         Some(Change {
-            seq: ddb.get("SequenceNumber")?.as_str()?.to_owned(),
+            seq: ddb.sequence_number.clone()?,
             name,
-            pk,
-            sk,
-            new: image("NewImage"),
-            old: image("OldImage"),
-            at: ddb
-                .get("ApproximateCreationDateTime")
-                .and_then(Value::as_f64)
-                .map_or(0, |f| f as i64),
+            pk: key("pk")?,
+            sk: key("sk")?,
+            new: image(&ddb.new_image).ok()?,
+            old: image(&ddb.old_image).ok()?,
+            at: ddb.approximate_creation_date_time.timestamp(),
         })
     }
-}
 
-impl Change {
     /// The change as a DynamoDB stream record (`NEW_AND_OLD_IMAGES`), as
     /// Lambda would deliver it: tests drive the Lambda entries with it.
     pub fn to_stream_record(&self) -> Value {
-        let keys = json!({"pk": {"S": self.pk}, "sk": {"S": self.sk}});
-        let mut ddb = json!({"Keys": keys, "SequenceNumber": self.seq,
-            "ApproximateCreationDateTime": self.at, "StreamViewType": "NEW_AND_OLD_IMAGES"});
-        if let Some(n) = &self.new {
-            ddb["NewImage"] = to_dynamo_item(n);
-        }
-        if let Some(o) = &self.old {
-            ddb["OldImage"] = to_dynamo_item(o);
-        }
-        let name = match self.name {
+        let item =
+            |i: &Item| -> serde_dynamo::Item { serde_dynamo::to_item(i).unwrap_or_default() };
+        let mut keys = Item::new();
+        keys.insert("pk".into(), json!(self.pk));
+        keys.insert("sk".into(), json!(self.sk));
+        let mut ddb = StreamRecord::default();
+        ddb.keys = item(&keys);
+        ddb.new_image = self.new.as_ref().map(item).unwrap_or_default();
+        ddb.old_image = self.old.as_ref().map(item).unwrap_or_default();
+        ddb.sequence_number = Some(self.seq.clone());
+        ddb.stream_view_type = Some(StreamViewType::NewAndOldImages);
+        ddb.size_bytes = serde_json::to_vec(&self.image()).map_or(0, |b| b.len() as i64);
+        let mut r = EventRecord::default();
+        r.aws_region = "eu-west-3".into();
+        r.change = ddb;
+        r.event_id = self.seq.clone();
+        r.event_name = match self.name {
             ChangeName::Insert => "INSERT",
             ChangeName::Modify => "MODIFY",
             ChangeName::Remove => "REMOVE",
-        };
-        json!({"eventID": self.seq, "eventName": name, "eventSource": "aws:dynamodb",
-               "eventVersion": "1.1", "awsRegion": "eu-west-3", "dynamodb": ddb,
-               "eventSourceARN": "arn:aws:dynamodb:eu-west-3:123456789012:table/community/stream/local"})
-    }
-}
-
-/// A plain JSON item in DynamoDB JSON.
-pub fn to_dynamo_item(item: &Item) -> Value {
-    Value::Object(
-        item.iter()
-            .map(|(k, v)| (k.clone(), to_dynamo_json(v)))
-            .collect(),
-    )
-}
-
-/// One plain JSON value in DynamoDB JSON.
-pub fn to_dynamo_json(v: &Value) -> Value {
-    match v {
-        Value::Null => json!({"NULL": true}),
-        Value::Bool(b) => json!({"BOOL": b}),
-        Value::Number(n) => json!({"N": n.to_string()}),
-        Value::String(s) => json!({"S": s}),
-        Value::Array(a) => json!({"L": a.iter().map(to_dynamo_json).collect::<Vec<_>>()}),
-        Value::Object(m) => json!({"M": to_dynamo_item(m)}),
+        }
+        .into();
+        r.event_source = Some("aws:dynamodb".into());
+        r.event_version = Some("1.1".into());
+        r.event_source_arn =
+            Some("arn:aws:dynamodb:eu-west-3:123456789012:table/community/stream/local".into());
+        let mut v = serde_json::to_value(&r).unwrap_or(Value::Null);
+        // Epoch seconds, as Lambda gives them (the type holds a chrono time).
+        v["dynamodb"]["ApproximateCreationDateTime"] = json!(self.at as f64);
+        v
     }
 }
 
@@ -157,61 +154,6 @@ pub fn seq_cmp(a: &str, b: &str) -> Ordering {
     let a = a.trim_start_matches('0');
     let b = b.trim_start_matches('0');
     a.len().cmp(&b.len()).then_with(|| a.cmp(b))
-}
-
-/// An item in DynamoDB JSON (`{"a": {"S": "x"}}`) as plain JSON.
-pub fn from_dynamo_item(v: &Value) -> Value {
-    match v.as_object() {
-        Some(m) => Value::Object(
-            m.iter()
-                .map(|(k, v)| (k.clone(), from_dynamo_json(v)))
-                .collect(),
-        ),
-        None => Value::Null,
-    }
-}
-
-/// One DynamoDB JSON value (`{"S": "x"}`, `{"N": "1"}`, `{"M": {...}}`…) as
-/// plain JSON.
-pub fn from_dynamo_json(v: &Value) -> Value {
-    let Some(obj) = v.as_object() else {
-        return Value::Null;
-    };
-    let Some((t, inner)) = obj.iter().next() else {
-        return Value::Null;
-    };
-    match t.as_str() {
-        "S" => inner.clone(),
-        "N" => inner
-            .as_str()
-            .and_then(|n| {
-                n.parse::<i64>()
-                    .map(Value::from)
-                    .ok()
-                    .or_else(|| n.parse::<f64>().ok().map(|f| json!(f)))
-            })
-            .unwrap_or(Value::Null),
-        "BOOL" => inner.clone(),
-        "NULL" => Value::Null,
-        "M" => Value::Object(
-            inner
-                .as_object()
-                .map(|m| {
-                    m.iter()
-                        .map(|(k, v)| (k.clone(), from_dynamo_json(v)))
-                        .collect::<Map<_, _>>()
-                })
-                .unwrap_or_default(),
-        ),
-        "L" => Value::Array(
-            inner
-                .as_array()
-                .map(|a| a.iter().map(from_dynamo_json).collect())
-                .unwrap_or_default(),
-        ),
-        "SS" | "NS" => inner.clone(),
-        _ => Value::Null,
-    }
 }
 
 /// The readers of the embedded feed: a change is dropped from it once
@@ -256,11 +198,12 @@ mod tests {
 
     #[test]
     fn a_stream_record_reads_as_a_change() {
-        let r = json!({"eventID": "1", "eventName": "REMOVE",
+        let r = json!({"eventID": "1", "eventName": "REMOVE", "awsRegion": "eu-west-3",
             "eventSourceARN": "arn:aws:dynamodb:eu-west-3:1:table/t/stream/2026",
             "dynamodb": {"Keys": {"pk": {"S": "VOTERS#i#01"}, "sk": {"S": "VOTE"}},
                          "OldImage": {"pk": {"S": "VOTERS#i#01"}, "sk": {"S": "VOTE"}, "n": {"N": "2"}},
-                         "SequenceNumber": "4200", "ApproximateCreationDateTime": 1795424400.0}});
+                         "SequenceNumber": "4200", "SizeBytes": 90,
+                         "ApproximateCreationDateTime": 1795424400.0}});
         let c = Change::from_stream_record(&r).expect("a change");
         assert_eq!(c.name, ChangeName::Remove);
         assert_eq!((c.pk.as_str(), c.seq.as_str()), ("VOTERS#i#01", "4200"));
@@ -270,5 +213,33 @@ mod tests {
         assert!(Change::from_stream_record(&json!({"eventName": "INSERT"})).is_none());
         let back = Change::from_stream_record(&c.to_stream_record()).expect("round trip");
         assert_eq!(back, c);
+    }
+
+    #[test]
+    fn an_image_of_every_attribute_type_reads_as_plain_json() {
+        let r = json!({"eventID": "2", "eventName": "INSERT", "awsRegion": "eu-west-3",
+            "dynamodb": {"Keys": {"pk": {"S": "OUTBOX#03"}, "sk": {"S": "01J"}},
+                "NewImage": {"pk": {"S": "OUTBOX#03"}, "sk": {"S": "01J"},
+                    "n": {"N": "-7"}, "f": {"N": "2.5"}, "b": {"BOOL": true}, "z": {"NULL": true},
+                    "l": {"L": [{"S": "a"}, {"N": "1"}]},
+                    "m": {"M": {"inner": {"M": {"x": {"S": "y"}}}}}},
+                "SequenceNumber": "4201", "SizeBytes": 120,
+                "ApproximateCreationDateTime": 1795424401.0}});
+        let c = Change::from_stream_record(&r).expect("a change");
+        let image = c.new.clone().map(Value::Object).expect("a new image");
+        assert_eq!(
+            image,
+            json!({"pk": "OUTBOX#03", "sk": "01J", "n": -7, "f": 2.5, "b": true, "z": null,
+                   "l": ["a", 1], "m": {"inner": {"x": "y"}}})
+        );
+        assert!(c.old.is_none());
+        assert_eq!(Change::from_stream_record(&c.to_stream_record()), Some(c));
+        // Without its sequence number or its keys a record is unreadable.
+        let mut no_seq = r.clone();
+        no_seq["dynamodb"]["SequenceNumber"] = Value::Null;
+        assert!(Change::from_stream_record(&no_seq).is_none());
+        let mut no_sk = r;
+        no_sk["dynamodb"]["Keys"] = json!({"pk": {"S": "OUTBOX#03"}});
+        assert!(Change::from_stream_record(&no_sk).is_none());
     }
 }
