@@ -261,8 +261,7 @@ pub async fn apply_answer<T: Table>(app: &App<T>, a: &CardAnswer) -> Result<Appl
             Err(
                 StoreError::ConditionFailed { .. } | StoreError::Conflict | StoreError::Throttled,
             ) if attempt < ATTEMPTS => {
-                let ms = rand::Rng::random_range(&mut rand::rng(), 10..40u64) << attempt;
-                tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+                crate::retry::pause(attempt).await;
             }
             Err(StoreError::ConditionFailed { .. }) => return Err(Error::Busy),
             Err(e) => return Err(e.into()),

@@ -182,8 +182,8 @@ pub async fn post<T: Table>(
                 writes.truncate(FOLLOW_AT);
             }
             Err(Error::Store(StoreError::Conflict | StoreError::Throttled)) if attempt < 3 => {
+                crate::retry::pause(attempt).await;
                 attempt += 1;
-                tokio::time::sleep(std::time::Duration::from_millis(10 << attempt)).await;
             }
             Err(e) => return Err(e),
         }

@@ -74,9 +74,8 @@ pub async fn commit<T: crate::store::Table>(
                 return Err(Error::Replay)
             }
             Err(StoreError::Conflict) if attempt < COMMIT_ATTEMPTS => {
+                crate::retry::pause(attempt).await;
                 attempt += 1;
-                let ms = rand::Rng::random_range(&mut rand::rng(), 5..20u64) << attempt.min(5);
-                tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
             }
             other => {
                 other?;

@@ -148,8 +148,8 @@ pub async fn set<T: Table>(
         match app.table.transact(vec![w.clone()]).await {
             Ok(()) => return Ok(view),
             Err(StoreError::Conflict | StoreError::Throttled) if attempt < 4 => {
+                crate::retry::pause(attempt).await;
                 attempt += 1;
-                tokio::time::sleep(std::time::Duration::from_millis(10 << attempt)).await;
             }
             Err(StoreError::Conflict | StoreError::Throttled) => return Err(Error::Busy),
             Err(e) => return Err(e.into()),

@@ -42,6 +42,7 @@ pub mod queue;
 pub mod ratelimit;
 pub mod receipt;
 pub mod relay;
+pub mod retry;
 pub mod roundtables;
 pub mod search;
 pub mod store;

@@ -93,10 +93,8 @@ use crate::ideas::{self, IdeaView};
 use crate::store::{Cond, Index, Item, Query, StoreError, Table, Update, Write};
 use crate::{follows, moderation, search, votes};
 use futures::StreamExt;
-use rand::Rng;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use std::time::Duration;
 
 /// The markers' consumer name (`DONE#merge#…`).
 pub const CONSUMER: &str = "merge";
@@ -124,8 +122,7 @@ pub struct MergeRequest {
 }
 
 async fn backoff(attempt: u32) {
-    let ms = rand::rng().random_range(5..20u64) << attempt.min(5);
-    tokio::time::sleep(Duration::from_millis(ms)).await;
+    crate::retry::pause(attempt).await;
 }
 
 /// The target and the reason, or a 422 naming each bad field.

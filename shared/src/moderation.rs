@@ -38,10 +38,8 @@ use crate::receipt::Receipt;
 use crate::store::{
     cursor, Cond, Index, Item, Key, Query, SortKey, StoreError, Table, Update, Write,
 };
-use rand::Rng;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use std::time::Duration;
 
 pub const QUEUE_PK: &str = "MODQUEUE";
 pub const HIDDEN: &str = "hidden";
@@ -384,8 +382,7 @@ fn text(field: &str, v: Option<String>, max: usize) -> std::result::Result<Strin
 }
 
 async fn backoff(attempt: u32) {
-    let ms = rand::rng().random_range(1..8u64) << attempt.min(4);
-    tokio::time::sleep(Duration::from_millis(ms)).await;
+    crate::retry::pause(attempt).await;
 }
 
 #[derive(Debug, Default, Deserialize)]

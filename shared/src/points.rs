@@ -336,9 +336,8 @@ async fn retrying<T: Table>(table: &T, writes: Vec<Write>) -> std::result::Resul
     loop {
         match table.transact(writes.clone()).await {
             Err(StoreError::Conflict | StoreError::Throttled) if attempt < 8 => {
+                crate::retry::pause(attempt).await;
                 attempt += 1;
-                let ms = rand::Rng::random_range(&mut rand::rng(), 5..20u64) << attempt.min(6);
-                tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
             }
             other => return other,
         }

@@ -36,12 +36,10 @@ use crate::store::feed::{seq_cmp, Change, ChangeFeed, ChangeName};
 use crate::store::{Cond, Key, StoreError, Table, Update, Write};
 use crate::votes;
 use futures::StreamExt;
-use rand::Rng;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 /// The aggregator's name: its feed reader, its log and metric dimension.
 pub const CONSUMER: &str = "thresholds";
@@ -202,8 +200,7 @@ pub async fn apply<T: Table>(app: &App<T>, changes: &[Change]) -> std::result::R
 }
 
 async fn backoff(attempt: u32) {
-    let ms = rand::rng().random_range(5..20u64) << attempt.min(5);
-    tokio::time::sleep(Duration::from_millis(ms)).await;
+    crate::retry::pause(attempt).await;
 }
 
 fn is_retryable(e: &StoreError) -> bool {

@@ -32,11 +32,9 @@ use crate::error::{Error, Result};
 use crate::ideas;
 use crate::members;
 use crate::store::{Cond, Index, Key, Query, StoreError, Table, Write};
-use rand::Rng;
 use serde::Serialize;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-use std::time::Duration;
 
 /// Partitions the voters of one idea are spread over.
 pub const VOTER_BUCKETS: u32 = 32;
@@ -113,8 +111,7 @@ async fn write_once<T: Table>(app: &App<T>, w: Write) -> Result<bool> {
             Ok(()) => return Ok(true),
             Err(StoreError::ConditionFailed { .. }) => return Ok(false),
             Err(StoreError::Conflict | StoreError::Throttled) => {
-                let ms = rand::rng().random_range(5..20u64) << attempt.min(5);
-                tokio::time::sleep(Duration::from_millis(ms)).await;
+                crate::retry::pause(attempt).await;
             }
             Err(e) => return Err(e.into()),
         }

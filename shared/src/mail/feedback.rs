@@ -57,7 +57,6 @@ use base64::Engine;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::time::Duration;
 
 pub const CONSUMER: &str = "mail_feedback";
 /// The header SES reads message tags from (and removes before delivery).
@@ -477,9 +476,7 @@ impl<T: Table + Clone> FeedbackConsumer<T> {
                     Outcome::Done => break,
                     Outcome::Replan if attempt < ATTEMPTS => {}
                     Outcome::Busy if attempt < ATTEMPTS => {
-                        let ms = (10u64 << attempt.min(6))
-                            + rand::Rng::random_range(&mut rand::rng(), 0..20u64);
-                        tokio::time::sleep(Duration::from_millis(ms)).await;
+                        crate::retry::pause(attempt).await;
                     }
                     _ => return Err(Error::Busy),
                 }

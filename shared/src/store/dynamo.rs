@@ -374,8 +374,7 @@ impl Table for DynamoTable {
                     if attempt > 8 {
                         return Err(StoreError::Throttled);
                     }
-                    tokio::time::sleep(std::time::Duration::from_millis(10 << attempt.min(6)))
-                        .await;
+                    crate::retry::pause(attempt - 1).await;
                 }
             }
         }

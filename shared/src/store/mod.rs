@@ -529,34 +529,12 @@ pub fn validate_group(writes: &[Write]) -> StoreResult<()> {
     Ok(limits::check_group(writes)?)
 }
 
+/// A transaction tried again while DynamoDB refuses it for now (a
+/// conflict, throttling): [`crate::retry::transact`], the one retry policy.
+pub use crate::retry::transact as transact_retrying;
+
 /// Every item a query matches, page after page (for reads that need them
 /// all: a scheduled run, an aggregate read, a member's own records).
-/// A transaction of a background job (a scheduled run, not a member's
-/// request): retried with jittered exponential backoff (5–20 ms, doubling,
-/// `attempts` tries in all) while DynamoDB answers that another
-/// transaction holds one of its items (`Conflict`) or that the partition
-/// is over its throughput (`Throttled`). Any other outcome, including a
-/// failed condition, is returned at once. A request handler answers 503
-/// with `Retry-After` instead and lets the client retry.
-pub async fn transact_retrying<T: Table + ?Sized>(
-    table: &T,
-    writes: Vec<Write>,
-    attempts: u32,
-) -> StoreResult<()> {
-    let mut attempt = 0;
-    loop {
-        match table.transact(writes.clone()).await {
-            Err(StoreError::Conflict | StoreError::Throttled) if attempt + 1 < attempts => {
-                use rand::Rng as _;
-                let ms = rand::rng().random_range(5..20u64) << attempt.min(6);
-                tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
-                attempt += 1;
-            }
-            other => return other,
-        }
-    }
-}
-
 pub async fn all_pages<T: Table + ?Sized>(table: &T, q: Query) -> StoreResult<Vec<Item>> {
     let mut out = Vec::new();
     let mut start = None;
