@@ -57,7 +57,7 @@ pub const AMBASSADORS_PK: &str = "AMBASSADORS";
 const SCORE_KEY_MAX: i64 = 999_999_999_999_999;
 
 pub fn score_key(member: &str) -> Key {
-    Key::new(format!("MEMBER#{member}"), "SCORE")
+    Key::new(crate::members::pk(member), "SCORE")
 }
 
 pub fn scored_pk(bucket: u32) -> String {
@@ -528,7 +528,7 @@ async fn run_inner<T: Table>(app: &App<T>) -> Result<RunReport> {
 fn members_key(member: &str) -> Key {
     match crate::domain::MemberId::parse(member) {
         Some(id) => members::key(&id),
-        None => Key::new(format!("MEMBER#{member}"), "PROFILE"),
+        None => crate::members::profile_key(member),
     }
 }
 

@@ -55,7 +55,7 @@ impl ContribKind {
 /// The pointer's key in the member's partition.
 pub fn pointer_key(member_id: &str, kind: ContribKind, created_at: &str, target_id: &str) -> Key {
     Key::new(
-        format!("MEMBER#{member_id}"),
+        crate::members::pk(member_id),
         format!("{PREFIX}{}#{created_at}#{target_id}", kind.as_str()),
     )
 }

@@ -57,7 +57,7 @@ pub fn key(idea: &str, member: &str) -> Key {
 }
 
 fn member_pk(member: &str) -> String {
-    format!("MEMBER#{member}")
+    crate::members::pk(member)
 }
 
 /// A follow record.

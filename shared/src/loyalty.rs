@@ -146,7 +146,7 @@ impl LoyaltyAnswer {
 }
 
 pub fn redemption_key(member: &str, id: &str) -> Key {
-    Key::new(format!("MEMBER#{member}"), format!("REDEMPTION#{id}"))
+    Key::new(crate::members::pk(member), format!("REDEMPTION#{id}"))
 }
 
 pub fn pointer_key(id: &str) -> Key {
@@ -187,7 +187,7 @@ pub async fn list<T: Table>(
     cursor_in: Option<String>,
 ) -> Result<ListPage<RedemptionView>> {
     members::require(app, caller).await?;
-    let pk = format!("MEMBER#{}", caller.id.as_str());
+    let pk = crate::members::pk(caller.id.as_str());
     let start = cursor::start(cursor_in.as_deref(), Index::Primary, &pk)?;
     let page = app
         .table

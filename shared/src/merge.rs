@@ -336,7 +336,7 @@ fn vote_copy(
     item.insert("author_id".into(), json!(into_author));
     item.insert("created_at".into(), json!(created_at));
     item.insert(MERGED_FROM.into(), json!(source));
-    item.insert("gsi3pk".into(), json!(format!("MEMBER#{member}")));
+    item.insert("gsi3pk".into(), json!(crate::members::pk(member)));
     item.insert(
         "gsi3sk".into(),
         json!(format!("VOTE#{created_at}#{}", into.as_str())),

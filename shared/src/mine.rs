@@ -135,7 +135,7 @@ pub async fn list<T: Table>(
 ) -> Result<ListPage<Contribution>> {
     let (kind, ty) = kind_of(kind)?;
     crate::members::require(app, caller).await?;
-    let pk = format!("MEMBER#{}", caller.id.as_str());
+    let pk = crate::members::pk(caller.id.as_str());
     let prefix = format!("{}{}#", contrib::PREFIX, kind.as_str());
     let start = cursor::start(cursor_in.as_deref(), Index::Primary, &pk)?;
     // A cursor of another type's list would start in the wrong place.

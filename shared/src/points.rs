@@ -48,7 +48,7 @@ pub struct LedgerEntry {
 
 pub fn ledger_write(member: &str, e: &LedgerEntry) -> Write {
     let mut item = Item::new();
-    item.insert("pk".into(), json!(format!("MEMBER#{member}")));
+    item.insert("pk".into(), json!(crate::members::pk(member)));
     item.insert(
         "sk".into(),
         json!(format!("LEDGER#{}#{}", e.created_at, e.id)),
@@ -308,7 +308,7 @@ async fn moderated<T: Table>(app: &App<T>, e: &Event) -> Result<()> {
         marker.clone(),
         ledger_write(member, &entry),
         Write::update(
-            Key::new(format!("MEMBER#{member}"), "PROFILE"),
+            crate::members::profile_key(member),
             Update::default().add("points_balance", delta),
         )
         .when(Cond::Exists.and(Cond::AttrAbsent("erased_at".into()))),
@@ -390,7 +390,7 @@ fn plan_credit<T: Table>(
         },
         created_at: e.at.clone(),
     };
-    let member_key = Key::new(format!("MEMBER#{member}"), "PROFILE");
+    let member_key = crate::members::profile_key(member);
     let mut writes = vec![
         marker_for(r.points),
         ledger_write(member, &entry),
@@ -404,7 +404,7 @@ fn plan_credit<T: Table>(
         let day = e.at.get(..10).unwrap_or("0000-00-00");
         writes.push(
             Write::update(
-                Key::new(format!("MEMBER#{member}"), format!("CAP#{rule}#{day}")),
+                Key::new(crate::members::pk(member), format!("CAP#{rule}#{day}")),
                 Update::default().add("n", 1),
             )
             .when(Cond::NotExists.or(Cond::LessThan("n".into(), cap))),
@@ -557,7 +557,7 @@ pub async fn ledger<T: Table>(
     limit: u32,
     cursor_in: Option<String>,
 ) -> Result<ListPage<LedgerEntry>> {
-    let pk = format!("MEMBER#{}", caller.id.as_str());
+    let pk = crate::members::pk(caller.id.as_str());
     let start = cursor::start(cursor_in.as_deref(), Index::Primary, &pk)?;
     let page = app
         .table
@@ -614,7 +614,7 @@ pub async fn vote_credits<T: Table>(app: &App<T>, member: &str) -> Result<Vec<Le
     let Some(rule) = settings.points.rule("vote_cast") else {
         return Ok(Vec::new());
     };
-    let pk = format!("MEMBER#{member}");
+    let pk = crate::members::pk(member);
     // day → (votes, latest vote's time)
     let mut days: std::collections::BTreeMap<String, (i64, String)> = Default::default();
     let q = Query::new(Index::Gsi3, pk)
@@ -746,7 +746,7 @@ pub async fn redeem<T: Table>(
         reference: id.clone(),
         created_at: at.clone(),
     };
-    let pk = format!("MEMBER#{}", member.id);
+    let pk = crate::members::pk(&member.id);
     let redemption_item = json!({"pk": pk, "sk": format!("REDEMPTION#{id}"), "id": id, "points": points,
         "euros": euros, "status": "pending", "created_at": at});
     let Value::Object(redemption_item) = redemption_item else {

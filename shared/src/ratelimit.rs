@@ -236,7 +236,7 @@ pub async fn check_votes<T: Table>(app: &App<T>, member: &str) -> Result<()> {
     let page = app
         .table
         .query(
-            &Query::new(Index::Gsi3, format!("MEMBER#{member}"))
+            &Query::new(Index::Gsi3, crate::members::pk(member))
                 .sk(SortKey::Between(format!("VOTE#{since}"), "VOTE#~".into()))
                 .limit(u32::try_from(limit.max).unwrap_or(u32::MAX)),
         )

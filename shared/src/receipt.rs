@@ -74,7 +74,7 @@ impl Receipt {
             // In the member's partition, so erasure finds (and deletes)
             // the stored responses, which may hold personal data.
             key: Key::new(
-                format!("MEMBER#{}", member.as_str()),
+                crate::members::pk(member.as_str()),
                 format!("{RECEIPT_PREFIX}{idem_key}"),
             ),
             request,

@@ -132,7 +132,7 @@ pub async fn cast<T: Table>(app: &App<T>, caller: &Caller, idea: &IdeaId) -> Res
         "pk": k.pk, "sk": k.sk, "vote_id": ulid::Ulid::new().to_string(),
         "idea_id": idea.as_str(), "member_id": member, "author_id": row.author_id,
         "created_at": created,
-        "gsi3pk": format!("MEMBER#{member}"),
+        "gsi3pk": crate::members::pk(member),
         "gsi3sk": format!("VOTE#{created}#{}", idea.as_str()),
     });
     let Value::Object(mut record) = record else {

@@ -379,7 +379,7 @@ impl<T: Table + Clone> FeedbackConsumer<T> {
             let id = i
                 .get("pk")
                 .and_then(Value::as_str)
-                .and_then(|pk| pk.strip_prefix("MEMBER#"))
+                .and_then(crate::members::id_of_pk)
                 .map(str::to_owned);
             if let Some(id) = id {
                 profiles.insert(id, i);
