@@ -92,7 +92,12 @@ pub struct ProductTestConfig {
     pub id: String,
     pub ean: String,
     pub product_name: String,
+    /// The brand's name, shown to members.
     pub brand: String,
+    /// The brand's slug (its partners' `brand:<slug>` group), whose report
+    /// (`GET /brands/me/report`) lists this test.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub brand_slug: Option<String>,
     /// The idea theme (`community.toml`) the product test belongs to, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub theme: Option<String>,
@@ -401,6 +406,16 @@ impl ProductTestConfig {
         }
         if self.brand.trim().is_empty() {
             e("brand", "must not be empty".into());
+        }
+        if let Some(b) = self
+            .brand_slug
+            .as_ref()
+            .filter(|b| !crate::auth::is_brand_slug(b))
+        {
+            e(
+                "brand_slug",
+                format!("{b:?} must be a brand slug: 1-40 of a-z, 0-9 and '-'"),
+            );
         }
         if self.slots == 0 {
             e("slots", "must be at least 1".into());

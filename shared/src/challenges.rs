@@ -527,7 +527,12 @@ pub async fn publish<T: Table>(
             challenge_key(id),
             Update::default()
                 .set("results", results)
-                .set("published_by", by.as_str()),
+                .set("published_by", by.as_str())
+                // The results mail's id, for its click rate (brand reports).
+                .set(
+                    "results_mail_id",
+                    crate::mail::templates::challenge_mail_id(&event.event_id),
+                ),
         )
         .when(Cond::AttrAbsent("results".into())),
         event.write(),

@@ -166,7 +166,7 @@ pub async fn apply<T: Table>(
     );
     match commit(
         &app.table,
-        vec![Write::put_new(item), pointer],
+        vec![Write::put_new(item), pointer, count_application(id)],
         receipt.map(|r| (r, 201, &body)),
     )
     .await
@@ -177,6 +177,82 @@ pub async fn apply<T: Table>(
         )),
         Err(e) => Err(e),
     }
+}
+
+/// A product test's applications are counted on [`APPLIED_SHARDS`] items
+/// `PTEST#{id} / APPLIED#{nn}` (one picked at random per application, in
+/// its transaction: a launch's rush spreads over them); readers sum them
+/// (`applications`, one Query).
+pub const APPLIED_SHARDS: u32 = 16;
+
+fn count_application(id: &str) -> Write {
+    use rand::Rng;
+    let shard = rand::rng().random_range(0..APPLIED_SHARDS);
+    Write::update(
+        Key::new(format!("PTEST#{id}"), format!("APPLIED#{shard:02}")),
+        Update::default().add("applications", 1),
+    )
+}
+
+/// The applications to product test `id` (each member applies once):
+/// the sum of its `APPLIED#nn` shards.
+pub async fn applications<T: Table>(app: &App<T>, id: &str) -> Result<i64> {
+    let items = crate::store::all_pages(
+        &app.table,
+        Query::new(Index::Primary, format!("PTEST#{id}"))
+            .sk(crate::store::SortKey::BeginsWith("APPLIED#".into()))
+            .limit(APPLIED_SHARDS),
+    )
+    .await?;
+    Ok(items
+        .iter()
+        .filter_map(|i| i.get("applications").and_then(Value::as_i64))
+        .sum())
+}
+
+/// A product test's review figures: its testers' reviews
+/// (`PTEST#{id} / COUNTER`) and the product's (`PRODUCT#{ean} / STATS`:
+/// count, average, label and the test that earned it). One BatchGetItem.
+pub async fn test_figures<T: Table>(app: &App<T>, id: &str, ean: &str) -> Result<TestFigures> {
+    let counter = Key::new(format!("PTEST#{id}"), "COUNTER");
+    let stats = stats_key(ean);
+    let items = app
+        .table
+        .get_many(&[counter.clone(), stats.clone()], false)
+        .await?;
+    let mut f = TestFigures::default();
+    for i in &items {
+        let n = |a: &str| i.get(a).and_then(Value::as_i64).unwrap_or(0);
+        if Key::of(i).as_ref() == Some(&counter) {
+            f.tester_reviews = n("tester_reviews");
+        } else {
+            f.review_count = n("review_count");
+            let sum = n("rating_sum");
+            f.average_rating = (f.review_count > 0)
+                .then(|| ((sum as f64 / f.review_count as f64) * 100.0).round() / 100.0);
+            f.labelled = i
+                .get("tested_by_community")
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
+            f.label_test_id = i
+                .get("label_test_id")
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+        }
+    }
+    Ok(f)
+}
+
+/// See [`test_figures`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TestFigures {
+    pub tester_reviews: i64,
+    pub review_count: i64,
+    pub average_rating: Option<f64>,
+    /// The product carries the label.
+    pub labelled: bool,
+    /// The product test whose tester reviews earned it.
+    pub label_test_id: Option<String>,
 }
 
 pub fn tester_key(test: &str, member: &str) -> Key {

@@ -736,7 +736,7 @@ pub async fn respond<T: Table>(
 // ---------------------------------------------------------------- results
 
 /// Sums the results shards of `pk` (one Query of 16 items at most).
-async fn counters<T: Table>(
+pub async fn counters<T: Table>(
     app: &App<T>,
     pk: &str,
 ) -> Result<std::collections::BTreeMap<String, i64>> {

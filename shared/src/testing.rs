@@ -305,6 +305,7 @@ pub fn product_test(
         ean: ean.into(),
         product_name: "Yaourt de test".into(),
         brand: "Marque Exemple".into(),
+        brand_slug: None,
         theme: None,
         slots,
         applications_open_at: at(apply.0),

@@ -14,6 +14,10 @@ fn the_shipped_campaigns_are_valid() {
     let c = load_dir(Path::new(ROOT)).expect("valid");
     assert_eq!(c.contests.len(), 2);
     assert_eq!(c.product_tests.len(), 1);
+    assert_eq!(
+        c.product_tests[0].brand_slug.as_deref(),
+        Some("bergeries-du-larzac")
+    );
     assert_eq!(c.surveys.len(), 1);
     assert!(c
         .contests
@@ -229,6 +233,17 @@ fn each_broken_file_is_named_with_its_field() {
             "no-slots.toml",
             Box::new(|t| t.replace("slots = 50", "slots = 0")),
             "slots",
+        ),
+        (
+            "product-tests",
+            "bad-brand-slug.toml",
+            Box::new(|t| {
+                t.replace(
+                    "brand_slug = \"bergeries-du-larzac\"",
+                    "brand_slug = \"Les Bergeries\"",
+                )
+            }),
+            "brand_slug",
         ),
     ];
     for (sub, name, edit, field) in cases {

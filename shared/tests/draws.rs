@@ -52,6 +52,7 @@ fn selecting_test(id: &str) -> community::campaigns::ProductTestConfig {
         ean: "3560070123452".into(),
         product_name: "Yaourt".into(),
         brand: "Marque Exemple".into(),
+        brand_slug: None,
         theme: None,
         slots: 25,
         applications_open_at: at(-7200),

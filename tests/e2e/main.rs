@@ -8,3 +8,4 @@ mod campaigns;
 mod docs_page;
 mod durability;
 mod flows;
+mod one_of_each;

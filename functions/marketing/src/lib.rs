@@ -1,7 +1,9 @@
 //! `marketing`: the marketing group's reading routes.
 //! `GET /insights` (aggregates maintained by the insights consumer) and
 //! `GET /ambassadors` (the last scheduled run's ambassadors, with the
-//! breakdown of their score).
+//! breakdown of their score), and the brand partners' report
+//! (`GET /brands/me/report`: a `brand:<slug>` token's own campaigns and
+//! their figures, read from the same aggregates; `community::brands`).
 
 use axum::extract::State;
 use axum::routing::get;
@@ -17,6 +19,7 @@ pub fn routes<T: Table + Clone>(app: App<T>) -> Router {
     Router::new()
         .route("/insights", get(insights::<T>))
         .route("/ambassadors", get(ambassadors::<T>))
+        .route("/brands/me/report", get(brand_report::<T>))
         .with_state(app)
 }
 
@@ -29,6 +32,13 @@ async fn insights<T: Table + Clone>(
     caller: Caller,
 ) -> Result<Json<Value>, ApiError> {
     Ok(Json(community::insights::read(&app, &caller).await?))
+}
+
+async fn brand_report<T: Table + Clone>(
+    State(app): State<App<T>>,
+    caller: Caller,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(community::brands::report(&app, &caller).await?))
 }
 
 async fn ambassadors<T: Table + Clone>(

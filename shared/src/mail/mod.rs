@@ -197,6 +197,12 @@ async fn stats_sum<T: Table>(app: &App<T>, mail_id: &str) -> Result<(i64, i64)> 
     Ok((sent, clicks))
 }
 
+/// A mail's figures (sent, unique clicks): one BatchGetItem of its
+/// [`STATS_SHARDS`] shards (brand reports, `crate::brands`).
+pub async fn figures<T: Table>(app: &App<T>, mail_id: &str) -> Result<(i64, i64)> {
+    stats_sum(app, mail_id).await
+}
+
 /// `sent + 1`; a community mail (not a personal notice to an author or the
 /// committee) is also listed in gsi1 `MAILS` for `GET /insights`.
 fn stats_update(mail_id: &str) -> Update {

@@ -442,11 +442,23 @@ pub(crate) fn date_fr(ts: &str) -> String {
     }
 }
 
+/// The mail id of community news `event_id` (`campaigns::news_event_id`:
+/// one per campaign, so a campaign's announcement has one click rate).
+pub fn news_mail_id(event_id: &str) -> String {
+    format!("{event_id}-news")
+}
+
+/// The mail id of a challenge's results (`challenge.decided` `event_id`),
+/// recorded on the challenge when they are published (`results_mail_id`).
+pub fn challenge_mail_id(event_id: &str) -> String {
+    format!("{event_id}-challenge")
+}
+
 /// Community news (`community.news`): a new contest or product test,
 /// to the members who want it (`notifications.community_news`). The mail
 /// id is the event's with `-news`: one click rate per announcement.
 pub fn for_news(s: &Settings, e: &Event, name: &str, member: &str) -> Rendered {
-    let mail_id = format!("{}-news", e.event_id);
+    let mail_id = news_mail_id(&e.event_id);
     let text = |k: &str| e.data[k].as_str().unwrap_or_default().to_owned();
     let (subject, lines, label, path) = if e.data["campaign"] == "product_test" {
         let product = text("product_name");
@@ -584,7 +596,7 @@ pub fn comment_digest(
 /// The results of a co-creation challenge (défi), to a participant: the
 /// author of a winning proposal, another author, or a voter.
 pub fn for_challenge(s: &Settings, e: &Event, name: &str, member: &str, won: bool) -> Rendered {
-    let mail_id = format!("{}-challenge", e.event_id);
+    let mail_id = challenge_mail_id(&e.event_id);
     let title = e.data["title"].as_str().unwrap_or_default();
     let winners: Vec<String> = e.data["winners"]
         .as_array()
