@@ -354,8 +354,9 @@ pub struct ResultsRequest {
     pub answer: Option<String>,
 }
 
-/// Trims and checks a text field: `min..=max` characters, no control
-/// characters but line breaks.
+/// Trims and checks a text field: `min..=max` characters, and the one
+/// control-character rule (`domain::refuse_controls`, multi-line: line
+/// breaks and tabs allowed).
 fn text(
     field: &str,
     v: Option<&str>,
@@ -374,14 +375,7 @@ fn text(
             },
         ));
     }
-    if t.chars()
-        .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
-    {
-        return Err(FieldError::new(
-            field,
-            "must not contain control characters",
-        ));
-    }
+    crate::domain::refuse_controls(field, &t, true)?;
     Ok(t)
 }
 
@@ -696,4 +690,31 @@ pub fn erase_writes(taken: &[Taken], member: &str, former: &str) -> Vec<Write> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn texts_follow_the_one_control_character_rule_naming_their_field() {
+        let ok = text("answer", Some("  Merci à tous,\n\tà bientôt !  "), 10, 5000);
+        assert_eq!(ok.as_deref(), Ok("Merci à tous,\n\tà bientôt !"));
+        for bad in [
+            "Merci à tous\u{7} !",
+            "Merci à tous\u{85} !",
+            "Merci\u{0} à tous",
+        ] {
+            let e = text("answer", Some(bad), 10, 5000).expect_err("refused");
+            assert_eq!(e.field, "answer");
+            assert!(e.message.contains("control characters"), "{}", e.message);
+        }
+        let e = text("winners[0].note", Some("Bravo\u{1b}"), 0, 500).expect_err("refused");
+        assert_eq!(e.field, "winners[0].note");
+        let e = text("answer", None, 10, 5000).expect_err("required");
+        assert_eq!(
+            (e.field.as_str(), e.message.as_str()),
+            ("answer", "is required")
+        );
+    }
 }
