@@ -947,6 +947,8 @@ fn config_update(v: Value) -> Update {
 pub fn news_event_id(kind: &str, id: &str) -> String {
     let kind = if kind == CONTEST {
         "contest"
+    } else if kind == CHALLENGE {
+        "challenge"
     } else {
         "product-test"
     };
@@ -980,6 +982,22 @@ pub fn product_test_news(t: &ProductTestConfig) -> Event {
                "applications_close_at": t.applications_close_at}),
     );
     e.event_id = news_event_id(PRODUCT_TEST, &t.id);
+    e
+}
+
+/// The `community.news` event of a new challenge (défi): its question and
+/// window, and the sponsoring brand's name.
+pub fn challenge_news(ch: &ChallengeConfig) -> Event {
+    let mut e = Event::new(
+        Kind::CommunityNews,
+        "",
+        None,
+        json!({"campaign": "challenge", "challenge_id": ch.id, "title": ch.title,
+               "question": ch.question,
+               "sponsor": ch.sponsor.as_ref().map(|s| s.name.as_str()),
+               "opens_at": ch.opens_at, "closes_at": ch.closes_at}),
+    );
+    e.event_id = news_event_id(CHALLENGE, &ch.id);
     e
 }
 
@@ -1040,13 +1058,19 @@ async fn apply_product_test<T: Table>(
 }
 
 /// Writes a challenge's config (its results, once published, are kept).
-/// A challenge is announced by its own pages, not by community news.
-async fn apply_challenge<T: Table>(table: &T, ch: &ChallengeConfig) -> Result<(), StoreError> {
+/// A new challenge is announced as a contest is (`community.news`, with
+/// its item, once).
+async fn apply_challenge<T: Table>(
+    table: &T,
+    ch: &ChallengeConfig,
+    announce: bool,
+) -> Result<(), StoreError> {
     let mut u = config_update(json!({"config": ch}));
     u.set.insert("gsi1pk".into(), json!(CHALLENGES_PK));
     u.set
         .insert("gsi1sk".into(), json!(format!("{}#{}", ch.opens_at, ch.id)));
-    write_campaign(table, challenge_key(&ch.id), u, None).await
+    let news = announce.then(|| challenge_news(ch));
+    write_campaign(table, challenge_key(&ch.id), u, news).await
 }
 /// Writes a survey's item (config and list index; its responses and
 /// results are other items, never touched). A survey is announced to its
@@ -1089,7 +1113,7 @@ pub async fn apply<T: Table>(table: &T, c: &Campaigns) -> Result<Vec<String>, St
         done.push(format!("product test {}", t.id));
     }
     for ch in &c.challenges {
-        apply_challenge(table, ch).await?;
+        apply_challenge(table, ch, false).await?;
         done.push(format!("challenge {}", ch.id));
     }
     for e in &c.events {
@@ -1538,7 +1562,7 @@ impl Plan {
 /// seeds, draws and selections are never touched. Returns how many were
 /// written.
 ///
-/// A contest or product test the table did not hold is created with its
+/// A contest, product test or challenge the table did not hold is created with its
 /// `community.news` event in the same transaction (the emails consumer
 /// mails it to the members who want community news); a changed one, or
 /// one created meanwhile by another apply, is updated without it.
@@ -1561,7 +1585,7 @@ pub async fn apply_plan<T: Table>(
             }
         } else if p.kind == CHALLENGE {
             if let Some(ch) = c.challenges.iter().find(|x| x.id == p.id) {
-                apply_challenge(table, ch).await?;
+                apply_challenge(table, ch, p.change == Change::New).await?;
             }
         } else if p.kind == EVENT {
             if let Some(e) = c.events.iter().find(|x| x.id == p.id) {

@@ -354,8 +354,9 @@ pub struct ResultsRequest {
     pub answer: Option<String>,
 }
 
-/// Trims and checks a text field: `min..=max` characters, no control
-/// characters but line breaks.
+/// Trims and checks a text field: `min..=max` characters, and the one
+/// control-character rule (`domain::refuse_controls`, multi-line: line
+/// breaks and tabs allowed).
 fn text(
     field: &str,
     v: Option<&str>,
@@ -374,14 +375,7 @@ fn text(
             },
         ));
     }
-    if t.chars()
-        .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
-    {
-        return Err(FieldError::new(
-            field,
-            "must not contain control characters",
-        ));
-    }
+    crate::domain::refuse_controls(field, &t, true)?;
     Ok(t)
 }
 
@@ -592,4 +586,140 @@ fn accept(row: &ideas::IdeaRow, reason: &str, at: &str) -> Vec<Write> {
         out.push(crate::answers::answered_write(&row.created_at, &row.id));
     }
     out
+}
+
+// ------------------------------------------------------------------- GDPR
+
+/// The challenges a member took part in (GDPR export and erasure), from
+/// what the member's side already lists: their proposals (ideas with
+/// `challenge_id`, through the contribution pointers) and their votes (the
+/// vote record copies the proposal's `challenge_id`). `(challenge, idea)`
+/// pairs in, one entry per challenge out: its item (if it still exists)
+/// with the member's proposals and the proposals they voted on.
+pub struct Taken {
+    pub challenge: String,
+    pub item: Option<Item>,
+    pub proposals: Vec<String>,
+    pub voted_on: Vec<String>,
+}
+
+pub async fn taken_part<T: Table>(
+    app: &App<T>,
+    proposals: &[(String, String)],
+    votes: &[(String, String)],
+    consistent: bool,
+) -> Result<Vec<Taken>> {
+    let mut by: std::collections::BTreeMap<String, Taken> = std::collections::BTreeMap::new();
+    let entry = |by: &mut std::collections::BTreeMap<String, Taken>, c: &str| {
+        by.entry(c.to_owned()).or_insert_with(|| Taken {
+            challenge: c.to_owned(),
+            item: None,
+            proposals: Vec::new(),
+            voted_on: Vec::new(),
+        });
+    };
+    for (c, idea) in proposals {
+        entry(&mut by, c);
+        if let Some(t) = by.get_mut(c) {
+            t.proposals.push(idea.clone());
+        }
+    }
+    for (c, idea) in votes {
+        entry(&mut by, c);
+        if let Some(t) = by.get_mut(c) {
+            t.voted_on.push(idea.clone());
+        }
+    }
+    let keys: Vec<Key> = by.keys().map(|c| challenge_key(c)).collect();
+    for item in crate::store::get_all(&app.table, &keys, consistent).await? {
+        if let Ok(c) = config(&item) {
+            if let Some(t) = by.get_mut(&c.id) {
+                t.item = Some(item);
+            }
+        }
+    }
+    Ok(by.into_values().collect())
+}
+
+/// The member's participations as `GET /members/me/export` lists them
+/// (the proposals themselves are in its `ideas`, with `challenge_id`).
+pub fn export_of(taken: &[Taken]) -> Vec<Value> {
+    taken
+        .iter()
+        .map(|t| {
+            let title = t
+                .item
+                .as_ref()
+                .and_then(|i| config(i).ok())
+                .map(|c| c.title);
+            json!({"challenge_id": t.challenge, "title": title,
+                   "proposals": t.proposals, "voted_on": t.voted_on})
+        })
+        .collect()
+}
+
+/// Erasure (`gdpr::erase`, phase 2): the member's participant record of
+/// each challenge is deleted, and published results that name them as a
+/// winner's author show `former` instead (the proposals are ideas,
+/// anonymised as the member's other ideas). The participation figures
+/// (`CHSTATS`) keep their counts: anonymous aggregates.
+pub fn erase_writes(taken: &[Taken], member: &str, former: &str) -> Vec<Write> {
+    let mut out = Vec::new();
+    for t in taken {
+        out.push(Write::Delete {
+            key: participant_key(&t.challenge, member),
+            cond: None,
+        });
+        let Some(mut results) = t.item.as_ref().and_then(|i| i.get("results")).cloned() else {
+            continue;
+        };
+        let mut changed = false;
+        if let Some(ws) = results["winners"].as_array_mut() {
+            for w in ws {
+                if w["author"]["id"] == json!(member)
+                    && w["author"]["display_name"] != json!(former)
+                {
+                    w["author"]["display_name"] = json!(former);
+                    changed = true;
+                }
+            }
+        }
+        if changed {
+            out.push(
+                Write::update(
+                    challenge_key(&t.challenge),
+                    Update::default().set("results", results),
+                )
+                .when(Cond::Exists),
+            );
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn texts_follow_the_one_control_character_rule_naming_their_field() {
+        let ok = text("answer", Some("  Merci à tous,\n\tà bientôt !  "), 10, 5000);
+        assert_eq!(ok.as_deref(), Ok("Merci à tous,\n\tà bientôt !"));
+        for bad in [
+            "Merci à tous\u{7} !",
+            "Merci à tous\u{85} !",
+            "Merci\u{0} à tous",
+        ] {
+            let e = text("answer", Some(bad), 10, 5000).expect_err("refused");
+            assert_eq!(e.field, "answer");
+            assert!(e.message.contains("control characters"), "{}", e.message);
+        }
+        let e = text("winners[0].note", Some("Bravo\u{1b}"), 0, 500).expect_err("refused");
+        assert_eq!(e.field, "winners[0].note");
+        let e = text("answer", None, 10, 5000).expect_err("required");
+        assert_eq!(
+            (e.field.as_str(), e.message.as_str()),
+            ("answer", "is required")
+        );
+    }
 }

@@ -10,7 +10,12 @@
 //!   exported, and deleted by erasure;
 //! - the loyalty-card guard `CARD#{sha256(card)}`, from the profile's card;
 //! - each contribution, through its pointer; a contest entry also leads to
-//!   its per-contest card guard and to the contest's draw (winners' names).
+//!   its per-contest card guard and to the contest's draw (winners' names);
+//! - challenge participations, from the member's proposals (ideas) and
+//!   votes, which carry `challenge_id`; survey responses and event
+//!   registrations, by their keys (the member's pseudonym per survey,
+//!   `REG#{member}` per event) in the `SURVEYS` and `RTABLES` lists
+//!   (`campaign_sections`, `scrub_campaigns`).
 //!
 //! Erasure runs in three idempotent phases, so a retry after a partial run
 //! (a timeout, a crash, a member with thousands of items and so many
@@ -21,6 +26,10 @@
 //!    contest answers and application motivations removed), per-contest card
 //!    guards deleted, draw results renamed, sent-mail records lose their
 //!    address, receipts are deleted — in groups of at most 25 writes;
+//!    challenge participant records and survey responses deleted (their
+//!    aggregates kept), then event registrations cancelled (a seat freed
+//!    as by a cancellation, the waitlist promoted once) or, for an event
+//!    already held, deleted;
 //! 3. one transaction turns the profile into a tombstone without personal
 //!    data (email consent revoked, card removed), closes the ledger with a
 //!    forfeit entry of the remaining balance (conditional on the balance read,
@@ -164,8 +173,12 @@ pub async fn export<T: Table>(app: &App<T>, caller: &Caller) -> Result<Value> {
     ] {
         sections.insert(name.into(), json!([]));
     }
+    let mut proposals = Vec::new();
     for (kind, _, item) in contributions(app, &partition).await? {
         let Some(item) = item else { continue };
+        if kind == ContribKind::Idea {
+            proposals.extend(challenge_pair(&item, "id"));
+        }
         let name = match kind {
             ContribKind::Idea => "ideas",
             ContribKind::Comment => "comments",
@@ -211,6 +224,11 @@ pub async fn export<T: Table>(app: &App<T>, caller: &Caller) -> Result<Value> {
     for e in &vote_credits {
         ledger.push(serde_json::to_value(e).unwrap_or(Value::Null));
     }
+    let voted: Vec<(String, String)> = votes
+        .iter()
+        .filter_map(|v| challenge_pair(v, "idea_id"))
+        .collect();
+    sections.extend(campaign_sections(app, id, &proposals, &voted).await?);
     let votes: Vec<Value> = votes
         .into_iter()
         .map(|v| json!({"idea_id": v.get("idea_id"), "voted_at": v.get("created_at")}))
@@ -249,6 +267,71 @@ pub async fn export<T: Table>(app: &App<T>, caller: &Caller) -> Result<Value> {
         d.extend(sections);
     }
     Ok(doc)
+}
+
+/// `(challenge, idea)` of a proposal (an idea row, `id`) or of a vote on
+/// one (a vote record, `idea_id`): both carry `challenge_id`.
+fn challenge_pair(item: &Item, idea_attr: &str) -> Option<(String, String)> {
+    let c = item.get("challenge_id")?.as_str()?;
+    let i = item.get(idea_attr)?.as_str()?;
+    Some((c.to_owned(), i.to_owned()))
+}
+
+/// The export's sections of the campaigns a member takes part in beyond
+/// contributions: challenges (the participations; the proposals are in
+/// `ideas`), surveys (the member's own answers) and events (registrations,
+/// waitlist, attendance).
+async fn campaign_sections<T: Table>(
+    app: &App<T>,
+    member: &str,
+    proposals: &[(String, String)],
+    voted: &[(String, String)],
+) -> Result<Map<String, Value>> {
+    let taken = crate::challenges::taken_part(app, proposals, voted, false).await?;
+    let mut out = Map::new();
+    out.insert(
+        "challenge_participations".into(),
+        json!(crate::challenges::export_of(&taken)),
+    );
+    out.insert(
+        "survey_responses".into(),
+        json!(crate::surveys::export_of(app, member).await?),
+    );
+    out.insert(
+        "event_registrations".into(),
+        json!(crate::roundtables::export_of(app, member).await?),
+    );
+    Ok(out)
+}
+
+/// Phase 2 for those campaigns: the challenges' participant records
+/// deleted (and a published winner's author renamed), the survey
+/// responses deleted (the results' counters stay: anonymous), then each
+/// event registration cancelled (an event not started yet: its seat freed
+/// and the first waiting member promoted, once, as on a cancellation) or
+/// deleted (an event already started). Idempotent, as the whole phase.
+async fn scrub_campaigns<T: Table>(
+    app: &App<T>,
+    member: &str,
+    proposals: &[(String, String)],
+) -> Result<()> {
+    let votes = all(
+        app,
+        Index::Gsi3,
+        &member_pk(member),
+        SortKey::BeginsWith("VOTE#".into()),
+    )
+    .await?;
+    let voted: Vec<(String, String)> = votes
+        .iter()
+        .filter_map(|v| challenge_pair(v, "idea_id"))
+        .collect();
+    let taken = crate::challenges::taken_part(app, proposals, &voted, true).await?;
+    let mut writes = crate::challenges::erase_writes(&taken, member, FORMER_MEMBER);
+    writes.extend(crate::surveys::erase_writes(app, member).await?);
+    run_chunks(app, writes).await?;
+    crate::roundtables::erase_member(app, member).await?;
+    Ok(())
 }
 
 /// The update that anonymises one contribution of `member`.
@@ -310,8 +393,12 @@ async fn scrub<T: Table>(app: &App<T>, member: &str, card: Option<&str>) -> Resu
     let partition = all(app, Index::Primary, &member_pk(member), SortKey::All).await?;
     let mut writes = Vec::new();
     let mut contests = Vec::new();
+    let mut proposals = Vec::new();
     for (kind, k, item) in contributions(app, &partition).await? {
         let Some(item) = item else { continue };
+        if kind == ContribKind::Idea {
+            proposals.extend(challenge_pair(&item, "id"));
+        }
         // Only an existing item is rewritten (an update would create it).
         writes.push(Write::update(k, anonymise(&item)).when(Cond::Exists));
         if kind == ContribKind::Entry {
@@ -347,7 +434,8 @@ async fn scrub<T: Table>(app: &App<T>, member: &str, card: Option<&str>) -> Resu
             writes.push(Write::Delete { key: k, cond: None });
         }
     }
-    run_chunks(app, writes).await
+    run_chunks(app, writes).await?;
+    scrub_campaigns(app, member, &proposals).await
 }
 
 /// `DELETE /members/me`: erases the caller's personal data (see the module

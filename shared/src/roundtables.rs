@@ -593,12 +593,22 @@ pub async fn cancel<T: Table>(app: &App<T>, caller: &Caller, id: &str) -> Result
             "this event has started: its registrations are final".into(),
         ));
     }
-    let me = caller.id.as_str();
+    withdraw(app, caller.id.as_str(), id)
+        .await?
+        .ok_or(Error::NotFound("registration"))
+}
+
+/// The cancellation of `me`'s registration to event `id` (`cancel`, and
+/// the erasure of a member registered for an event not started yet): the
+/// registration deleted, a freed seat given to the first waiting member in
+/// the same transaction. `None` when `me` holds no registration (never
+/// registered, or already cancelled: a retried erasure frees nothing twice).
+async fn withdraw<T: Table>(app: &App<T>, me: &str, id: &str) -> Result<Option<Cancellation>> {
     let rk = registration_key(id, me);
     let mut attempt = 0u32;
     loop {
         let Some(reg) = app.table.get(&rk, true).await? else {
-            return Err(Error::NotFound("registration"));
+            return Ok(None);
         };
         let status = reg
             .get("status")
@@ -652,11 +662,11 @@ pub async fn cancel<T: Table>(app: &App<T>, caller: &Caller, id: &str) -> Result
         );
         match commit(&app.table, writes, None).await {
             Ok(()) => {
-                return Ok(Cancellation {
+                return Ok(Some(Cancellation {
                     event_id: id.to_owned(),
                     status: "cancelled",
                     seat_taken_by_waitlist: promoted.is_some(),
-                })
+                }))
             }
             // Cancelled (or promoted) meanwhile: read it again.
             Err(Error::Store(
@@ -671,6 +681,99 @@ pub async fn cancel<T: Table>(app: &App<T>, caller: &Caller, id: &str) -> Result
             Err(e) => return Err(e),
         }
     }
+}
+
+// ------------------------------------------------------------------- GDPR
+
+/// The member's registrations with their events (GDPR export and erasure).
+/// A registration lives in its event's partition, so they are found
+/// through the list of events (gsi1 `RTABLES`, past and upcoming: tens to
+/// hundreds, one Query per 100) and one BatchGetItem of the member's
+/// registration keys per 100 events; nothing is scanned.
+async fn registrations_of<T: Table>(
+    app: &App<T>,
+    member: &str,
+    consistent: bool,
+) -> Result<Vec<(Loaded, Item)>> {
+    let events =
+        crate::store::all_pages(&app.table, Query::new(Index::Gsi1, LIST_PK).limit(100)).await?;
+    let mut loaded = std::collections::HashMap::new();
+    for i in &events {
+        if let Ok(ev) = Loaded::of(i) {
+            loaded.insert(ev.config.id.clone(), ev);
+        }
+    }
+    let keys: Vec<Key> = loaded
+        .keys()
+        .map(|id| registration_key(id, member))
+        .collect();
+    let mut out = Vec::new();
+    for reg in crate::store::get_all(&app.table, &keys, consistent).await? {
+        let id = reg
+            .get("event_id")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        if let Some(ev) = loaded.remove(id) {
+            out.push((ev, reg));
+        }
+    }
+    out.sort_by(|a, b| a.0.config.starts_at.cmp(&b.0.config.starts_at));
+    Ok(out)
+}
+
+/// The member's registrations as `GET /members/me/export` lists them:
+/// the event, its start, the status (`registered` or `waitlisted`), when
+/// they registered, were promoted from the waitlist, attended.
+pub async fn export_of<T: Table>(app: &App<T>, member: &str) -> Result<Vec<Value>> {
+    Ok(registrations_of(app, member, false)
+        .await?
+        .into_iter()
+        .map(|(ev, reg)| {
+            json!({"event_id": ev.config.id, "title": ev.config.title,
+                   "starts_at": ev.config.starts_at, "status": reg.get("status"),
+                   "registered_at": reg.get("registered_at"),
+                   "promoted_at": reg.get("promoted_at"),
+                   "attended_at": reg.get("attended_at")})
+        })
+        .collect())
+}
+
+/// Erasure (`gdpr::erase`, phase 2): a registration for an event not
+/// started yet is cancelled as `DELETE /events/{id}/registrations/me` does
+/// (its seat goes to the first waiting member, promoted once, in the same
+/// transaction; `roundtable.cancelled` and `roundtable.promoted` as on any
+/// cancellation); a registration for an event already started is deleted
+/// with its waitlist place, the event's counters kept (what the event
+/// held, anonymously). Idempotent: a retried erasure finds nothing left.
+/// Returns the registrations removed.
+pub async fn erase_member<T: Table>(app: &App<T>, member: &str) -> Result<usize> {
+    let mut n = 0;
+    for (ev, reg) in registrations_of(app, member, true).await? {
+        let id = ev.config.id.clone();
+        if !ev.started() {
+            if withdraw(app, member, &id).await?.is_some() {
+                n += 1;
+            }
+            continue;
+        }
+        let mut writes = vec![Write::Delete {
+            key: registration_key(&id, member),
+            cond: None,
+        }];
+        if reg.get("status") == Some(&json!("waitlisted")) {
+            let at = reg
+                .get("registered_at")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            writes.push(Write::Delete {
+                key: wait_key(&id, at, member),
+                cond: None,
+            });
+        }
+        commit(&app.table, writes, None).await?;
+        n += 1;
+    }
+    Ok(n)
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -902,6 +902,76 @@ pub async fn export_csv<T: Table>(app: &App<T>, caller: &Caller, id: &str) -> Re
     Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
+// ------------------------------------------------------------------- GDPR
+
+/// The member's responses with their surveys (GDPR export and erasure):
+/// a response is keyed by the member's pseudonym in each survey, so they
+/// are found through the surveys' list (gsi1 `SURVEYS`, tens: one Query
+/// per 100) and one BatchGetItem of the member's response keys per 100
+/// surveys; nothing is scanned.
+async fn responses_of<T: Table>(
+    app: &App<T>,
+    member: &str,
+    consistent: bool,
+) -> Result<Vec<(SurveyConfig, Item)>> {
+    let surveys =
+        crate::store::all_pages(&app.table, Query::new(Index::Gsi1, LIST_PK).limit(100)).await?;
+    let secret = app.settings().link_secret.clone();
+    let mut configs = std::collections::HashMap::new();
+    for i in &surveys {
+        if let Ok(c) = config_of(i) {
+            configs.insert(c.id.clone(), c);
+        }
+    }
+    let keys: Vec<Key> = configs
+        .keys()
+        .map(|id| response_key(id, &pseudonym(&secret, id, member)))
+        .collect();
+    let mut out = Vec::new();
+    for r in crate::store::get_all(&app.table, &keys, consistent).await? {
+        if r.get("member_id").and_then(Value::as_str) != Some(member) {
+            continue;
+        }
+        let id = r
+            .get("survey_id")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        if let Some(c) = configs.remove(id) {
+            out.push((c, r));
+        }
+    }
+    out.sort_by(|a, b| a.0.opens_at.cmp(&b.0.opens_at));
+    Ok(out)
+}
+
+/// The member's responses as `GET /members/me/export` lists them: the
+/// survey, when, the cohort recorded with it, and the answers given.
+pub async fn export_of<T: Table>(app: &App<T>, member: &str) -> Result<Vec<Value>> {
+    Ok(responses_of(app, member, false)
+        .await?
+        .into_iter()
+        .map(|(c, r)| {
+            json!({"survey_id": c.id, "title": c.title,
+                   "responded_at": r.get("responded_at"), "cohort": r.get("cohort"),
+                   "answers": r.get("answers").cloned().unwrap_or_else(|| json!({}))})
+        })
+        .collect())
+}
+
+/// Erasure (`gdpr::erase`, phase 2): the member's response items are
+/// deleted, so the CSV export has no row of theirs any more; the results'
+/// counters keep the response (anonymous aggregates, already folded from
+/// the event's tally, which holds no text). No other item names the
+/// respondent (the uniqueness needs no member-keyed item).
+pub async fn erase_writes<T: Table>(app: &App<T>, member: &str) -> Result<Vec<Write>> {
+    Ok(responses_of(app, member, true)
+        .await?
+        .into_iter()
+        .filter_map(|(_, r)| Key::of(&r))
+        .map(|key| Write::Delete { key, cond: None })
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -703,6 +703,7 @@ async fn announce_scenario<T: Table>(table: &T, started: &T) {
         .await
         .expect("apply");
     let once = vec![
+        "news-challenge-defi-produit-de-demain-anti-gaspi".to_owned(),
         "news-contest-concours-recette-anti-gaspi".to_owned(),
         "news-contest-grand-jeu-lancement".to_owned(),
         "news-product-test-test-yaourt-brebis".to_owned(),

@@ -1,11 +1,11 @@
-//! Community news (`notifications.community_news`): a new contest or
-//! product test (`community.news`, written by `campaigns apply`) is mailed
+//! Community news (`notifications.community_news`): a new contest, product
+//! test or challenge (`community.news`, written by `campaigns apply`) is mailed
 //! to the members of the news index (gsi1 `NEWS#{bucket}`, on the profile
 //! while the member wants community news), in pages, each member once, as
 //! the freshly read profile allows. Through the consumer's Lambda entry, on
 //! both adapters, every batch delivered twice.
 
-use community::campaigns::{contest_news, product_test_news};
+use community::campaigns::{challenge_news, contest_news, product_test_news};
 use community::events::{Event, Kind};
 use community::mail::dir::DirMailbox;
 use community::members::{news_bucket, news_pk, NotificationsPatch, Patch};
@@ -193,12 +193,20 @@ async fn scenario<T: Table + Clone>(app: App<T>, dir: &std::path::Path) {
         "one chain per bucket, bucket 0's with a second page: {pages}"
     );
     run(&app, &consumer, &ptest).await;
+    let defi = challenge_news(&community::testing::challenge(
+        "defi-2027",
+        -60,
+        3600,
+        Some("marque-exemple"),
+    ));
+    run(&app, &consumer, &defi).await;
 
     let mut want: BTreeSet<String> = crowd.iter().map(|m| m.email.clone()).collect();
     want.extend([ana.email.clone(), fox.email.clone()]);
     for (e, subject) in [
         (&contest, "Nouveau concours : "),
         (&ptest, "Nouveau test produit : "),
+        (&defi, "Nouveau défi : "),
     ] {
         let mail_id = format!("{}-news", e.event_id);
         let got = recipients(&mailbox, &mail_id);
@@ -219,7 +227,8 @@ async fn scenario<T: Table + Clone>(app: App<T>, dir: &std::path::Path) {
             .headers
             .iter()
             .any(|(h, v)| h == "List-Unsubscribe" && v.contains("/unsubscribe/")));
-        // The tracked link leads to the contest's (product test's) page.
+        // The tracked link leads to the contest's (product test's,
+        // challenge's) page.
         let link = one
             .text
             .split_whitespace()
@@ -227,10 +236,10 @@ async fn scenario<T: Table + Clone>(app: App<T>, dir: &std::path::Path) {
             .expect("a tracked link");
         let token = link.rsplit("/r/").next().expect("token");
         let target = community::mail::click(&app, token).await.expect("click");
-        let page = if e.data["campaign"] == "contest" {
-            "/contests/printemps-2027"
-        } else {
-            "/product-tests/test-yaourt-2027"
+        let page = match e.data["campaign"].as_str() {
+            Some("contest") => "/contests/printemps-2027",
+            Some("challenge") => "/challenges/defi-2027",
+            _ => "/product-tests/test-yaourt-2027",
         };
         assert!(target.ends_with(page), "{target}");
     }

@@ -454,9 +454,10 @@ pub fn challenge_mail_id(event_id: &str) -> String {
     format!("{event_id}-challenge")
 }
 
-/// Community news (`community.news`): a new contest or product test,
-/// to the members who want it (`notifications.community_news`). The mail
-/// id is the event's with `-news`: one click rate per announcement.
+/// Community news (`community.news`): a new contest, product test or
+/// challenge (défi), to the members who want it
+/// (`notifications.community_news`). The mail id is the event's with
+/// `-news`: one click rate per announcement.
 pub fn for_news(s: &Settings, e: &Event, name: &str, member: &str) -> Rendered {
     let mail_id = news_mail_id(&e.event_id);
     let text = |k: &str| e.data[k].as_str().unwrap_or_default().to_owned();
@@ -482,6 +483,32 @@ pub fn for_news(s: &Settings, e: &Event, name: &str, member: &str) -> Rendered {
             ],
             "Proposer ma candidature",
             format!("/product-tests/{}", text("product_test_id")),
+        )
+    } else if e.data["campaign"] == "challenge" {
+        let title = text("title");
+        let mut lines = vec![
+            format!("Bonjour {name},"),
+            format!("Un nouveau défi est lancé dans la communauté : « {title} »."),
+        ];
+        let question = text("question");
+        if !question.is_empty() {
+            lines.push(question);
+        }
+        if let Some(sponsor) = e.data["sponsor"].as_str().filter(|x| !x.is_empty()) {
+            lines.push(format!(
+                "Avec {sponsor} : à la clôture, la marque choisit les propositions gagnantes et vous répond."
+            ));
+        }
+        lines.push(format!(
+            "Proposez vos idées et votez pour celles des autres membres du {} au {}. Une proposition gagnante peut devenir un vrai produit, jusqu'en rayon.",
+            date_fr(&text("opens_at")),
+            date_fr(&text("closes_at"))
+        ));
+        (
+            format!("Nouveau défi : {title}"),
+            lines,
+            "Relever le défi",
+            format!("/challenges/{}", text("challenge_id")),
         )
     } else {
         let title = text("title");
