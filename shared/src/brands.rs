@@ -19,8 +19,9 @@
 //! - challenges: proposals, votes and unique participants (authors and
 //!   voters, each counted once ever by its participant record) of
 //!   `CHSTATS#{id}` (`challenges::participation`; one Query).
-//! - product tests: applications (`PTEST#{id} / APPLIED#nn`, one per member,
-//!   counted in the application's transaction; one Query), testers selected
+//! - product tests: applications (`PTEST#{id} / RESULTS#nn`, one per member,
+//!   folded per batch by the insights consumer from `product_test.applied`,
+//!   never in the application's own transaction; one Query), testers selected
 //!   (the selection on the test's item), tester reviews and the product's
 //!   reviews, average and label (`PTEST#{id} / COUNTER`,
 //!   `PRODUCT#{ean} / STATS`; one BatchGetItem).

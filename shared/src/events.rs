@@ -196,6 +196,11 @@ pub enum Kind {
     /// in its cohort.
     #[serde(rename = "survey.responded")]
     SurveyResponded,
+    /// A member applied to a product test (`crate::products`): the insights
+    /// consumer counts the application for the test (its brand's report),
+    /// folded per batch, never in the application's own transaction.
+    #[serde(rename = "product_test.applied")]
+    ProductTestApplied,
 }
 
 impl Kind {
@@ -234,6 +239,7 @@ impl Kind {
             Kind::RoundtableReminder => "roundtable.reminder",
             Kind::RoundtableAttended => "roundtable.attended",
             Kind::SurveyResponded => "survey.responded",
+            Kind::ProductTestApplied => "product_test.applied",
         }
     }
 }
@@ -281,6 +287,7 @@ pub fn routes(kind: Kind) -> &'static [Queue] {
         Kind::RoundtableReminder => &[Queue::Emails],
         Kind::RoundtableAttended => &[Queue::Points, Queue::Insights],
         Kind::SurveyResponded => &[Queue::Points, Queue::Insights],
+        Kind::ProductTestApplied => &[Queue::Insights],
     }
 }
 
@@ -543,6 +550,7 @@ mod tests {
             Kind::RoundtableReminder,
             Kind::RoundtableAttended,
             Kind::SurveyResponded,
+            Kind::ProductTestApplied,
         ] {
             // A withdrawal goes to no queue: the aggregator reads it from
             // the stream, and nothing else reacts to it. A loyalty answer

@@ -294,6 +294,16 @@ fn plan_event(p: &mut Plan, e: &Event, ideas: &HashMap<String, ideas::IdeaRow>) 
             p.score(m, "entries", 1);
             p.acted(m, &e.at);
         }
+        // A product test's applications, for its brand's report.
+        Kind::ProductTestApplied => {
+            if let Some(t) = e.data["product_test_id"].as_str() {
+                p.results(
+                    crate::products::counters_pk(t),
+                    &json!({ "applications": 1 }),
+                );
+            }
+            p.acted(m, &e.at);
+        }
         Kind::ReviewPosted => {
             p.total("reviews", 1);
             p.score(m, "reviews", 1);

@@ -166,7 +166,17 @@ pub async fn apply<T: Table>(
     );
     match commit(
         &app.table,
-        vec![Write::put_new(item), pointer, count_application(id)],
+        vec![
+            Write::put_new(item),
+            pointer,
+            Event::new(
+                Kind::ProductTestApplied,
+                &member.id,
+                None,
+                json!({ "product_test_id": id }),
+            )
+            .write(),
+        ],
         receipt.map(|r| (r, 201, &body)),
     )
     .await
@@ -179,35 +189,19 @@ pub async fn apply<T: Table>(
     }
 }
 
-/// A product test's applications are counted on [`APPLIED_SHARDS`] items
-/// `PTEST#{id} / APPLIED#{nn}` (one picked at random per application, in
-/// its transaction: a launch's rush spreads over them); readers sum them
-/// (`applications`, one Query).
-pub const APPLIED_SHARDS: u32 = 16;
-
-fn count_application(id: &str) -> Write {
-    use rand::Rng;
-    let shard = rand::rng().random_range(0..APPLIED_SHARDS);
-    Write::update(
-        Key::new(format!("PTEST#{id}"), format!("APPLIED#{shard:02}")),
-        Update::default().add("applications", 1),
-    )
+/// The partition of a product test's counters (`RESULTS#nn`: its
+/// applications, folded by the insights consumer per batch from each
+/// `product_test.applied`; `COUNTER`: its testers' reviews).
+pub fn counters_pk(id: &str) -> String {
+    format!("PTEST#{id}")
 }
 
-/// The applications to product test `id` (each member applies once):
-/// the sum of its `APPLIED#nn` shards.
+/// The applications to product test `id` (each member applies once): the
+/// sum of its results shards (one Query of 16 items at most). Counted as
+/// the insights consumer folds the events: a moment behind the requests.
 pub async fn applications<T: Table>(app: &App<T>, id: &str) -> Result<i64> {
-    let items = crate::store::all_pages(
-        &app.table,
-        Query::new(Index::Primary, format!("PTEST#{id}"))
-            .sk(crate::store::SortKey::BeginsWith("APPLIED#".into()))
-            .limit(APPLIED_SHARDS),
-    )
-    .await?;
-    Ok(items
-        .iter()
-        .filter_map(|i| i.get("applications").and_then(Value::as_i64))
-        .sum())
+    let sums = crate::surveys::counters(app, &counters_pk(id)).await?;
+    Ok(sums.get("applications").copied().unwrap_or(0))
 }
 
 /// A product test's review figures: its testers' reviews
