@@ -182,6 +182,7 @@ pub async fn export<T: Table>(app: &App<T>, caller: &Caller) -> Result<Value> {
     let mut redemptions = Vec::new();
     let mut mails = Vec::new();
     let mut caps = Vec::new();
+    let mut baskets = Vec::new();
     let mut other = Vec::new();
     for item in partition {
         let sk = sk_of(&item).to_owned();
@@ -199,6 +200,11 @@ pub async fn export<T: Table>(app: &App<T>, caller: &Caller) -> Result<Value> {
             caps.push(v);
         } else if sk.starts_with(crate::receipt::RECEIPT_PREFIX) {
             // Copies of responses already listed above, kept one day.
+        } else if sk.starts_with(crate::baskets::PREFIX) {
+            // The loyalty programme's weekly basket summaries (baskets.rs).
+            let mut v = public(item);
+            v["record"] = json!(sk);
+            baskets.push(v);
         } else {
             let mut v = public(item);
             v["record"] = json!(sk);
@@ -243,6 +249,7 @@ pub async fn export<T: Table>(app: &App<T>, caller: &Caller) -> Result<Value> {
         "redemptions": redemptions,
         "emails_sent": mails,
         "daily_point_caps": caps,
+        "basket_weeks": baskets,
         "other_records": other,
     });
     if let Value::Object(d) = &mut doc {
@@ -343,7 +350,10 @@ async fn scrub<T: Table>(app: &App<T>, member: &str, card: Option<&str>) -> Resu
         let Some(k) = Key::of(item) else { continue };
         if sk.starts_with(crate::mail::SENT_PREFIX) && item.contains_key("to") {
             writes.push(Write::update(k, Update::default().remove("to")).when(Cond::Exists));
-        } else if sk.starts_with(crate::receipt::RECEIPT_PREFIX) {
+        } else if sk.starts_with(crate::receipt::RECEIPT_PREFIX)
+            || sk.starts_with(crate::baskets::PREFIX)
+        {
+            // Receipts, and the weekly basket summaries (baskets.rs).
             writes.push(Write::Delete { key: k, cond: None });
         }
     }

@@ -6,6 +6,7 @@ pub mod ambassadors;
 pub mod answers;
 pub mod app;
 pub mod auth;
+pub mod baskets;
 pub mod campaigns;
 pub mod cards;
 pub mod challenges;
