@@ -4,7 +4,8 @@
 //! Everything personal is reachable from the member without a scan:
 //! - the member's partition `MEMBER#{id}`: profile, ledger, redemptions,
 //!   daily caps, contribution pointers (`CONTRIB#…`, see `contrib`), sent-mail
-//!   records (`MAIL#…`), idempotency receipts (`IDEMP#…`);
+//!   records (`MAIL#…`), idempotency receipts (`IDEMP#…`), basket weeks and
+//!   sums (`BASKET#…`, `BASKETS`: `baskets`; exported, deleted by erasure);
 //! - the votes, in gsi3 `MEMBER#{id}` / `VOTE#…`;
 //! - the follow records, in gsi3 `MEMBER#{id}` / `FOLLOW#…` (`follows`):
 //!   exported, and deleted by erasure;
