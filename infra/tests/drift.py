@@ -307,7 +307,13 @@ def main():
     globals_env = set(((template.get("Globals") or {}).get("Function") or {}).get("Environment", {}).get("Variables", {}))
     shared = ROOT / "shared/src"
     init_env = env_names((shared / "lambda.rs").read_text())
-    queues = re.findall(r'Queue::\w+ => "([a-z]+)"', (shared / "events.rs").read_text())
+    # The queues the relay sends to (`Queue::ROUTED`; the inbound ones are
+    # sent to from outside): SqsOutbound::from_env reads their URLs.
+    events_rs = (shared / "events.rs").read_text()
+    queue_names = dict(re.findall(r'Queue::(\w+) => "([a-z_]+)"', events_rs))
+    routed = re.search(r"pub const ROUTED: \[Queue; \d+\] = \[([^\]]*)\]", events_rs)
+    queues = [queue_names[q] for q in re.findall(r"Queue::(\w+)", routed.group(1))] if routed else []
+    check("events.rs names the routed queues", bool(queues))
     graph = shared_graph()
     values = {}
     for crate in crates:

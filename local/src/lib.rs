@@ -135,6 +135,12 @@ impl<T: Table + ChangeFeed + Clone> Local<T> {
             Queue::MailFeedback,
             Arc::new(community::mail::feedback::FeedbackConsumer { app: app.clone() }),
         );
+        // The loyalty programme's weekly basket summaries (sent locally with
+        // `POST /local/baskets`).
+        consumers.insert(
+            Queue::Baskets,
+            Arc::new(community::baskets::BasketsConsumer { app: app.clone() }),
+        );
         let pipeline = Arc::new(Pipeline {
             table: app.table.clone(),
             consumers,
@@ -172,6 +178,7 @@ impl<T: Table + ChangeFeed + Clone> Local<T> {
                     .route("/local/loyalty", get(loyalty::<T>))
                     .route("/local/loyalty/answers", post(loyalty_answers::<T>))
                     .route("/local/ses-events", post(ses_events::<T>))
+                    .route("/local/baskets", post(baskets::<T>))
                     .route("/local/queues", get(queues::<T>))
                     .with_state(self.pipeline.clone()),
             )
@@ -327,7 +334,7 @@ async fn redrive<T: Table + ChangeFeed + Clone>(
         Some(name) => Some(Queue::parse(name).ok_or_else(|| {
             community::http::ApiError::bad_request(
                 "queue",
-                "must be points, emails, loyalty, insights, loyalty_answers or mail_feedback",
+                "must be points, emails, loyalty, insights, loyalty_answers, mail_feedback or baskets",
             )
         })?),
         None => None,
@@ -370,6 +377,36 @@ async fn loyalty_answers<T: Table + ChangeFeed + Clone>(
     let mut sent = Vec::new();
     for a in answers {
         sent.push(p.send(Queue::LoyaltyAnswers, &a.to_string()).await?);
+    }
+    Ok((
+        axum::http::StatusCode::ACCEPTED,
+        Json(json!({"sent": sent})),
+    ))
+}
+
+/// `POST /local/baskets`: what the loyalty programme does on AWS, locally:
+/// sends its weekly basket summaries (`{"kind":"member_week",…}` or
+/// `{"kind":"baseline_week",…}`, one or an array; `events/loyalty/` has
+/// samples) to the inbound `baskets` queue, unchecked, as SQS takes any
+/// message; the baskets consumer applies them (one it cannot apply reaches
+/// `GET /local/dead-letters`). 202 `{"sent":[ids]}`.
+async fn baskets<T: Table + ChangeFeed + Clone>(
+    State(p): State<Arc<Pipeline<T>>>,
+    body: axum::body::Bytes,
+) -> Result<(axum::http::StatusCode, Json<Value>), community::http::ApiError> {
+    let v: Value = serde_json::from_slice(&body).map_err(|_| {
+        community::http::ApiError::bad_request(
+            "body",
+            "must be a JSON basket summary or an array of them",
+        )
+    })?;
+    let summaries = match v {
+        Value::Array(a) => a,
+        one => vec![one],
+    };
+    let mut sent = Vec::new();
+    for s in summaries {
+        sent.push(p.send(Queue::Baskets, &s.to_string()).await?);
     }
     Ok((
         axum::http::StatusCode::ACCEPTED,

@@ -48,16 +48,20 @@ pub enum Queue {
     /// Inbound: SES's bounces and complaints (mail/feedback.rs), through the
     /// configuration set's SNS topic. Nothing is relayed to it.
     MailFeedback,
+    /// Inbound: the loyalty programme's weekly basket summaries (baskets.rs).
+    /// Nothing is relayed to it.
+    Baskets,
 }
 
 impl Queue {
-    pub const ALL: [Queue; 6] = [
+    pub const ALL: [Queue; 7] = [
         Queue::Points,
         Queue::Emails,
         Queue::Loyalty,
         Queue::Insights,
         Queue::LoyaltyAnswers,
         Queue::MailFeedback,
+        Queue::Baskets,
     ];
     /// The queues the relay sends events to (`routes`).
     pub const ROUTED: [Queue; 4] = [
@@ -74,6 +78,7 @@ impl Queue {
             Queue::Insights => "insights",
             Queue::LoyaltyAnswers => "loyalty_answers",
             Queue::MailFeedback => "mail_feedback",
+            Queue::Baskets => "baskets",
         }
     }
     pub fn parse(s: &str) -> Option<Queue> {
@@ -147,6 +152,11 @@ pub enum Kind {
     /// the outbox, never relayed.
     #[serde(rename = "mail.feedback")]
     MailFeedback,
+    /// Inbound only: a weekly basket summary of the loyalty programme, as
+    /// the `baskets` consumer sees it (`baskets::parse`); never in the
+    /// outbox, never relayed.
+    #[serde(rename = "basket.week")]
+    BasketWeek,
     /// The committee or a moderator answered an idea (answers.rs): its
     /// author and followers are mailed, insights count the first answer.
     #[serde(rename = "idea.answered")]
@@ -228,6 +238,7 @@ impl Kind {
             Kind::MemberCardLinked => "member.card_linked",
             Kind::MemberCardRejected => "member.card_rejected",
             Kind::MailFeedback => "mail.feedback",
+            Kind::BasketWeek => "basket.week",
             Kind::IdeaAnswered => "idea.answered",
             Kind::CommunityNews => "community.news",
             Kind::IdeaMerged => "idea.merged",
@@ -271,7 +282,7 @@ pub fn routes(kind: Kind) -> &'static [Queue] {
         Kind::MemberErased => &[Queue::Points, Queue::Insights],
         Kind::MailPage => &[Queue::Emails],
         Kind::RedemptionAnswered => &[Queue::Emails, Queue::Insights],
-        Kind::LoyaltyAnswered | Kind::MailFeedback => &[],
+        Kind::LoyaltyAnswered | Kind::MailFeedback | Kind::BasketWeek => &[],
         Kind::MemberCardLinked => &[Queue::Loyalty],
         Kind::MemberCardRejected => &[Queue::Emails],
         Kind::IdeaAnswered => &[Queue::Emails, Queue::Insights],
@@ -540,6 +551,7 @@ mod tests {
             Kind::MemberCardLinked,
             Kind::MemberCardRejected,
             Kind::MailFeedback,
+            Kind::BasketWeek,
             Kind::IdeaAnswered,
             Kind::CommunityNews,
             Kind::IdeaMerged,
@@ -559,7 +571,10 @@ mod tests {
                 routes(k).is_empty(),
                 matches!(
                     k,
-                    Kind::VoteWithdrawn | Kind::LoyaltyAnswered | Kind::MailFeedback
+                    Kind::VoteWithdrawn
+                        | Kind::LoyaltyAnswered
+                        | Kind::MailFeedback
+                        | Kind::BasketWeek
                 ),
                 "{k:?}"
             );

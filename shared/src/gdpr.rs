@@ -4,7 +4,8 @@
 //! Everything personal is reachable from the member without a scan:
 //! - the member's partition `MEMBER#{id}`: profile, ledger, redemptions,
 //!   daily caps, contribution pointers (`CONTRIB#…`, see `contrib`), sent-mail
-//!   records (`MAIL#…`), idempotency receipts (`IDEMP#…`);
+//!   records (`MAIL#…`), idempotency receipts (`IDEMP#…`), basket weeks and
+//!   sums (`BASKET#…`, `BASKETS`: `baskets`; exported, deleted by erasure);
 //! - the votes, in gsi3 `MEMBER#{id}` / `VOTE#…`;
 //! - the follow records, in gsi3 `MEMBER#{id}` / `FOLLOW#…` (`follows`):
 //!   exported, and deleted by erasure;
@@ -195,6 +196,7 @@ pub async fn export<T: Table>(app: &App<T>, caller: &Caller) -> Result<Value> {
     let mut redemptions = Vec::new();
     let mut mails = Vec::new();
     let mut caps = Vec::new();
+    let mut baskets = Vec::new();
     let mut other = Vec::new();
     for item in partition {
         let sk = sk_of(&item).to_owned();
@@ -212,6 +214,11 @@ pub async fn export<T: Table>(app: &App<T>, caller: &Caller) -> Result<Value> {
             caps.push(v);
         } else if sk.starts_with(crate::receipt::RECEIPT_PREFIX) {
             // Copies of responses already listed above, kept one day.
+        } else if sk.starts_with(crate::baskets::PREFIX) {
+            // The loyalty programme's weekly basket summaries (baskets.rs).
+            let mut v = public(item);
+            v["record"] = json!(sk);
+            baskets.push(v);
         } else {
             let mut v = public(item);
             v["record"] = json!(sk);
@@ -261,6 +268,7 @@ pub async fn export<T: Table>(app: &App<T>, caller: &Caller) -> Result<Value> {
         "redemptions": redemptions,
         "emails_sent": mails,
         "daily_point_caps": caps,
+        "basket_weeks": baskets,
         "other_records": other,
     });
     if let Value::Object(d) = &mut doc {
@@ -430,7 +438,10 @@ async fn scrub<T: Table>(app: &App<T>, member: &str, card: Option<&str>) -> Resu
         let Some(k) = Key::of(item) else { continue };
         if sk.starts_with(crate::mail::SENT_PREFIX) && item.contains_key("to") {
             writes.push(Write::update(k, Update::default().remove("to")).when(Cond::Exists));
-        } else if sk.starts_with(crate::receipt::RECEIPT_PREFIX) {
+        } else if sk.starts_with(crate::receipt::RECEIPT_PREFIX)
+            || sk.starts_with(crate::baskets::PREFIX)
+        {
+            // Receipts, and the weekly basket summaries (baskets.rs).
             writes.push(Write::Delete { key: k, cond: None });
         }
     }

@@ -933,6 +933,8 @@ pub async fn read<T: Table>(app: &App<T>, caller: &Caller) -> Result<Value> {
     // one Query of gsi1.
     let pending = crate::loyalty::pending(app).await?;
     let challenges = challenges_report(app).await?;
+    // The loyalty programme's weekly basket summaries (baskets.rs).
+    let basket_uplift = crate::baskets::report(app, &totals).await?;
     let signed_up = t("members_signed_up");
     let erased = t("members_erased");
     Ok(json!({
@@ -991,6 +993,9 @@ pub async fn read<T: Table>(app: &App<T>, caller: &Caller) -> Result<Value> {
             "withdrawn_by_moderation": t("points_withdrawn"),
             "refunded": t("points_refunded"),
         },
+        // Members' average basket before and after joining, and against
+        // the non-member baseline, with the method (baskets.rs).
+        "basket_uplift": basket_uplift,
         "redemptions": {
             "credited": t("redemptions_credited"),
             "rejected": t("redemptions_rejected"),

@@ -7,6 +7,7 @@ pub mod answers;
 pub mod app;
 pub mod auth;
 pub mod brands;
+pub mod baskets;
 pub mod campaigns;
 pub mod cards;
 pub mod challenges;
