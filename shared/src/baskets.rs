@@ -67,7 +67,6 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, HashMap};
-use std::time::Duration;
 use time::OffsetDateTime;
 
 pub const CONSUMER: &str = "baskets";
@@ -329,11 +328,11 @@ pub fn summary_of(e: &Event) -> Result<Summary> {
 }
 
 pub fn week_key(member: &str, week: &str) -> Key {
-    Key::new(format!("MEMBER#{member}"), format!("{PREFIX}#{week}"))
+    Key::new(crate::members::pk(member), format!("{PREFIX}#{week}"))
 }
 
 pub fn sums_key(member: &str) -> Key {
-    Key::new(format!("MEMBER#{member}"), SUMS_SK)
+    Key::new(crate::members::pk(member), SUMS_SK)
 }
 
 pub fn baseline_key(week: &str) -> Key {
@@ -766,9 +765,7 @@ impl<T: Table + Clone> BasketsConsumer<T> {
                     }
                     Outcome::Replan if attempt < ATTEMPTS => {}
                     Outcome::Busy if attempt < ATTEMPTS => {
-                        let ms = (10u64 << attempt.min(6))
-                            + rand::Rng::random_range(&mut rand::rng(), 0..20u64);
-                        tokio::time::sleep(Duration::from_millis(ms)).await;
+                        crate::retry::pause(attempt).await;
                     }
                     _ => return Err(Error::Busy),
                 }

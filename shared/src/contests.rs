@@ -356,8 +356,8 @@ pub async fn store_pages<T: Table>(
             match app.table.transact(vec![Write::put(item.clone())]).await {
                 Ok(()) => break,
                 Err(StoreError::Conflict | StoreError::Throttled) if attempt < 8 => {
+                    crate::retry::pause(attempt).await;
                     attempt += 1;
-                    tokio::time::sleep(std::time::Duration::from_millis(25 << attempt)).await;
                 }
                 Err(StoreError::Conflict | StoreError::Throttled) => return Err(Error::Busy),
                 Err(e) => return Err(e.into()),

@@ -76,7 +76,7 @@ async fn all<T: Table>(app: &App<T>, index: Index, pk: &str, sk: SortKey) -> Res
 }
 
 fn member_pk(id: &str) -> String {
-    format!("MEMBER#{id}")
+    crate::members::pk(id)
 }
 
 /// An item without its key and index attributes (what the export shows).
@@ -385,8 +385,8 @@ async fn run_chunks<T: Table>(app: &App<T>, writes: Vec<Write>) -> Result<()> {
             match app.table.transact(chunk.to_vec()).await {
                 Ok(()) => break,
                 Err(StoreError::Conflict | StoreError::Throttled) if attempt < 5 => {
+                    crate::retry::pause(attempt).await;
                     attempt += 1;
-                    tokio::time::sleep(std::time::Duration::from_millis(20 << attempt)).await;
                 }
                 Err(StoreError::Conflict | StoreError::Throttled) => return Err(Error::Busy),
                 Err(e) => return Err(e.into()),

@@ -55,7 +55,6 @@ use crate::thresholds::REVIEW_PK;
 use async_trait::async_trait;
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::time::Duration;
 
 pub const CONSUMER: &str = "insights";
 pub const INSIGHTS_SHARDS: u32 = 16;
@@ -493,7 +492,7 @@ impl<T: Table + Clone> InsightsConsumer<T> {
             // again, then with consistent reads.
             for i in crate::store::get_all(table, &score_keys, consistent).await? {
                 if let Some(pk) = i.get("pk").and_then(Value::as_str) {
-                    let m = pk.trim_start_matches("MEMBER#").to_owned();
+                    let m = crate::members::id_of_pk(pk).unwrap_or(pk).to_owned();
                     score_items.insert(m, i);
                 }
             }
@@ -656,7 +655,7 @@ impl<T: Table + Clone> InsightsConsumer<T> {
         // tombstone is written (idempotent; a retry repeats it harmlessly).
         for m in &plan.erased {
             let reset = Write::update(
-                Key::new(format!("MEMBER#{m}"), "PROFILE"),
+                crate::members::profile_key(m),
                 Update::default()
                     .set("ambassador", false)
                     .set("level", crate::members::DEFAULT_LEVEL),
@@ -688,9 +687,7 @@ impl<T: Table + Clone> InsightsConsumer<T> {
                     Outcome::Done => break,
                     Outcome::Replan if attempt < ATTEMPTS => {}
                     Outcome::Busy if attempt < ATTEMPTS => {
-                        use rand::Rng;
-                        let ms = (10u64 << attempt.min(6)) + rand::rng().random_range(0..20);
-                        tokio::time::sleep(Duration::from_millis(ms)).await;
+                        crate::retry::pause(attempt).await;
                     }
                     _ => return Err(Error::Busy),
                 }

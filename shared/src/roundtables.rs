@@ -411,8 +411,7 @@ fn seat_race() -> Error {
 }
 
 async fn backoff(attempt: u32) {
-    let ms = rand::Rng::random_range(&mut rand::rng(), 2..12u64) << attempt.min(5);
-    tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+    crate::retry::pause(attempt).await;
 }
 
 /// `POST /events/{id}/registrations`: a seat while one is free and nobody

@@ -278,7 +278,7 @@ pub fn unsubscribe_member(
 /// One-click unsubscribe from a verified token (`POST`, RFC 8058).
 pub async fn unsubscribe<T: Table>(app: &App<T>, token_str: &str) -> Result<()> {
     let member = unsubscribe_member(&app.settings(), token_str)?;
-    let key = Key::new(format!("MEMBER#{member}"), "PROFILE");
+    let key = crate::members::profile_key(&member);
     // Out of the community news index too (`members::news_index`).
     let u = members::out_of_news(
         Update::default()
@@ -317,7 +317,7 @@ const COMMITTEE_RECIPIENT: &str = "committee";
 pub fn sent_record(member: &str, event_id: &str, mail: &Mail) -> Write {
     let at = now();
     let mut item = Item::new();
-    item.insert("pk".into(), json!(format!("MEMBER#{member}")));
+    item.insert("pk".into(), json!(crate::members::pk(member)));
     item.insert(
         "sk".into(),
         json!(format!("{SENT_PREFIX}{at}#{event_id}#{}", mail.mail_id)),
@@ -634,7 +634,7 @@ impl<T: Table + Clone, M: Mailer> EmailsConsumer<T, M> {
         let pk = members::news_pk(page.bucket);
         let start = page.after.as_ref().map(|m| {
             let mut k = Item::new();
-            k.insert("pk".into(), json!(format!("MEMBER#{m}")));
+            k.insert("pk".into(), json!(crate::members::pk(m)));
             k.insert("sk".into(), json!("PROFILE"));
             k.insert("gsi1pk".into(), json!(pk));
             k.insert("gsi1sk".into(), json!(m));
@@ -1025,9 +1025,8 @@ async fn retrying_with<T: Table>(table: &T, writes: impl Fn() -> Vec<Write>) -> 
     loop {
         match table.transact(writes()).await {
             Err(StoreError::Conflict | StoreError::Throttled) if attempt < 8 => {
+                crate::retry::pause(attempt).await;
                 attempt += 1;
-                let ms = rand::Rng::random_range(&mut rand::rng(), 5..20u64) << attempt.min(6);
-                tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
             }
             other => return Ok(other?),
         }
