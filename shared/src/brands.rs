@@ -202,3 +202,67 @@ pub async fn report<T: crate::store::Table>(app: &App<T>, caller: &Caller) -> Re
         "surveys": surveys,
     }))
 }
+
+/// `GET /insights` `brand_reach`: per sponsoring brand (every slug the
+/// applied campaign files name), its campaigns and what they reached,
+/// summed from the same per-campaign figures as [`report`]: entries
+/// (contest entries, défi proposals, applications, survey responses),
+/// participations (each campaign's unique participants, summed over its
+/// campaigns: a member in two campaigns counts twice), the community mails
+/// sent for them and their unique clicks. The lists are read once; each
+/// sponsored campaign costs what it costs in a brand's report.
+pub async fn reach<T: crate::store::Table>(app: &App<T>) -> Result<Value> {
+    let (contests, challenges, tests, surveys) = futures::try_join!(
+        campaigns::<_, ContestConfig>(app, CONTESTS_PK, |c| c.brand.is_some()),
+        campaigns::<_, ChallengeConfig>(app, CHALLENGES_PK, |c| c.sponsor.is_some()),
+        campaigns::<_, ProductTestConfig>(app, PRODUCT_TESTS_PK, |t| t.brand_slug.is_some()),
+        campaigns::<_, SurveyConfig>(app, crate::surveys::LIST_PK, |s| s.brand.is_some()),
+    )?;
+    let (c_fig, ch_fig, t_fig, s_fig) = futures::try_join!(
+        try_join_all(contests.iter().map(|(_, c)| contest(app, c))),
+        try_join_all(challenges.iter().map(|(i, c)| challenge(app, i, c))),
+        try_join_all(tests.iter().map(|(i, t)| product_test(app, i, t))),
+        try_join_all(surveys.iter().map(|(_, s)| survey(app, s))),
+    )?;
+    let brands = contests
+        .iter()
+        .map(|(_, c)| c.brand.clone())
+        .zip(c_fig)
+        .chain(
+            challenges
+                .iter()
+                .map(|(_, c)| c.sponsor.as_ref().map(|s| s.brand.clone()))
+                .zip(ch_fig),
+        )
+        .chain(tests.iter().map(|(_, t)| t.brand_slug.clone()).zip(t_fig))
+        .chain(surveys.iter().map(|(_, s)| s.brand.clone()).zip(s_fig));
+    #[derive(Default)]
+    struct Reach {
+        campaigns: i64,
+        entries: i64,
+        participations: i64,
+        sent: i64,
+        clicks: i64,
+    }
+    let mut per: std::collections::BTreeMap<String, Reach> = Default::default();
+    for (brand, fig) in brands {
+        let Some(brand) = brand else { continue };
+        let n = |v: &Value| v.as_i64().unwrap_or(0);
+        let r = per.entry(brand).or_default();
+        r.campaigns += 1;
+        r.entries += n(&fig["entries"]);
+        r.participations += n(&fig["unique_participants"]);
+        r.sent += n(&fig["mail"]["sent"]);
+        r.clicks += n(&fig["mail"]["unique_clicks"]);
+    }
+    Ok(Value::Array(
+        per.into_iter()
+            .map(|(brand, r)| {
+                let rate = (r.sent > 0).then(|| r.clicks as f64 / r.sent as f64);
+                json!({"brand": brand, "campaigns": r.campaigns, "entries": r.entries,
+                       "participations": r.participations, "mails_sent": r.sent,
+                       "mail_unique_clicks": r.clicks, "unique_click_rate": rate})
+            })
+            .collect(),
+    ))
+}

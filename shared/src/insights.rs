@@ -932,6 +932,8 @@ pub async fn read<T: Table>(app: &App<T>, caller: &Caller) -> Result<Value> {
     let challenges = challenges_report(app).await?;
     // The loyalty programme's weekly basket summaries (baskets.rs).
     let basket_uplift = crate::baskets::report(app, &totals).await?;
+    // What each sponsoring brand's campaigns reached (brands.rs).
+    let brand_reach = crate::brands::reach(app).await?;
     let signed_up = t("members_signed_up");
     let erased = t("members_erased");
     Ok(json!({
@@ -993,6 +995,9 @@ pub async fn read<T: Table>(app: &App<T>, caller: &Caller) -> Result<Value> {
         // Members' average basket before and after joining, and against
         // the non-member baseline, with the method (baskets.rs).
         "basket_uplift": basket_uplift,
+        // Per sponsoring brand: campaigns, entries, participations, mails
+        // and their unique clicks (brands.rs).
+        "brand_reach": brand_reach,
         "redemptions": {
             "credited": t("redemptions_credited"),
             "rejected": t("redemptions_rejected"),

@@ -343,6 +343,22 @@ async fn scenario<T: Table + Clone>(app: App<T>) {
     assert_eq!(l["contests"][0]["mail"]["unique_click_rate"], 0.1);
     assert_eq!(l["challenges"][0]["proposals"], 1);
     assert_eq!(l["challenges"][0]["results_published"], false);
+
+    // Marketing's insights: each sponsoring brand's reach, summed from the
+    // same per-campaign figures; the contest of no brand is nobody's.
+    let r = call(&router, "GET", "/insights", Some(&mkt), None).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        r.body["brand_reach"],
+        json!([
+            {"brand": "bonne-maman", "campaigns": 4,
+             "entries": 2 + 2 + 2 + 3, "participations": 2 + 3 + 2 + 3,
+             "mails_sent": 4 + 3, "mail_unique_clicks": 2 + 1,
+             "unique_click_rate": 3.0 / 7.0},
+            {"brand": "lu", "campaigns": 4, "entries": 4, "participations": 4,
+             "mails_sent": 10, "mail_unique_clicks": 1, "unique_click_rate": 0.1},
+        ])
+    );
     assert!(l["challenges"][0]["mail"].is_null());
     assert_eq!(l["product_tests"][0]["entries"], 1);
     assert_eq!(l["product_tests"][0]["label"]["status"], "not_earned");
