@@ -546,8 +546,9 @@ async fn insights_equal_independent_counts_and_redelivery_moves_nothing() {
     // threshold, the decision, the progress, 2 entries, 4 reviews (2 by
     // testers: the label is counted in the review's own write), 1 comment,
     // 3 hides (by reports, the moderator's confirmation, the idea's) and 1
-    // restore, 1 redemption.
-    assert_eq!(events.len(), 40);
+    // restore, 1 redemption, 2 product test applications (counted for the
+    // test's brand report).
+    assert_eq!(events.len(), 42);
     let again = InsightsConsumer { app: app.clone() };
     let batch: Vec<(String, Event)> = events
         .iter()
@@ -562,6 +563,13 @@ async fn insights_equal_independent_counts_and_redelivery_moves_nothing() {
     }
     assert_eq!(insights(&app).await, got);
     assert_eq!(score("s0").await, s0_counts);
+    assert_eq!(
+        community::products::applications(&app, "yaourt")
+            .await
+            .expect("applications"),
+        2,
+        "each application counted once, redelivered or not"
+    );
 
     // 403 for others.
     match community::insights::read(&app, &caller(&member("p0"))).await {
