@@ -315,7 +315,7 @@ async fn moderated<T: Table>(app: &App<T>, e: &Event) -> Result<()> {
         crate::insights::total_write("points_withdrawn", -delta),
         crate::ambassadors::counter_write(member, &[("points", delta)]),
     ];
-    match retrying(&app.table, writes).await {
+    match crate::retry::transact(&app.table, writes, 9).await {
         Ok(()) => Ok(()),
         // Already applied: a redelivery.
         Err(StoreError::ConditionFailed { index: 0 }) => Ok(()),
@@ -325,22 +325,6 @@ async fn moderated<T: Table>(app: &App<T>, e: &Event) -> Result<()> {
             Err(err) => Err(err.into()),
         },
         Err(err) => Err(err.into()),
-    }
-}
-
-/// Runs a credit's transaction, again when a conflict (its totals shard is
-/// shared with concurrent credits) or throttling cancelled it, in process
-/// and with jittered backoff, before the message is given back to the queue.
-async fn retrying<T: Table>(table: &T, writes: Vec<Write>) -> std::result::Result<(), StoreError> {
-    let mut attempt = 0u32;
-    loop {
-        match table.transact(writes.clone()).await {
-            Err(StoreError::Conflict | StoreError::Throttled) if attempt < 8 => {
-                crate::retry::pause(attempt).await;
-                attempt += 1;
-            }
-            other => return other,
-        }
     }
 }
 
@@ -468,6 +452,14 @@ async fn credit_all<T: Table>(app: &App<T>, credits: Vec<(String, CreditPlan)>) 
         .filter(|(_, p)| marker_of(p).is_none_or(|k| !done.contains(&k) && seen.insert(k)))
         .collect();
     let mut pending: std::collections::VecDeque<(String, CreditPlan)> = credits.into();
+    // How many credits a transaction may hold: halved each time a
+    // transaction of several is still cancelled by conflicts (or
+    // throttling) after a few attempts. A transaction holding 20 members'
+    // profiles conflicts when any one of them is being written (a card's
+    // confirmation, a welcome mail's marker during a sign-up spike), so a
+    // large one can lose to its neighbours for longer than its retries
+    // last; smaller ones commit around them.
+    let mut max_credits = usize::MAX;
     while !pending.is_empty() {
         // A transaction's credits: distinct items, room left for the total.
         let mut chunk: Vec<(String, CreditPlan)> = Vec::new();
@@ -476,7 +468,8 @@ async fn credit_all<T: Table>(app: &App<T>, credits: Vec<(String, CreditPlan)>) 
         let mut later = std::collections::VecDeque::new();
         for (id, p) in pending.drain(..) {
             let ks: Vec<Key> = p.writes.iter().filter_map(Write::key).collect();
-            let fits = actions + p.writes.len() < MAX_TRANSACTION_ACTIONS
+            let fits = chunk.len() < max_credits
+                && actions + p.writes.len() < MAX_TRANSACTION_ACTIONS
                 && ks.iter().all(|k| !keys.contains(k));
             if fits || chunk.is_empty() {
                 actions += p.writes.len();
@@ -495,7 +488,22 @@ async fn credit_all<T: Table>(app: &App<T>, credits: Vec<(String, CreditPlan)>) 
         if total != 0 {
             writes.push(crate::insights::total_write("points_credited", total));
         }
-        match retrying(&app.table, writes).await {
+        // A lone credit gets the consumer's full patience; a group, a few
+        // attempts before it is split.
+        let attempts = if chunk.len() > 1 { 3 } else { 9 };
+        match crate::retry::transact(&app.table, writes, attempts).await {
+            Err(e) if crate::retry::retryable(&e) && chunk.len() > 1 => {
+                max_credits = chunk.len() / 2;
+                tracing::debug!(
+                    consumer = CONSUMER,
+                    credits = chunk.len(),
+                    error = %e,
+                    "credits still contended; split into smaller transactions"
+                );
+                for c in chunk.into_iter().rev() {
+                    pending.push_front(c);
+                }
+            }
             Ok(()) => {
                 for (id, p) in &chunk {
                     crate::metrics::record_points_credited(&p.rule, p.points);

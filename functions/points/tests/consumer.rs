@@ -429,6 +429,9 @@ struct CountingTotals {
     inner: std::sync::Arc<community::store::embedded::EmbeddedTable>,
     totals_writes: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     transactions: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    /// Transactions of more writes than this are cancelled by a conflict,
+    /// as a large one is on DynamoDB when its items are busy.
+    conflict_above: usize,
 }
 
 #[async_trait::async_trait]
@@ -464,6 +467,9 @@ impl community::store::Table for CountingTotals {
             .count();
         self.transactions
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if writes.len() > self.conflict_above {
+            return Err(community::store::StoreError::Conflict);
+        }
         let r = self.inner.transact(writes).await;
         if r.is_ok() {
             self.totals_writes
@@ -487,6 +493,7 @@ async fn a_batch_of_credits_writes_the_shared_total_once() {
         ),
         totals_writes: Default::default(),
         transactions: Default::default(),
+        conflict_above: usize::MAX,
     };
     let app = community::App::new(table.clone(), community::testing::settings());
     let rule = |r: &str| app.settings().points.rule(r).expect("rule").clone();
@@ -577,4 +584,57 @@ async fn a_batch_of_credits_writes_the_shared_total_once() {
         "the total was written {writes} times for {} credits",
         events.len()
     );
+}
+
+/// A batch whose large transaction keeps losing to conflicts is split into
+/// smaller ones until they commit: no credit goes back to the queue (and on
+/// to the dead-letter queue) because its neighbours' items were busy, and
+/// the shared total still matches the ledgers.
+#[tokio::test]
+async fn credits_contended_as_a_group_commit_in_smaller_transactions() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let table = CountingTotals {
+        inner: std::sync::Arc::new(
+            community::store::embedded::EmbeddedTable::open(dir.path()).expect("store"),
+        ),
+        totals_writes: Default::default(),
+        transactions: Default::default(),
+        // Room for two sign-up credits and the total, not more.
+        conflict_above: 11,
+    };
+    let app = community::App::new(table.clone(), community::testing::settings());
+    let signup = app
+        .settings()
+        .points
+        .rule("member_signed_up")
+        .expect("rule")
+        .points;
+    let mut events = Vec::new();
+    for i in 0..12 {
+        let who = member(&format!("split-{i}"));
+        join(&app, &who).await;
+        events.push(Event::new(
+            Kind::MemberSignedUp,
+            &format!("split-{i}"),
+            None,
+            json!({}),
+        ));
+    }
+    let consumer = PointsConsumer { app: app.clone() };
+    let res = community::queue::sqs(&consumer, batch(&events))
+        .await
+        .expect("partial");
+    assert!(
+        res.batch_item_failures.is_empty(),
+        "contended credits were given back: {:?}",
+        res.batch_item_failures
+    );
+    for i in 0..12 {
+        assert_eq!(balance(&app, &format!("split-{i}")).await, signup, "split-{i}");
+    }
+    let marketing = community::testing::member("marketing").in_groups(&["marketing"]);
+    let insights = community::insights::read(&app, &caller(&marketing))
+        .await
+        .expect("insights");
+    assert_eq!(insights["points"]["credited"], json!(12 * signup));
 }
