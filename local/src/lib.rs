@@ -357,6 +357,33 @@ async fn loyalty<T: Table + Clone>(
     Ok(Json(json!({"items": items})))
 }
 
+/// What an inbound system does on AWS, locally: sends `body` (one JSON
+/// message or an array of them) to inbound queue `queue`, each message
+/// unchecked, as SQS takes any message; the queue's consumer applies it or
+/// dead-letters it (`GET /local/dead-letters`). 202 `{"sent":[ids]}`; 400
+/// naming `body` (`expected` says what it must be) when it is not JSON.
+async fn inbound<T: Table + ChangeFeed + Clone>(
+    p: &Pipeline<T>,
+    queue: Queue,
+    body: &[u8],
+    expected: &str,
+) -> Result<(axum::http::StatusCode, Json<Value>), community::http::ApiError> {
+    let v: Value = serde_json::from_slice(body)
+        .map_err(|_| community::http::ApiError::bad_request("body", expected))?;
+    let messages = match v {
+        Value::Array(a) => a,
+        one => vec![one],
+    };
+    let mut sent = Vec::new();
+    for m in messages {
+        sent.push(p.send(queue, &m.to_string()).await?);
+    }
+    Ok((
+        axum::http::StatusCode::ACCEPTED,
+        Json(json!({"sent": sent})),
+    ))
+}
+
 /// `POST /local/loyalty/answers`: what the loyalty programme does on AWS,
 /// locally: sends its answers (`{"redemption_id","status","reason"?}` or
 /// `{"card_link_id","status","reason"?}`, one or an array) to the inbound
@@ -367,21 +394,7 @@ async fn loyalty_answers<T: Table + ChangeFeed + Clone>(
     State(p): State<Arc<Pipeline<T>>>,
     body: axum::body::Bytes,
 ) -> Result<(axum::http::StatusCode, Json<Value>), community::http::ApiError> {
-    let v: Value = serde_json::from_slice(&body).map_err(|_| {
-        community::http::ApiError::bad_request("body", "must be a JSON answer or an array of them")
-    })?;
-    let answers = match v {
-        Value::Array(a) => a,
-        one => vec![one],
-    };
-    let mut sent = Vec::new();
-    for a in answers {
-        sent.push(p.send(Queue::LoyaltyAnswers, &a.to_string()).await?);
-    }
-    Ok((
-        axum::http::StatusCode::ACCEPTED,
-        Json(json!({"sent": sent})),
-    ))
+    inbound(&p, Queue::LoyaltyAnswers, &body, "must be a JSON answer or an array of them").await
 }
 
 /// `POST /local/baskets`: what the loyalty programme does on AWS, locally:
@@ -394,24 +407,7 @@ async fn baskets<T: Table + ChangeFeed + Clone>(
     State(p): State<Arc<Pipeline<T>>>,
     body: axum::body::Bytes,
 ) -> Result<(axum::http::StatusCode, Json<Value>), community::http::ApiError> {
-    let v: Value = serde_json::from_slice(&body).map_err(|_| {
-        community::http::ApiError::bad_request(
-            "body",
-            "must be a JSON basket summary or an array of them",
-        )
-    })?;
-    let summaries = match v {
-        Value::Array(a) => a,
-        one => vec![one],
-    };
-    let mut sent = Vec::new();
-    for s in summaries {
-        sent.push(p.send(Queue::Baskets, &s.to_string()).await?);
-    }
-    Ok((
-        axum::http::StatusCode::ACCEPTED,
-        Json(json!({"sent": sent})),
-    ))
+    inbound(&p, Queue::Baskets, &body, "must be a JSON basket summary or an array of them").await
 }
 
 /// `POST /local/ses-events`: what SES does on AWS through the configuration
@@ -425,22 +421,5 @@ async fn ses_events<T: Table + ChangeFeed + Clone>(
     State(p): State<Arc<Pipeline<T>>>,
     body: axum::body::Bytes,
 ) -> Result<(axum::http::StatusCode, Json<Value>), community::http::ApiError> {
-    let v: Value = serde_json::from_slice(&body).map_err(|_| {
-        community::http::ApiError::bad_request(
-            "body",
-            "must be an SES event (JSON) or an array of them",
-        )
-    })?;
-    let events = match v {
-        Value::Array(a) => a,
-        one => vec![one],
-    };
-    let mut sent = Vec::new();
-    for e in events {
-        sent.push(p.send(Queue::MailFeedback, &e.to_string()).await?);
-    }
-    Ok((
-        axum::http::StatusCode::ACCEPTED,
-        Json(json!({"sent": sent})),
-    ))
+    inbound(&p, Queue::MailFeedback, &body, "must be an SES event (JSON) or an array of them").await
 }

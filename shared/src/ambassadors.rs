@@ -378,9 +378,10 @@ async fn commit_member<T: Table>(table: &T, score: Write, profile: Option<Write>
             Err(e) => Err(e.into()),
         };
     };
+    let profile = p.key();
     match commit(vec![score.clone(), p]).await {
         Ok(()) => Ok(2),
-        Err(StoreError::ConditionFailed { index: 1 }) => match commit(vec![score]).await {
+        Err(e) if profile.as_ref().is_some_and(|k| e.failed_on(k)) => match commit(vec![score]).await {
             Ok(()) => Ok(1),
             Err(StoreError::ConditionFailed { .. }) => Ok(0),
             Err(e) => Err(e.into()),

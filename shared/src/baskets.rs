@@ -281,10 +281,7 @@ pub fn parse_summary(body: &str) -> std::result::Result<Summary, String> {
 }
 
 fn card_hash(card: &str) -> String {
-    members::card_key(card)
-        .pk
-        .trim_start_matches("CARD#")
-        .to_owned()
+    members::card_hash(card)
 }
 
 /// Reads a message into the consumer's event: its id names the week and

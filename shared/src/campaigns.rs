@@ -184,25 +184,7 @@ impl ChallengeConfig {
                 e("sponsor.name", "must not be empty".into());
             }
         }
-        let o = parse_ts(&self.opens_at);
-        let c = parse_ts(&self.closes_at);
-        if o.is_none() {
-            e(
-                "opens_at",
-                format!("{:?} is not an RFC 3339 date-time", self.opens_at),
-            );
-        }
-        if c.is_none() {
-            e(
-                "closes_at",
-                format!("{:?} is not an RFC 3339 date-time", self.closes_at),
-            );
-        }
-        if let (Some(o), Some(c)) = (o, c) {
-            if c <= o {
-                e("closes_at", "must be after opens_at".into());
-            }
-        }
+        window(&self.opens_at, &self.closes_at, &mut e);
         if self.proposal_points < 0 {
             e("proposal_points", "must not be negative".into());
         }
@@ -308,25 +290,7 @@ impl ContestConfig {
                 );
             }
         }
-        let o = parse_ts(&self.opens_at);
-        let c = parse_ts(&self.closes_at);
-        if o.is_none() {
-            e(
-                "opens_at",
-                format!("{:?} is not an RFC 3339 date-time", self.opens_at),
-            );
-        }
-        if c.is_none() {
-            e(
-                "closes_at",
-                format!("{:?} is not an RFC 3339 date-time", self.closes_at),
-            );
-        }
-        if let (Some(o), Some(c)) = (o, c) {
-            if c <= o {
-                e("closes_at", "must be after opens_at".into());
-            }
-        }
+        window(&self.opens_at, &self.closes_at, &mut e);
         if self.entry_points < 0 {
             e("entry_points", "must not be negative".into());
         }
@@ -423,37 +387,83 @@ impl ProductTestConfig {
         if self.reviews_for_label == 0 {
             e("reviews_for_label", "must be at least 1".into());
         }
-        let times: Vec<(&str, Option<time::OffsetDateTime>)> = [
-            ("applications_open_at", &self.applications_open_at),
-            ("applications_close_at", &self.applications_close_at),
-            ("reviews_open_at", &self.reviews_open_at),
-            ("reviews_close_at", &self.reviews_close_at),
-        ]
-        .into_iter()
-        .map(|(n, v)| (n, parse_ts(v)))
-        .collect();
-        for (n, t) in &times {
-            if t.is_none() {
-                e(n, "is not an RFC 3339 date-time".into());
-            }
-        }
-        for w in times.windows(2) {
-            if let ((_, Some(a)), (bn, Some(b))) = (&w[0], &w[1]) {
-                if b < a {
-                    e(bn, format!("must not be before {}", w[0].0));
-                }
-            }
-        }
-        if let (Some(a), Some(b)) = (times[0].1, times[1].1) {
-            if b <= a {
-                e(
-                    "applications_close_at",
-                    "must be after applications_open_at".into(),
-                );
-            }
-        }
+        let [ao, ac, ro, rc] = dates(
+            [
+                ("applications_open_at", &self.applications_open_at),
+                ("applications_close_at", &self.applications_close_at),
+                ("reviews_open_at", &self.reviews_open_at),
+                ("reviews_close_at", &self.reviews_close_at),
+            ],
+            &mut e,
+        );
+        ordered(
+            ("applications_open_at", ao),
+            ("applications_close_at", ac),
+            Order::After,
+            &mut e,
+        );
+        ordered(
+            ("applications_close_at", ac),
+            ("reviews_open_at", ro),
+            Order::NotBefore,
+            &mut e,
+        );
+        ordered(
+            ("reviews_open_at", ro),
+            ("reviews_close_at", rc),
+            Order::NotBefore,
+            &mut e,
+        );
         errs
     }
+}
+
+/// A campaign file's dates, parsed once each: one that is not an RFC 3339
+/// date-time is reported under its field's name (with the value read).
+pub(crate) fn dates<const N: usize>(
+    named: [(&str, &str); N],
+    e: &mut impl FnMut(&str, String),
+) -> [Option<time::OffsetDateTime>; N] {
+    named.map(|(field, value)| {
+        let t = parse_ts(value);
+        if t.is_none() {
+            e(field, format!("{value:?} is not an RFC 3339 date-time"));
+        }
+        t
+    })
+}
+
+/// How a later date of a campaign file stands to an earlier one.
+#[derive(Clone, Copy)]
+pub(crate) enum Order {
+    /// Strictly after (a window's close after its opening).
+    After,
+    /// At the same time or after.
+    NotBefore,
+}
+
+/// Reports `later` when it does not stand to `earlier` as `order` says;
+/// nothing when either could not be read (that was reported by [`dates`]).
+pub(crate) fn ordered(
+    earlier: (&str, Option<time::OffsetDateTime>),
+    later: (&str, Option<time::OffsetDateTime>),
+    order: Order,
+    e: &mut impl FnMut(&str, String),
+) {
+    if let ((a_name, Some(a)), (b_name, Some(b))) = (earlier, later) {
+        match order {
+            Order::After if b <= a => e(b_name, format!("must be after {a_name}")),
+            Order::NotBefore if b < a => e(b_name, format!("must not be before {a_name}")),
+            _ => {}
+        }
+    }
+}
+
+/// A campaign's `opens_at` / `closes_at` window: both dates, closing after
+/// opening.
+pub(crate) fn window(opens_at: &str, closes_at: &str, e: &mut impl FnMut(&str, String)) {
+    let [o, c] = dates([("opens_at", opens_at), ("closes_at", closes_at)], e);
+    ordered(("opens_at", o), ("closes_at", c), Order::After, e);
 }
 
 fn read_dir_sorted(dir: &Path) -> Vec<std::path::PathBuf> {
@@ -882,7 +892,7 @@ pub fn seed_key(kind: &str, id: &str) -> Key {
     Key::new(format!("SEED#{kind}#{id}"), "SEED")
 }
 pub fn product_test_key(id: &str) -> Key {
-    Key::new(format!("PTEST#{id}"), "PTEST")
+    Key::new(crate::products::test_pk(id), "PTEST")
 }
 pub fn challenge_key(id: &str) -> Key {
     Key::new(format!("CHALLENGE#{id}"), "CHALLENGE")
@@ -1049,10 +1059,9 @@ async fn apply_product_test<T: Table>(
         "gsi1sk".into(),
         json!(format!("{}#{}", t.applications_open_at, t.id)),
     );
-    u.set
-        .insert("gsi2pk".into(), json!(format!("PRODUCT#{}", t.ean)));
-    u.set
-        .insert("gsi2sk".into(), json!(format!("PTEST#{}", t.id)));
+    let (by_product, test) = crate::products::product_index_keys(&t.ean, &t.id);
+    u.set.insert("gsi2pk".into(), json!(by_product));
+    u.set.insert("gsi2sk".into(), json!(test));
     let news = announce.then(|| product_test_news(t));
     write_campaign(table, product_test_key(&t.id), u, news).await
 }
@@ -1403,7 +1412,7 @@ pub fn plan(current: &[Item], c: &Campaigns) -> Plan {
             if !c.contests.iter().any(|c| c.id == id) {
                 only_in_table.push((CONTEST, id.to_owned()));
             }
-        } else if let Some(id) = k.pk.strip_prefix("PTEST#") {
+        } else if let Some(id) = crate::products::test_id_of_pk(&k.pk) {
             if !c.product_tests.iter().any(|t| t.id == id) {
                 only_in_table.push((PRODUCT_TEST, id.to_owned()));
             }
@@ -1411,11 +1420,11 @@ pub fn plan(current: &[Item], c: &Campaigns) -> Plan {
             if !c.challenges.iter().any(|t| t.id == id) {
                 only_in_table.push((CHALLENGE, id.to_owned()));
             }
-        } else if let Some(id) = k.pk.strip_prefix("RTABLE#") {
+        } else if let Some(id) = crate::roundtables::id_of_pk(&k.pk) {
             if !c.events.iter().any(|e| e.id == id) {
                 only_in_table.push((EVENT, id.to_owned()));
             }
-        } else if let Some(id) = k.pk.strip_prefix("SURVEY#").filter(|_| k.sk == "SURVEY") {
+        } else if let Some(id) = crate::surveys::id_of_key(&k) {
             if !c.surveys.iter().any(|sv| sv.id == id) {
                 only_in_table.push((SURVEY, id.to_owned()));
             }

@@ -534,7 +534,7 @@ pub async fn publish<T: Table>(
     writes.extend(row_writes);
     match commit(&app.table, writes, None).await {
         Ok(()) => {}
-        Err(Error::Store(StoreError::ConditionFailed { index: 0 })) => {
+        Err(e) if e.failed_on(&challenge_key(id)) => {
             return Err(Error::Conflict(
                 "the results of this challenge are already published".into(),
             ))

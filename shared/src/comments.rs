@@ -157,10 +157,9 @@ pub async fn post<T: Table>(
     // Commenting follows the idea (`crate::follows`), in the same
     // transaction, unless the member has a follow record (an unfollow
     // sticks) or set `auto_follow: false`.
-    if let Some(w) = crate::follows::on_comment(app, &member, &idea.id).await? {
-        writes.push(w);
-    }
-    const FOLLOW_AT: usize = 3;
+    let follow = crate::follows::on_comment(app, &member, &idea.id).await?;
+    let follow_key = follow.as_ref().and_then(Write::key);
+    writes.extend(follow);
     let shown = serde_json::to_value(&c).map_err(|e| Error::Store(StoreError::unavailable(e)))?;
     // Nothing here is shared with another request; a throttled write is
     // retried (then 503 + Retry-After).
@@ -176,10 +175,8 @@ pub async fn post<T: Table>(
             Ok(()) => return Ok(c),
             // A follow or unfollow of the same idea landed meanwhile: it
             // stands, the comment goes without the follow record.
-            Err(Error::Store(StoreError::ConditionFailed { index: FOLLOW_AT }))
-                if writes.len() > FOLLOW_AT =>
-            {
-                writes.truncate(FOLLOW_AT);
+            Err(e) if follow_key.as_ref().is_some_and(|k| e.failed_on(k)) => {
+                writes.retain(|w| w.key() != follow_key);
             }
             Err(Error::Store(StoreError::Conflict | StoreError::Throttled)) if attempt < 3 => {
                 crate::retry::pause(attempt).await;

@@ -186,7 +186,7 @@ pub async fn decide<T: Table>(
             crate::metrics::record_decision(outcome.as_str());
             exact_view(app, id).await
         }
-        Err(StoreError::ConditionFailed { index: 0 }) => Err(Error::Conflict(
+        Err(e) if e.failed_on(&ideas::key(id)) => Err(Error::Conflict(
             "the idea was decided or answered meanwhile: read it again".into(),
         )),
         Err(e) => Err(e.into()),
@@ -260,7 +260,7 @@ pub async fn progress<T: Table>(
     ];
     match app.table.transact(writes).await {
         Ok(()) => exact_view(app, id).await,
-        Err(StoreError::ConditionFailed { index: 0 }) => {
+        Err(e) if e.failed_on(&ideas::key(id)) => {
             Err(Error::Conflict("the idea changed meanwhile".into()))
         }
         Err(e) => Err(e.into()),

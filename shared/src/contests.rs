@@ -277,11 +277,14 @@ pub async fn enter<T: Table>(
             crate::metrics::record_contest_entry(id);
             Ok(entry)
         }
-        Err(Error::Store(StoreError::ConditionFailed { index: 0 })) => Err(Error::Conflict(
+        Err(e) if e.failed_on(&k) => Err(Error::Conflict(
             "you have already entered this contest".into(),
         )),
-        Err(Error::Store(StoreError::ConditionFailed { index: 1 }))
-            if member.loyalty_card.is_some() =>
+        Err(e)
+            if member
+                .loyalty_card
+                .as_ref()
+                .is_some_and(|card| e.failed_on(&entry_card_key(id, card))) =>
         {
             Err(Error::Conflict(
                 "this loyalty card has already been used to enter this contest".into(),

@@ -91,7 +91,9 @@ pub async fn record<T: Table>(app: &App<T>, e: &Event) -> Result<()> {
     };
     let writes = vec![consumed_marker("digest", comment), Write::put(item)];
     match app.table.transact(writes).await {
-        Ok(()) | Err(StoreError::ConditionFailed { index: 0 }) => Ok(()),
+        Ok(()) => Ok(()),
+        // Listed by an earlier delivery.
+        Err(e) if e.failed_on(&crate::events::marker_key("digest", comment)) => Ok(()),
         Err(err) => Err(err.into()),
     }
 }
@@ -272,6 +274,7 @@ async fn send_one<T: Table, M: Mailer>(
     mail::send(mailer, &mail)
         .await
         .map_err(|err| Error::Store(StoreError::unavailable(err)))?;
+    let marker_key = crate::events::marker_key("digest-sent", &format!("{author}#{digest_id}"));
     let mut writes = vec![
         marker,
         mail::count_sent(mail_id),
@@ -280,7 +283,9 @@ async fn send_one<T: Table, M: Mailer>(
     ];
     writes.extend(deletes(items));
     match app.table.transact(writes).await {
-        Ok(()) | Err(StoreError::ConditionFailed { index: 0 }) => Ok(Some(listed)),
+        Ok(()) => Ok(Some(listed)),
+        // Sent and recorded by an earlier run.
+        Err(e) if e.failed_on(&marker_key) => Ok(Some(listed)),
         Err(e) => Err(e.into()),
     }
 }

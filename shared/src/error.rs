@@ -47,6 +47,12 @@ impl Error {
     pub fn invalid(field: &str, message: impl Into<String>) -> Self {
         Error::Invalid(vec![FieldError::new(field, message)])
     }
+
+    /// Whether a store condition failed on the write of item `key`
+    /// ([`StoreError::failed_on`]).
+    pub fn failed_on(&self, key: &crate::store::Key) -> bool {
+        matches!(self, Error::Store(e) if e.failed_on(key))
+    }
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -58,7 +64,7 @@ pub async fn commit<T: crate::store::Table>(
     mut writes: Vec<crate::store::Write>,
     receipt: Option<(&crate::receipt::Receipt, u16, &serde_json::Value)>,
 ) -> Result<()> {
-    let receipt_at = writes.len();
+    let receipt_key = receipt.map(|(r, _, _)| r.key());
     if let Some((r, status, body)) = receipt {
         writes.push(r.write(status, body));
     }
@@ -68,9 +74,7 @@ pub async fn commit<T: crate::store::Table>(
     let mut attempt = 0u32;
     loop {
         match table.transact(writes.clone()).await {
-            Err(StoreError::ConditionFailed { index })
-                if receipt.is_some() && index == receipt_at =>
-            {
+            Err(e) if receipt_key.as_ref().is_some_and(|k| e.failed_on(k)) => {
                 return Err(Error::Replay)
             }
             Err(StoreError::Conflict) if attempt < COMMIT_ATTEMPTS => {

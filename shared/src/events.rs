@@ -362,7 +362,7 @@ impl Event {
 /// delivered twice gives the same event twice, which consumers absorb. A
 /// vote a merge copied (`merged_from`) carries no event.
 pub fn from_change(c: &Change) -> Option<Event> {
-    if c.pk.starts_with("OUTBOX#") {
+    if is_outbox_pk(&c.pk) {
         return match c.name {
             ChangeName::Insert => Event::from_item(c.new.as_ref()?),
             _ => None,
@@ -408,6 +408,12 @@ pub fn from_change(c: &Change) -> Option<Event> {
 
 pub fn outbox_pk(bucket: u32) -> String {
     format!("OUTBOX#{bucket:02}")
+}
+
+/// Whether `pk` is an outbox partition (an event with no entity write of
+/// its own).
+pub fn is_outbox_pk(pk: &str) -> bool {
+    pk.starts_with("OUTBOX#")
 }
 
 /// The exactly-once marker of `consumer` for `event_id`: put it, with its

@@ -298,7 +298,7 @@ pub async fn voted<T: Table>(
         .table
         .query(
             &Query::new(Index::Gsi3, pk)
-                .sk(SortKey::BeginsWith("VOTE#".into()))
+                .sk(crate::votes::member_votes())
                 .backward()
                 .limit(limit)
                 .start_after(start),
@@ -335,7 +335,7 @@ pub async fn following<T: Table>(
                 .as_ref()
                 .and_then(|s| s.get("gsi3sk"))
                 .and_then(Value::as_str)
-                .is_some_and(|s| s.starts_with("VOTE#"));
+                .is_some_and(|s| s.starts_with(crate::votes::MEMBER_VOTE_PREFIX));
             (votes, start)
         }
     };
@@ -372,7 +372,7 @@ pub async fn following<T: Table>(
         .table
         .query(
             &Query::new(Index::Gsi3, pk)
-                .sk(SortKey::BeginsWith("VOTE#".into()))
+                .sk(crate::votes::member_votes())
                 .backward()
                 .limit(limit)
                 .start_after(start),

@@ -152,7 +152,7 @@ pub async fn export<T: Table>(app: &App<T>, caller: &Caller) -> Result<Value> {
         app,
         Index::Gsi3,
         &member_pk(id),
-        SortKey::BeginsWith("VOTE#".into()),
+        crate::votes::member_votes(),
     )
     .await?;
     let follows: Vec<Value> = crate::follows::all_of(app, id)
@@ -202,13 +202,13 @@ pub async fn export<T: Table>(app: &App<T>, caller: &Caller) -> Result<Value> {
         let sk = sk_of(&item).to_owned();
         if sk == "PROFILE" || sk.starts_with(contrib::PREFIX) {
             continue;
-        } else if sk.starts_with("LEDGER#") {
+        } else if sk.starts_with(crate::points::LEDGER_PREFIX) {
             ledger.push(public(item));
-        } else if sk.starts_with("REDEMPTION#") {
+        } else if sk.starts_with(crate::loyalty::REDEMPTION_PREFIX) {
             redemptions.push(public(item));
         } else if sk.starts_with(crate::mail::SENT_PREFIX) {
             mails.push(public(item));
-        } else if sk.starts_with("CAP#") {
+        } else if sk.starts_with(crate::points::CAP_PREFIX) {
             let mut v = public(item);
             v["counter"] = json!(sk);
             caps.push(v);
@@ -327,7 +327,7 @@ async fn scrub_campaigns<T: Table>(
         app,
         Index::Gsi3,
         &member_pk(member),
-        SortKey::BeginsWith("VOTE#".into()),
+        crate::votes::member_votes(),
     )
     .await?;
     let voted: Vec<(String, String)> = votes
@@ -549,8 +549,8 @@ pub async fn erase<T: Table>(app: &App<T>, caller: &Caller) -> Result<Value> {
         match app.table.transact(writes).await {
             Ok(()) => return Ok(json!({"status": "erased", "erased_at": at})),
             // The balance moved (a credit landed) or another erasure won: read again.
-            Err(StoreError::ConditionFailed { index: 0 })
-            | Err(StoreError::Conflict | StoreError::Throttled) => {}
+            Err(e) if e.failed_on(&k) => {}
+            Err(StoreError::Conflict | StoreError::Throttled) => {}
             Err(StoreError::ConditionFailed { .. }) => {
                 return Err(Error::Conflict(
                     "the loyalty card could not be released; contact support".into(),

@@ -30,13 +30,19 @@ use crate::store::{cursor, Cond, Index, Item, Key, Query, StoreError, Table, Upd
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+/// The partition of idea `id`: its row (`IDEA`), body (`BODY`) and the
+/// aggregator's tally (`TALLY`, thresholds.rs).
+pub fn pk(id: &str) -> String {
+    format!("IDEA#{id}")
+}
+
 pub fn key(id: &IdeaId) -> Key {
-    Key::new(format!("IDEA#{}", id.as_str()), "IDEA")
+    Key::new(pk(id.as_str()), "IDEA")
 }
 
 /// The item holding an idea's body (written with the row, never changed).
 pub fn body_key(id: &IdeaId) -> Key {
-    Key::new(format!("IDEA#{}", id.as_str()), "BODY")
+    Key::new(pk(id.as_str()), "BODY")
 }
 
 pub fn list_pk(theme: &str, status: IdeaStatus) -> String {

@@ -145,12 +145,15 @@ impl LoyaltyAnswer {
     }
 }
 
+/// The sort keys of a member's redemptions begin with this.
+pub const REDEMPTION_PREFIX: &str = "REDEMPTION#";
+
 pub fn redemption_key(member: &str, id: &str) -> Key {
-    Key::new(crate::members::pk(member), format!("REDEMPTION#{id}"))
+    Key::new(crate::members::pk(member), format!("{REDEMPTION_PREFIX}{id}"))
 }
 
 pub fn pointer_key(id: &str) -> Key {
-    Key::new(format!("REDEMPTION#{id}"), "REDEMPTION")
+    Key::new(format!("{REDEMPTION_PREFIX}{id}"), "REDEMPTION")
 }
 
 /// The pointer item written with a new redemption: pending in gsi1.
@@ -193,7 +196,7 @@ pub async fn list<T: Table>(
         .table
         .query(
             &Query::new(Index::Primary, pk)
-                .sk(SortKey::BeginsWith("REDEMPTION#".into()))
+                .sk(SortKey::BeginsWith(REDEMPTION_PREFIX.into()))
                 .backward()
                 .limit(limit)
                 .start_after(start),

@@ -62,10 +62,15 @@ pub fn invite_key(code: &str) -> Key {
 /// SHA-256, so the number itself is not in the key. Written with the
 /// condition that it is absent in the transaction that sets the card.
 pub fn card_key(card: &str) -> Key {
+    Key::new(format!("CARD#{}", card_hash(card)), "CARD")
+}
+
+/// A loyalty card's SHA-256 in hex: how the card is named in keys, so the
+/// number itself never is.
+pub fn card_hash(card: &str) -> String {
     use sha2::{Digest, Sha256};
     let h = Sha256::digest(card.as_bytes());
-    let hex: String = h.iter().map(|b| format!("{b:02x}")).collect();
-    Key::new(format!("CARD#{hex}"), "CARD")
+    h.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Partitions of the community news index (gsi1 `NEWS#{00-15}`): one
@@ -469,10 +474,10 @@ pub async fn sign_up<T: Table>(
                 .when(Cond::LessThan("uses".into(), max)),
         );
     }
-    let invite_at = (code.is_some() && invite.is_some()).then_some(2);
-    let card_at = row.loyalty_card.as_ref().map(|c| {
+    let invite_guard = code.as_deref().filter(|_| invite.is_some()).map(invite_key);
+    let card_guarded = row.loyalty_card.as_ref().map(|c| {
         writes.push(card_guard(c, &row.id));
-        writes.len() - 1
+        card_key(c)
     });
     if let Some((_, w)) = link {
         writes.extend(w);
@@ -484,7 +489,7 @@ pub async fn sign_up<T: Table>(
             crate::metrics::record_sign_up(&view.cohort);
             Ok(view)
         }
-        Err(Error::Store(StoreError::ConditionFailed { index: 0 })) => {
+        Err(e) if e.failed_on(&k) => {
             let erased = app
                 .table
                 .get(&k, true)
@@ -496,12 +501,10 @@ pub async fn sign_up<T: Table>(
                 "you are already a member".into()
             }))
         }
-        Err(Error::Store(StoreError::ConditionFailed { index })) if Some(index) == invite_at => {
+        Err(e) if invite_guard.as_ref().is_some_and(|g| e.failed_on(g)) => {
             Err(Error::Forbidden("this invite code has been used up".into()))
         }
-        Err(Error::Store(StoreError::ConditionFailed { index })) if Some(index) == card_at => {
-            Err(card_taken())
-        }
+        Err(e) if card_guarded.as_ref().is_some_and(|g| e.failed_on(g)) => Err(card_taken()),
         Err(e) => Err(e),
     }
 }
@@ -632,7 +635,7 @@ pub async fn update<T: Table>(app: &App<T>, caller: &Caller, p: Patch) -> Result
         .and(Cond::AttrAbsent("erasing_at".into()))
         .and(news_inputs_as_read(&current));
     let mut writes = Vec::new();
-    let mut card_at = None;
+    let mut card_guarded = None;
     if let Some(c) = new_card.filter(|c| Some(c) != current.loyalty_card.as_ref()) {
         cond = cond.and(match &current.loyalty_card {
             Some(old) => Cond::Eq("loyalty_card".into(), json!(old)),
@@ -641,7 +644,7 @@ pub async fn update<T: Table>(app: &App<T>, caller: &Caller, p: Patch) -> Result
                 .or(Cond::Eq("loyalty_card".into(), Value::Null)),
         });
         writes.push(card_guard(&c, &current.id));
-        card_at = Some(1);
+        card_guarded = Some(card_key(&c));
         if let Some(old) = &current.loyalty_card {
             writes.push(free_card(old, &current.id));
         }
@@ -659,13 +662,13 @@ pub async fn update<T: Table>(app: &App<T>, caller: &Caller, p: Patch) -> Result
     // conditional writes are tried again, a few times, before a 503.
     match crate::store::transact_retrying(&app.table, writes, 5).await {
         Ok(()) => view(app, get(app, &caller.id).await?).await,
-        Err(StoreError::ConditionFailed { index: 0 }) => match get(app, &caller.id).await {
+        Err(e) if e.failed_on(&key(&caller.id)) => match get(app, &caller.id).await {
             Ok(_) => Err(Error::Conflict(
                 "your profile changed at the same time; read it again and retry".into(),
             )),
             Err(e) => Err(e),
         },
-        Err(StoreError::ConditionFailed { index }) if Some(index) == card_at => Err(card_taken()),
+        Err(e) if card_guarded.as_ref().is_some_and(|g| e.failed_on(g)) => Err(card_taken()),
         Err(StoreError::ConditionFailed { .. }) => Err(Error::Conflict(
             "your previous loyalty card could not be released; contact support".into(),
         )),

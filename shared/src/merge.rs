@@ -90,7 +90,7 @@ use crate::domain::{now, Errors, FieldError, IdeaId, IdeaStatus};
 use crate::error::{commit, Error, Result};
 use crate::events::{consumed_marker, marker_key, Event, Kind};
 use crate::ideas::{self, IdeaView};
-use crate::store::{Cond, Index, Item, Query, StoreError, Table, Update, Write};
+use crate::store::{Cond, Index, Item, Key, Query, StoreError, Table, Update, Write};
 use crate::{follows, moderation, search, votes};
 use futures::StreamExt;
 use serde::Deserialize;
@@ -301,12 +301,15 @@ fn view(row: ideas::IdeaRow) -> IdeaView {
 }
 
 /// One write group, run again when a conflict or throttling cancelled it;
-/// `Ok(Err(index))` when the condition of the write at `index` failed.
-async fn attempt<T: Table>(table: &T, writes: &[Write]) -> Result<std::result::Result<(), usize>> {
+/// `Ok(Err(key))` when the condition of the write of item `key` failed.
+async fn attempt<T: Table>(
+    table: &T,
+    writes: &[Write],
+) -> Result<std::result::Result<(), Option<Key>>> {
     for n in 0..ATTEMPTS {
         match table.transact(writes.to_vec()).await {
             Ok(()) => return Ok(Ok(())),
-            Err(StoreError::ConditionFailed { index }) => return Ok(Err(index)),
+            Err(StoreError::ConditionFailed { key, .. }) => return Ok(Err(key)),
             Err(StoreError::Conflict | StoreError::Throttled) => backoff(n).await,
             Err(e) => return Err(e.into()),
         }
@@ -339,7 +342,7 @@ fn vote_copy(
     item.insert("gsi3pk".into(), json!(crate::members::pk(member)));
     item.insert(
         "gsi3sk".into(),
-        json!(format!("VOTE#{created_at}#{}", into.as_str())),
+        json!(crate::votes::member_vote_sk(created_at, into.as_str())),
     );
     item
 }
@@ -364,6 +367,7 @@ async fn copy_vote<T: Table>(
         vote_id,
         created_at,
     );
+    let copy_key = votes::vote_key(into, member);
     let mark = Write::update(
         votes::vote_key(source, member),
         Update::default().set(COPIED_TO, into.as_str()),
@@ -374,7 +378,7 @@ async fn copy_vote<T: Table>(
         // The member has a vote for the target already (their own, or a
         // copy from another merge): counted once; the source's vote is
         // marked so that no later run copies it.
-        Err(0) => {
+        Err(Some(k)) if k == copy_key => {
             let _ = attempt(&app.table, &[mark]).await?;
             Ok(false)
         }

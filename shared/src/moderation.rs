@@ -506,7 +506,7 @@ pub async fn report<T: Table>(
                 }
                 return Ok(r);
             }
-            Err(Error::Store(StoreError::ConditionFailed { index: 0 })) => {
+            Err(e) if e.failed_on(&rk) => {
                 return Err(Error::Conflict(
                     "you have already reported this content".into(),
                 ))

@@ -35,6 +35,12 @@ use serde_json::{json, Value};
 
 pub const CONSUMER: &str = "points";
 
+/// The sort keys of a member's ledger entries begin with this.
+pub const LEDGER_PREFIX: &str = "LEDGER#";
+
+/// The sort keys of a member's daily cap counters begin with this.
+pub const CAP_PREFIX: &str = "CAP#";
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct LedgerEntry {
     pub id: String,
@@ -51,7 +57,7 @@ pub fn ledger_write(member: &str, e: &LedgerEntry) -> Write {
     item.insert("pk".into(), json!(crate::members::pk(member)));
     item.insert(
         "sk".into(),
-        json!(format!("LEDGER#{}#{}", e.created_at, e.id)),
+        json!(format!("{LEDGER_PREFIX}{}#{}", e.created_at, e.id)),
     );
     if let Value::Object(m) = serde_json::to_value(e).unwrap_or(Value::Null) {
         item.extend(m);
@@ -318,7 +324,9 @@ async fn moderated<T: Table>(app: &App<T>, e: &Event) -> Result<()> {
     match crate::retry::transact(&app.table, writes, 9).await {
         Ok(()) => Ok(()),
         // Already applied: a redelivery.
-        Err(StoreError::ConditionFailed { index: 0 }) => Ok(()),
+        Err(err) if err.failed_on(&marker_key(CONSUMER, &format!("moderation#{}", e.event_id))) => {
+            Ok(())
+        }
         // The member was erased meanwhile: nothing to move.
         Err(StoreError::ConditionFailed { .. }) => match app.table.transact(vec![marker]).await {
             Ok(()) | Err(StoreError::ConditionFailed { .. }) => Ok(()),
@@ -388,7 +396,7 @@ fn plan_credit<T: Table>(
         let day = e.at.get(..10).unwrap_or("0000-00-00");
         writes.push(
             Write::update(
-                Key::new(crate::members::pk(member), format!("CAP#{rule}#{day}")),
+                Key::new(crate::members::pk(member), format!("{CAP_PREFIX}{rule}#{day}")),
                 Update::default().add("n", 1),
             )
             .when(Cond::NotExists.or(Cond::LessThan("n".into(), cap))),
@@ -513,18 +521,19 @@ async fn credit_all<T: Table>(app: &App<T>, credits: Vec<(String, CreditPlan)>) 
                     });
                 }
             }
-            Err(StoreError::ConditionFailed { index }) => {
-                let mut start = 0;
+            Err(StoreError::ConditionFailed { key, .. }) => {
                 let mut named = false;
                 for (id, p) in chunk {
-                    let end = start + p.writes.len();
-                    if (start..end).contains(&index) {
+                    let owns = key
+                        .as_ref()
+                        .is_some_and(|k| p.writes.iter().any(|w| w.key().as_ref() == Some(k)));
+                    if owns {
                         named = true;
                         // At the marker: already credited (a redelivery).
                         // Elsewhere: the member is gone (erased) or the
                         // day's cap is reached: nothing to credit, but the
                         // event is done.
-                        if index > start {
+                        if key != marker_of(&p) {
                             match app.table.transact(vec![p.nothing_credited]).await {
                                 Ok(()) | Err(StoreError::ConditionFailed { .. }) => {}
                                 Err(err) => {
@@ -536,14 +545,13 @@ async fn credit_all<T: Table>(app: &App<T>, credits: Vec<(String, CreditPlan)>) 
                     } else {
                         pending.push_back((id, p));
                     }
-                    start = end;
                 }
                 if !named {
                     // Not a credit's condition (none other has one): give
                     // the messages back rather than loop.
                     tracing::warn!(
                         consumer = CONSUMER,
-                        index,
+                        item = ?key,
                         "a condition no credit owns failed; the batch will be retried"
                     );
                     failed.extend(pending.drain(..).map(|(id, _)| id));
@@ -571,7 +579,7 @@ pub async fn ledger<T: Table>(
         .table
         .query(
             &Query::new(Index::Primary, pk)
-                .sk(SortKey::BeginsWith("LEDGER#".into()))
+                .sk(SortKey::BeginsWith(LEDGER_PREFIX.into()))
                 .backward()
                 .limit(limit)
                 .start_after(start.clone()),
@@ -592,7 +600,7 @@ pub async fn ledger<T: Table>(
         .as_ref()
         .and_then(|k| k.get("sk"))
         .and_then(Value::as_str)
-        .and_then(|sk| sk.strip_prefix("LEDGER#"))
+        .and_then(|sk| sk.strip_prefix(LEDGER_PREFIX))
         .and_then(|sk| sk.rsplit_once('#'))
         .map(|(at, _)| at.to_owned());
     let lower = page
@@ -626,7 +634,7 @@ pub async fn vote_credits<T: Table>(app: &App<T>, member: &str) -> Result<Vec<Le
     // day → (votes, latest vote's time)
     let mut days: std::collections::BTreeMap<String, (i64, String)> = Default::default();
     let q = Query::new(Index::Gsi3, pk)
-        .sk(SortKey::BeginsWith("VOTE#".into()))
+        .sk(crate::votes::member_votes())
         .limit(1000);
     for i in &crate::store::all_pages(&app.table, q).await? {
         // A vote a merge copied onto another idea (`crate::merge`) earned
@@ -754,8 +762,8 @@ pub async fn redeem<T: Table>(
         reference: id.clone(),
         created_at: at.clone(),
     };
-    let pk = crate::members::pk(&member.id);
-    let redemption_item = json!({"pk": pk, "sk": format!("REDEMPTION#{id}"), "id": id, "points": points,
+    let key = crate::loyalty::redemption_key(&member.id, &id);
+    let redemption_item = json!({"pk": key.pk, "sk": key.sk, "id": id, "points": points,
         "euros": euros, "status": "pending", "created_at": at});
     let Value::Object(redemption_item) = redemption_item else {
         return Err(Error::Store(StoreError::Invalid("redemption".into())));
@@ -793,7 +801,7 @@ pub async fn redeem<T: Table>(
             crate::metrics::record_redemption(points);
             Ok(r)
         }
-        Err(Error::Store(StoreError::ConditionFailed { index: 0 })) => {
+        Err(e) if e.failed_on(&members::key(&caller.id)) => {
             // The card changed meanwhile (unlinked by the loyalty
             // programme, or another one linked), or the balance is short.
             let now = members::require(app, caller).await?;

@@ -182,7 +182,7 @@ pub async fn apply<T: Table>(
     .await
     {
         Ok(()) => Ok(body),
-        Err(Error::Store(StoreError::ConditionFailed { index: 0 })) => Err(Error::Conflict(
+        Err(e) if e.failed_on(&k) => Err(Error::Conflict(
             "you have already applied to this test".into(),
         )),
         Err(e) => Err(e),
@@ -193,7 +193,28 @@ pub async fn apply<T: Table>(
 /// applications, folded by the insights consumer per batch from each
 /// `product_test.applied`; `COUNTER`: its testers' reviews).
 pub fn counters_pk(id: &str) -> String {
+    test_pk(id)
+}
+
+/// The partition of product test `id`: its config row (`PTEST`, written
+/// by `campaigns apply`) and its counters.
+pub fn test_pk(id: &str) -> String {
     format!("PTEST#{id}")
+}
+
+/// The product test a partition key names, if it names one.
+pub fn test_id_of_pk(pk: &str) -> Option<&str> {
+    pk.strip_prefix("PTEST#")
+}
+
+/// A product test's keys on gsi2, which lists a product's tests (the
+/// "Tested by the Community" label reads them by EAN).
+pub fn product_index_keys(ean: &str, id: &str) -> (String, String) {
+    (product_pk(ean), format!("PTEST#{id}"))
+}
+
+fn product_pk(ean: &str) -> String {
+    format!("PRODUCT#{ean}")
 }
 
 /// The applications to product test `id` (each member applies once): the
@@ -208,7 +229,7 @@ pub async fn applications<T: Table>(app: &App<T>, id: &str) -> Result<i64> {
 /// (`PTEST#{id} / COUNTER`) and the product's (`PRODUCT#{ean} / STATS`:
 /// count, average, label and the test that earned it). One BatchGetItem.
 pub async fn test_figures<T: Table>(app: &App<T>, id: &str, ean: &str) -> Result<TestFigures> {
-    let counter = Key::new(format!("PTEST#{id}"), "COUNTER");
+    let counter = Key::new(test_pk(id), "COUNTER");
     let stats = stats_key(ean);
     let items = app
         .table
@@ -396,7 +417,7 @@ pub fn review_list_pk(ean: &str) -> String {
 }
 
 pub fn stats_key(ean: &str) -> Key {
-    Key::new(format!("PRODUCT#{ean}"), "STATS")
+    Key::new(product_pk(ean), "STATS")
 }
 
 fn text(
@@ -508,7 +529,7 @@ pub async fn review<T: Table>(
     let mut writes = vec![Write::put_new(item), Write::update(stats_key(ean), stats)];
     if let Some(t) = &test {
         writes.push(Write::update(
-            Key::new(format!("PTEST#{}", t.config.id), "COUNTER"),
+            Key::new(test_pk(&t.config.id), "COUNTER"),
             Update::default().add("tester_reviews", 1),
         ));
     }
@@ -532,7 +553,7 @@ pub async fn review<T: Table>(
         serde_json::to_value(&r).map_err(|e| Error::Store(StoreError::unavailable(e)))?;
     match commit(&app.table, writes, receipt.map(|rc| (rc, 201, &body_json))).await {
         Ok(()) => crate::metrics::record_review(),
-        Err(Error::Store(StoreError::ConditionFailed { index: 0 })) => {
+        Err(e) if e.failed_on(&k) => {
             return Err(Error::Conflict(
                 "you have already reviewed this product".into(),
             ))
@@ -543,7 +564,7 @@ pub async fn review<T: Table>(
         // The label: once the test's tester reviews reach its threshold.
         let n = app
             .table
-            .get(&Key::new(format!("PTEST#{}", t.config.id), "COUNTER"), true)
+            .get(&Key::new(test_pk(&t.config.id), "COUNTER"), true)
             .await?
             .and_then(|c| c.get("tester_reviews").and_then(Value::as_i64))
             .unwrap_or(0);

@@ -237,7 +237,7 @@ pub async fn check_votes<T: Table>(app: &App<T>, member: &str) -> Result<()> {
         .table
         .query(
             &Query::new(Index::Gsi3, crate::members::pk(member))
-                .sk(SortKey::Between(format!("VOTE#{since}"), "VOTE#~".into()))
+                .sk(crate::votes::member_votes_since(&since))
                 .limit(u32::try_from(limit.max).unwrap_or(u32::MAX)),
         )
         .await?;

@@ -130,6 +130,11 @@ impl Receipt {
         )
     }
 
+    /// The receipt's item.
+    pub fn key(&self) -> Key {
+        self.key.clone()
+    }
+
     /// The write that records the response, over this request's own claim
     /// (or where no claim was made); fails if another request holds or used
     /// the key.

@@ -156,7 +156,7 @@ pub async fn relay_changes<O: Outbound + ?Sized>(
     let mut first_failed: Option<usize> = None;
     let mut per_queue: HashMap<Queue, Vec<(usize, Event)>> = HashMap::new();
     for (i, c) in changes {
-        if c.pk.starts_with("OUTBOX#") && c.name == crate::store::feed::ChangeName::Insert {
+        if crate::events::is_outbox_pk(&c.pk) && c.name == crate::store::feed::ChangeName::Insert {
             // An outbox item whose event does not read is a defect: stop
             // here rather than drop it (the stream retries, then the batch
             // goes to the failure queue).

@@ -79,6 +79,9 @@ mod tests {
     fn only_conflicts_and_throttling_are_retried() {
         assert!(retryable(&StoreError::Conflict));
         assert!(retryable(&StoreError::Throttled));
-        assert!(!retryable(&StoreError::ConditionFailed { index: 0 }));
+        assert!(!retryable(&StoreError::ConditionFailed {
+            index: 0,
+            key: None,
+        }));
     }
 }

@@ -147,28 +147,23 @@ impl RoundtableConfig {
         if !(15..=24 * 60).contains(&self.duration_minutes) {
             e("duration_minutes", "must be from 15 to 1440".into());
         }
-        let times: Vec<(&str, Option<OffsetDateTime>)> = [
-            ("registration_opens_at", &self.registration_opens_at),
-            ("registration_closes_at", &self.registration_closes_at),
-            ("starts_at", &self.starts_at),
-        ]
-        .into_iter()
-        .map(|(n, v)| (n, parse_ts(v)))
-        .collect();
-        for (n, t) in &times {
-            if t.is_none() {
-                e(n, "is not an RFC 3339 date-time".into());
-            }
-        }
-        if let (Some(o), Some(c)) = (times[0].1, times[1].1) {
-            if c <= o {
-                e(
-                    "registration_closes_at",
-                    "must be after registration_opens_at".into(),
-                );
-            }
-        }
-        if let (Some(c), Some(s)) = (times[1].1, times[2].1) {
+        use crate::campaigns::{dates, ordered, Order};
+        let [opens, closes, starts] = dates(
+            [
+                ("registration_opens_at", &self.registration_opens_at),
+                ("registration_closes_at", &self.registration_closes_at),
+                ("starts_at", &self.starts_at),
+            ],
+            &mut e,
+        );
+        ordered(
+            ("registration_opens_at", opens),
+            ("registration_closes_at", closes),
+            Order::After,
+            &mut e,
+        );
+        // Registration may close as the event starts, not after.
+        if let (Some(c), Some(s)) = (closes, starts) {
             if c > s {
                 e(
                     "registration_closes_at",
@@ -186,6 +181,11 @@ pub fn key(id: &str) -> Key {
 
 fn pk(id: &str) -> String {
     format!("RTABLE#{id}")
+}
+
+/// The event a partition key names, if it names one.
+pub fn id_of_pk(pk: &str) -> Option<&str> {
+    pk.strip_prefix("RTABLE#")
 }
 
 pub fn registration_key(id: &str, member: &str) -> Key {
@@ -497,20 +497,25 @@ pub async fn register<T: Table>(
             serde_json::to_value(&out).map_err(|e| Error::Store(StoreError::unavailable(e)))?;
         match commit(&app.table, writes, receipt.map(|r| (r, 201, &body))).await {
             Ok(()) => return Ok(out),
-            Err(Error::Store(StoreError::ConditionFailed { index: 0 })) => {
+            Err(e) if e.failed_on(&rk) => {
                 return Err(Error::Conflict(
                     "you are already registered for this event".into(),
                 ))
             }
-            Err(Error::Store(
-                StoreError::ConditionFailed { index: 1 }
-                | StoreError::Conflict
-                | StoreError::Throttled,
-            )) if attempt < SEAT_ATTEMPTS => {
+            // The seats changed since they were read (the counter's
+            // condition), or the counter was busy: read again.
+            Err(e)
+                if (e.failed_on(&key(id))
+                    || matches!(
+                        e,
+                        Error::Store(StoreError::Conflict | StoreError::Throttled)
+                    ))
+                    && attempt < SEAT_ATTEMPTS =>
+            {
                 attempt += 1;
                 backoff(attempt).await;
             }
-            Err(Error::Store(StoreError::ConditionFailed { index: 1 } | StoreError::Conflict)) => {
+            Err(e) if e.failed_on(&key(id)) || matches!(e, Error::Store(StoreError::Conflict)) => {
                 return Err(seat_race())
             }
             Err(e) => return Err(e),

@@ -220,25 +220,7 @@ impl SurveyConfig {
                 );
             }
         }
-        let o = parse_ts(&self.opens_at);
-        let c = parse_ts(&self.closes_at);
-        if o.is_none() {
-            e(
-                "opens_at",
-                format!("{:?} is not an RFC 3339 date-time", self.opens_at),
-            );
-        }
-        if c.is_none() {
-            e(
-                "closes_at",
-                format!("{:?} is not an RFC 3339 date-time", self.closes_at),
-            );
-        }
-        if let (Some(o), Some(c)) = (o, c) {
-            if c <= o {
-                e("closes_at", "must be after opens_at".into());
-            }
-        }
+        crate::campaigns::window(&self.opens_at, &self.closes_at, &mut e);
         if self.points < 0 {
             e("points", "must not be negative".into());
         }
@@ -361,6 +343,12 @@ impl SurveyConfig {
 
 pub fn survey_key(id: &str) -> Key {
     Key::new(format!("SURVEY#{id}"), "SURVEY")
+}
+
+/// The survey whose config row `k` is, if it is one (a survey's responses
+/// have partitions of their own: `SURVEY#{id}#Rnn`).
+pub fn id_of_key(k: &Key) -> Option<&str> {
+    k.pk.strip_prefix("SURVEY#").filter(|_| k.sk == "SURVEY")
 }
 
 /// The results shard `shard` of the results partition `pk` (`SURVEY#{id}`
@@ -726,7 +714,7 @@ pub async fn respond<T: Table>(
     let body = serde_json::to_value(&out).map_err(|e| Error::Store(StoreError::unavailable(e)))?;
     match commit(&app.table, writes, receipt.map(|r| (r, 201, &body))).await {
         Ok(()) => Ok(out),
-        Err(Error::Store(StoreError::ConditionFailed { index: 0 })) => Err(Error::Conflict(
+        Err(e) if e.failed_on(&k) => Err(Error::Conflict(
             "you have already responded to this survey".into(),
         )),
         Err(e) => Err(e),

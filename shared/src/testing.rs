@@ -488,6 +488,43 @@ pub fn sqs_batch(events: &[crate::events::Event]) -> aws_lambda_events::event::s
     serde_json::from_value(json!({"Records": records})).expect("event")
 }
 
+/// An SQS event carrying the raw message `bodies` (what an inbound
+/// system sends, valid or not), message ids `m0`, `m1`, …
+pub fn sqs_bodies<S: AsRef<str>>(bodies: &[S]) -> aws_lambda_events::event::sqs::SqsEvent {
+    let records: Vec<Value> = bodies
+        .iter()
+        .enumerate()
+        .map(|(i, b)| json!({"messageId": format!("m{i}"), "body": b.as_ref(), "eventSource": "aws:sqs"}))
+        .collect();
+    serde_json::from_value(json!({"Records": records})).expect("event")
+}
+
+/// Delivers `event` to `consumer` through its Lambda entry
+/// ([`crate::queue::sqs`]) and returns the ids of the messages that
+/// failed: those reported in the partial batch response, or every one
+/// when the whole invocation failed.
+pub async fn deliver<C: crate::queue::Consumer + ?Sized>(
+    consumer: &C,
+    event: aws_lambda_events::event::sqs::SqsEvent,
+) -> Vec<String> {
+    let ids: Vec<String> = event
+        .records
+        .iter()
+        .map(|r| r.message_id.clone().unwrap_or_default())
+        .collect();
+    match crate::queue::sqs(consumer, event).await {
+        Ok(r) => r
+            .batch_item_failures
+            .into_iter()
+            .map(|f| f.item_identifier)
+            .collect(),
+        Err(crate::queue::WholeBatchFailed(n)) => {
+            assert_eq!(n, ids.len(), "the whole batch failed");
+            ids
+        }
+    }
+}
+
 /// Delivers every event in the outbox to the insights consumer, as the
 /// relay and the insights queue would (each at most once here; the consumer
 /// absorbs repeats): for tests of what it maintains, such as an idea's

@@ -53,7 +53,7 @@ const CONCURRENT_IDEAS: usize = 16;
 const ATTEMPTS: u32 = 8;
 
 pub fn tally_key(idea: &str) -> Key {
-    Key::new(format!("IDEA#{idea}"), "TALLY")
+    Key::new(crate::ideas::pk(idea), "TALLY")
 }
 
 /// The aggregator's state for one idea.

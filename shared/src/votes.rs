@@ -46,9 +46,35 @@ pub fn bucket(member: &str) -> u32 {
     u32::from_be_bytes([h[0], h[1], h[2], h[3]]) % VOTER_BUCKETS
 }
 
+/// The partitions of an idea's voters begin with this (the change
+/// feed's filter names it too: store/feed.rs, like the template's).
+pub const VOTERS_PREFIX: &str = "VOTERS#";
+
+/// A vote record's sort key in its member's list of votes (gsi3) begins
+/// with this: `VOTE#{created_at}#{idea}`, so a member's votes read by time.
+pub const MEMBER_VOTE_PREFIX: &str = "VOTE#";
+
 /// The partition of one bucket of an idea's voters.
 pub fn voters_pk(idea: &str, bucket: u32) -> String {
-    format!("VOTERS#{idea}#{bucket:02}")
+    format!("{VOTERS_PREFIX}{idea}#{bucket:02}")
+}
+
+/// A vote record's gsi3 sort key (its place in the member's votes).
+pub fn member_vote_sk(created_at: &str, idea: &str) -> String {
+    format!("{MEMBER_VOTE_PREFIX}{created_at}#{idea}")
+}
+
+/// All of a member's votes, on gsi3 under the member's partition.
+pub fn member_votes() -> crate::store::SortKey {
+    crate::store::SortKey::BeginsWith(MEMBER_VOTE_PREFIX.into())
+}
+
+/// A member's votes cast at `since` or later, on gsi3.
+pub fn member_votes_since(since: &str) -> crate::store::SortKey {
+    crate::store::SortKey::Between(
+        format!("{MEMBER_VOTE_PREFIX}{since}"),
+        format!("{MEMBER_VOTE_PREFIX}~"),
+    )
 }
 
 pub fn vote_key(idea: &IdeaId, member: &str) -> Key {
@@ -57,7 +83,7 @@ pub fn vote_key(idea: &IdeaId, member: &str) -> Key {
 
 /// The idea a vote record's partition belongs to.
 pub fn idea_of_pk(pk: &str) -> Option<&str> {
-    pk.strip_prefix("VOTERS#")?.rsplit_once('#').map(|(i, _)| i)
+    pk.strip_prefix(VOTERS_PREFIX)?.rsplit_once('#').map(|(i, _)| i)
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -133,7 +159,7 @@ pub async fn cast<T: Table>(app: &App<T>, caller: &Caller, idea: &IdeaId) -> Res
         "idea_id": idea.as_str(), "member_id": member, "author_id": row.author_id,
         "created_at": created,
         "gsi3pk": crate::members::pk(member),
-        "gsi3sk": format!("VOTE#{created}#{}", idea.as_str()),
+        "gsi3sk": member_vote_sk(&created, idea.as_str()),
     });
     let Value::Object(mut record) = record else {
         return Err(Error::Store(StoreError::Invalid("vote record".into())));

@@ -46,9 +46,11 @@ async fn put_new_refuses_existing_item(t: T) {
         .await
         .expect_err("second");
     assert!(
-        matches!(e, StoreError::ConditionFailed { index: 0 }),
+        matches!(e, StoreError::ConditionFailed { index: 0, .. }),
         "{e:?}"
     );
+    // A lone write (sent as a plain conditional write) names its item too.
+    assert!(e.failed_on(&k("A", "1")), "{e:?}");
     assert_eq!(t.get(&k("A", "1"), true).await.expect("get"), Some(a));
 }
 
@@ -66,9 +68,12 @@ async fn groups_are_all_or_nothing(t: T) {
     ];
     let e = t.transact(group).await.expect_err("check fails");
     assert!(
-        matches!(e, StoreError::ConditionFailed { index: 2 }),
+        matches!(e, StoreError::ConditionFailed { index: 2, .. }),
         "{e:?}"
     );
+    // The failed condition names the item it guards, not another's.
+    assert!(e.failed_on(&k("C", "x")), "{e:?}");
+    assert!(!e.failed_on(&k("A", "1")), "{e:?}");
     assert_eq!(t.get(&k("A", "1"), true).await.expect("get"), None);
     assert_eq!(t.get(&k("B", "1"), true).await.expect("get"), None);
     let group = vec![
@@ -189,7 +194,7 @@ async fn conditions_agree_with_the_model(t: T) {
             let want = c.holds(state.as_ref());
             match r {
                 Ok(()) => assert!(want, "{c:?} held on {state:?} but the model says no"),
-                Err(StoreError::ConditionFailed { index: 0 }) => {
+                Err(StoreError::ConditionFailed { index: 0, .. }) => {
                     assert!(
                         !want,
                         "{c:?} failed on {state:?} but the model says it holds"

@@ -25,32 +25,13 @@ fn sample() -> SqsEvent {
 }
 
 fn batch(bodies: &[Value]) -> SqsEvent {
-    let records: Vec<Value> = bodies
-        .iter()
-        .enumerate()
-        .map(|(i, b)| json!({"messageId": format!("m{i}"), "body": b.to_string(), "eventSource": "aws:sqs"}))
-        .collect();
-    serde_json::from_value(json!({"Records": records})).expect("sqs event")
+    let bodies: Vec<String> = bodies.iter().map(Value::to_string).collect();
+    community::testing::sqs_bodies(&bodies)
 }
 
 /// The messages that failed (every one when the whole invocation fails).
 async fn deliver<T: Table + Clone>(c: &BasketsConsumer<T>, e: SqsEvent) -> Vec<String> {
-    let ids: Vec<String> = e
-        .records
-        .iter()
-        .map(|r| r.message_id.clone().unwrap_or_default())
-        .collect();
-    match community::queue::sqs(c, e).await {
-        Ok(r) => r
-            .batch_item_failures
-            .into_iter()
-            .map(|f| f.item_identifier)
-            .collect(),
-        Err(community::queue::WholeBatchFailed(n)) => {
-            assert_eq!(n, ids.len());
-            ids
-        }
-    }
+    community::testing::deliver(c, e).await
 }
 
 async fn join_with_card<T: Table>(app: &App<T>, who: &str, card: &str) {

@@ -26,33 +26,13 @@ fn ses_sample(name: &str) -> Value {
 }
 
 fn batch(bodies: &[String]) -> SqsEvent {
-    let records: Vec<Value> = bodies
-        .iter()
-        .enumerate()
-        .map(|(i, b)| json!({"messageId": format!("m{i}"), "body": b, "eventSource": "aws:sqs"}))
-        .collect();
-    serde_json::from_value(json!({"Records": records})).expect("sqs event")
+    community::testing::sqs_bodies(bodies)
 }
 
 /// The messages that failed (every one when the whole invocation fails,
 /// as it does when no message of the batch could be applied).
 async fn deliver<T: Table + Clone>(c: &FeedbackConsumer<T>, e: SqsEvent) -> Vec<String> {
-    let ids: Vec<String> = e
-        .records
-        .iter()
-        .map(|r| r.message_id.clone().unwrap_or_default())
-        .collect();
-    match community::queue::sqs(c, e).await {
-        Ok(r) => r
-            .batch_item_failures
-            .into_iter()
-            .map(|f| f.item_identifier)
-            .collect(),
-        Err(community::queue::WholeBatchFailed(n)) => {
-            assert_eq!(n, ids.len());
-            ids
-        }
-    }
+    community::testing::deliver(c, e).await
 }
 
 async fn suppressed<T: Table>(app: &App<T>, who: &str) -> Option<String> {

@@ -234,9 +234,10 @@ pub async fn click<T: Table>(app: &App<T>, token_str: &str) -> Result<String> {
     else {
         return Err(Error::NotFound("link"));
     };
+    let click_key = Key::new(format!("MAIL#{mail}"), format!("CLICK#{member}"));
     let mut rec = Item::new();
-    rec.insert("pk".into(), json!(format!("MAIL#{mail}")));
-    rec.insert("sk".into(), json!(format!("CLICK#{member}")));
+    rec.insert("pk".into(), json!(click_key.pk));
+    rec.insert("sk".into(), json!(click_key.sk));
     rec.insert("at".into(), json!(now()));
     let mut writes = vec![
         Write::put_new(rec),
@@ -250,7 +251,9 @@ pub async fn click<T: Table>(app: &App<T>, token_str: &str) -> Result<String> {
         writes.push(crate::ambassadors::counter_write(member, &[("clicks", 1)]));
     }
     match app.table.transact(writes.clone()).await {
-        Ok(()) | Err(StoreError::ConditionFailed { index: 0 }) => Ok(url.to_owned()),
+        Ok(()) => Ok(url.to_owned()),
+        // Clicked before: counted then.
+        Err(e) if e.failed_on(&click_key) => Ok(url.to_owned()),
         Err(StoreError::ConditionFailed { .. }) => {
             writes.truncate(2);
             match app.table.transact(writes).await {
@@ -576,25 +579,31 @@ impl<T: Table + Clone, M: Mailer> EmailsConsumer<T, M> {
         failed
     }
 
+    /// Writes the first page events of fan-out `e` with its marker
+    /// (`{event}.fanout`) in one transaction, so a redelivery starts
+    /// nothing twice: a failed condition is the marker of an earlier
+    /// delivery that started them.
+    async fn start_pages(&self, e: &Event, pages: impl Iterator<Item = Event>) -> Result<()> {
+        let mut writes = vec![crate::events::consumed_marker(
+            CONSUMER,
+            &format!("{}.fanout", e.event_id),
+        )];
+        writes.extend(pages.map(|p| p.write()));
+        match crate::error::commit(&self.app.table, writes, None).await {
+            Ok(()) | Err(Error::Store(StoreError::ConditionFailed { .. })) => Ok(()),
+            Err(err) => Err(err),
+        }
+    }
+
     /// Starts the fan-out of `e` (a decision, progress or answer) to the idea's
     /// followers (`crate::follows`): one `mail.page` event per voter bucket
     /// and one per follower bucket, written with the fan-out's marker in one
     /// transaction (65 writes), so a redelivery starts nothing twice. Each
     /// page mails its members and writes the next page's event.
     async fn start_fanout(&self, e: &Event) -> Result<()> {
-        let mut writes = vec![crate::events::consumed_marker(
-            CONSUMER,
-            &format!("{}.fanout", e.event_id),
-        )];
-        for b in 0..crate::votes::VOTER_BUCKETS {
-            writes.push(page_event(e, b, 0, None).write());
-            writes.push(follower_page_event(e, b, 0, None).write());
-        }
-        match crate::error::commit(&self.app.table, writes, None).await {
-            // Started by an earlier delivery.
-            Ok(()) | Err(Error::Store(StoreError::ConditionFailed { .. })) => Ok(()),
-            Err(err) => Err(err),
-        }
+        let pages = (0..crate::votes::VOTER_BUCKETS)
+            .flat_map(|b| [page_event(e, b, 0, None), follower_page_event(e, b, 0, None)]);
+        self.start_pages(e, pages).await
     }
 
     /// Starts the mailing of community news `e` (`community.news`): one
@@ -602,18 +611,8 @@ impl<T: Table + Clone, M: Mailer> EmailsConsumer<T, M> {
     /// (`members::NEWS_BUCKETS`), written with the fan-out's marker in one
     /// transaction (17 writes), so a redelivery starts nothing twice.
     async fn start_news(&self, e: &Event) -> Result<()> {
-        let mut writes = vec![crate::events::consumed_marker(
-            CONSUMER,
-            &format!("{}.fanout", e.event_id),
-        )];
-        for b in 0..members::NEWS_BUCKETS {
-            writes.push(news_page_event(e, b, 0, None).write());
-        }
-        match crate::error::commit(&self.app.table, writes, None).await {
-            // Started by an earlier delivery.
-            Ok(()) | Err(Error::Store(StoreError::ConditionFailed { .. })) => Ok(()),
-            Err(err) => Err(err),
-        }
+        let pages = (0..members::NEWS_BUCKETS).map(|b| news_page_event(e, b, 0, None));
+        self.start_pages(e, pages).await
     }
 
     /// One page of community news: up to [`FANOUT_PAGE`] members of one
@@ -685,17 +684,8 @@ impl<T: Table + Clone, M: Mailer> EmailsConsumer<T, M> {
     /// (`challenges::BUCKETS`), written with the fan-out's marker in one
     /// transaction (17 writes), so a redelivery starts nothing twice.
     async fn start_challenge(&self, e: &Event) -> Result<()> {
-        let mut writes = vec![crate::events::consumed_marker(
-            CONSUMER,
-            &format!("{}.fanout", e.event_id),
-        )];
-        for b in 0..crate::challenges::BUCKETS {
-            writes.push(challenge_page_event(e, b, 0, None).write());
-        }
-        match crate::error::commit(&self.app.table, writes, None).await {
-            Ok(()) | Err(Error::Store(StoreError::ConditionFailed { .. })) => Ok(()),
-            Err(err) => Err(err),
-        }
+        let pages = (0..crate::challenges::BUCKETS).map(|b| challenge_page_event(e, b, 0, None));
+        self.start_pages(e, pages).await
     }
 
     /// One page of a challenge's results: up to [`FANOUT_PAGE`] participants
@@ -911,57 +901,71 @@ impl<T: Table + Clone, M: Mailer> EmailsConsumer<T, M> {
     }
 }
 
-/// The event of one fan-out page of an idea's voters. Its id is derived
-/// from the source event, the bucket and the page number, so every delivery
-/// of a page names the same next page.
-pub fn page_event(source: &Event, bucket: u32, page: u32, after: Option<&str>) -> Event {
+/// Whose page a fan-out page event is: its letter in the event id, and
+/// whether it belongs to an idea.
+#[derive(Clone, Copy)]
+enum PageOf {
+    Voters,
+    Followers,
+    News,
+    Challenge,
+}
+
+/// The event of one fan-out page. Its id is derived from the source event,
+/// the list, the bucket and the page number, so every delivery of a page
+/// names the same next page.
+fn fanout_page_event(
+    of: PageOf,
+    source: &Event,
+    bucket: u32,
+    page: u32,
+    after: Option<&str>,
+) -> Event {
+    let (letter, of_idea) = match of {
+        PageOf::Voters => ('b', true),
+        PageOf::Followers => ('f', true),
+        PageOf::News => ('n', false),
+        PageOf::Challenge => ('c', false),
+    };
+    let mut data = json!({"source": source, "bucket": bucket, "page": page, "after": after});
+    if matches!(of, PageOf::Followers) {
+        data["followers"] = json!(true);
+    }
     Event {
-        event_id: format!("{}.b{bucket:02}.p{page}", source.event_id),
+        event_id: format!("{}.{letter}{bucket:02}.p{page}", source.event_id),
         kind: Kind::MailPage,
         at: source.at.clone(),
         member_id: source.member_id.clone(),
-        idea_id: source.idea_id.clone(),
-        data: json!({"source": source, "bucket": bucket, "page": page, "after": after}),
+        idea_id: if of_idea {
+            source.idea_id.clone()
+        } else {
+            None
+        },
+        data,
     }
+}
+
+/// The event of one fan-out page of an idea's voters (bucket `bucket`,
+/// after member `after`).
+pub fn page_event(source: &Event, bucket: u32, page: u32, after: Option<&str>) -> Event {
+    fanout_page_event(PageOf::Voters, source, bucket, page, after)
 }
 
 /// [`page_event`] of the idea's follow records (`crate::follows`).
 pub fn follower_page_event(source: &Event, bucket: u32, page: u32, after: Option<&str>) -> Event {
-    Event {
-        event_id: format!("{}.f{bucket:02}.p{page}", source.event_id),
-        kind: Kind::MailPage,
-        at: source.at.clone(),
-        member_id: source.member_id.clone(),
-        idea_id: source.idea_id.clone(),
-        data: json!({"source": source, "bucket": bucket, "page": page, "after": after, "followers": true}),
-    }
+    fanout_page_event(PageOf::Followers, source, bucket, page, after)
 }
 
 /// The event of one page of community news `source` (`community.news`):
 /// one bucket of the news index (`members::news_pk`), after member `after`.
-/// Its id is derived as [`page_event`]'s.
 pub fn news_page_event(source: &Event, bucket: u32, page: u32, after: Option<&str>) -> Event {
-    Event {
-        event_id: format!("{}.n{bucket:02}.p{page}", source.event_id),
-        kind: Kind::MailPage,
-        at: source.at.clone(),
-        member_id: source.member_id.clone(),
-        idea_id: None,
-        data: json!({"source": source, "bucket": bucket, "page": page, "after": after}),
-    }
+    fanout_page_event(PageOf::News, source, bucket, page, after)
 }
 
 /// The event of one page of a challenge's results `source`
 /// (`challenge.decided`): one bucket of its participants, after `after`.
 pub fn challenge_page_event(source: &Event, bucket: u32, page: u32, after: Option<&str>) -> Event {
-    Event {
-        event_id: format!("{}.c{bucket:02}.p{page}", source.event_id),
-        kind: Kind::MailPage,
-        at: source.at.clone(),
-        member_id: source.member_id.clone(),
-        idea_id: None,
-        data: json!({"source": source, "bucket": bucket, "page": page, "after": after}),
-    }
+    fanout_page_event(PageOf::Challenge, source, bucket, page, after)
 }
 
 /// A `mail.page` event's details.

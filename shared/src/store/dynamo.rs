@@ -194,7 +194,7 @@ where
 {
     let code = e.code().map(str::to_owned);
     match code.as_deref() {
-        Some("ConditionalCheckFailedException") => StoreError::ConditionFailed { index },
+        Some("ConditionalCheckFailedException") => StoreError::ConditionFailed { index, key: None },
         Some("TransactionConflictException") => StoreError::Conflict,
         Some(
             "ProvisionedThroughputExceededException"
@@ -431,7 +431,7 @@ impl Table for DynamoTable {
         validate_group(&writes)?;
         record(Call::Transact(&writes));
         if let Some(w) = lone_write(&writes) {
-            return self.single(w).await;
+            return self.single(w).await.map_err(|e| e.locate(&writes));
         }
         let items = writes
             .iter()
@@ -453,7 +453,7 @@ impl Table for DynamoTable {
                         .iter()
                         .position(|r| r.code() == Some("ConditionalCheckFailed"))
                     {
-                        return Err(StoreError::ConditionFailed { index: i });
+                        return Err(StoreError::condition_failed(&writes, i));
                     }
                     if reasons
                         .iter()

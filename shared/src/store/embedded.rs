@@ -390,7 +390,7 @@ fn apply_group(
     }
     strict.meter.write(&job.cause, &charges);
     if let Some(index) = failed {
-        return Ok(Err(StoreError::ConditionFailed { index }));
+        return Ok(Err(StoreError::condition_failed(writes, index)));
     }
     // Phase 2: apply (cannot fail on conditions any more).
     for (w, (key, current, next)) in writes.iter().zip(planned) {

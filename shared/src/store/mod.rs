@@ -387,9 +387,12 @@ pub fn page_key(index: Index, item: &Item) -> Item {
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The condition of the write at this position in the group failed;
-    /// nothing in the group was written.
+    /// nothing in the group was written. `key` is that write's item (set
+    /// by the adapters' `transact`): callers tell which condition failed
+    /// by the item it guards ([`StoreError::failed_on`]), not by the
+    /// write's position.
     #[error("condition failed on write {index}")]
-    ConditionFailed { index: usize },
+    ConditionFailed { index: usize, key: Option<Key> },
     /// Another transaction touched the same item concurrently; nothing was
     /// written and the group may be retried.
     #[error("transaction conflict")]
@@ -408,6 +411,34 @@ pub enum StoreError {
     /// Anything else (I/O, network, corrupted data).
     #[error("storage unavailable")]
     Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl StoreError {
+    /// Whether a condition failed on the write of item `key` (a group
+    /// writes an item once at most, so the item names the write).
+    pub fn failed_on(&self, key: &Key) -> bool {
+        matches!(self, StoreError::ConditionFailed { key: Some(k), .. } if k == key)
+    }
+
+    /// A failed condition of the group `writes` at `index`, naming its
+    /// item.
+    pub fn condition_failed(writes: &[Write], index: usize) -> Self {
+        StoreError::ConditionFailed {
+            index,
+            key: writes.get(index).and_then(Write::key),
+        }
+    }
+
+    /// This error with the item of a failed condition's write filled in
+    /// from the group it came from.
+    pub fn locate(self, writes: &[Write]) -> Self {
+        match self {
+            StoreError::ConditionFailed { index, key: None } => {
+                StoreError::condition_failed(writes, index)
+            }
+            other => other,
+        }
+    }
 }
 
 impl StoreError {
