@@ -394,7 +394,13 @@ async fn loyalty_answers<T: Table + ChangeFeed + Clone>(
     State(p): State<Arc<Pipeline<T>>>,
     body: axum::body::Bytes,
 ) -> Result<(axum::http::StatusCode, Json<Value>), community::http::ApiError> {
-    inbound(&p, Queue::LoyaltyAnswers, &body, "must be a JSON answer or an array of them").await
+    inbound(
+        &p,
+        Queue::LoyaltyAnswers,
+        &body,
+        "must be a JSON answer or an array of them",
+    )
+    .await
 }
 
 /// `POST /local/baskets`: what the loyalty programme does on AWS, locally:
@@ -407,7 +413,13 @@ async fn baskets<T: Table + ChangeFeed + Clone>(
     State(p): State<Arc<Pipeline<T>>>,
     body: axum::body::Bytes,
 ) -> Result<(axum::http::StatusCode, Json<Value>), community::http::ApiError> {
-    inbound(&p, Queue::Baskets, &body, "must be a JSON basket summary or an array of them").await
+    inbound(
+        &p,
+        Queue::Baskets,
+        &body,
+        "must be a JSON basket summary or an array of them",
+    )
+    .await
 }
 
 /// `POST /local/ses-events`: what SES does on AWS through the configuration
@@ -421,5 +433,11 @@ async fn ses_events<T: Table + ChangeFeed + Clone>(
     State(p): State<Arc<Pipeline<T>>>,
     body: axum::body::Bytes,
 ) -> Result<(axum::http::StatusCode, Json<Value>), community::http::ApiError> {
-    inbound(&p, Queue::MailFeedback, &body, "must be an SES event (JSON) or an array of them").await
+    inbound(
+        &p,
+        Queue::MailFeedback,
+        &body,
+        "must be an SES event (JSON) or an array of them",
+    )
+    .await
 }

@@ -381,11 +381,13 @@ async fn commit_member<T: Table>(table: &T, score: Write, profile: Option<Write>
     let profile = p.key();
     match commit(vec![score.clone(), p]).await {
         Ok(()) => Ok(2),
-        Err(e) if profile.as_ref().is_some_and(|k| e.failed_on(k)) => match commit(vec![score]).await {
-            Ok(()) => Ok(1),
-            Err(StoreError::ConditionFailed { .. }) => Ok(0),
-            Err(e) => Err(e.into()),
-        },
+        Err(e) if profile.as_ref().is_some_and(|k| e.failed_on(k)) => {
+            match commit(vec![score]).await {
+                Ok(()) => Ok(1),
+                Err(StoreError::ConditionFailed { .. }) => Ok(0),
+                Err(e) => Err(e.into()),
+            }
+        }
         Err(StoreError::ConditionFailed { .. }) => Ok(0),
         Err(e) => Err(e.into()),
     }

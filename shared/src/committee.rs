@@ -7,7 +7,7 @@ use crate::domain::{now, parse_ts, Errors, FieldError, IdeaId, IdeaStatus};
 use crate::error::{Error, Result};
 use crate::events::{Event, Kind};
 use crate::ideas::{self, Decision, IdeaView, ProgressNote};
-use crate::store::{Cond, Index, Query, StoreError, Table, Update, Write};
+use crate::store::{Cond, Index, Query, Table, Update, Write};
 use crate::thresholds::REVIEW_PK;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};

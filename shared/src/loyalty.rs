@@ -149,7 +149,10 @@ impl LoyaltyAnswer {
 pub const REDEMPTION_PREFIX: &str = "REDEMPTION#";
 
 pub fn redemption_key(member: &str, id: &str) -> Key {
-    Key::new(crate::members::pk(member), format!("{REDEMPTION_PREFIX}{id}"))
+    Key::new(
+        crate::members::pk(member),
+        format!("{REDEMPTION_PREFIX}{id}"),
+    )
 }
 
 pub fn pointer_key(id: &str) -> Key {

@@ -396,7 +396,10 @@ fn plan_credit<T: Table>(
         let day = e.at.get(..10).unwrap_or("0000-00-00");
         writes.push(
             Write::update(
-                Key::new(crate::members::pk(member), format!("{CAP_PREFIX}{rule}#{day}")),
+                Key::new(
+                    crate::members::pk(member),
+                    format!("{CAP_PREFIX}{rule}#{day}"),
+                ),
                 Update::default().add("n", 1),
             )
             .when(Cond::NotExists.or(Cond::LessThan("n".into(), cap))),

@@ -14,7 +14,7 @@
 
 use crate::app::App;
 use crate::error::{Error, Result};
-use crate::store::{Cond, Index, Key, Query, SortKey, StoreError, Table, Update, Write};
+use crate::store::{Cond, Index, Key, Query, StoreError, Table, Update, Write};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 

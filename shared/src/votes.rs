@@ -83,7 +83,9 @@ pub fn vote_key(idea: &IdeaId, member: &str) -> Key {
 
 /// The idea a vote record's partition belongs to.
 pub fn idea_of_pk(pk: &str) -> Option<&str> {
-    pk.strip_prefix(VOTERS_PREFIX)?.rsplit_once('#').map(|(i, _)| i)
+    pk.strip_prefix(VOTERS_PREFIX)?
+        .rsplit_once('#')
+        .map(|(i, _)| i)
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]

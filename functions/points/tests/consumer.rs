@@ -630,7 +630,11 @@ async fn credits_contended_as_a_group_commit_in_smaller_transactions() {
         res.batch_item_failures
     );
     for i in 0..12 {
-        assert_eq!(balance(&app, &format!("split-{i}")).await, signup, "split-{i}");
+        assert_eq!(
+            balance(&app, &format!("split-{i}")).await,
+            signup,
+            "split-{i}"
+        );
     }
     let marketing = community::testing::member("marketing").in_groups(&["marketing"]);
     let insights = community::insights::read(&app, &caller(&marketing))

@@ -601,8 +601,12 @@ impl<T: Table + Clone, M: Mailer> EmailsConsumer<T, M> {
     /// transaction (65 writes), so a redelivery starts nothing twice. Each
     /// page mails its members and writes the next page's event.
     async fn start_fanout(&self, e: &Event) -> Result<()> {
-        let pages = (0..crate::votes::VOTER_BUCKETS)
-            .flat_map(|b| [page_event(e, b, 0, None), follower_page_event(e, b, 0, None)]);
+        let pages = (0..crate::votes::VOTER_BUCKETS).flat_map(|b| {
+            [
+                page_event(e, b, 0, None),
+                follower_page_event(e, b, 0, None),
+            ]
+        });
         self.start_pages(e, pages).await
     }
 
