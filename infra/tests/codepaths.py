@@ -12,6 +12,7 @@ are not derived here: infra/tests/permissions.py proves them from what the
 tests used.
 """
 
+import functools
 import re
 from pathlib import Path
 
@@ -69,17 +70,28 @@ def shared_graph():
     return nodes
 
 
+@functools.lru_cache(maxsize=None)
+def _patterns(m, owner, name):
+    """The compiled patterns of a node's uses (compiled once: `re`'s own
+    cache holds 512 patterns, far fewer than the graph's nodes)."""
+    if owner is None:
+        return (
+            re.compile(rf"\b(?:{m}|super)::{name}\b"),
+            re.compile(rf"(?<![\w:.]){name}\s*(?:::<|\()"),
+        )
+    return (re.compile(rf"\b{owner}\b"), re.compile(rf"\.{name}\s*\("))
+
+
 def _edges(text, module, nodes, free):
     out = set()
     for node in nodes:
         m, owner, name = node
+        qualified, bare = _patterns(m, owner, name)
         if owner is None:
             local = m == module or len(free[name]) == 1
-            if re.search(rf"\b(?:{m}|super)::{name}\b", text) or (
-                local and re.search(rf"(?<![\w:.]){name}\s*(?:::<|\()", text)
-            ):
+            if qualified.search(text) or (local and bare.search(text)):
                 out.add(node)
-        elif re.search(rf"\b{owner}\b", text) or (m == module and re.search(rf"\.{name}\s*\(", text)):
+        elif qualified.search(text) or (m == module and bare.search(text)):
             out.add(node)
     return out
 

@@ -202,3 +202,53 @@ async fn the_meter_bills_like_dynamodb_and_attributes_each_unit() {
     t.meter().reset();
     assert!(t.meter().report().by_cause.is_empty());
 }
+
+/// A batch read of a hot partition is charged all or nothing: a throttled
+/// `BatchGetItem` takes no units (DynamoDB does not bill a throttled
+/// request), so the requests refused do not eat the capacity of those that
+/// get through. Each batch here reads a small row and a 12 KB body of one
+/// partition (0.5 + 1.5 RCU, eventually consistent); the meter's read
+/// units are then exactly the successful batches' units.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_throttled_batch_read_takes_no_units() {
+    let rules = Rules {
+        txn_window: Duration::ZERO,
+        ..Rules::default()
+    };
+    let (t, _d) = open(rules);
+    let body = "x".repeat(12 * 1024 - 100);
+    t.transact(vec![Write::put(obj(json!({"pk": "HOTREAD", "sk": "ROW"})))])
+        .await
+        .expect("row");
+    t.transact(vec![Write::put(obj(
+        json!({"pk": "HOTREAD", "sk": "BODY", "body": body}),
+    ))])
+    .await
+    .expect("body");
+    let keys = [Key::new("HOTREAD", "ROW"), Key::new("HOTREAD", "BODY")];
+    let before = t.meter().report().total.rcu;
+    let mut tasks = Vec::new();
+    for _ in 0..4000 {
+        let t = t.clone();
+        let keys = keys.clone();
+        tasks.push(tokio::spawn(async move { t.get_many(&keys, false).await }));
+    }
+    let (mut ok, mut throttled) = (0u32, 0u32);
+    for task in tasks {
+        match task.await.expect("join") {
+            Ok(items) => {
+                assert_eq!(items.len(), 2);
+                ok += 1;
+            }
+            Err(StoreError::Throttled) => throttled += 1,
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+    assert!(throttled > 0, "4,000 batches of 2 RCU exceed the partition");
+    let charged = t.meter().report().total.rcu - before;
+    assert_eq!(
+        charged,
+        f64::from(ok) * 2.0,
+        "{ok} batches got through, {throttled} were throttled"
+    );
+}

@@ -105,6 +105,30 @@ impl Strict {
         self.meter.read(&cause, partition, charge[0].1);
         Ok(())
     }
+
+    /// Charges the items of one batch read (`(partition, bytes)` each, each
+    /// item rounded up on its own), all or none: a throttled batch takes
+    /// no units, as on DynamoDB, so refused requests do not eat the
+    /// capacity of the ones that get through.
+    fn read_all(&self, items: &[(&str, usize)], consistent: bool) -> StoreResult<()> {
+        let cause = capacity::cause();
+        let charges: Vec<(String, f64)> = items
+            .iter()
+            .filter(|(p, _)| !is_local_queue(p))
+            .map(|(p, bytes)| ((*p).to_owned(), capacity::read_units(*bytes, consistent)))
+            .collect();
+        if charges.is_empty() {
+            return Ok(());
+        }
+        if let Err(over) = self.throughput.take(Kind::Read, &charges) {
+            self.meter.throttle(&cause, &over);
+            return Err(StoreError::Throttled);
+        }
+        for (p, u) in &charges {
+            self.meter.read(&cause, p, *u);
+        }
+        Ok(())
+    }
 }
 
 /// The store's file in its directory.
@@ -623,15 +647,19 @@ impl Table for EmbeddedTable {
             .await?;
         // BatchGetItem bills each item on its own, rounded up to 4 KB
         // (a request that finds nothing still costs the minimum).
-        for i in &found {
-            let pk = i.get(PK).and_then(Value::as_str).unwrap_or_default();
-            self.strict.read(pk, limits::item_size(i), consistent)?;
-        }
-        if found.is_empty() {
+        let mut charges: Vec<(&str, usize)> = found
+            .iter()
+            .map(|i| {
+                let pk = i.get(PK).and_then(Value::as_str).unwrap_or_default();
+                (pk, limits::item_size(i))
+            })
+            .collect();
+        if charges.is_empty() {
             if let Some(k) = keys.first() {
-                self.strict.read(&k.pk, 0, consistent)?;
+                charges.push((&k.pk, 0));
             }
         }
+        self.strict.read_all(&charges, consistent)?;
         Ok(found)
     }
 
