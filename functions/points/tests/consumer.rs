@@ -434,6 +434,19 @@ struct CountingTotals {
     conflict_above: usize,
 }
 
+impl CountingTotals {
+    fn open(dir: &std::path::Path, conflict_above: usize) -> Self {
+        CountingTotals {
+            inner: std::sync::Arc::new(
+                community::store::embedded::EmbeddedTable::open(dir).expect("store"),
+            ),
+            totals_writes: Default::default(),
+            transactions: Default::default(),
+            conflict_above,
+        }
+    }
+}
+
 #[async_trait::async_trait]
 impl community::store::Table for CountingTotals {
     async fn get(
@@ -487,14 +500,7 @@ impl community::store::Table for CountingTotals {
 #[tokio::test]
 async fn a_batch_of_credits_writes_the_shared_total_once() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let table = CountingTotals {
-        inner: std::sync::Arc::new(
-            community::store::embedded::EmbeddedTable::open(dir.path()).expect("store"),
-        ),
-        totals_writes: Default::default(),
-        transactions: Default::default(),
-        conflict_above: usize::MAX,
-    };
+    let table = CountingTotals::open(dir.path(), usize::MAX);
     let app = community::App::new(table.clone(), community::testing::settings());
     let rule = |r: &str| app.settings().points.rule(r).expect("rule").clone();
     let comment = rule("comment_posted");
@@ -593,15 +599,8 @@ async fn a_batch_of_credits_writes_the_shared_total_once() {
 #[tokio::test]
 async fn credits_contended_as_a_group_commit_in_smaller_transactions() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let table = CountingTotals {
-        inner: std::sync::Arc::new(
-            community::store::embedded::EmbeddedTable::open(dir.path()).expect("store"),
-        ),
-        totals_writes: Default::default(),
-        transactions: Default::default(),
-        // Room for two sign-up credits and the total, not more.
-        conflict_above: 11,
-    };
+    // Room for two sign-up credits (4 writes each) and the total, not more.
+    let table = CountingTotals::open(dir.path(), 11);
     let app = community::App::new(table.clone(), community::testing::settings());
     let signup = app
         .settings()
